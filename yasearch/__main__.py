@@ -1,0 +1,3 @@
+from yasearch.cli import main
+
+raise SystemExit(main())

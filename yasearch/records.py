@@ -1,0 +1,87 @@
+"""Records that cross module boundaries: documents, postings, search answers."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+# Field flags of a posting: where, besides the body, a term occurs.
+IN_TITLE = 1
+IN_HEADINGS = 2
+IN_URL = 4
+IN_DESCRIPTION = 8
+
+
+@dataclass
+class Document:
+    """One indexed page, keyed by the hash of its canonical URL."""
+
+    doc_id: str
+    url: str
+    host: str
+    title: str = ""
+    headings: str = ""
+    body: str = ""
+    description: str = ""
+    language: str = ""
+    crawled_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class Posting:
+    """What ranking needs to know about one term in one document.
+
+    The same record is produced by the local index and (later) shipped between
+    peers, so that every peer scores with identical inputs.
+    """
+
+    doc_id: str
+    tf: int  # occurrences over all text fields
+    flags: int  # IN_TITLE | IN_HEADINGS | IN_URL | IN_DESCRIPTION
+    length: int  # document length in analyzed tokens
+
+
+@dataclass
+class DocRecord:
+    """What a result row shows about a document."""
+
+    doc_id: str
+    url: str
+    title: str
+    description: str = ""
+    language: str = ""
+    length: int = 0
+    crawled_at: float = 0.0
+    origin: str = "local"
+    host: str = ""
+
+
+@dataclass
+class SearchHit:
+    url: str
+    title: str
+    snippet: str  # plain text
+    snippet_html: str  # HTML-escaped text with <mark> around query terms; safe to embed
+    score: float
+    origin: str  # "local" or a peer ID
+    doc_id: str = ""
+    host: str = ""
+    language: str = ""
+    crawled_at: float = 0.0
+
+
+@dataclass
+class SearchResponse:
+    query: str
+    total: int
+    took_ms: float
+    results: list[SearchHit] = field(default_factory=list)
+    offset: int = 0
+    limit: int = 10
+    scope: str = "local"
+    peers: dict[str, int] = field(default_factory=lambda: {"asked": 0, "answered": 0, "failed": 0})
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["took_ms"] = round(self.took_ms, 2)
+        return d
