@@ -106,8 +106,8 @@ class Config:
             except (TypeError, ValueError):
                 raise ConfigError(f"config key {key!r}: cannot use {value!r}") from None
             setattr(cfg, key, value)
-        if not (0 < cfg.port < 65536):
-            raise ConfigError(f"port must be 1-65535, not {cfg.port}")
+        if not (0 <= cfg.port < 65536):
+            raise ConfigError(f"port must be 1-65535 (0 = any free port), not {cfg.port}")
         if cfg.crawl_delay < 0:
             raise ConfigError("crawl_delay must be >= 0")
         return cfg

@@ -1,0 +1,235 @@
+"""The `yasearch` command line: run a peer, run the demo, talk to a running peer."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from yasearch import __version__
+from yasearch.client import DEFAULT_PEER, PeerClient, PeerError
+from yasearch.config import DEFAULT_PORT, Config, ConfigError
+
+log = logging.getLogger("yasearch")
+
+
+def _setup_logging(verbosity: int) -> None:
+    level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if verbosity < 2:
+        logging.getLogger("kademlia").setLevel(logging.WARNING)
+        logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+def read_seeds(path: Path) -> list[str]:
+    urls = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            urls.append(line)
+    return urls
+
+
+def default_seeds() -> Path | None:
+    for candidate in (Path("seeds.txt"), Path(__file__).resolve().parent / "seeds.txt"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+# -- commands ------------------------------------------------------------------
+
+
+async def cmd_peer(args: argparse.Namespace) -> int:
+    from crawler.types import CrawlSpec
+    from yasearch.api import parse_crawl_spec
+    from yasearch.errors import ApiError
+    from yasearch.peer import Peer
+
+    try:
+        config = Config.load(
+            args.config,
+            port=args.port,
+            data_dir=args.data_dir,
+            bootstrap=args.bootstrap or None,
+            name=args.name,
+            host=args.host,
+        )
+    except ConfigError as e:
+        print(f"yasearch peer: {e}", file=sys.stderr)
+        return 2
+    peer = Peer(config)
+    try:
+        await peer.start()
+    except OSError as e:
+        print(f"yasearch peer: {e.strerror or e}", file=sys.stderr)
+        return 1
+    print(f"yasearch {__version__}: peer {peer.name} ({peer.peer_id[:12]}) up; web UI at {peer.url}/", flush=True)
+    seeds = args.seeds or config.seeds or (None if args.no_seeds else default_seeds())
+    if seeds and not peer.jobs.list():
+        try:
+            spec: CrawlSpec = parse_crawl_spec({"urls": read_seeds(Path(seeds)), "depth": 1, "max_pages": 1000})
+        except (OSError, ApiError) as e:
+            print(f"yasearch peer: cannot use seed list {seeds}: {getattr(e, 'message', e)}", file=sys.stderr)
+        else:
+            job = await peer.start_crawl(spec)
+            print(f"crawling {len(spec.urls)} seed URLs from {seeds} (job {job.id}); progress at {peer.url}/crawl")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    print("stopping (committing the index) ...", file=sys.stderr)
+    await peer.stop()
+    return 0
+
+
+async def cmd_demo(args: argparse.Namespace) -> int:
+    from yasearch.demo import run_demo
+
+    return await run_demo(
+        peers=args.peers, port=args.port, pages=args.pages, data_dir=args.data_dir, exit_after_crawl=args.exit_after_crawl
+    )
+
+
+async def cmd_crawl(args: argparse.Namespace) -> int:
+    from yasearch.progress import ProgressLine
+
+    body: dict[str, Any] = {"urls": args.urls, "depth": args.depth, "max_pages": args.max_pages}
+    if args.delay is not None:
+        body["delay"] = args.delay
+    if args.allow:
+        body["allow"] = args.allow
+    if args.deny:
+        body["deny"] = args.deny
+    async with PeerClient(args.peer, args.token) as client:
+        job = await client.request("POST", "/api/v1/crawl", json=body)
+        print(f"crawl job {job['id']} started on {args.peer}", file=sys.stderr)
+        if args.no_wait:
+            print(job["id"])
+            return 0
+        bar = ProgressLine()
+        try:
+            while True:
+                state = await client.request("GET", f"/api/v1/crawl/{job['id']}")
+                bar.update(state)
+                if state["state"] not in ("running", "paused"):
+                    break
+                await asyncio.sleep(0.5)
+        except (KeyboardInterrupt, asyncio.CancelledError):
+            bar.close()
+            print(f"stopped watching; job {job['id']} goes on in the peer", file=sys.stderr)
+            return 130
+        bar.close()
+        failures = state.get("failures") or {}
+        if failures:
+            print("failures: " + ", ".join(f"{k} {v}" for k, v in sorted(failures.items())), file=sys.stderr)
+    return 0
+
+
+async def cmd_search(args: argparse.Namespace) -> int:
+    params = {"q": " ".join(args.query), "limit": str(args.limit), "scope": "local" if args.local else "global"}
+    async with PeerClient(args.peer) as client:
+        data = await client.request("GET", "/api/v1/search", params=params)
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    peers = data.get("peers", {})
+    print(f"{data['total']} results in {data['took_ms']:.0f} ms (peers asked {peers.get('asked', 0)}, answered {peers.get('answered', 0)})")
+    for i, hit in enumerate(data["results"], start=1 + data.get("offset", 0)):
+        print(f"\n{i}. {hit['title'] or hit['url']}\n   {hit['url']}")
+        if hit.get("snippet"):
+            print(f"   {hit['snippet']}")
+    return 0
+
+
+async def cmd_status(args: argparse.Namespace) -> int:
+    async with PeerClient(args.peer) as client:
+        data = await client.request("GET", "/api/v1/status")
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    crawl = data.get("crawl", {})
+    pub = data.get("publish", {})
+    print(f"peer       {data['name']} ({data['peer_id']}) version {data['version']}")
+    print(f"documents  {data['documents']}")
+    print(f"network    peers known {data.get('peers_known', 0)}, postings held {data.get('postings_held', 0)}")
+    print(f"publish    pending {pub.get('pending', 0)}, sent {pub.get('sent', 0)}, failed {pub.get('failed', 0)}")
+    print(
+        f"crawl      jobs {crawl.get('jobs', 0)} (running {crawl.get('running', 0)}), fetched {crawl.get('fetched', 0)}, "
+        f"indexed {crawl.get('indexed', 0)}, failed {crawl.get('failed', 0)}, queued {crawl.get('queued', 0)}"
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="yasearch", description="A peer-to-peer web search engine.")
+    p.add_argument("--version", action="version", version=f"yasearch {__version__}")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    peer = sub.add_parser("peer", help="run a peer until Ctrl-C")
+    peer.add_argument("--port", type=int, help=f"TCP (HTTP) and UDP (DHT) port, default {DEFAULT_PORT}")
+    peer.add_argument("--host", help="address to listen on (default 127.0.0.1; 0.0.0.0 for other machines)")
+    peer.add_argument("--data-dir", type=Path, help="where the index and state live (default ./data)")
+    peer.add_argument("--bootstrap", action="append", metavar="HOST:PORT", help="a known peer (repeatable)")
+    peer.add_argument("--seeds", type=Path, help="seed list to crawl on first start (default seeds.txt)")
+    peer.add_argument("--no-seeds", action="store_true", help="do not crawl the default seed list")
+    peer.add_argument("--name", help="display name of this peer")
+    peer.add_argument("--config", type=Path, help="TOML config file")
+    peer.set_defaults(func=cmd_peer)
+
+    demo = sub.add_parser("demo", help="offline demo: crawl Python's docs on loopback and serve the UI")
+    demo.add_argument("--peers", type=int, default=1)
+    demo.add_argument("--port", type=int, default=DEFAULT_PORT)
+    demo.add_argument("--pages", type=int, default=300, help="pages to crawl (default 300)")
+    demo.add_argument("--data-dir", type=Path, help="keep the demo index here (default: a temporary dir)")
+    demo.add_argument("--exit-after-crawl", action="store_true", help=argparse.SUPPRESS)
+    demo.set_defaults(func=cmd_demo)
+
+    crawl = sub.add_parser("crawl", help="ask a running peer to crawl, and show progress")
+    crawl.add_argument("urls", nargs="+", metavar="URL")
+    crawl.add_argument("--depth", type=int, default=2)
+    crawl.add_argument("--max-pages", type=int, default=100)
+    crawl.add_argument("--delay", type=float, help="seconds between requests to one host")
+    crawl.add_argument("--allow", action="append", help="only URLs matching this regex (repeatable)")
+    crawl.add_argument("--deny", action="append", help="skip URLs matching this regex (repeatable)")
+    crawl.add_argument("--peer", default=DEFAULT_PEER)
+    crawl.add_argument("--token", help="admin token (or YASEARCH_TOKEN)")
+    crawl.add_argument("--no-wait", action="store_true", help="print the job id and return")
+    crawl.set_defaults(func=cmd_crawl)
+
+    search = sub.add_parser("search", help="query a running peer")
+    search.add_argument("query", nargs="+")
+    search.add_argument("--peer", default=DEFAULT_PEER)
+    search.add_argument("--local", action="store_true", help="only this peer's own index")
+    search.add_argument("--json", action="store_true")
+    search.add_argument("--limit", type=int, default=10)
+    search.set_defaults(func=cmd_search)
+
+    status = sub.add_parser("status", help="peer, index, DHT and crawl figures")
+    status.add_argument("--peer", default=DEFAULT_PEER)
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=cmd_status)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.verbose)
+    try:
+        return asyncio.run(args.func(args))
+    except PeerError as e:
+        print(f"yasearch {args.command}: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

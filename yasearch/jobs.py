@@ -1,0 +1,300 @@
+"""Crawl jobs: start, watch, pause, cancel, and resume them after a restart.
+
+The crawler fetches and extracts; this module turns its pages into index
+documents and closes the loop that makes a crawl crash-safe: a URL is marked
+'done' in the persisted frontier only after the index commit that holds its
+page, so a kill at any moment loses at most the pages in flight, and a restart
+continues every job that was running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import time
+from concurrent.futures import Executor, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from crawler.engine import Crawler
+from crawler.state import FrontierStore
+from crawler.types import CrawlerSettings, CrawlProgress, CrawlSpec, Page
+from crawler.urls import host_of
+from yasearch.analysis import doc_id
+from yasearch.config import Config
+from yasearch.index import LocalIndex
+from yasearch.records import Document
+
+log = logging.getLogger(__name__)
+
+#: Job states. 'running' and 'paused' jobs are resumed after a restart.
+ACTIVE = ("running", "paused")
+
+
+@dataclass
+class Job:
+    id: str
+    spec: CrawlSpec
+    state: str
+    created: float
+    progress: CrawlProgress = field(default_factory=CrawlProgress)
+    crawler: Crawler | None = None
+    task: asyncio.Task | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"id": self.id, "state": self.state, "created": self.created}
+        d.update(self.progress.to_dict())
+        d["spec"] = self.spec.to_dict()
+        return d
+
+
+class JobManager:
+    def __init__(self, config: Config, index: LocalIndex) -> None:
+        self.config = config
+        self.index = index
+        self.store = FrontierStore(Path(config.data_dir) / "crawl.db")
+        self.jobs: dict[str, Job] = {}
+        self._session: aiohttp.ClientSession | None = None
+        self._pool: Executor | None = None
+        # doc_id -> (job_id, requested url) of pages handed to the index, not yet committed
+        self._uncommitted: dict[str, list[tuple[str, str]]] = {}
+        self._flusher: asyncio.Task | None = None
+        self._bg: set[asyncio.Task] = set()
+        self._stopping = False
+
+    # -- lifecycle -----------------------------------------------------------
+
+    async def start(self) -> None:
+        self.index.on_commit.append(self._committed)
+        for row in await self.store.jobs():
+            job = Job(row.id, CrawlSpec.from_dict(row.spec), row.state, row.created)
+            _restore_counters(job.progress, row.counters)
+            self.jobs[job.id] = job
+            if row.state in ACTIVE:
+                log.info("resuming crawl job %s (%s)", job.id, row.state)
+                self._launch(job, paused=row.state == "paused")
+        self._flusher = asyncio.create_task(self._persist_counters_loop())
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._flusher:
+            self._flusher.cancel()
+        running = [j for j in self.jobs.values() if j.task and not j.task.done()]
+        for job in running:
+            assert job.crawler is not None
+            job.crawler.cancel()  # stop fetching; the job stays 'running' on disk so it resumes
+        for job in running:
+            assert job.task is not None
+            try:
+                await job.task
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - shutting down anyway
+                pass
+        await self.index.flush()
+        for job in self.jobs.values():
+            await self.store.set_job_state(job.id, job.state, _counters(job.progress))
+        if self._session:
+            await self._session.close()
+        if self._pool:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+        await self.store.close()
+
+    def _settings(self) -> CrawlerSettings:
+        c = self.config
+        return CrawlerSettings(
+            user_agent=c.user_agent,
+            delay=c.crawl_delay,
+            concurrency=c.crawl_concurrency,
+            per_host_concurrency=c.per_host_concurrency,
+            connect_timeout=c.connect_timeout,
+            read_timeout=c.read_timeout,
+            max_body_bytes=c.max_body_bytes,
+            max_redirects=c.max_redirects,
+        )
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=self.config.crawl_concurrency * 2, ttl_dns_cache=300)
+            self._session = aiohttp.ClientSession(connector=connector, auto_decompress=True)
+        return self._session
+
+    def _parse_pool(self) -> Executor | None:
+        if self.config.parse_workers <= 0:
+            return None
+        if self._pool is None:
+            # forkserver: workers must not inherit the writer threads and sockets of the peer
+            ctx = multiprocessing.get_context("forkserver")
+            self._pool = ProcessPoolExecutor(max_workers=self.config.parse_workers, mp_context=ctx)
+        return self._pool
+
+    # -- jobs ----------------------------------------------------------------
+
+    async def create(self, spec: CrawlSpec) -> Job:
+        job_id = await self.store.create_job(spec)
+        job = Job(job_id, spec, "running", time.time())
+        self.jobs[job_id] = job
+        self._launch(job)
+        return job
+
+    def get(self, job_id: str) -> Job | None:
+        return self.jobs.get(job_id)
+
+    def list(self) -> list[Job]:
+        return sorted(self.jobs.values(), key=lambda j: j.created, reverse=True)
+
+    def pause(self, job_id: str) -> bool:
+        job = self.jobs.get(job_id)
+        if not job or job.state != "running" or not job.crawler:
+            return False
+        job.crawler.pause()
+        job.state = "paused"
+        self._spawn(self.store.set_job_state(job.id, job.state, _counters(job.progress)))
+        return True
+
+    def resume(self, job_id: str) -> bool:
+        job = self.jobs.get(job_id)
+        if not job or job.state != "paused" or not job.crawler:
+            return False
+        job.crawler.resume()
+        job.state = "running"
+        self._spawn(self.store.set_job_state(job.id, job.state, _counters(job.progress)))
+        return True
+
+    def cancel(self, job_id: str) -> bool:
+        job = self.jobs.get(job_id)
+        if not job or job.state not in ACTIVE or not job.crawler:
+            return False
+        job.state = "cancelled"
+        job.crawler.cancel()
+        return True
+
+    async def wait(self, job_id: str) -> Job:
+        """Wait until a job has finished and its pages are committed (used by tests and the CLI)."""
+        job = self.jobs[job_id]
+        if job.task is not None:
+            await asyncio.shield(job.task)
+        return job
+
+    def summary(self) -> dict[str, Any]:
+        jobs = list(self.jobs.values())
+        return {
+            "jobs": len(jobs),
+            "running": sum(1 for j in jobs if j.state == "running"),
+            "paused": sum(1 for j in jobs if j.state == "paused"),
+            "fetched": sum(j.progress.fetched for j in jobs),
+            "indexed": sum(j.progress.indexed for j in jobs),
+            "failed": sum(j.progress.failed for j in jobs),
+            "queued": sum(j.progress.queued for j in jobs),
+        }
+
+    # -- running -------------------------------------------------------------
+
+    def _launch(self, job: Job, paused: bool = False) -> None:
+        job.crawler = Crawler(
+            job.id,
+            job.spec,
+            self._settings(),
+            self.store,
+            lambda page, job=job: self._sink(job, page),
+            session=self._http(),
+            parse_pool=self._parse_pool(),
+            progress=job.progress,
+        )
+        if paused:
+            job.crawler.pause()
+        job.task = asyncio.create_task(self._run(job), name=f"crawl-{job.id}")
+
+    async def _run(self, job: Job) -> None:
+        assert job.crawler is not None
+        try:
+            await job.crawler.run()
+        except Exception:
+            log.exception("crawl job %s failed", job.id)
+            job.progress.fail("", "internal_error")
+        # Make the last pages durable before the job reports done.
+        await self.index.flush()
+        if job.state == "running" and not self._stopping:
+            job.state = "done"
+        # Interrupted by stop(): the job stays 'running'/'paused' on disk and resumes at start.
+        if job.progress.finished_at is None:
+            job.progress.finished_at = time.time()
+        await self.store.set_job_state(job.id, job.state, _counters(job.progress))
+
+    async def _sink(self, job: Job, page: Page) -> None:
+        did = doc_id(page.url)
+        requested = page.requested_url or page.url
+        if page.noindex or page.status != 200:
+            # A page that now says noindex must leave the index if an older copy is there.
+            if await self.index.has(did):
+                await self.index.delete(did)
+            job.progress.skipped += 1
+            await self.store.mark(job.id, [(requested, "skipped", "noindex")])
+            return
+        doc = Document(
+            doc_id=did,
+            url=page.url,
+            host=host_of(page.url),
+            title=page.title,
+            headings=page.headings,
+            body=page.body,
+            description=page.description,
+            language=page.language,
+            crawled_at=page.fetched_at,
+        )
+        self._uncommitted.setdefault(did, []).append((job.id, requested))
+        await self.index.add(doc)
+
+    def _committed(self, doc_ids: list[str]) -> None:
+        """Index commit callback: the pages are durable, so their URLs are done."""
+        by_job: dict[str, list[tuple[str, str, str | None]]] = {}
+        for did in doc_ids:
+            for job_id, url in self._uncommitted.pop(did, []):
+                job = self.jobs.get(job_id)
+                if job:
+                    job.progress.indexed += 1
+                by_job.setdefault(job_id, []).append((url, "done", None))
+        for job_id, marks in by_job.items():
+            self._spawn(self.store.mark(job_id, marks))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._bg.add(task)
+        task.add_done_callback(self._bg.discard)
+
+    async def _persist_counters_loop(self) -> None:
+        while True:
+            await asyncio.sleep(2.0)
+            for job in list(self.jobs.values()):
+                if job.state in ACTIVE:
+                    try:
+                        await self.store.set_job_state(job.id, job.state, _counters(job.progress))
+                    except Exception:  # noqa: BLE001 - a failed progress save is retried next round
+                        log.debug("could not save progress of %s", job.id, exc_info=True)
+
+
+_COUNTERS = ("fetched", "indexed", "failed", "published", "skipped")
+
+
+def _counters(p: CrawlProgress) -> dict[str, Any]:
+    d: dict[str, Any] = {k: getattr(p, k) for k in _COUNTERS}
+    d["failures"] = dict(p.failures)
+    d["started_at"] = p.started_at
+    d["finished_at"] = p.finished_at
+    return d
+
+
+def _restore_counters(p: CrawlProgress, d: dict[str, Any] | None) -> None:
+    if not d:
+        return
+    for k in _COUNTERS:
+        if isinstance(d.get(k), int):
+            setattr(p, k, d[k])
+    if isinstance(d.get("failures"), dict):
+        p.failures.update({str(k): int(v) for k, v in d["failures"].items()})
+    if isinstance(d.get("started_at"), (int, float)):
+        p.started_at = float(d["started_at"])
+    if isinstance(d.get("finished_at"), (int, float)):
+        p.finished_at = float(d["finished_at"])

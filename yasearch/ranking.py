@@ -1,0 +1,154 @@
+"""The one scoring function: BM25 over postings, with field-flag boosts.
+
+Every result, local or remote, is scored here from the same inputs (tf, field
+flags, document length, N, df, average length). Whoosh's own scores are never
+used for the final order, because a remote peer's postings have no Whoosh
+score, and mixing scores from different scorers gives a meaningless order.
+
+Everything in this module is a pure function of its arguments, so a network of
+peers holding disjoint documents ranks exactly like one peer holding them all.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+
+from yasearch.analysis import analyze
+from yasearch.records import IN_DESCRIPTION, IN_HEADINGS, IN_TITLE, IN_URL, Document, Posting
+
+#: The text fields whose tokens count towards tf and document length, with the
+#: flag each one sets. The URL is deliberately not here: it contributes only
+#: through IN_URL, so that tf and length describe the same token stream.
+TEXT_FIELDS: tuple[tuple[str, int], ...] = (
+    ("title", IN_TITLE),
+    ("headings", IN_HEADINGS),
+    ("body", 0),
+    ("description", IN_DESCRIPTION),
+)
+
+_URL_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+_URL_PUNCT = re.compile(r"[\W_]+", re.UNICODE)
+
+
+def url_text(url: str) -> str:
+    """The URL as plain words, for the url_terms field and IN_URL flags.
+
+    The shared tokenizer keeps dotted runs like ``www.example.com`` as one
+    token, which would make "example" unsearchable in URLs; splitting on every
+    non-word character first gives host labels and path words as separate
+    terms. The scheme is dropped because "https" in every document is noise.
+    """
+    return _URL_PUNCT.sub(" ", _URL_SCHEME.sub("", url)).strip()
+
+
+def document_length(doc: Document) -> int:
+    """Analyzed tokens in title, headings, body and description (BM25's |d|)."""
+    return sum(len(analyze(getattr(doc, name) or "")) for name, _ in TEXT_FIELDS)
+
+
+def postings_for_document(doc: Document) -> dict[str, Posting]:
+    """The postings one document contributes, term -> Posting.
+
+    This is what gets published to the network, and it must agree exactly with
+    :meth:`yasearch.index.LocalIndex.postings` for the same document (a test
+    checks that), so both derive fields and tokens the same way.
+    """
+    tf: Counter[str] = Counter()
+    flags: dict[str, int] = {}
+    length = 0
+    for name, flag in TEXT_FIELDS:
+        terms = analyze(getattr(doc, name) or "")
+        length += len(terms)
+        tf.update(terms)
+        for term in set(terms):
+            flags[term] = flags.get(term, 0) | flag
+    for term in set(analyze(url_text(doc.url))):
+        flags[term] = flags.get(term, 0) | IN_URL
+    return {
+        term: Posting(doc_id=doc.doc_id, tf=tf.get(term, 0), flags=term_flags, length=length)
+        for term, term_flags in flags.items()
+    }
+
+
+@dataclass(frozen=True)
+class FieldWeights:
+    """Extra pseudo-occurrences a term earns for appearing in a field.
+
+    Added to tf before BM25 saturation, so a title hit is worth about three more
+    body mentions, but many body mentions can still compete with one title hit.
+    """
+
+    title: float = 3.0
+    headings: float = 1.5
+    url: float = 2.0
+    description: float = 1.0
+
+    def boost(self, flags: int) -> float:
+        """The sum of the weights of the fields named by ``flags``."""
+        b = 0.0
+        if flags & IN_TITLE:
+            b += self.title
+        if flags & IN_HEADINGS:
+            b += self.headings
+        if flags & IN_URL:
+            b += self.url
+        if flags & IN_DESCRIPTION:
+            b += self.description
+        return b
+
+
+DEFAULT_WEIGHTS = FieldWeights()
+
+#: BM25 parameters (the usual defaults).
+K1 = 1.2
+B = 0.75
+
+
+@dataclass
+class CollectionStats:
+    """Collection-wide figures BM25 needs; local or summed over the network."""
+
+    n_docs: int
+    avg_length: float
+    df: dict[str, int] = field(default_factory=dict)
+
+
+def idf(n_docs: int, df: int) -> float:
+    """BM25 idf that never goes negative: ln(1 + (N - df + 0.5) / (df + 0.5))."""
+    n = max(n_docs, df)
+    return math.log(1.0 + (n - df + 0.5) / (df + 0.5))
+
+
+def bm25_scores(
+    postings: dict[str, list[Posting]],
+    stats: CollectionStats,
+    weights: FieldWeights = DEFAULT_WEIGHTS,
+) -> dict[str, float]:
+    """Sum of per-term BM25 contributions per document.
+
+    The caller decides which documents are candidates (AND semantics, phrases,
+    exclusions) by what it puts in ``postings``; this only scores. When df of a
+    term is missing from ``stats`` the number of postings given stands in for it.
+    """
+    scores: dict[str, float] = {}
+    avg = stats.avg_length if stats.avg_length > 0 else 0.0
+    for term, plist in postings.items():
+        if not plist:
+            continue
+        term_idf = idf(stats.n_docs, stats.df.get(term, len(plist)))
+        for p in plist:
+            wtf = p.tf + weights.boost(p.flags)
+            if wtf <= 0:
+                continue
+            norm = (1.0 - B + B * (p.length / avg)) if avg > 0 else 1.0
+            contribution = term_idf * (wtf * (K1 + 1.0)) / (wtf + K1 * norm)
+            scores[p.doc_id] = scores.get(p.doc_id, 0.0) + contribution
+    return scores
+
+
+def rank(scores: dict[str, float]) -> list[tuple[str, float]]:
+    """Documents by descending score, ties broken by doc_id so every peer agrees."""
+    return sorted(scores.items(), key=lambda item: (-item[1], item[0]))

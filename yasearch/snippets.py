@@ -1,0 +1,185 @@
+"""Result snippets: the passage with the most query-term hits, highlighted.
+
+Matching must use the shared analyzer (a query for "running" stems to "run" and
+should highlight "runs"), but running the full analyzer over every word of a
+100 KB body for ten results would dominate query time. So a cheap regex first
+finds words that *could* stem to a query term (they start with most of the
+term), and only those are confirmed with the analyzer, once per distinct word.
+
+The HTML form escapes every piece of page text with :func:`html.escape`; the
+only markup in it is our own ``<mark>``, so it is safe to embed.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+
+from whoosh.analysis import RegexTokenizer
+
+from yasearch.analysis import analyze, make_analyzer
+
+_SPACE = re.compile(r"\s+")
+ELLIPSIS = "\u2026"
+#: Hits beyond this many are ignored when choosing a window (pathological pages).
+MAX_HITS = 1000
+
+
+@lru_cache(maxsize=1)
+def _token_pattern() -> str:
+    """The shared analyzer's own token regex, so snippet words are index tokens."""
+    analyzer = make_analyzer()
+    for item in getattr(analyzer, "items", [analyzer]):
+        if isinstance(item, RegexTokenizer):
+            return item.expression.pattern
+    return r"\w+(\.?\w+)*"
+
+
+@dataclass(frozen=True)
+class _Hit:
+    start: int
+    end: int
+    terms: frozenset[str]
+
+
+def _prefix(term: str) -> str:
+    """Most of a stem: Porter only rewrites the last two characters or so."""
+    return term[: min(len(term), max(2, len(term) - 2))]
+
+
+def _find_hits(text: str, terms: frozenset[str]) -> list[_Hit]:
+    if not text or not terms:
+        return []
+    prefixes = sorted({_prefix(t) for t in terms}, key=len, reverse=True)
+    candidate = re.compile(
+        r"(?<!\w)(?<!\w\.)(?=(?:" + "|".join(re.escape(p) for p in prefixes) + "))" + _token_pattern(),
+        re.IGNORECASE,
+    )
+    memo: dict[str, frozenset[str]] = {}
+    hits: list[_Hit] = []
+    for m in candidate.finditer(text):
+        word = m.group(0).lower()
+        matched = memo.get(word)
+        if matched is None:
+            matched = memo[word] = frozenset(t for t in analyze(word) if t in terms)
+        if matched:
+            hits.append(_Hit(m.start(), m.end(), matched))
+            if len(hits) >= MAX_HITS:
+                break
+    return hits
+
+
+def _best_window(hits: list[_Hit], max_chars: int) -> tuple[int, list[_Hit]]:
+    """Index of the first hit of the best window, and the hits inside it.
+
+    Best = most distinct query terms, then most hits, then earliest.
+    """
+    best_key = (-1, -1)
+    best_i = 0
+    best: list[_Hit] = []
+    j = 0
+    for i, first in enumerate(hits):
+        j = max(j, i)
+        while j + 1 < len(hits) and hits[j + 1].end - first.start <= max_chars:
+            j += 1
+        inside = hits[i : j + 1]
+        distinct = len(frozenset().union(*(h.terms for h in inside)))
+        key = (distinct, len(inside))
+        if key > best_key:
+            best_key, best_i, best = key, i, inside
+    return best_i, best
+
+
+def _snap_start(text: str, pos: int) -> int:
+    """Move ``pos`` back to the start of the word it falls in."""
+    while pos > 0 and not text[pos - 1].isspace():
+        pos -= 1
+    return pos
+
+
+def _snap_end(text: str, pos: int, floor: int) -> int:
+    """Move ``pos`` back to a word boundary, not before ``floor``."""
+    if pos >= len(text):
+        return len(text)
+    cut = pos
+    while cut > floor and not text[cut].isspace():
+        cut -= 1
+    return cut if cut > floor else pos
+
+
+def _render(text: str, start: int, end: int, hits: Iterable[_Hit]) -> tuple[str, str]:
+    lead = ELLIPSIS if start > 0 and text[:start].strip() else ""
+    tail = ELLIPSIS if end < len(text) and text[end:].strip() else ""
+    plain_parts: list[str] = []
+    html_parts: list[str] = []
+    pos = start
+    for h in hits:
+        if h.start < pos or h.end > end:
+            continue
+        gap = _SPACE.sub(" ", text[pos : h.start])
+        plain_parts.append(gap)
+        html_parts.append(html.escape(gap))
+        word = text[h.start : h.end]
+        plain_parts.append(word)
+        html_parts.append("<mark>" + html.escape(word) + "</mark>")
+        pos = h.end
+    rest = _SPACE.sub(" ", text[pos:end])
+    plain_parts.append(rest)
+    html_parts.append(html.escape(rest))
+    plain = "".join(plain_parts)
+    body_html = "".join(html_parts)
+    # Strip outer whitespace identically from both forms.
+    lstrip = len(plain) - len(plain.lstrip())
+    rstrip = len(plain) - len(plain.rstrip())
+    plain = plain.strip()
+    if lstrip:
+        body_html = body_html[lstrip:]
+    if rstrip:
+        body_html = body_html[: len(body_html) - rstrip]
+    return lead + plain + tail, html.escape(lead) + body_html + html.escape(tail)
+
+
+def _window_snippet(text: str, hits: list[_Hit], max_chars: int) -> tuple[str, str]:
+    i, inside = _best_window(hits, max_chars)
+    first, last = hits[i], inside[-1]
+    spare = max(0, max_chars - (last.end - first.start))
+    start = _snap_start(text, max(0, first.start - spare // 3))
+    end = _snap_end(text, start + max_chars, last.end)
+    return _render(text, start, end, inside)
+
+
+def _leading_snippet(text: str, max_chars: int) -> tuple[str, str]:
+    stripped = text.lstrip()
+    offset = len(text) - len(stripped)
+    end = _snap_end(text, offset + max_chars, offset)
+    return _render(text, offset, end, [])
+
+
+def make_snippet(
+    text: str,
+    query_terms: Iterable[str],
+    max_chars: int = 240,
+    *,
+    fallback: str = "",
+) -> tuple[str, str]:
+    """``(plain, html)`` snippet of ``text`` for analyzed ``query_terms``.
+
+    Picks the ``max_chars`` window with the most distinct query terms (then the
+    most hits). Without hits in ``text`` it tries ``fallback`` (the page
+    description) the same way, then shows the start of the description, then
+    the start of the text.
+    """
+    terms = frozenset(query_terms)
+    text = text or ""
+    hits = _find_hits(text, terms)
+    if hits:
+        return _window_snippet(text, hits, max_chars)
+    if fallback and fallback.strip():
+        fb_hits = _find_hits(fallback, terms)
+        if fb_hits:
+            return _window_snippet(fallback, fb_hits, max_chars)
+        return _leading_snippet(fallback, max_chars)
+    return _leading_snippet(text, max_chars)
