@@ -1,0 +1,271 @@
+"""HTML/text extraction, run in a process pool.
+
+:func:`extract` is a top-level function taking and returning only plain,
+picklable values so that the engine can ship it to a ``ProcessPoolExecutor`` and use
+every core: parsing, not the network, is the CPU bottleneck of a crawl.
+
+It never raises on bad input. Hostile documents (unclosed tags, NUL bytes, invalid
+bytes, megabyte attributes) yield whatever text is salvageable.
+"""
+
+from __future__ import annotations
+
+import codecs
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from crawler.urls import canonicalize
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_CHARS = 1_000_000
+MAX_LINKS = 2000
+MAX_TITLE_CHARS = 1000
+MAX_HEADINGS_CHARS = 10_000
+MAX_DESCRIPTION_CHARS = 2000
+
+#: Elements whose content is never visible text.
+INVISIBLE_TAGS = ["script", "style", "noscript", "template", "svg", "head", "iframe", "object"]
+_HEADING_TAGS = ("h1", "h2", "h3", "h4", "h5", "h6")
+_WS = re.compile(r"\s+")
+_META_CHARSET = re.compile(
+    rb"""<meta[^>]{0,512}?charset\s*=\s*["']?\s*([a-zA-Z0-9_:.\-]{1,40})""", re.IGNORECASE
+)
+_BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
+
+
+@dataclass
+class Extracted:
+    title: str = ""
+    headings: str = ""
+    body: str = ""
+    description: str = ""
+    language: str = ""
+    links: list[str] = field(default_factory=list)
+    canonical: str | None = None
+    noindex: bool = False
+    nofollow: bool = False
+
+
+def _collapse(text: str, limit: int) -> str:
+    return _WS.sub(" ", text).strip()[:limit]
+
+
+def _codec(name: str | None) -> str | None:
+    if not name:
+        return None
+    try:
+        info = codecs.lookup(name.strip().strip("\"'"))
+    except (LookupError, ValueError):
+        return None
+    # Per the HTML spec a "utf-16" meta declaration in a byte stream we could read
+    # that far is a lie; and latin-1 is really windows-1252 on the web.
+    if info.name in ("latin-1", "iso8859-1", "ascii"):
+        return "cp1252"
+    return info.name
+
+
+def decode(body: bytes, charset: str | None, is_html: bool = True) -> str:
+    """Bytes to text: BOM, then header charset, then <meta charset>, then guessing."""
+    for bom, enc in _BOMS:
+        if body.startswith(bom):
+            return body[len(bom) :].decode(enc, errors="replace")
+    candidates: list[str] = []
+    header = _codec(charset)
+    if header:
+        candidates.append(header)
+    if is_html:
+        m = _META_CHARSET.search(body[:4096])
+        meta = _codec(m.group(1).decode("ascii", "ignore")) if m else None
+        if meta and not meta.startswith("utf-16"):
+            candidates.append(meta)
+    if candidates:
+        return body.decode(candidates[0], errors="replace")
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    try:
+        from bs4 import UnicodeDammit
+
+        dammit = UnicodeDammit(body, is_html=is_html)
+        if dammit.unicode_markup is not None:
+            return dammit.unicode_markup
+    except Exception:
+        log.debug("UnicodeDammit failed", exc_info=True)
+    return body.decode("utf-8", errors="replace")
+
+
+def _robots_flags(content: str) -> tuple[bool, bool]:
+    tokens = {t.strip().lower() for t in content.split(",")}
+    none = "none" in tokens
+    return none or "noindex" in tokens, none or "nofollow" in tokens
+
+
+def _rel_tokens(rel: str | None) -> set[str]:
+    return set((rel or "").lower().split())
+
+
+class _Collector:
+    """Accumulates extraction results independent of the parser backend."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.base = url
+        self.out = Extracted()
+        self._links: dict[str, None] = {}
+
+    def meta(self, name: str | None, http_equiv: str | None, content: str | None) -> None:
+        if content is None:
+            return
+        name = (name or "").strip().lower()
+        if name == "robots":
+            noindex, nofollow = _robots_flags(content)
+            self.out.noindex |= noindex
+            self.out.nofollow |= nofollow
+        elif name == "description" and not self.out.description:
+            self.out.description = _collapse(content, MAX_DESCRIPTION_CHARS)
+        elif name == "language" and not self.out.language:
+            self.out.language = _lang(content)
+        elif (http_equiv or "").strip().lower() == "content-language" and not self.out.language:
+            self.out.language = _lang(content)
+
+    def set_base(self, href: str | None) -> None:
+        if href:
+            b = canonicalize(href, base=self.url)
+            if b:
+                self.base = b
+
+    def link_tag(self, rel: str | None, href: str | None) -> None:
+        if href and "canonical" in _rel_tokens(rel) and self.out.canonical is None:
+            self.out.canonical = canonicalize(href, base=self.base)
+
+    def anchor(self, rel: str | None, href: str | None) -> None:
+        if not href or len(self._links) >= MAX_LINKS or "nofollow" in _rel_tokens(rel):
+            return
+        u = canonicalize(href, base=self.base)
+        if u:
+            self._links.setdefault(u, None)
+
+    def finish(self) -> Extracted:
+        # A meta nofollow means none of this page's links may be followed; leaving
+        # them out keeps Page.links "the links one may follow".
+        self.out.links = [] if self.out.nofollow else list(self._links)
+        return self.out
+
+
+def _lang(value: str) -> str:
+    v = value.strip().split(",")[0].strip().lower()
+    return v[:35]
+
+
+def _extract_lexbor(text: str, url: str) -> Extracted:
+    from selectolax.lexbor import LexborHTMLParser
+
+    tree = LexborHTMLParser(text)
+    c = _Collector(url)
+    root = tree.root
+    if root is not None and root.tag == "html":
+        lang = root.attributes.get("lang") or root.attributes.get("xml:lang")
+        if lang:
+            c.out.language = _lang(lang)
+    title = tree.css_first("title")
+    if title is not None:
+        c.out.title = _collapse(title.text(deep=True), MAX_TITLE_CHARS)
+    base = tree.css_first("base[href]")
+    if base is not None:
+        c.set_base(base.attributes.get("href"))
+    for m in tree.css("meta"):
+        a = m.attributes
+        c.meta(a.get("name"), a.get("http-equiv"), a.get("content"))
+    for link in tree.css("link[href]"):
+        a = link.attributes
+        c.link_tag(a.get("rel"), a.get("href"))
+    for el in tree.css("a[href], area[href]"):
+        a = el.attributes
+        c.anchor(a.get("rel"), a.get("href"))
+    tree.strip_tags(INVISIBLE_TAGS)
+    c.out.headings = _collapse(
+        " \n ".join(h.text(separator=" ") for h in tree.css(",".join(_HEADING_TAGS))),
+        MAX_HEADINGS_CHARS,
+    )
+    body = tree.body
+    node = body if body is not None else tree.root
+    c.out.body = _collapse(node.text(separator=" ") if node is not None else "", MAX_BODY_CHARS)
+    return c.finish()
+
+
+def _extract_soup(text: str, url: str) -> Extracted:
+    """Slow but forgiving fallback for documents lexbor chokes on."""
+    from bs4 import BeautifulSoup
+
+    try:
+        soup = BeautifulSoup(text, "lxml")
+    except Exception:
+        soup = BeautifulSoup(text, "html.parser")
+    c = _Collector(url)
+
+    def attr(el: Any, name: str) -> str | None:
+        v = el.get(name)
+        if isinstance(v, list):
+            return " ".join(v)
+        return v
+
+    html = soup.find("html")
+    if html is not None and attr(html, "lang"):
+        c.out.language = _lang(attr(html, "lang") or "")
+    if soup.title is not None:
+        c.out.title = _collapse(soup.title.get_text(" "), MAX_TITLE_CHARS)
+    base = soup.find("base", href=True)
+    if base is not None:
+        c.set_base(attr(base, "href"))
+    for m in soup.find_all("meta"):
+        c.meta(attr(m, "name"), attr(m, "http-equiv"), attr(m, "content"))
+    for link in soup.find_all("link", href=True):
+        c.link_tag(attr(link, "rel"), attr(link, "href"))
+    for el in soup.find_all(["a", "area"], href=True):
+        c.anchor(attr(el, "rel"), attr(el, "href"))
+    for el in soup.find_all(INVISIBLE_TAGS):
+        el.decompose()
+    c.out.headings = _collapse(
+        " \n ".join(h.get_text(" ") for h in soup.find_all(list(_HEADING_TAGS))), MAX_HEADINGS_CHARS
+    )
+    node = soup.body or soup
+    c.out.body = _collapse(node.get_text(" "), MAX_BODY_CHARS)
+    return c.finish()
+
+
+def _extract_text(text: str, url: str) -> Extracted:
+    first = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    return Extracted(
+        title=_collapse(first, 200) or url,
+        body=_collapse(text, MAX_BODY_CHARS),
+    )
+
+
+def extract(body: bytes, url: str, content_type: str, charset: str | None) -> Extracted:
+    """Parse a fetched page into searchable fields; never raises."""
+    ctype = (content_type or "text/html").split(";")[0].strip().lower()
+    is_html = ctype != "text/plain"
+    try:
+        text = decode(body, charset, is_html)
+    except Exception:
+        log.debug("decode failed for %s", url, exc_info=True)
+        text = body.decode("utf-8", errors="replace")
+    # NULs are invalid in HTML and poison C parsers and databases downstream.
+    text = text.replace("\x00", "")
+    if not is_html:
+        return _extract_text(text, url)
+    try:
+        return _extract_lexbor(text, url)
+    except Exception:
+        log.debug("lexbor failed on %s, falling back to bs4", url, exc_info=True)
+    try:
+        return _extract_soup(text, url)
+    except Exception:
+        log.debug("bs4 failed on %s", url, exc_info=True)
+    # Last resort: strip tags with a regex so the page is at least searchable.
+    stripped = re.sub(r"<[^>]*>", " ", text)
+    return Extracted(title=url, body=_collapse(stripped, MAX_BODY_CHARS))
