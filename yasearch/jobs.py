@@ -71,7 +71,7 @@ class JobManager:
     async def start(self) -> None:
         self.index.on_commit.append(self._committed)
         for row in await self.store.jobs():
-            job = Job(row.id, CrawlSpec.from_dict(row.spec), row.state, row.created)
+            job = Job(row.id, row.spec, row.state, row.created)
             _restore_counters(job.progress, row.counters)
             self.jobs[job.id] = job
             if row.state in ACTIVE:

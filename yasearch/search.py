@@ -1,0 +1,113 @@
+"""Local query execution: Whoosh picks the matching documents, ranking orders them.
+
+Whoosh is good at boolean and positional matching (AND across fields, phrases,
+exclusions, site filters), so it computes the candidate set. The order comes
+from :func:`yasearch.ranking.bm25_scores` over :class:`Posting` records, the
+same function that will rank postings from remote peers, with index-wide N,
+df and average length. Everything CPU-heavy runs in the index's reader pool,
+against a searcher cached until the next commit.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from whoosh.query import And, AndNot, Or, Phrase, Query, Term
+
+from yasearch.index import PHRASE_FIELDS, POSTING_FIELDS, LocalIndex, ReadView
+from yasearch.query import ParsedQuery
+from yasearch.ranking import CollectionStats, bm25_scores, rank
+from yasearch.records import SearchHit, SearchResponse
+from yasearch.snippets import make_snippet
+
+_TERM_FIELDS = tuple(name for name, _ in POSTING_FIELDS)
+
+
+def _any_field(term: str) -> Query:
+    return Or([Term(f, term) for f in _TERM_FIELDS])
+
+
+def _phrase_anywhere(words: list[str]) -> Query:
+    return Or([Phrase(f, words) for f in PHRASE_FIELDS])
+
+
+def site_query(sites: list[str]) -> Query:
+    """Documents of any of ``sites`` or their subdomains."""
+    return Or([Term("host_parts", s.lower()) for s in sites])
+
+
+def build_query(parsed: ParsedQuery) -> Query | None:
+    """The Whoosh query selecting candidates; None if nothing positive to match."""
+    required: list[Query] = [_any_field(t) for t in parsed.terms]
+    required += [_phrase_anywhere(p) for p in parsed.phrases]
+    if parsed.sites:
+        required.append(site_query(parsed.sites))
+    if not required:
+        return None
+    q: Query = required[0] if len(required) == 1 else And(required)
+    negative: list[Query] = [_any_field(t) for t in parsed.excluded]
+    negative += [_phrase_anywhere(p) for p in parsed.excluded_phrases]
+    if negative:
+        q = AndNot(q, Or(negative))
+    return q
+
+
+def _hit(view: ReadView, docnum: int, score: float, terms: list[str]) -> SearchHit:
+    f: dict[str, Any] = view.stored(docnum)
+    plain, marked = make_snippet(f.get("body", ""), terms, fallback=f.get("description", ""))
+    return SearchHit(
+        url=f["url"],
+        title=f.get("title") or f["url"],
+        snippet=plain,
+        snippet_html=marked,
+        score=score,
+        origin="local",
+        doc_id=f["doc_id"],
+        host=f.get("host", ""),
+        language=f.get("language", ""),
+        crawled_at=float(f.get("crawled_at", 0.0)),
+    )
+
+
+def _search_view(view: ReadView, parsed: ParsedQuery, limit: int, offset: int) -> tuple[int, list[SearchHit]]:
+    """Runs in a reader thread: candidates, BM25, page, snippets."""
+    q = build_query(parsed)
+    if q is None:
+        return 0, []
+    docnums = view.docnums(q)
+    if not parsed.terms:
+        # Bare site: listing. No terms to score, so order by URL.
+        listing = sorted((view.url_of(d), d) for d in docnums)
+        page = listing[offset : offset + limit]
+        return len(listing), [_hit(view, d, 0.0, []) for _url, d in page]
+    if not docnums:
+        return 0, []
+    postings = view.postings(parsed.terms, docnums)
+    stats = CollectionStats(
+        n_docs=view.n_docs,
+        avg_length=view.avg_length(),
+        df={t: view.df(t) for t in parsed.terms},
+    )
+    ranked = rank(bm25_scores(postings, stats))
+    page = ranked[offset : offset + limit]
+    by_id = {view.doc_id_of(d): d for d in docnums}
+    return len(docnums), [_hit(view, by_id[doc], score, parsed.terms) for doc, score in page]
+
+
+async def search_local(index: LocalIndex, parsed: ParsedQuery, *, limit: int = 10, offset: int = 0) -> SearchResponse:
+    """Search this peer's index; ``total`` counts every matching document."""
+    started = time.perf_counter()
+    limit = max(0, int(limit))
+    offset = max(0, int(offset))
+    total, hits = await index.run_read(lambda view: _search_view(view, parsed, limit, offset))
+    return SearchResponse(
+        query=parsed.raw,
+        total=total,
+        took_ms=(time.perf_counter() - started) * 1000.0,
+        results=hits,
+        offset=offset,
+        limit=limit,
+        scope="local",
+        peers={"asked": 0, "answered": 0, "failed": 0},
+    )
