@@ -1,0 +1,46 @@
+"""Shared fixtures. Crawler: local test sites, an HTTP client session, a frontier store."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+# The project is not necessarily installed; make `crawler` and `tests.site` importable.
+_ROOT = str(Path(__file__).resolve().parent.parent)
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+from crawler.state import FrontierStore  # noqa: E402
+from tests.site import LocalSite  # noqa: E402
+
+
+@pytest.fixture
+async def make_site() -> AsyncIterator[Callable[..., Awaitable[LocalSite]]]:
+    """Factory: ``site = await make_site(robots="...")`` -> a started LocalSite, closed at teardown."""
+    sites: list[LocalSite] = []
+
+    async def make(**kwargs: object) -> LocalSite:
+        site = LocalSite(**kwargs)  # type: ignore[arg-type]
+        sites.append(site)
+        return await site.start()
+
+    yield make
+    for s in sites:
+        await s.close()
+
+
+@pytest.fixture
+async def http_session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+@pytest.fixture
+async def crawl_store(tmp_path) -> AsyncIterator[FrontierStore]:
+    store = FrontierStore(tmp_path / "crawl.sqlite")
+    yield store
+    await store.close()
