@@ -1,0 +1,352 @@
+"""Shard store: upsert semantics, df, impact-ordered top-M, withdrawal, quotas,
+validation, expiry, persistence and crash safety (real SQLite files)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import signal
+import sqlite3
+import sys
+import textwrap
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from yasearch.records import IN_TITLE, IN_URL, DocRecord, Posting
+from yasearch.shard import ShardStore, UpsertResult, impact
+
+ROOT = Path(__file__).resolve().parent.parent
+A = "a" * 40  # origin peer IDs
+Bo = "b" * 40
+
+
+def did(n: int | str) -> str:
+    return hashlib.sha1(str(n).encode()).hexdigest()
+
+
+def rec(doc_id: str, url: str | None = None, **kw: object) -> DocRecord:
+    url = url or f"https://example.org/{doc_id[:8]}"
+    return DocRecord(doc_id=doc_id, url=url, title="T", **kw)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[ShardStore]:
+    s = await ShardStore(tmp_path / "shard.db").open()
+    yield s
+    await s.close()
+
+
+async def test_upsert_then_reupsert_keeps_one_posting_and_updates_it(store: ShardStore) -> None:
+    d = did(1)
+    r = await store.upsert(A, [("apple", Posting(d, 2, 0, 100)), ("pear", Posting(d, 1, 0, 100))])
+    assert r == UpsertResult(accepted=2, refused_quota=0, created=2)
+    r = await store.upsert(A, [("apple", Posting(d, 5, IN_TITLE, 120))])
+    assert r == UpsertResult(accepted=1, refused_quota=0, created=0)
+    assert await store.postings_for("apple", [d]) == [Posting(d, 5, IN_TITLE, 120)]
+    st = await store.stats()
+    assert st["postings"] == 2 and st["terms"] == 2
+    assert st["origins"][A]["postings"] == 2
+    # duplicates inside one batch: the later entry wins, still one row
+    await store.upsert(A, [("apple", Posting(d, 7, 0, 1)), ("apple", Posting(d, 8, 0, 1))])
+    assert await store.postings_for("apple", [d]) == [Posting(d, 8, 0, 1)]
+    assert await store.origin_count(A) == 2
+
+
+async def test_df_counts_documents_per_term(store: ShardStore) -> None:
+    await store.upsert(A, [("apple", Posting(did(i), 1, 0, 10)) for i in range(5)])
+    await store.upsert(Bo, [("apple", Posting(did(i), 1, 0, 10)) for i in range(5, 8)])
+    await store.upsert(Bo, [("pear", Posting(did(1), 1, 0, 10))])
+    assert await store.df(["apple", "pear", "nothing"]) == {"apple": 8, "pear": 1, "nothing": 0}
+    assert await store.df([]) == {}
+
+
+async def test_top_orders_by_impact_then_doc_id_and_respects_limit(store: ShardStore) -> None:
+    title_hit = Posting(did("title"), 1, IN_TITLE, 300)
+    body_only = Posting(did("body"), 1, 0, 300)
+    short = Posting(did("short"), 2, 0, 50)
+    long_ = Posting(did("long"), 2, 0, 5000)
+    tie1, tie2 = sorted([did("tie1"), did("tie2")])
+    ties = [Posting(tie2, 1, IN_URL, 10), Posting(tie1, 1, IN_URL, 10)]
+    batch = [("fruit", p) for p in (body_only, long_, ties[0], title_hit, short, ties[1])]
+    await store.upsert(A, batch)
+    got = await store.top("fruit", 10)
+    ids = [p.doc_id for p in got]
+    assert ids.index(title_hit.doc_id) < ids.index(body_only.doc_id)
+    assert ids.index(short.doc_id) < ids.index(long_.doc_id)
+    assert ids.index(tie1) + 1 == ids.index(tie2)  # equal impact: doc_id order
+    impacts = [impact(p) for p in got]
+    assert impacts == sorted(impacts, reverse=True)
+    assert len(got) == 6
+    assert await store.top("fruit", 2) == got[:2]
+    assert await store.top("fruit", 0) == []
+    assert await store.top("unknown", 5) == []
+
+
+async def test_postings_for_is_exact(store: ShardStore) -> None:
+    await store.upsert(A, [("apple", Posting(did(i), i + 1, 0, 10)) for i in range(10)])
+    await store.upsert(A, [("pear", Posting(did(20), 1, 0, 10))])
+    want = [did(3), did(7), did(20), did(99)]
+    got = await store.postings_for("apple", want)
+    assert {p.doc_id for p in got} == {did(3), did(7)}
+    assert {p.doc_id: p.tf for p in got} == {did(3): 4, did(7): 8}
+    assert await store.postings_for("apple", []) == []
+    # more candidates than one IN chunk
+    many = [did(i) for i in range(1200)]
+    assert len(await store.postings_for("apple", many)) == 10
+
+
+async def test_missing_docs_and_put_docs(store: ShardStore) -> None:
+    d1, d2, d3 = did(1), did(2), did(3)
+    await store.upsert(A, [("apple", Posting(d1, 1, 0, 10)), ("apple", Posting(d2, 1, 0, 10))])
+    assert await store.missing_docs([d1, d2, d3, d1]) == [d1, d2, d3]
+    # d3 has no posting here: its record is not accepted (records follow postings)
+    stored = await store.put_docs(A, [rec(d1, origin="someone-else", host="example.org"), rec(d3)])
+    assert stored == 1
+    assert await store.missing_docs([d1, d2, d3]) == [d2, d3]
+    docs = await store.docs([d1, d2])
+    assert list(docs) == [d1]
+    assert docs[d1].origin == A  # the sender, not what the record claims
+    assert docs[d1].host == "example.org"
+    assert await store.stats() == {
+        "postings": 2,
+        "terms": 1,
+        "docs": 1,
+        "origins": {A: {"postings": 2, "docs": 1}},
+        "quota_per_origin": store.quota_per_origin,
+    }
+
+
+async def test_withdraw_all_removes_postings_and_record(store: ShardStore) -> None:
+    d1, d2 = did(1), did(2)
+    await store.upsert(A, [(t, Posting(d, 1, 0, 10)) for t in ("apple", "pear") for d in (d1, d2)])
+    await store.put_docs(A, [rec(d1), rec(d2)])
+    assert await store.withdraw(A, [d1]) == 2
+    assert await store.df(["apple", "pear"]) == {"apple": 1, "pear": 1}
+    assert await store.missing_docs([d1, d2]) == [d1]
+    assert await store.origin_count(A) == 2
+    # another origin cannot withdraw what A holds
+    assert await store.withdraw(Bo, [d2]) == 0
+    assert await store.df(["apple"]) == {"apple": 1}
+    assert await store.withdraw(A, []) == 0
+
+
+async def test_withdraw_keeping_current_terms_for_a_recrawl(store: ShardStore) -> None:
+    d = did(1)
+    old = ["apple", "pear", "plum"]
+    await store.upsert(A, [(t, Posting(d, 1, 0, 10)) for t in old])
+    await store.put_docs(A, [rec(d)])
+    # re-crawl: now the page holds apple and kiwi
+    await store.upsert(A, [(t, Posting(d, 2, 0, 12)) for t in ("apple", "kiwi")])
+    removed = await store.withdraw(A, [d], keep_terms={d: {"apple", "kiwi"}})
+    assert removed == 2
+    assert await store.df(["apple", "pear", "plum", "kiwi"]) == {
+        "apple": 1, "pear": 0, "plum": 0, "kiwi": 1,
+    }
+    assert await store.postings_for("apple", [d]) == [Posting(d, 2, 0, 12)]
+    assert await store.missing_docs([d]) == []  # postings remain, so the record stays
+    assert await store.origin_count(A) == 2
+
+
+async def test_quota_refuses_and_counts_without_double_counting(tmp_path: Path) -> None:
+    async with ShardStore(tmp_path / "q.db", quota_per_origin=5) as s:
+        r = await s.upsert(A, [("t", Posting(did(i), 1, 0, 10)) for i in range(3)])
+        assert (r.accepted, r.refused_quota) == (3, 0)
+        # re-upserting the same three plus four new: the updates are free, two new fit
+        batch = [("t", Posting(did(i), 2, 0, 10)) for i in range(7)]
+        r = await s.upsert(A, batch)
+        assert (r.accepted, r.refused_quota, r.created) == (5, 2, 2)
+        assert await s.origin_count(A) == 5
+        assert await s.df(["t"]) == {"t": 5}
+        # at quota, updating what it holds is still accepted; anything new is refused
+        r = await s.upsert(A, [("t", Posting(did(0), 9, 0, 10)), ("u", Posting(did(0), 1, 0, 10))])
+        assert (r.accepted, r.refused_quota) == (1, 1)
+        # other origins are unaffected
+        r = await s.upsert(Bo, [("u", Posting(did(i), 1, 0, 10)) for i in range(5)])
+        assert (r.accepted, r.refused_quota) == (5, 0)
+        # taking over a posting from A moves it from A's count to B's
+        r = await s.upsert(Bo, [("t", Posting(did(0), 1, 0, 10))])
+        assert (r.accepted, r.refused_quota) == (0, 1)  # B is full too
+        await s.withdraw(Bo, [did(4)])
+        r = await s.upsert(Bo, [("t", Posting(did(0), 1, 0, 10))])
+        assert (r.accepted, r.refused_quota, r.created) == (1, 0, 0)
+        assert (await s.origin_count(A), await s.origin_count(Bo)) == (4, 5)
+        # the kept counts agree with the rows
+        st = await s.stats()
+        assert st["postings"] == 9 == sum(v["postings"] for v in st["origins"].values())
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        ("x" * 65, Posting(did(9), 1, 0, 10)),
+        ("", Posting(did(9), 1, 0, 10)),
+        ("ok", Posting("not-hex", 1, 0, 10)),
+        ("ok", Posting(did(9).upper(), 1, 0, 10)),
+        ("ok", Posting(did(9), -1, 0, 10)),
+        ("ok", Posting(did(9), 1, 0x100, 10)),
+        ("ok", Posting(did(9), 1, 0, -5)),
+        ("ok", Posting(did(9), 1.5, 0, 10)),  # type: ignore[arg-type]
+        ("ok", Posting(did(9), True, 0, 10)),  # type: ignore[arg-type]
+        ("ok", Posting(did(9), "1", 0, 10)),  # type: ignore[arg-type]
+        (7, Posting(did(9), 1, 0, 10)),
+        ("ok", {"doc_id": did(9)}),
+    ],
+)
+async def test_invalid_batch_raises_and_changes_nothing(store: ShardStore, bad: object) -> None:
+    await store.upsert(A, [("apple", Posting(did(1), 1, 0, 10))])
+    before = await store.stats()
+    good = [("apple", Posting(did(1), 9, 0, 10)), ("pear", Posting(did(2), 1, 0, 10))]
+    with pytest.raises(ValueError, match="posting #2"):
+        await store.upsert(A, [*good, bad])  # type: ignore[list-item]
+    assert await store.stats() == before
+    assert await store.postings_for("apple", [did(1)]) == [Posting(did(1), 1, 0, 10)]
+
+
+async def test_invalid_origin_and_records_raise(store: ShardStore) -> None:
+    with pytest.raises(ValueError, match="origin"):
+        await store.upsert("", [("a", Posting(did(1), 1, 0, 1))])
+    await store.upsert(A, [("a", Posting(did(1), 1, 0, 1))])
+    with pytest.raises(ValueError, match="record #1: url"):
+        await store.put_docs(A, [rec(did(1)), rec(did(1), url="h" * 3000)])
+    assert await store.missing_docs([did(1)]) == [did(1)]
+    with pytest.raises(ValueError, match="doc_id"):
+        await store.withdraw(A, ["nope"])
+
+
+async def test_expire_removes_stale_postings_and_orphan_records(tmp_path: Path) -> None:
+    day = 86400.0
+    now = 1_000_000_000.0
+    async with ShardStore(tmp_path / "e.db", max_age=3 * day) as s:
+        d_old, d_mixed, d_new = did("old"), did("mixed"), did("new")
+        old = [("apple", Posting(d_old, 1, 0, 1)), ("apple", Posting(d_mixed, 1, 0, 1))]
+        await s.upsert(A, old, ts=now - 4 * day)
+        fresh = [("pear", Posting(d_mixed, 1, 0, 1)), ("pear", Posting(d_new, 1, 0, 1))]
+        await s.upsert(Bo, fresh, ts=now - day)
+        await s.put_docs(A, [rec(d_old), rec(d_mixed), rec(d_new)])
+        assert await s.expire(now=now) == 2
+        assert await s.df(["apple", "pear"]) == {"apple": 0, "pear": 2}
+        assert await s.missing_docs([d_old, d_mixed, d_new]) == [d_old]
+        st = await s.stats()
+        assert st["postings"] == 2 and st["origins"].get(A, {}).get("postings", 0) == 0
+        assert await s.origin_count(A) == 0
+        assert await s.expire(now=now) == 0
+        # a republish refreshes: nothing goes until max_age after the refresh
+        await s.upsert(Bo, [("pear", Posting(d_new, 1, 0, 1))], ts=now + day)
+        assert await s.expire(now=now + 3.5 * day) == 1  # only d_mixed's pear (stamped now - day)
+        assert await s.df(["pear"]) == {"pear": 1}
+
+
+async def test_reopen_keeps_data(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "shard.db"
+    async with ShardStore(path) as s:
+        await s.upsert(A, [("apple", Posting(did(1), 3, IN_TITLE, 40))])
+        await s.put_docs(A, [rec(did(1), language="en", crawled_at=12.5)])
+    async with ShardStore(path) as s:
+        assert await s.top("apple", 5) == [Posting(did(1), 3, IN_TITLE, 40)]
+        doc = (await s.docs([did(1)]))[did(1)]
+        assert (doc.language, doc.crawled_at, doc.origin) == ("en", 12.5, A)
+        assert await s.origin_count(A) == 1
+    with pytest.raises(RuntimeError):
+        await s.df(["apple"])
+
+
+async def test_all_postings_and_terms_page_through_everything(store: ShardStore) -> None:
+    terms = [f"t{i:03d}" for i in range(30)]
+    await store.upsert(A, [(t, Posting(did(i), 1, 0, 5)) for t in terms for i in range(3)])
+    await store.upsert(Bo, [("zz", Posting(did(9), 1, 0, 5))])
+    got = [x async for x in store.all_postings(batch=7)]
+    assert len(got) == 91
+    assert [(t, p.doc_id) for t, _, p in got] == sorted((t, p.doc_id) for t, _, p in got)
+    by_b = [x async for x in store.all_postings(batch=4, origin=Bo)]
+    assert by_b == [("zz", Bo, Posting(did(9), 1, 0, 5))]
+    only = [t async for t, _, _ in store.all_postings(term_filter=lambda t: t.endswith("7"))]
+    assert set(only) == {"t007", "t017", "t027"} and len(only) == 9
+    page1 = await store.terms(limit=20)
+    page2 = await store.terms(after=page1[-1][0], limit=20)
+    assert [t for t, _ in page1 + page2] == [*terms, "zz"]
+    assert dict(page1)["t000"] == 3
+
+
+_WRITER = textwrap.dedent(
+    """
+    import asyncio, hashlib, sys, time
+    sys.path.insert(0, sys.argv[2])
+    from yasearch import shard
+    from yasearch.records import Posting
+
+    PER_BATCH, HANG_IN = int(sys.argv[3]), int(sys.argv[4])
+    real_impact, calls = shard.impact, 0
+
+    def impact(p):
+        # impact() runs inside the write transaction, once per row: halfway through
+        # batch HANG_IN, say so and stall, so the parent's SIGKILL lands mid-transaction.
+        global calls
+        calls += 1
+        if calls == HANG_IN * PER_BATCH + PER_BATCH // 2:
+            print("MID", flush=True)
+            time.sleep(60)
+        return real_impact(p)
+
+    shard.impact = impact
+
+    async def main():
+        s = await shard.ShardStore(sys.argv[1]).open()
+        # a tiny page cache makes SQLite spill the open transaction's pages into the
+        # WAL before COMMIT, so recovery has uncommitted frames to ignore
+        await s._run(lambda c: c.execute("PRAGMA cache_size=8"))
+        n = 0
+        while True:
+            # one marker term per batch: after the crash each marker has all rows or none
+            batch = [
+                (f"batch{n:05d}", Posting(hashlib.sha1(f"{n}/{i}".encode()).hexdigest(), 1, 0, 10))
+                for i in range(PER_BATCH)
+            ]
+            await s.upsert("writer", batch)
+            print(n, flush=True)
+            n += 1
+
+    asyncio.run(main())
+    """
+)
+
+
+async def test_sigkill_mid_writes_leaves_only_whole_batches(tmp_path: Path) -> None:
+    path = tmp_path / "crash.db"
+    per_batch, hang_in = 3000, 5
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _WRITER, str(path), str(ROOT), str(per_batch), str(hang_in),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None
+        lines = []
+        while True:
+            line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode().strip()
+            assert line, "writer died early"
+            if line == "MID":
+                break
+            lines.append(line)
+        assert lines == [str(i) for i in range(hang_in)]
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        await proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        counts = dict(conn.execute("SELECT term, count(*) FROM postings GROUP BY term"))
+        # the committed batches are all there, whole; the one in flight left no row
+        assert counts == {f"batch{i:05d}": per_batch for i in range(hang_in)}
+        kept = conn.execute("SELECT postings FROM origins WHERE origin='writer'").fetchone()[0]
+        assert kept == hang_in * per_batch  # quota counter committed with the rows
+    finally:
+        conn.close()
+
+    # and the store opens and takes writes again
+    async with ShardStore(path) as s:
+        r = await s.upsert("writer", [("after", Posting(did(1), 1, 0, 1))])
+        assert r.accepted == 1
+        assert await s.origin_count("writer") == hang_in * per_batch + 1
