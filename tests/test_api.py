@@ -150,3 +150,15 @@ def test_admin_rule_without_token_is_loopback_only():
     assert is_loopback("127.0.0.1") and is_loopback("127.3.4.5") and is_loopback("::1")
     assert not is_loopback("192.168.1.10") and not is_loopback("10.0.0.1") and not is_loopback(None)
     assert not is_loopback("not-an-ip")
+
+
+async def test_cross_site_browser_posts_are_refused(peer, http):
+    """A foreign web page must not be able to start crawls on the user's loopback peer."""
+    body = '{"urls": ["http://127.0.0.1:9/"]}'
+    headers = {"Content-Type": "text/plain", "Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"}
+    async with http.post(peer.url + "/api/v1/crawl", data=body, headers=headers) as r:
+        err = await _error(r, 403)
+    assert err["code"] == "cross_site"
+    async with http.post(peer.url + "/api/v1/crawl", data=body, headers={"Origin": "https://evil.example"}) as r:
+        await _error(r, 403)
+    assert peer.jobs.list() == []

@@ -30,7 +30,30 @@ def admin_allowed(request: web.Request, token: str | None) -> bool:
     return is_loopback(request.remote)
 
 
+def same_origin(request: web.Request) -> bool:
+    """Refuse cross-site requests from browsers (CSRF).
+
+    Browsers name the requesting site in ``Sec-Fetch-Site``, which page scripts
+    cannot forge; when it is there it decides. (``Origin`` alone is not enough:
+    a browser sends ``Origin: null`` for a same-origin form post when the page's
+    referrer policy withholds the referrer.) Older browsers without it are checked
+    by ``Origin``. Clients that send neither header (curl, scripts, peers) are not
+    browsers a foreign page could drive, so they pass; the admin check still
+    applies to them. Without this, any web page a user visits could post to the
+    user's loopback peer, which trusts loopback clients.
+    """
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None:
+        return site in ("same-origin", "none")
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True
+    return origin == f"{request.scheme}://{request.host}"
+
+
 def require_admin(request: web.Request, token: str | None) -> None:
+    if request.method not in ("GET", "HEAD", "OPTIONS") and not same_origin(request):
+        raise ApiError(403, "cross_site", "admin route: cross-site requests from browsers are refused")
     if admin_allowed(request, token):
         return
     if token:

@@ -1,0 +1,394 @@
+"""Routes of the browser UI.
+
+Every page is rendered on the server, so search works without JavaScript; the crawl
+console adds a small script that talks to the JSON API (``/api/v1/crawl``) for
+live progress. Crawled titles and URLs are hostile input: templates autoescape
+everything, and the only value let through as markup is ``SearchHit.snippet_html``,
+which the search module escapes itself before adding ``<mark>`` and which the
+``snippet`` filter re-checks (see :func:`safe_snippet`).
+"""
+
+from __future__ import annotations
+
+import hmac
+import html
+import math
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode, urlsplit
+
+import jinja2
+from aiohttp import web
+from markupsafe import Markup, escape
+
+from yasearch.auth import admin_allowed, same_origin
+from yasearch.query import QueryError
+
+if TYPE_CHECKING:
+    from yasearch.peer import Peer
+
+HERE = Path(__file__).parent
+TEMPLATES = HERE / "templates"
+STATIC = HERE / "static"
+
+#: The peer and the template environment live on the app, not in module globals,
+#: so several peers (tests, the demo) can run in one process.
+PEER: web.AppKey["Peer"] = web.AppKey("webui_peer")
+JINJA: web.AppKey[jinja2.Environment] = web.AppKey("webui_jinja", jinja2.Environment)
+
+PER_PAGE = 10
+#: Deep pages cost the network as much as shallow ones and nobody reads them.
+MAX_PAGE = 100
+#: Page-number links shown around the current page.
+PAGE_WINDOW = 4
+#: Failures listed per job on the crawl page (the job keeps the last 20).
+FAILURES_SHOWN = 10
+ADMIN_COOKIE = "yasearch_admin"  # the cookie yasearch.auth.admin_allowed reads
+
+#: Defence in depth against an escaping bug: no inline script, no foreign origins.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    # Not "no-referrer": that makes browsers send "Origin: null" on our own form
+    # posts. Result links carry rel="noreferrer", so crawled sites learn nothing.
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+}
+
+
+# -- helpers -------------------------------------------------------------------
+
+
+def make_env() -> jinja2.Environment:
+    """Autoescape is on for every template, whatever its file name."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,  # a typo in a template fails a test, not silently
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["num"] = format_number
+    env.filters["href"] = safe_href
+    env.filters["display_url"] = display_url
+    env.filters["snippet"] = safe_snippet
+    return env
+
+
+def format_number(value: Any) -> str:
+    """Thousands separators for counters; anything else unchanged."""
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.2f}" if not value.is_integer() else f"{int(value):,}"
+    return str(value)
+
+
+def safe_href(url: str) -> str:
+    """A crawled URL as a link target: only http(s), so no ``javascript:`` link slips in."""
+    try:
+        scheme = urlsplit(url).scheme.lower()
+    except ValueError:
+        return "#"
+    return url if scheme in ("http", "https") else "#"
+
+
+_MARK = re.compile(r"(<mark>|</mark>)")
+
+
+def safe_snippet(snippet_html: str) -> Markup:
+    """A result's ``snippet_html`` with ``<mark>`` as its only possible markup.
+
+    The search module escapes snippets itself, but results can come from other
+    peers, whose HTML is as hostile as a crawled page. So the text between the
+    marks is unescaped and escaped again (a no-op for well-escaped text: what
+    ``html.escape`` produced round-trips exactly), and the marks are balanced.
+    """
+    out: list[str] = []
+    open_mark = False
+    for part in _MARK.split(snippet_html):
+        if part == "<mark>":
+            if not open_mark:
+                out.append(part)
+                open_mark = True
+        elif part == "</mark>":
+            if open_mark:
+                out.append(part)
+                open_mark = False
+        elif part:
+            out.append(str(escape(html.unescape(part))))
+    if open_mark:
+        out.append("</mark>")
+    return Markup("".join(out))
+
+
+def display_url(url: str) -> str:
+    """The URL as shown under a result title: without the scheme, which is noise."""
+    for prefix in ("https://", "http://"):
+        if url.startswith(prefix):
+            return url[len(prefix) :]
+    return url
+
+
+def render(
+    request: web.Request, template: str, status: int = 200, **context: Any
+) -> web.Response:
+    peer = request.app[PEER]
+    context.setdefault("active", "")
+    context.setdefault("page_title", "")
+    context["peer_name"] = peer.name
+    context["version"] = peer.config.version
+    html = request.app[JINJA].get_template(template).render(**context)
+    resp = web.Response(text=html, content_type="text/html", charset="utf-8", status=status)
+    resp.headers.update(SECURITY_HEADERS)
+    # Search pages and live counters must never come from a stale cache.
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+def search_url(q: str, page: int = 1, scope: str = "") -> str:
+    params: dict[str, str | int] = {"q": q}
+    if page > 1:
+        params["page"] = page
+    if scope:
+        params["scope"] = scope
+    return "/search?" + urlencode(params)
+
+
+def pagination(q: str, page: int, total: int, scope: str) -> dict[str, Any] | None:
+    """Prev/next and a window of page numbers; None when one page holds everything."""
+    pages = min(MAX_PAGE, math.ceil(total / PER_PAGE))
+    if pages <= 1 and page <= 1:
+        return None
+    first = max(1, min(page - PAGE_WINDOW, pages - 2 * PAGE_WINDOW))
+    last = min(pages, first + 2 * PAGE_WINDOW)
+    return {
+        "prev": search_url(q, page - 1, scope) if page > 1 else None,
+        "next": search_url(q, page + 1, scope) if page < pages else None,
+        "numbers": [{"n": n, "url": search_url(q, n, scope), "current": n == page} for n in range(first, last + 1)],
+    }
+
+
+# -- search --------------------------------------------------------------------
+
+
+async def home(request: web.Request) -> web.Response:
+    if request.query.get("q", "").strip():
+        # A browser keyword search or an old link: the results page is /search.
+        raise web.HTTPFound(search_url(request.query["q"].strip()))
+    return await _home(request)
+
+
+async def _home(request: web.Request) -> web.Response:
+    peer = request.app[PEER]
+    status = await peer.status()
+    return render(
+        request,
+        "home.html",
+        active="search",
+        documents=status.get("documents", 0),
+        max_query_chars=peer.config.max_query_chars,
+    )
+
+
+async def search(request: web.Request) -> web.Response:
+    peer = request.app[PEER]
+    q = request.query.get("q", "").strip()
+    if not q:
+        return await _home(request)
+    scope = request.query.get("scope", "")
+    ctx: dict[str, Any] = {
+        "active": "search",
+        "q": q,
+        "scope": scope,
+        "page_title": q[:80],
+        "max_query_chars": peer.config.max_query_chars,
+    }
+
+    def error(message: str) -> web.Response:
+        return render(request, "results.html", status=400, error=message, resp=None, **ctx)
+
+    if scope not in ("", "global", "local"):
+        return error("The scope must be 'global' or 'local'.")
+    raw_page = request.query.get("page", "1").strip() or "1"
+    try:
+        page = int(raw_page)
+    except ValueError:
+        return error(f"The page number must be a whole number, not “{raw_page[:20]}”.")
+    if not 1 <= page <= MAX_PAGE:
+        return error(f"The page number must be between 1 and {MAX_PAGE}.")
+    if len(q) > peer.config.max_query_chars:
+        return error(
+            f"The query is {len(q):,} characters long; at most {peer.config.max_query_chars:,} are accepted. "
+            "Try fewer or shorter words."
+        )
+    try:
+        resp = await peer.search(q, limit=PER_PAGE, offset=(page - 1) * PER_PAGE, scope=scope or "global")
+    except QueryError as e:
+        return error(str(e) or "The query could not be understood.")
+    first = (page - 1) * PER_PAGE + 1
+    return render(
+        request,
+        "results.html",
+        error=None,
+        resp=resp,
+        page=page,
+        first=first,
+        last=first + len(resp.results) - 1,
+        pages=pagination(q, page, resp.total, scope),
+        first_page_url=search_url(q, 1, scope),
+        **ctx,
+    )
+
+
+# -- crawl console -------------------------------------------------------------
+
+
+def _forbidden(request: web.Request, wrong_token: bool = False) -> web.Response:
+    peer = request.app[PEER]
+    return render(
+        request,
+        "forbidden.html",
+        status=403,
+        active="crawl",
+        page_title="Crawl console",
+        token_mode=bool(peer.config.admin_token),
+        wrong_token=wrong_token,
+    )
+
+
+def _job_view(job: Any) -> dict[str, Any]:
+    """Job.to_dict() plus what the table shows, so template and JavaScript agree."""
+    d = job.to_dict()
+    d["recent_failures"] = list(reversed(d.get("recent_failures", [])))[:FAILURES_SHOWN]
+    return d
+
+
+async def crawl_page(
+    request: web.Request, status: int = 200, error: str | None = None, form: dict[str, str] | None = None
+) -> web.Response:
+    peer = request.app[PEER]
+    if not admin_allowed(request, peer.config.admin_token):
+        return _forbidden(request)
+    return render(
+        request,
+        "crawl.html",
+        status=status,
+        active="crawl",
+        page_title="Crawl",
+        jobs=[_job_view(j) for j in peer.jobs.list()],
+        error=error,
+        form=form or {},
+        default_delay=peer.config.crawl_delay,
+    )
+
+
+async def crawl_submit(request: web.Request) -> web.Response:
+    """The crawl form without JavaScript: form-encoded POST, then back to the console."""
+    peer = request.app[PEER]
+    if not admin_allowed(request, peer.config.admin_token) or not same_origin(request):
+        return _forbidden(request)
+    data = await request.post()
+    form = {k: str(data.get(k, "")) for k in ("urls", "depth", "max_pages", "delay", "allow", "deny", "same_site")}
+
+    def lines(text: str) -> list[str]:
+        return [s.strip() for s in text.splitlines() if s.strip() and not s.strip().startswith("#")]
+
+    body: dict[str, Any] = {
+        "urls": lines(form["urls"]),
+        "allow": lines(form["allow"]),
+        "deny": lines(form["deny"]),
+        "same_site": bool(form["same_site"]),
+    }
+    try:
+        for name, kind in (("depth", int), ("max_pages", int), ("delay", float)):
+            if form[name].strip():
+                body[name] = kind(form[name].strip())
+    except ValueError:
+        return await crawl_page(request, 400, f"{name.replace('_', ' ')} must be a number.", form)
+    # One set of validation rules for the API and this form: the API's own parser.
+    from yasearch.api import parse_crawl_spec
+    from yasearch.errors import ApiError
+
+    try:
+        spec = parse_crawl_spec(body)
+    except ApiError as e:
+        return await crawl_page(request, 400, e.message, form)
+    job = await peer.start_crawl(spec)
+    raise web.HTTPSeeOther(f"/crawl#job-{job.id}")
+
+
+async def crawl_action(request: web.Request) -> web.Response:
+    """Pause/resume/cancel buttons without JavaScript."""
+    peer = request.app[PEER]
+    if not admin_allowed(request, peer.config.admin_token) or not same_origin(request):
+        return _forbidden(request)
+    job_id, action = request.match_info["id"], request.match_info["action"]
+    job = peer.jobs.get(job_id)
+    if job is None:
+        return await crawl_page(request, 404, f"There is no crawl job “{job_id[:40]}”.")
+    ok = {"pause": peer.jobs.pause, "resume": peer.jobs.resume, "cancel": peer.jobs.cancel}[action](job_id)
+    if not ok:
+        return await crawl_page(request, 409, f"Cannot {action} job {job_id[:40]}: it is {job.state}.")
+    raise web.HTTPSeeOther(f"/crawl#job-{job_id}")
+
+
+async def crawl_login(request: web.Request) -> web.Response:
+    """Trade the admin token for a cookie, so the console's fetch() calls carry it.
+
+    SameSite=Strict keeps other sites from riding on it; HttpOnly keeps scripts off it.
+    """
+    peer = request.app[PEER]
+    token = peer.config.admin_token
+    if not token or not same_origin(request):
+        return _forbidden(request)
+    data = await request.post()
+    presented = str(data.get("token", ""))
+    if not presented or not hmac.compare_digest(presented.encode(), token.encode()):
+        return _forbidden(request, wrong_token=True)
+    resp = web.HTTPSeeOther("/crawl")
+    resp.set_cookie(
+        ADMIN_COOKIE, token, httponly=True, samesite="Strict", secure=request.secure, path="/"
+    )
+    raise resp
+
+
+# -- status --------------------------------------------------------------------
+
+
+async def status_page(request: web.Request) -> web.Response:
+    peer = request.app[PEER]
+    status = await peer.status()
+    peers = await peer.peers()
+    overview = {k: v for k, v in status.items() if not isinstance(v, (dict, list))}
+    sections = {k: v for k, v in status.items() if isinstance(v, dict)}
+    return render(
+        request,
+        "status.html",
+        active="status",
+        page_title="Status",
+        info=status,
+        overview=overview,
+        sections=sections,
+        peers=peers,
+    )
+
+
+def setup(app: web.Application, peer: "Peer") -> None:
+    """Mount the UI on the peer's app (called by yasearch.app.build_app)."""
+    app[PEER] = peer
+    app[JINJA] = make_env()
+    app.router.add_get("/", home)
+    app.router.add_get("/search", search)
+    app.router.add_get("/crawl", crawl_page)
+    app.router.add_post("/crawl", crawl_submit)
+    app.router.add_post("/crawl/login", crawl_login)
+    app.router.add_post("/crawl/{id}/{action:pause|resume|cancel}", crawl_action)
+    app.router.add_get("/status", status_page)
+    app.router.add_static("/static/", STATIC, name="static")
