@@ -26,7 +26,10 @@ Why it is shaped like this:
 from __future__ import annotations
 
 import asyncio
+import copyreg
 import os
+import pickle
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -36,14 +39,20 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from whoosh import index as whoosh_index
+from whoosh.analysis import CompositeAnalyzer, LowercaseFilter, RegexTokenizer, StemFilter, StopFilter
+from whoosh.analysis.tokenizers import default_pattern
 from whoosh.fields import ID, KEYWORD, NUMERIC, TEXT, Schema
+from whoosh.formats import Frequency, Positions
+from whoosh.lang.porter import stem as porter_stem
+from whoosh.system import pack_uint
 from whoosh.index import LockError
 from whoosh.query import Term
 from whoosh.reading import TermNotFound
 from whoosh.searching import Searcher
-from whoosh.writing import IndexWriter
+from whoosh.codec.whoosh3 import W3Codec
+from whoosh.writing import IndexWriter, PostingPool
 
-from yasearch.analysis import make_analyzer
+from yasearch.analysis import MAX_TERM_CHARS, make_analyzer
 from yasearch.ranking import CollectionStats, TEXT_FIELDS, document_length, url_text
 from yasearch.records import IN_URL, DocRecord, Document, Posting
 
@@ -94,6 +103,189 @@ def host_parts(host: str) -> list[str]:
     return [".".join(labels[i:]) for i in range(len(labels))]
 
 
+# --------------------------------------------------------------------------
+# Fast indexing analysis
+#
+# Whoosh analyzes text through a chain of generators (tokenizer | lowercase |
+# stop | stem) that yields one mutable Token per word: about 4 us per token,
+# which made analysis ~60% of indexing time, and ranking.document_length ran it
+# a second time for BM25's |d|. _fast_terms() computes exactly the same terms
+# and positions as the shared StemmingAnalyzer in one flat loop (~5x faster),
+# and the writer analyzes each field once for both the postings and the length.
+# It is only used when the schema's analyzer is configured exactly as
+# analysis.make_analyzer() builds it (checked, see _fast_analysis_ok);
+# tests/test_fast_index.py checks term-for-term equality with Whoosh's chain.
+
+#: Whoosh's default tokenizer pattern without the capturing group (same matches).
+_TOKEN_RE = re.compile(default_pattern.pattern.replace("(\\.?", "(?:\\.?"), default_pattern.flags)
+
+
+def _expected_analyzer_ok(analyzer: Any) -> bool:
+    """True if ``analyzer`` is the StemmingAnalyzer configuration _fast_terms reproduces."""
+    if not isinstance(analyzer, CompositeAnalyzer) or len(analyzer.items) != 4:
+        return False
+    tok, low, stop, stem = analyzer.items
+    reference = make_analyzer().items[2]
+    return (
+        type(tok) is RegexTokenizer and not tok.gaps and tok.expression.pattern == default_pattern.pattern
+        and tok.expression.flags == default_pattern.flags
+        and type(low) is LowercaseFilter
+        and type(stop) is StopFilter and stop.stops == reference.stops and stop.min == 2
+        and stop.max == MAX_TERM_CHARS and stop.renumber
+        and type(stem) is StemFilter and stem.stemfn is porter_stem and not stem.ignore and not stem.lang
+    )
+
+
+_fast_ok: bool | None = None
+
+
+def _fast_analysis_ok() -> bool:
+    global _fast_ok
+    if _fast_ok is None:
+        _fast_ok = _expected_analyzer_ok(make_analyzer())
+    return _fast_ok
+
+
+def _fast_terms(text: str) -> tuple[list[str], int]:
+    """Analyzed terms of ``text`` in order, and the position of the first one.
+
+    Same result as the shared analyzer with positions: StopFilter(renumber=True)
+    keeps the first kept token's tokenizer position and numbers the following
+    kept tokens consecutively.
+    """
+    toks = _TOKEN_RE.findall(text)
+    get = _TERM_CACHE.get
+    stems = [get(t) for t in toks]  # raw token -> term, "" if dropped, None if not seen yet
+    if None in stems:
+        for i, st in enumerate(stems):
+            if st is None:
+                stems[i] = _resolve(toks[i])
+    terms = [st for st in stems if st]
+    first = 0
+    if terms:
+        for first, st in enumerate(stems):
+            if st:
+                break
+    return terms, first
+
+
+#: raw token -> analyzed term ("" when the token is dropped: stopword, too short or long)
+_TERM_CACHE: dict[str, str] = {}
+_TERM_CACHE_MAX = 500_000
+
+
+def _resolve(tok: str) -> str:
+    w = tok.lower()
+    if 2 <= len(w) <= MAX_TERM_CHARS and w not in _STOPS:
+        term = porter_stem(w)
+    else:
+        term = ""
+    if len(_TERM_CACHE) >= _TERM_CACHE_MAX:
+        _TERM_CACHE.clear()
+    _TERM_CACHE[tok] = term
+    return term
+
+
+_STOPS: frozenset[str] = make_analyzer().items[2].stops
+_local = threading.local()
+
+
+def _analyzed(text: str) -> tuple[list[str], int]:
+    """_fast_terms with a per-thread memo of the last few texts (one document's fields)."""
+    memo: dict[str, tuple[list[str], int]] | None = getattr(_local, "memo", None)
+    if memo is None:
+        memo = _local.memo = {}
+    hit = memo.get(text)
+    if hit is None:
+        if len(memo) >= 16:
+            memo.clear()
+        hit = memo[text] = _fast_terms(text)
+    return hit
+
+
+def _forget_analyzed() -> None:
+    memo = getattr(_local, "memo", None)
+    if memo:
+        memo.clear()
+
+
+class _FastText(TEXT):
+    """A TEXT field whose ``index()`` uses :func:`_fast_terms`.
+
+    Only ever lives in a writer's private copy of the schema; it pickles as a
+    plain ``TEXT``, so the schema on disk is unchanged.
+    """
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        # what pickle protocols 0/1 emit for a plain TEXT: class + __dict__
+        return (copyreg._reconstructor, (TEXT, object, None), dict(self.__dict__))
+
+    def index(self, value: Any, **kwargs: Any) -> Any:
+        if not isinstance(value, str) or kwargs:
+            return TEXT.index(self, value, **kwargs)
+        terms, first = _analyzed(value)
+        fmt = self.format
+        fb = fmt.field_boost
+        if type(fmt) is Positions:
+            poses: dict[str, list[int]] = {}
+            for pos, term in enumerate(terms, first):
+                lst = poses.get(term)
+                if lst is None:
+                    poses[term] = [pos]
+                else:
+                    lst.append(pos)
+            return [
+                (term.encode("utf-8"), len(lst), len(lst) * fb, _encode_positions(lst))
+                for term, lst in poses.items()
+            ]
+        freqs: dict[str, int] = {}
+        for term in terms:
+            freqs[term] = freqs.get(term, 0) + 1
+        return [(term.encode("utf-8"), n, n * fb, pack_uint(n)) for term, n in freqs.items()]
+
+
+def _encode_positions(poslist: list[int]) -> bytes:
+    """whoosh.formats.Positions.encode, inlined; single positions (most terms) cached."""
+    if len(poslist) == 1:
+        pos = poslist[0]
+        enc = _SINGLE_POSITIONS.get(pos)
+        if enc is None:
+            enc = _SINGLE_POSITIONS[pos] = pack_uint(1) + pickle.dumps([pos], 2)
+        return enc
+    deltas = [poslist[0]]
+    deltas += [b - a for a, b in zip(poslist, poslist[1:])]
+    return pack_uint(len(deltas)) + pickle.dumps(deltas, 2)
+
+
+_SINGLE_POSITIONS: dict[int, bytes] = {}
+
+
+def _fast_schema(schema: Schema) -> Schema:
+    """A copy of ``schema`` with its TEXT fields indexed by :class:`_FastText`."""
+    if not _fast_analysis_ok():
+        return schema
+    fields: dict[str, Any] = {}
+    changed = False
+    for name, f in schema.items():
+        if (
+            type(f) is TEXT and type(f.format) in (Positions, Frequency) and not f.vector
+            and not f.separate_spelling() and _expected_analyzer_ok(f.analyzer)
+        ):
+            fast = _FastText.__new__(_FastText)
+            fast.__dict__.update(f.__dict__)
+            f = fast
+            changed = True
+        fields[name] = f
+    return Schema(**fields) if changed else schema
+
+
+def _document_length(doc: Document) -> int:
+    """ranking.document_length, computed with the writer's (memoized) fast analysis."""
+    if not _fast_analysis_ok():
+        return document_length(doc)
+    return sum(len(_analyzed(getattr(doc, name) or "")[0]) for name, _ in TEXT_FIELDS)
+
+
 def _whoosh_fields(doc: Document) -> dict[str, Any]:
     host = doc.host.lower()
     return {
@@ -110,7 +302,7 @@ def _whoosh_fields(doc: Document) -> dict[str, Any]:
         "description": doc.description or "",
         "language": doc.language or "",
         "crawled_at": float(doc.crawled_at or 0.0),
-        "length": document_length(doc),
+        "length": _document_length(doc),
     }
 
 
@@ -134,9 +326,15 @@ class ReadView:
 
     def _setup(self) -> None:
         self.reader = self.searcher.reader()
-        self._doc_ids = self.reader.column_reader("doc_id")
-        self._urls = self.reader.column_reader("url")
-        self._lengths = self.reader.column_reader("length")
+        if self.reader.doc_count_all() == 0:
+            # An empty index has no column files; Whoosh raises rather than return nothing.
+            self._doc_ids: Any = []
+            self._urls: Any = []
+            self._lengths: Any = []
+        else:
+            self._doc_ids = self.reader.column_reader("doc_id")
+            self._urls = self.reader.column_reader("url")
+            self._lengths = self.reader.column_reader("length")
         self._df: dict[str, int] = {}
         self._total_length: int | None = None
 
@@ -330,11 +528,13 @@ class _WriterState:
     def _w(self) -> IndexWriter:
         if self.writer is None:
             try:
-                self.writer = self.ix.writer(limitmb=self.limitmb, timeout=10.0)
+                self.writer = self.ix.writer(limitmb=self.limitmb, timeout=10.0, codec=_codec())
             except LockError as e:
                 raise RuntimeError(
                     f"Whoosh index at {self.ix.storage.folder} is locked by another live process"
                 ) from e
+            self.writer.schema = _fast_schema(self.writer.schema)
+            self.writer.pool = _FastPool(self.writer._tempstorage, self.writer.newsegment, limitmb=self.limitmb)
         return self.writer
 
     def commit(self, out: _Outcome) -> None:
@@ -361,6 +561,7 @@ class _WriterState:
                 if op.doc.doc_id in self.added:
                     self.commit(out)
                 self._w().update_document(**_whoosh_fields(op.doc))
+                _forget_analyzed()
                 self.added[op.doc.doc_id] = None
                 self.dirty = True
                 if len(self.added) >= self.commit_batch:
@@ -389,6 +590,37 @@ class _WriterState:
         if self.writer is not None:
             self.writer.cancel()
             self.writer = None
+
+
+def _codec() -> Any:
+    """Whoosh's default codec, tuned for write speed.
+
+    * ``compression=0``: posting blocks are not zlib-compressed (zlib was ~10%
+      of indexing time; reading uncompressed blocks is faster too; the index is
+      somewhat larger). Readers handle both, block by block.
+    * ``length_stats = False``: Whoosh otherwise looks up the field length of
+      every posting at commit (a column read per posting, ~20% of commit time)
+      to keep per-block min/max lengths, which only feed Whoosh's own
+      block-quality pruning in ``Searcher.search``. Scores here come from
+      ranking.bm25_scores over ``length`` and never from Whoosh, and with the
+      statistic absent Whoosh's pruning bound stays a valid upper bound.
+    """
+    codec = W3Codec(compression=0)
+    codec.length_stats = False
+    return codec
+
+
+class _FastPool(PostingPool):
+    """Whoosh's posting pool without per-posting type asserts and with cheaper size accounting.
+
+    (``fieldnames`` is not maintained: only Whoosh's multiprocessing writer reads it.)
+    """
+
+    def add(self, item: tuple[str, bytes, int, float, bytes | None]) -> None:
+        self.currentsize += 140 + 2 * len(item[1]) + len(item[4] or b"")
+        if self.currentsize > self.limit:
+            self.save()
+        self.current.append(item)
 
 
 def _fsync_path(path: Path) -> None:
