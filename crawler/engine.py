@@ -20,7 +20,7 @@ import aiohttp
 from crawler.extract import Extracted, extract
 from crawler.fetcher import FetchResult, fetch
 from crawler.frontier import Frontier
-from crawler.robots import RobotsCache
+from crawler.robots import RobotsCache, RobotsRules
 from crawler.state import FrontierStore
 from crawler.types import CrawlerSettings, CrawlProgress, CrawlSpec, Page
 from crawler.urls import UrlFilter, canonicalize, host_of
@@ -137,6 +137,10 @@ class Crawler:
     # -- run ---------------------------------------------------------------------
 
     async def run(self) -> None:
+        if self._state == "cancelled" and not self._tasks:
+            # cancelled before it started (e.g. a job cancelled right after creation)
+            self.progress.finished_at = time.time()
+            return
         if self._state not in ("idle",):
             raise RuntimeError(f"crawler already {self._state}")
         self._state = "running" if self._gate.is_set() else "paused"
@@ -195,13 +199,14 @@ class Crawler:
                 item = await self._frontier.get()
                 if item is None:
                     return
-                await self._gate.wait()  # paused while we waited: hold the slot, do not fetch
                 url, depth = item
+                # counted as active from the moment it left the frontier, so a worker
+                # finishing meanwhile does not take an empty frontier for the end
                 self._active += 1
-                self._update_queued()
-                contacted = True
                 try:
-                    contacted = await self._process(url, depth)
+                    await self._gate.wait()  # paused while we waited: hold the slot, do not fetch
+                    self._update_queued()
+                    await self._process(url, depth)
                 except asyncio.CancelledError:
                     raise
                 except Exception:
@@ -210,7 +215,6 @@ class Crawler:
                     await self._mark(url, "failed", "error")
                 finally:
                     self._active -= 1
-                    self._frontier.done(url, contacted=contacted)
                 if self._limit_reached() or (len(self._frontier) == 0 and self._active == 0):
                     self._finish()
             finally:
@@ -225,42 +229,80 @@ class Crawler:
         self.progress.skipped += 1
         await self._mark(url, "skipped", reason)
 
-    async def _hop_allowed(self, url: str) -> bool:
-        """Redirect targets get the same robots.txt and deny rules as links."""
-        if self._filter.denied(url):
-            return False
-        return await self._robots.allowed(url)
-
-    async def _process(self, url: str, depth: int) -> bool:
-        """Crawl one URL; returns whether the host was contacted (for politeness)."""
-        if url in self._completed:  # fetched earlier under another name
-            await self._skip(url, "duplicate")
-            return False
-        host = host_of(url)
+    async def _host_rules(self, url: str) -> RobotsRules:
+        """robots.txt rules of ``url``'s host; sets the host's politeness delay."""
         rules = await self._robots.rules(url)
-        delay = max(self._base_delay, rules.crawl_delay or 0.0)
-        self._frontier.set_host_delay(host, delay)
-        if not rules.allowed(url):
-            await self._skip(url, "robots")
-            return False
-        if delay > 0:
-            # the robots.txt request itself counts towards the politeness gap
-            wait = rules.fetched_at + self._frontier.delay_for(host) - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
+        host = host_of(url)
+        self._frontier.set_host_delay(host, max(self._base_delay, rules.crawl_delay or 0.0))
+        # the robots.txt request itself counts towards the politeness gap
+        self._frontier.note_request(host, rules.fetched_at)
+        return rules
 
-        result = await fetch(self.session, url, self.settings, hop_allowed=self._hop_allowed)
-        if result.status:
-            self.progress.fetched += 1
-        if result.reason is not None:
-            if result.skipped:
-                await self._skip(url, result.reason)
+    async def _disallowed(self, url: str, rules: RobotsRules) -> None:
+        if rules.error is not None:  # robots.txt unreachable: the host is, too
+            self.progress.fail(url, rules.error)
+            await self._mark(url, "failed", rules.error)
+        else:
+            await self._skip(url, "robots")
+
+    async def _process(self, url: str, depth: int) -> None:
+        """Crawl one URL, holding a slot of its host in the frontier throughout.
+
+        Redirect hops move the slot to the target's host and wait for its
+        politeness gap like any other request.
+        """
+        host = host_of(url)
+        held: str | None = host
+        contacted = False  # whether the host of the held slot got a page request
+        duplicate = False
+        try:
+            if url in self._completed:  # fetched earlier under another name
+                await self._skip(url, "duplicate")
+                return
+            rules = await self._host_rules(url)
+            if not rules.allowed(url):
+                await self._disallowed(url, rules)
+                return
+            await self._frontier.wait_turn(host)
+            await self._gate.wait()
+
+            async def hop(target: str) -> bool:
+                """Vet and pace one redirect hop (same robots.txt and deny rules as links)."""
+                nonlocal held, contacted, duplicate
+                if self._filter.denied(target):
+                    return False
+                if target in self._completed:  # a page we already have: stop here
+                    duplicate = True
+                    return False
+                assert held is not None
+                self._frontier.release(held, contacted=True)
+                held = None
+                target_host = host_of(target)
+                await self._frontier.claim(target_host)
+                held, contacted = target_host, False
+                if not (await self._host_rules(target)).allowed(target):
+                    return False
+                await self._frontier.wait_turn(target_host)
+                contacted = True
+                return True
+
+            contacted = True
+            result = await fetch(self.session, url, self.settings, hop_allowed=hop)
+            if result.status:
+                self.progress.fetched += 1
+            if duplicate:
+                await self._skip(url, "duplicate")
+            elif result.reason is not None:
+                if result.skipped:
+                    await self._skip(url, result.reason)
+                else:
+                    self.progress.fail(url, result.reason)
+                    await self._mark(url, "failed", result.reason)
             else:
-                self.progress.fail(url, result.reason)
-                await self._mark(url, "failed", result.reason)
-            return True
-        await self._handle_page(url, depth, result)
-        return True
+                await self._handle_page(url, depth, result)
+        finally:
+            if held is not None:
+                self._frontier.release(held, contacted=contacted)
 
     async def _parse(self, result: FetchResult) -> Extracted:
         args = (result.body, result.final_url, result.content_type, result.charset)

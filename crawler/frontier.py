@@ -27,6 +27,10 @@ class Frontier:
         self._inflight: dict[str, int] = {}
         self._next_ok: dict[str, float] = {}  # host -> monotonic time of next allowed request
         self._delays: dict[str, float] = {}
+        #: Hosts whose effective delay is known (their robots.txt was read). Until
+        #: then a host gets one request at a time, or a Crawl-delay would be learnt
+        #: only after several workers had already fired at it together.
+        self._confirmed: set[str] = set()
         self._seen: set[str] = set()
         self._queued = 0
         self._closed = False
@@ -51,12 +55,28 @@ class Frontier:
         return self._delays.get(host, self._default_delay)
 
     def set_host_delay(self, host: str, delay: float) -> None:
-        """Raise a host's delay (e.g. robots Crawl-delay); the larger value wins."""
+        """Raise a host's delay (e.g. robots Crawl-delay); the larger value wins.
+
+        Also marks the host's delay as known, which lifts the one-request limit of
+        hosts not yet vetted when their delay is 0.
+        """
+        changed = host not in self._confirmed
+        self._confirmed.add(host)
         if delay > self.delay_for(host):
             self._delays[host] = delay
+            changed = True
+        if changed:
+            self._notify()
+
+    def note_request(self, host: str, at: float) -> None:
+        """A request to ``host`` was made at monotonic time ``at`` outside the
+        frontier (robots.txt): the next one waits for the host's delay after it."""
+        self._next_ok[host] = max(self._next_ok.get(host, 0.0), at + self.delay_for(host))
 
     def _limit(self, host: str) -> int:
-        return 1 if self.delay_for(host) > 0 else self._per_host
+        if host not in self._confirmed or self.delay_for(host) > 0:
+            return 1
+        return self._per_host
 
     def _notify(self) -> None:
         # Wake every waiter once; each re-checks and the losers wait on a fresh event.
@@ -133,13 +153,42 @@ class Frontier:
                 pass
         return None
 
+    async def claim(self, host: str) -> None:
+        """Take a slot of ``host`` outside the queues (a redirect hop to it).
+
+        Waits, like :meth:`get`, until the host has a free slot and its politeness
+        gap has passed. Release it with :meth:`release`.
+        """
+        while True:
+            now = time.monotonic()
+            ready_at = self._next_ok.get(host, 0.0)
+            free = self._inflight.get(host, 0) < self._limit(host)
+            if free and ready_at <= now:
+                self._inflight[host] = self._inflight.get(host, 0) + 1
+                return
+            wake = self._wake
+            timeout = max(0.0, ready_at - now) if free else None
+            try:
+                async with asyncio.timeout(timeout):
+                    await wake.wait()
+            except TimeoutError:
+                pass
+
+    async def wait_turn(self, host: str) -> None:
+        """Sleep until the politeness gap of ``host`` has passed (caller holds its slot)."""
+        while (wait := self._next_ok.get(host, 0.0) - time.monotonic()) > 0:
+            await asyncio.sleep(wait)
+
     def done(self, url: str, *, contacted: bool = True) -> None:
         """Release the host slot of ``url``.
 
         ``contacted=False`` (e.g. robots disallowed) releases the slot without
         starting a new politeness gap, since no request reached the host.
         """
-        host = host_of(url)
+        self.release(host_of(url), contacted=contacted)
+
+    def release(self, host: str, *, contacted: bool = True) -> None:
+        """Release a slot of ``host`` (see :meth:`done`)."""
         n = self._inflight.get(host, 0) - 1
         if n > 0:
             self._inflight[host] = n

@@ -11,6 +11,8 @@ from urllib.parse import urljoin, urlsplit
 import aiohttp
 from protego import Protego
 
+from crawler.fetcher import classify_exception
+
 log = logging.getLogger(__name__)
 
 #: RFC 9309 section 2.5: crawlers must parse at least 500 KiB.
@@ -33,6 +35,10 @@ class RobotsRules:
     expires: float
     fetched_at: float
     user_agent: str
+    #: Why robots.txt could not be fetched at all (a failure reason such as
+    #: ``refused``, ``dns``, ``timeout``): the host is unreachable, so its URLs are
+    #: failures rather than policy skips. None when the server answered.
+    error: str | None = None
 
     def allowed(self, url: str) -> bool:
         if self.parser is None:
@@ -109,9 +115,9 @@ class RobotsCache:
         self._cache[origin] = rules
         return rules
 
-    def _blanket(self, allow: bool, ttl: float) -> RobotsRules:
+    def _blanket(self, allow: bool, ttl: float, error: str | None = None) -> RobotsRules:
         now = time.monotonic()
-        return RobotsRules(None, allow, now + ttl, now, self._user_agent)
+        return RobotsRules(None, allow, now + ttl, now, self._user_agent, error)
 
     async def _fetch(self, origin: str) -> RobotsRules:
         url = origin + "/robots.txt"
@@ -153,4 +159,4 @@ class RobotsCache:
             raise
         except Exception as exc:  # unreachable, timeout, reset: disallow for a while
             log.debug("robots.txt for %s unreachable: %r", origin, exc)
-            return self._blanket(False, self._failure_ttl)
+            return self._blanket(False, self._failure_ttl, classify_exception(exc))

@@ -264,6 +264,15 @@ class FrontierStore:
         )
         return {r[0] for r in rows}
 
+    async def url_states(self, job_id: str) -> dict[str, tuple[str, str | None]]:
+        """Every URL of a job with its (state, reason): for inspection and tests."""
+        rows = await self._run(
+            lambda c: c.execute(
+                "SELECT url, state, reason FROM urls WHERE job_id=?", (job_id,)
+            ).fetchall()
+        )
+        return {u: (s, r) for u, s, r in rows}
+
     async def url_counts(self, job_id: str) -> dict[str, int]:
         rows = await self._run(
             lambda c: c.execute(

@@ -106,9 +106,10 @@ class LocalSite:
     async def start(self) -> "LocalSite":
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
-        self._runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+        self._runner = web.AppRunner(app, handler_cancellation=True, access_log=None,
+                                     shutdown_timeout=0.5)
         await self._runner.setup()
-        self._site = web.TCPSite(self._runner, "127.0.0.1", self.port, shutdown_timeout=0.5)
+        self._site = web.TCPSite(self._runner, "127.0.0.1", self.port)
         await self._site.start()
         server = self._runner.addresses[0]
         self.port = server[1]
