@@ -6,6 +6,8 @@ import argparse
 import asyncio
 import json
 import logging
+import os
+import re
 import signal
 import sys
 from pathlib import Path
@@ -98,7 +100,7 @@ async def cmd_demo(args: argparse.Namespace) -> int:
 
 
 async def cmd_crawl(args: argparse.Namespace) -> int:
-    from yasearch.progress import ProgressLine
+    from yasearch.progress import ProgressLine, summary
 
     body: dict[str, Any] = {"urls": args.urls, "depth": args.depth, "max_pages": args.max_pages}
     if args.delay is not None:
@@ -109,11 +111,14 @@ async def cmd_crawl(args: argparse.Namespace) -> int:
         body["deny"] = args.deny
     async with PeerClient(args.peer, args.token) as client:
         job = await client.request("POST", "/api/v1/crawl", json=body)
-        print(f"crawl job {job['id']} started on {args.peer}", file=sys.stderr)
         if args.no_wait:
             print(job["id"])
             return 0
+        print(f"crawl job {job['id']} started on {args.peer}", file=sys.stderr, flush=True)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         bar = ProgressLine()
+        state: dict[str, Any] = job
         try:
             while True:
                 state = await client.request("GET", f"/api/v1/crawl/{job['id']}")
@@ -125,15 +130,22 @@ async def cmd_crawl(args: argparse.Namespace) -> int:
             bar.close()
             print(f"stopped watching; job {job['id']} goes on in the peer", file=sys.stderr)
             return 130
-        bar.close()
-        failures = state.get("failures") or {}
-        if failures:
-            print("failures: " + ", ".join(f"{k} {v}" for k, v in sorted(failures.items())), file=sys.stderr)
+        finally:
+            bar.close()
+        print(summary(state, loop.time() - started), flush=True)
+    if state["state"] != "done":
+        print(f"yasearch crawl: the job ended as {state['state']!r}, not 'done'", file=sys.stderr)
+        return 1
     return 0
 
 
 async def cmd_search(args: argparse.Namespace) -> int:
-    params = {"q": " ".join(args.query), "limit": str(args.limit), "scope": "local" if args.local else "global"}
+    params = {
+        "q": " ".join(args.query),
+        "limit": str(args.limit),
+        "offset": str(args.offset),
+        "scope": "local" if args.local else "global",
+    }
     async with PeerClient(args.peer) as client:
         data = await client.request("GET", "/api/v1/search", params=params)
     if args.json:
@@ -142,10 +154,21 @@ async def cmd_search(args: argparse.Namespace) -> int:
     peers = data.get("peers", {})
     print(f"{data['total']} results in {data['took_ms']:.0f} ms (peers asked {peers.get('asked', 0)}, answered {peers.get('answered', 0)})")
     for i, hit in enumerate(data["results"], start=1 + data.get("offset", 0)):
-        print(f"\n{i}. {hit['title'] or hit['url']}\n   {hit['url']}")
+        print(f"\n{i}. {_clean(hit.get('title') or hit['url'])}\n   {_clean(hit['url'])}")
         if hit.get("snippet"):
-            print(f"   {hit['snippet']}")
+            print(f"   {_clean(hit['snippet'])}")
+    shown = data.get("offset", 0) + len(data["results"])
+    if shown < data["total"] and data["results"]:
+        print(f"\n(more: --offset {shown})")
     return 0
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
+
+
+def _clean(text: str) -> str:
+    """Crawled text without control characters: a page title must not drive the terminal."""
+    return _CONTROL.sub(" ", str(text)).strip()
 
 
 async def cmd_status(args: argparse.Namespace) -> int:
@@ -209,7 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--peer", default=DEFAULT_PEER)
     search.add_argument("--local", action="store_true", help="only this peer's own index")
     search.add_argument("--json", action="store_true")
-    search.add_argument("--limit", type=int, default=10)
+    search.add_argument("--limit", type=int, default=10, help="results per page (1-100, default 10)")
+    search.add_argument("--offset", type=int, default=0, help="skip this many results (for the next pages)")
     search.set_defaults(func=cmd_search)
 
     status = sub.add_parser("status", help="peer, index, DHT and crawl figures")
@@ -229,6 +253,13 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `yasearch search ... | head`: the reader left; exit quietly.
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except OSError:
+            pass
+        return 141
 
 
 if __name__ == "__main__":

@@ -30,18 +30,31 @@ class PeerClient:
             await self._session.close()
 
     async def request(self, method: str, path: str, **kw: Any) -> Any:
+        """One API call; every failure becomes a :class:`PeerError` with a hint."""
         assert self._session is not None
+        url = self.base_url + path
+        if not url.startswith(("http://", "https://")):
+            raise PeerError(f"not a peer URL: {self.base_url!r} (expected something like {DEFAULT_PEER})")
         try:
-            async with self._session.request(method, self.base_url + path, **kw) as resp:
+            async with self._session.request(method, url, **kw) as resp:
                 try:
                     data = await resp.json(content_type=None)
                 except ValueError:
                     data = None
                 if resp.status >= 400:
-                    msg = (data or {}).get("error", {}).get("message") if isinstance(data, dict) else None
+                    err = data.get("error") if isinstance(data, dict) else None
+                    msg = err.get("message") if isinstance(err, dict) else None
                     raise PeerError(f"{self.base_url} answered {resp.status}: {msg or resp.reason}")
+                if not isinstance(data, dict):
+                    raise PeerError(f"{self.base_url} did not answer with JSON; is it a yasearch peer?")
                 return data
+        except aiohttp.InvalidURL:
+            raise PeerError(f"not a peer URL: {self.base_url!r} (expected something like {DEFAULT_PEER})") from None
+        except (TimeoutError, aiohttp.ServerTimeoutError):
+            raise PeerError(f"the peer at {self.base_url} did not answer in time; is it overloaded?") from None
         except aiohttp.ClientConnectionError:
             raise PeerError(
                 f"cannot reach a peer at {self.base_url}; start one with `yasearch peer` or pass --peer URL"
             ) from None
+        except aiohttp.ClientError as e:
+            raise PeerError(f"talking to the peer at {self.base_url} failed: {e}") from None

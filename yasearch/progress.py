@@ -1,41 +1,80 @@
-"""A one-line live progress bar for crawl jobs in a terminal."""
+"""Crawl progress for the terminal: a live one-line bar, or plain lines in a pipe."""
 
 from __future__ import annotations
 
+import shutil
 import sys
+import time
 from typing import Any, TextIO
+
+
+def _counts(job: dict[str, Any]) -> str:
+    return (
+        f"indexed {job.get('indexed', 0)}  failed {job.get('failed', 0)}  "
+        f"skipped {job.get('skipped', 0)}  queued {job.get('queued', 0)}"
+    )
 
 
 def render(job: dict[str, Any], width: int = 30) -> str:
     spec = job.get("spec") or {}
     target = max(int(spec.get("max_pages") or 1), 1)
     done = int(job.get("fetched", 0))
-    frac = min(done / target, 1.0) if job.get("state") == "running" else 1.0
+    frac = min(done / target, 1.0) if job.get("state") in ("running", "paused") else 1.0
     filled = int(frac * width)
     bar = "#" * filled + "." * (width - filled)
     return (
-        f"[{bar}] {job.get('state', '?'):9} fetched {done}/{target}  indexed {job.get('indexed', 0)}  "
-        f"failed {job.get('failed', 0)}  skipped {job.get('skipped', 0)}  queued {job.get('queued', 0)}  "
-        f"{job.get('pages_per_second', 0):.1f} pages/s"
+        f"[{bar}] {job.get('state', '?'):9} fetched {done}/{target}  {_counts(job)}  "
+        f"{float(job.get('pages_per_second') or 0):.1f} pages/s"
+    )
+
+
+def summary(job: dict[str, Any], elapsed: float | None = None) -> str:
+    """One line for the end of a job: state and totals."""
+    took = f" in {elapsed:.1f} s" if elapsed is not None else ""
+    failures = job.get("failures") or {}
+    why = " (" + ", ".join(f"{k} {v}" for k, v in sorted(failures.items())) + ")" if failures else ""
+    return (
+        f"crawl {job.get('id', '?')} {job.get('state', '?')}{took}: fetched {job.get('fetched', 0)}, "
+        f"indexed {job.get('indexed', 0)}, failed {job.get('failed', 0)}{why}, skipped {job.get('skipped', 0)}"
     )
 
 
 class ProgressLine:
-    """Rewrites one line on a TTY; prints a line per change elsewhere (logs stay readable)."""
+    """Rewrites one line on a TTY.
 
-    def __init__(self, stream: TextIO = sys.stderr) -> None:
-        self.stream = stream
-        self.tty = stream.isatty()
+    Elsewhere (a pipe, a log file) it prints a plain line when the counters or
+    the state change, at most one per ``interval`` seconds while running, so
+    logs stay readable.
+    """
+
+    def __init__(self, stream: TextIO | None = None, *, interval: float = 1.0) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        try:
+            self.tty = self.stream.isatty()
+        except (AttributeError, ValueError):
+            self.tty = False
+        self.interval = interval
         self._last = ""
+        self._last_key = ""
+        self._last_state = ""
+        self._last_time = float("-inf")
 
     def update(self, job: dict[str, Any]) -> None:
         line = render(job)
-        if line == self._last:
-            return
-        self._last = line
         if self.tty:
-            self.stream.write("\r\x1b[2K" + line)
+            if line == self._last:
+                return
+            width = max(20, shutil.get_terminal_size((100, 20)).columns - 1)
+            self.stream.write("\r\x1b[2K" + line[:width])
+            self._last = line
         else:
+            state = str(job.get("state"))
+            key = f"{state} {job.get('fetched', 0)} {_counts(job)}"
+            now = time.monotonic()
+            same_state = state == self._last_state
+            if key == self._last_key or (same_state and now - self._last_time < self.interval):
+                return
+            self._last_key, self._last_state, self._last_time, self._last = key, state, now, line
             self.stream.write(line + "\n")
         self.stream.flush()
 
@@ -43,3 +82,4 @@ class ProgressLine:
         if self.tty and self._last:
             self.stream.write("\n")
             self.stream.flush()
+        self._last = ""

@@ -1,4 +1,4 @@
-"""Query parsing: words, "quoted phrases", -exclusions and site: filters.
+"""Query parsing: words, "quoted phrases", -exclusions, site: and -site: filters.
 
 Only the shared analyzer turns words into terms, so that a query term is byte
 for byte the term an indexing peer published. The syntax is deliberately small
@@ -36,6 +36,8 @@ class ParsedQuery:
     #: separately would drop far more than the user asked for.
     excluded_phrases: list[list[str]] = field(default_factory=list)
     sites: list[str] = field(default_factory=list)
+    #: Hosts excluded with -site:host (with their subdomains).
+    excluded_sites: list[str] = field(default_factory=list)
 
     @property
     def is_site_listing(self) -> bool:
@@ -62,7 +64,14 @@ def _normalize_site(value: str) -> str:
         host = host.split("]", 1)[0] + "]"
     else:
         host = host.split(":", 1)[0]
-    return host.strip(".")
+    host = host.strip(".")
+    if not host.isascii():
+        # Indexed hosts are in their ASCII (punycode) form, as canonical URLs have them.
+        try:
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            pass
+    return host
 
 
 def _add_unique(target: list[str], items: list[str]) -> None:
@@ -101,10 +110,11 @@ def parse_query(q: str) -> ParsedQuery:
             continue
         assert word is not None
         site = _SITE.match(word)
-        if site and not negative:
+        if site:
             host = _normalize_site(site.group("host"))
-            if host and host not in parsed.sites:
-                parsed.sites.append(host)
+            target = parsed.excluded_sites if negative else parsed.sites
+            if host and host not in target:
+                target.append(host)
             continue
         words = analyze(word)
         if negative:
@@ -112,7 +122,7 @@ def parse_query(q: str) -> ParsedQuery:
         else:
             _add_unique(parsed.terms, words)
     if not parsed.terms and not parsed.sites:
-        if parsed.excluded or parsed.excluded_phrases:
+        if parsed.excluded or parsed.excluded_phrases or parsed.excluded_sites:
             raise QueryError("the query only excludes words: add at least one word to search for")
         raise QueryError(
             "the query has no searchable words (it contains only very common words "

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from whoosh.query import And, AndNot, Or, Phrase, Query, Term
+from whoosh.query import And, AndNot, Or, Phrase, Prefix, Query, Term
 
 from yasearch.index import PHRASE_FIELDS, POSTING_FIELDS, LocalIndex, ReadView
 from yasearch.query import ParsedQuery
@@ -33,8 +33,17 @@ def _phrase_anywhere(words: list[str]) -> Query:
 
 
 def site_query(sites: list[str]) -> Query:
-    """Documents of any of ``sites`` or their subdomains."""
-    return Or([Term("host_parts", s.lower()) for s in sites])
+    """Documents of any of ``sites`` or their subdomains, on any port.
+
+    Indexed hosts are ``host[:port]`` (the port only when not the default), so
+    ``host_parts`` of ``a.example.com:8080`` holds ``example.com:8080``, not
+    ``example.com``: the prefix ``example.com:`` finds those.
+    """
+    parts: list[Query] = []
+    for s in sites:
+        s = s.lower()
+        parts += [Term("host_parts", s), Prefix("host_parts", s + ":")]
+    return Or(parts)
 
 
 def build_query(parsed: ParsedQuery) -> Query | None:
@@ -48,6 +57,8 @@ def build_query(parsed: ParsedQuery) -> Query | None:
     q: Query = required[0] if len(required) == 1 else And(required)
     negative: list[Query] = [_any_field(t) for t in parsed.excluded]
     negative += [_phrase_anywhere(p) for p in parsed.excluded_phrases]
+    if parsed.excluded_sites:
+        negative.append(site_query(parsed.excluded_sites))
     if negative:
         q = AndNot(q, Or(negative))
     return q

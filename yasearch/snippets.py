@@ -93,11 +93,20 @@ def _best_window(hits: list[_Hit], max_chars: int) -> tuple[int, list[_Hit]]:
     return best_i, best
 
 
+#: How far a window edge may move to land on a word boundary. Without a bound,
+#: a long run without spaces (minified text, a long URL) before the first hit
+#: would drag the window start back so far that the hit fell out of the window.
+_MAX_SNAP = 20
+
+
 def _snap_start(text: str, pos: int) -> int:
-    """Move ``pos`` back to the start of the word it falls in."""
-    while pos > 0 and not text[pos - 1].isspace():
-        pos -= 1
-    return pos
+    """Move ``pos`` back to the start of the word it falls in (if that is near)."""
+    cut = pos
+    while cut > 0 and not text[cut - 1].isspace():
+        cut -= 1
+        if pos - cut > _MAX_SNAP:
+            return pos
+    return cut
 
 
 def _snap_end(text: str, pos: int, floor: int) -> int:
@@ -146,7 +155,10 @@ def _window_snippet(text: str, hits: list[_Hit], max_chars: int) -> tuple[str, s
     i, inside = _best_window(hits, max_chars)
     first, last = hits[i], inside[-1]
     spare = max(0, max_chars - (last.end - first.start))
-    start = _snap_start(text, max(0, first.start - spare // 3))
+    lo = max(0, first.start - spare // 3)
+    start = _snap_start(text, lo)
+    if start + max_chars < last.end:  # snapping must not push the last hit out
+        start = lo
     end = _snap_end(text, start + max_chars, last.end)
     return _render(text, start, end, inside)
 
