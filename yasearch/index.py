@@ -32,7 +32,7 @@ import pickle
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,10 +46,11 @@ from whoosh.formats import Frequency, Positions
 from whoosh.lang.porter import stem as porter_stem
 from whoosh.system import pack_uint
 from whoosh.index import LockError
-from whoosh.query import Term
+from whoosh.query import And, Or, Term
 from whoosh.reading import TermNotFound
 from whoosh.searching import Searcher
-from whoosh.codec.whoosh3 import W3Codec
+from whoosh.codec.whoosh3 import W3Codec, W3LeafMatcher
+from whoosh.matching.wrappers import FilterMatcher
 from whoosh.writing import IndexWriter, PostingPool
 
 from yasearch.analysis import MAX_TERM_CHARS, make_analyzer
@@ -310,6 +311,13 @@ def _whoosh_fields(doc: Document) -> dict[str, Any]:
 # Reading
 
 
+#: Posting lists of at most this many entries are memoized per read view (and
+#: so per reader thread, until the next commit), up to this many entries in
+#: all (~100 bytes each: ~20 MB per reader thread at most).
+_PAIRS_MEMO_MAX_LEN = 20_000
+_PAIRS_MEMO_BUDGET = 200_000
+
+
 class ReadView:
     """One thread's view of one committed index generation.
 
@@ -335,6 +343,12 @@ class ReadView:
             self._doc_ids = self.reader.column_reader("doc_id")
             self._urls = self.reader.column_reader("url")
             self._lengths = self.reader.column_reader("length")
+        self._leaves = list(self.reader.leaf_readers())
+        # column reads cost microseconds each and a query reads the same docs many times
+        self._doc_id_memo: dict[int, str] = {}
+        self._length_memo: dict[int, int] = {}
+        self._pairs_memo: dict[tuple[str, str], list[tuple[int, float]]] = {}
+        self._pairs_memo_size = 0
         self._df: dict[str, int] = {}
         self._total_length: int | None = None
 
@@ -363,13 +377,19 @@ class ReadView:
         return self.reader.doc_count()
 
     def doc_id_of(self, docnum: int) -> str:
-        return self._doc_ids[docnum]
+        v = self._doc_id_memo.get(docnum)
+        if v is None:
+            v = self._doc_id_memo[docnum] = self._doc_ids[docnum]
+        return v
 
     def url_of(self, docnum: int) -> str:
         return self._urls[docnum]
 
     def length_of(self, docnum: int) -> int:
-        return int(self._lengths[docnum])
+        v = self._length_memo.get(docnum)
+        if v is None:
+            v = self._length_memo[docnum] = int(self._lengths[docnum])
+        return v
 
     def docnum_of(self, doc_id: str) -> int | None:
         return self.searcher.document_number(doc_id=doc_id)
@@ -393,7 +413,39 @@ class ReadView:
 
     def docnums(self, query: Any) -> set[int]:
         """Live documents matching a Whoosh query."""
+        fast = self._boolean_docnums(query)
+        if fast is not None:
+            return fast
         return set(self.searcher.docs_for_query(query))
+
+    def _boolean_docnums(self, q: Any) -> set[int] | None:
+        """Docnums of a tree of Term / Or / And queries from posting-block reads, else None.
+
+        Whoosh's union/intersection matchers cost several Python calls per
+        posting; plain word queries (an And of per-term Ors over the fields)
+        are evaluated here with set operations instead. Anything else
+        (phrases, exclusions, minmatch, ...) returns None: Whoosh evaluates it.
+        """
+        kind = type(q)
+        if kind is Term:
+            return {d for d, _w in self._pair_list(q.fieldname, q.text)}
+        if kind is Or and not q.minmatch:
+            out: set[int] = set()
+            for sub in q.subqueries:
+                docs = self._boolean_docnums(sub)
+                if docs is None:
+                    return None
+                out |= docs
+            return out
+        if kind is And and q.subqueries:
+            result: set[int] | None = None
+            for sub in q.subqueries:
+                docs = self._boolean_docnums(sub)
+                if docs is None:
+                    return None
+                result = docs if result is None else result & docs
+            return result
+        return None
 
     def total_length(self) -> int:
         """Sum of document lengths of live documents.
@@ -404,7 +456,10 @@ class ReadView:
         if self._total_length is None:
             total = 0
             for leaf, _offset in self.reader.leaf_readers():
-                key = (leaf.segment().segment_id(), leaf.doc_count())
+                segment = leaf.segment()
+                if segment is None or leaf.doc_count_all() == 0:  # an empty index
+                    continue
+                key = (segment.segment_id(), leaf.doc_count())
                 seg_total = self._length_cache.get(key)
                 if seg_total is None:
                     lengths = leaf.column_reader("length")
@@ -426,15 +481,67 @@ class ReadView:
         except TermNotFound:
             return None
 
+    def _pairs(self, fieldname: str, term: str) -> Iterator[tuple[int, float]]:
+        """(docnum, weight) of every live posting of ``term`` in ``fieldname``, in docnum order.
+
+        Reads Whoosh's posting blocks a block at a time instead of calling
+        ``is_active/id/weight/next`` per posting (far fewer Python calls);
+        other matcher kinds (e.g. inlined single postings) take the generic path.
+        """
+        for leaf, offset in self._leaves:
+            try:
+                m = leaf.postings(fieldname, term)
+            except TermNotFound:
+                continue
+            deleted: Any = None
+            if type(m) is FilterMatcher and m._exclude:
+                deleted, m = m._ids, m.child
+            if type(m) is W3LeafMatcher:
+                while m.is_active():
+                    if m._ids is None:
+                        m._read_ids()
+                    if m._weights is None:
+                        m._read_weights()
+                    i = m._i
+                    ids, weights = m._ids, m._weights
+                    if i:
+                        ids, weights = ids[i:], weights[i:]
+                    for d, w in zip(ids, weights):
+                        if deleted is None or d not in deleted:
+                            yield d + offset, w
+                    m._next_block()
+            else:
+                while m.is_active():
+                    d = m.id()
+                    if deleted is None or d not in deleted:
+                        yield d + offset, m.weight()
+                    m.next()
+
+    def _pair_list(self, fieldname: str, term: str) -> list[tuple[int, float]]:
+        """:meth:`_pairs` as a list, memoized for this generation.
+
+        A query reads each posting list up to three times (candidates, df,
+        postings); short lists are kept so that blocks are decoded once.
+        """
+        key = (fieldname, term)
+        pairs = self._pairs_memo.get(key)
+        if pairs is None:
+            pairs = list(self._pairs(fieldname, term))
+            if len(pairs) <= _PAIRS_MEMO_MAX_LEN:
+                if self._pairs_memo_size + len(pairs) > _PAIRS_MEMO_BUDGET:
+                    self._pairs_memo.clear()
+                    self._pairs_memo_size = 0
+                self._pairs_memo[key] = pairs
+                self._pairs_memo_size += len(pairs)
+        return pairs
+
     def df(self, term: str) -> int:
         """Live documents containing ``term`` in any posting field."""
         cached = self._df.get(term)
         if cached is None:
             docs: set[int] = set()
             for fieldname, _flag in POSTING_FIELDS:
-                m = self._matcher(fieldname, term)
-                if m is not None:
-                    docs.update(m.all_ids())
+                docs.update(d for d, _w in self._pair_list(fieldname, term))
             cached = self._df[term] = len(docs)
         return cached
 
@@ -444,32 +551,52 @@ class ReadView:
         Union over fields: tf summed over the text fields, one flag per field.
         """
         acc: dict[int, list[int]] = {}
-        ordered = sorted(restrict) if restrict is not None else None
+        ordered: list[int] | None = None
         for fieldname, flag in POSTING_FIELDS:
-            m = self._matcher(fieldname, term)
-            if m is None:
-                continue
             counts_tf = fieldname in _TF_FIELDS
-            if ordered is None:
-                while m.is_active():
-                    self._accumulate(acc, m.id(), m, counts_tf, flag)
-                    m.next()
-            else:
-                for d in ordered:
-                    if not m.is_active():
-                        break
-                    if m.id() < d:
-                        m.skip_to(d)
-                        if not m.is_active():
-                            break
-                    if m.id() == d:
-                        self._accumulate(acc, d, m, counts_tf, flag)
+            if restrict is not None and len(restrict) * 16 < self._field_df(fieldname, term):
+                # a few candidates in a long posting list: skip to each of them
+                if ordered is None:
+                    ordered = sorted(restrict)
+                self._skip_accumulate(acc, fieldname, term, ordered, counts_tf, flag)
+                continue
+            for d, w in self._pair_list(fieldname, term):
+                if restrict is not None and d not in restrict:
+                    continue
+                entry = acc.get(d)
+                if entry is None:
+                    entry = acc[d] = [0, 0]
+                if counts_tf:
+                    entry[0] += int(round(w))
+                entry[1] |= flag
         postings = [
             Posting(doc_id=self.doc_id_of(d), tf=tf, flags=flags, length=self.length_of(d))
             for d, (tf, flags) in acc.items()
         ]
         postings.sort(key=lambda p: p.doc_id)
         return postings
+
+    def _field_df(self, fieldname: str, term: str) -> int:
+        try:
+            return self.reader.doc_frequency(fieldname, term)
+        except TermNotFound:
+            return 0
+
+    def _skip_accumulate(
+        self, acc: dict[int, list[int]], fieldname: str, term: str, ordered: list[int], counts_tf: bool, flag: int
+    ) -> None:
+        m = self._matcher(fieldname, term)
+        if m is None:
+            return
+        for d in ordered:
+            if not m.is_active():
+                break
+            if m.id() < d:
+                m.skip_to(d)
+                if not m.is_active():
+                    break
+            if m.id() == d:
+                self._accumulate(acc, d, m, counts_tf, flag)
 
     @staticmethod
     def _accumulate(acc: dict[int, list[int]], docnum: int, m: Any, counts_tf: bool, flag: int) -> None:

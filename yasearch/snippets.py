@@ -53,6 +53,52 @@ def _prefix(term: str) -> str:
 def _find_hits(text: str, terms: frozenset[str]) -> list[_Hit]:
     if not text or not terms:
         return []
+    low = text.lower()
+    if len(low) != len(text):  # a character lowercases to several: offsets would not match
+        return _find_hits_slow(text, terms)
+    prefixes = sorted({_prefix(t) for t in terms}, key=len, reverse=True)
+    # A plain case-sensitive search on the lowercased text is ~3x faster than the
+    # case-insensitive one with lookbehinds at every position; the token-start
+    # checks are done only where a prefix occurs.
+    search = re.compile("|".join(re.escape(p) for p in prefixes)).search
+    token_at = _token_re().match
+    memo: dict[str, frozenset[str]] = {}
+    hits: list[_Hit] = []
+    pos = 0
+    while (m := search(low, pos)) is not None:
+        s = m.start()
+        if (s > 0 and _WORD_CHAR.match(text, s - 1)) or (
+            s > 1 and text[s - 1] == "." and _WORD_CHAR.match(text, s - 2)
+        ):  # (?<!\w)(?<!\w\.): not the start of a token
+            pos = s + 1
+            continue
+        tok = token_at(text, s)
+        if tok is None:
+            pos = s + 1
+            continue
+        word = tok.group(0).lower()
+        matched = memo.get(word)
+        if matched is None:
+            matched = memo[word] = frozenset(t for t in analyze(word) if t in terms)
+        if matched:
+            hits.append(_Hit(tok.start(), tok.end(), matched))
+            if len(hits) >= MAX_HITS:
+                break
+        pos = tok.end()
+    return hits
+
+
+_WORD_CHAR = re.compile(r"\w")
+
+
+@lru_cache(maxsize=1)
+def _token_re() -> re.Pattern[str]:
+    return re.compile(_token_pattern())
+
+
+def _find_hits_slow(text: str, terms: frozenset[str]) -> list[_Hit]:
+    if not text or not terms:
+        return []
     prefixes = sorted({_prefix(t) for t in terms}, key=len, reverse=True)
     candidate = re.compile(
         r"(?<!\w)(?<!\w\.)(?=(?:" + "|".join(re.escape(p) for p in prefixes) + "))" + _token_pattern(),

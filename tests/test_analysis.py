@@ -1,0 +1,38 @@
+"""The one analyzer: the fast analyze() must yield exactly what Whoosh's chain yields."""
+
+from __future__ import annotations
+
+import random
+
+from yasearch.analysis import analyze, doc_id, make_analyzer, term_key
+
+SAMPLES = [
+    "The Quick brown foxes were RUNNING over the lazy dogs' houses, didn't they?",
+    "e.g. U.S.A. 3.14 v2.0 foo_bar x-ray naïve café Straße ÆTHER 東京 タワー",
+    "a I an of to be x y z " + "w" * 70 + " supercalifragilistic",
+    "",
+    "   \t\n ",
+    "<script>alert(1)</script> &amp; http://example.com/a/b?c=d#e",
+]
+
+
+def whoosh_terms(text: str) -> list[str]:
+    return [t.text for t in make_analyzer()(text)]
+
+
+def test_fast_analyze_matches_whoosh_chain() -> None:
+    for text in SAMPLES:
+        assert analyze(text) == whoosh_terms(text), text
+
+
+def test_fast_analyze_matches_on_random_text() -> None:
+    rng = random.Random(7)
+    alphabet = "abcdefghijklmnopqrstuvwxyzABCÉßø0123456789 .,-_'\"/:;!?\n"
+    for _ in range(200):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 300)))
+        assert analyze(text) == whoosh_terms(text), text
+
+
+def test_keys_are_sha1() -> None:
+    assert len(term_key("apple")) == 20
+    assert len(doc_id("https://example.com/")) == 40
