@@ -1,0 +1,38 @@
+"""``python -m bench crawl [options]``: the crawl + index + query benchmark.
+
+See :mod:`bench.crawl_index` for what is measured, and docs/benchmarks.md for results.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print("usage: python -m bench crawl [--pages N] [--workers N] [--queries N] [--no-scrapy] "
+              "[--set KEY=VALUE] [--json FILE] [--strict]\n\n"
+              "  crawl   crawl + index a generated local site, Scrapy as the reference, query latency\n"
+              "          (python -m bench crawl --help for every option)")
+        return 0 if argv else 2
+    cmd, rest = argv[0], argv[1:]
+    if cmd == "crawl":
+        from bench.crawl_index import main as crawl_main
+
+        try:
+            return crawl_main(rest)
+        except KeyboardInterrupt:
+            return 130
+        except Exception as e:  # noqa: BLE001 - a benchmark failure is reported, not traced
+            import traceback
+
+            traceback.print_exc()
+            print(f"benchmark failed: {e}", file=sys.stderr)
+            return 1
+    print(f"unknown command {cmd!r}; try: python -m bench crawl", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
