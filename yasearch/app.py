@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Awaitable, Callable
 
 from aiohttp import web
 
-from yasearch import api
+from yasearch import api, p2p
 from yasearch.errors import ApiError, json_error
 
 if TYPE_CHECKING:
@@ -31,8 +31,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if _wants_json(request):
             return json_error(e.status, e.code, e.message)
         return web.Response(status=e.status, text=e.message, content_type="text/plain")
-    except web.HTTPRequestEntityTooLarge as e:
-        return json_error(413, "too_large", f"the body is larger than the limit of {e.max_size} bytes")
+    except web.HTTPRequestEntityTooLarge:
+        limit = request.app[api.PEER_KEY].config.max_request_bytes
+        return json_error(413, "too_large", f"the body is larger than the limit of {limit} bytes")
     except web.HTTPException as e:
         if not _wants_json(request) or e.status < 400:
             raise
@@ -49,6 +50,7 @@ def build_app(peer: "Peer") -> web.Application:
     app = web.Application(client_max_size=peer.config.max_request_bytes, middlewares=[error_middleware])
     app[api.PEER_KEY] = peer
     api.setup(app)
+    p2p.setup(app, peer)
     import webui  # the UI sits on top of the peer; imported here, at the composition root
 
     webui.setup(app, peer)

@@ -16,7 +16,7 @@ import time
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import aiohttp
 
@@ -65,6 +65,11 @@ class JobManager:
         self._flusher: asyncio.Task | None = None
         self._bg: set[asyncio.Task] = set()
         self._stopping = False
+        #: Documents handed to the index, waiting for their commit (then published).
+        self._docs: dict[str, Document] = {}
+        #: Called on the loop with the documents of each durable commit / removed doc ids.
+        self.on_indexed: list[Callable[[list[Document]], None]] = []
+        self.on_removed: list[Callable[[list[str]], None]] = []
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -230,6 +235,8 @@ class JobManager:
             # A page that now says noindex must leave the index if an older copy is there.
             if await self.index.has(did):
                 await self.index.delete(did)
+                for callback in self.on_removed:
+                    callback([did])
             job.progress.skipped += 1
             await self.store.mark(job.id, [(requested, "skipped", "noindex")])
             return
@@ -245,11 +252,17 @@ class JobManager:
             crawled_at=page.fetched_at,
         )
         self._uncommitted.setdefault(did, []).append((job.id, requested))
+        if self.on_indexed:
+            self._docs[did] = doc
         await self.index.add(doc)
 
     def _committed(self, doc_ids: list[str]) -> None:
         """Index commit callback: the pages are durable, so their URLs are done."""
         by_job: dict[str, list[tuple[str, str, str | None]]] = {}
+        docs = [d for d in (self._docs.pop(did, None) for did in doc_ids) if d is not None]
+        if docs:
+            for callback in self.on_indexed:
+                callback(docs)
         for did in doc_ids:
             for job_id, url in self._uncommitted.pop(did, []):
                 job = self.jobs.get(job_id)

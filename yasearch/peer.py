@@ -6,11 +6,13 @@ through the methods below and nothing else.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 from crawler.types import CrawlSpec
@@ -19,10 +21,16 @@ from yasearch.app import build_app
 from yasearch.config import Config
 from yasearch.identity import load_or_create
 from yasearch.index import LocalIndex
+from yasearch.dht import DhtNode
 from yasearch.jobs import Job, JobManager
+from yasearch.netsearch import GlobalSearch
+from yasearch.network import Contact, Resolver, Transport
+from yasearch.p2p import PROTOCOL_VERSION
+from yasearch.publisher import Publisher
 from yasearch.query import parse_query
-from yasearch.records import SearchResponse
+from yasearch.records import Document, SearchResponse
 from yasearch.search import search_local
+from yasearch.shard import ShardStore
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +49,20 @@ class Peer:
             limitmb=config.index_limitmb,
         )
         self.jobs = JobManager(config, self.index)
+        self.shard = ShardStore(self.data_dir / "shard.db")
+        self.dht: DhtNode | None = None
+        self.publisher = Publisher(self, self.data_dir / "publish.db")
+        self.resolver: Resolver | None = None
+        self.transport: Transport | None = None
+        self.global_search = GlobalSearch(self)
         self.started_at = 0.0
         self.port = config.port
         self._runner: web.AppRunner | None = None
+        self._session: aiohttp.ClientSession | None = None
         self._started = False
+        self._total_length = 0
+        self._bg: set[asyncio.Task[Any]] = set()  # one-shot work (settle() waits for it)
+        self._daemons: list[asyncio.Task[Any]] = []  # loops that run until stop()
 
     @property
     def peer_id(self) -> str:
@@ -73,8 +91,30 @@ class Peer:
         sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
         if sockets:
             self.port = sockets[0].getsockname()[1]
+        await self.shard.open()
+        self._total_length = await self.index.total_length()
+        self.index.on_commit.append(lambda _ids: self._spawn(self._refresh_total_length()))
+        # Kademlia on UDP port P beside HTTP on TCP port P (DESIGN.md).
+        self.dht = DhtNode(self.identity.node_id, self.config.host, self.port, self.data_dir, self._dht_info)
+        try:
+            await self.dht.start()
+        except OSError:
+            await self._runner.cleanup()
+            await self.shard.close()
+            await self.index.close()
+            raise
+        self._session = aiohttp.ClientSession()
+        self.transport = Transport(self._session)
+        self.resolver = Resolver(self.dht, self.contact, replication=self.config.replication)
+        await self.publisher.start()
+        self.jobs.on_indexed.append(lambda docs: self._spawn(self.publisher.enqueue(docs)))
+        self.jobs.on_removed.append(lambda ids: self._spawn(self.publisher.remove(ids)))
         await self.jobs.start()
         self._started = True
+        self._daemons = [
+            asyncio.create_task(self._join(), name="join"),
+            asyncio.create_task(self._watch_membership(), name="membership"),
+        ]
         log.info("peer %s (%s) listening on %s", self.name, self.peer_id[:12], self.url)
 
     async def stop(self) -> None:
@@ -83,8 +123,17 @@ class Peer:
             return
         self._started = False
         await self.jobs.stop()
+        for task in [*self._bg, *self._daemons]:
+            task.cancel()
+        await asyncio.gather(*self._bg, *self._daemons, return_exceptions=True)
+        await self.publisher.stop()
+        if self.dht is not None:
+            await self.dht.stop()
         if self._runner:
             await self._runner.cleanup()
+        if self._session is not None:
+            await self._session.close()
+        await self.shard.close()
         await self.index.close()
 
     async def __aenter__(self) -> "Peer":
@@ -99,6 +148,8 @@ class Peer:
     async def search(self, q: str, *, limit: int = 10, offset: int = 0, scope: str = "global") -> SearchResponse:
         """Search. In a network of one, 'global' is answered from the local index."""
         parsed = parse_query(q)
+        if scope == "global" and self.dht is not None:
+            return await self.global_search.search(parsed, limit=limit, offset=offset)
         resp = await search_local(self.index, parsed, limit=limit, offset=offset)
         resp.scope = scope
         return resp
@@ -106,7 +157,106 @@ class Peer:
     async def start_crawl(self, spec: CrawlSpec) -> Job:
         return await self.jobs.create(spec)
 
+    # -- network ---------------------------------------------------------------
+
+    def contact(self) -> Contact:
+        return Contact(self.identity.node_id, self.url)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._bg.add(task)
+        task.add_done_callback(self._bg.discard)
+
+    async def _refresh_total_length(self) -> None:
+        self._total_length = await self.index.total_length()
+
+    def _dht_info(self) -> dict[str, Any]:
+        """This peer's info record, as the DHT hands it to other peers."""
+        return {
+            "name": self.name,
+            "http_url": self.url,
+            "version": __version__,
+            "documents": self.index.doc_count(),
+            "stats": {"total_length": self._total_length},
+        }
+
+    async def info(self) -> dict[str, Any]:
+        """The /p2p/v1/info record."""
+        return {
+            "v": PROTOCOL_VERSION,
+            "peer_id": self.peer_id,
+            "name": self.name,
+            "version": __version__,
+            "http_url": self.url,
+            "documents": self.index.doc_count(),
+            "total_length": self._total_length,
+        }
+
+    def _bootstrap_addrs(self) -> list[tuple[str, int]]:
+        out = []
+        for entry in self.config.bootstrap:
+            host, _, port = entry.rpartition(":")
+            if host and port.isdigit():
+                out.append((host.strip("[]"), int(port)))
+        return out
+
+    async def _join(self) -> None:
+        assert self.dht is not None
+        try:
+            await self.dht.bootstrap(self._bootstrap_addrs())
+            await self.dht.refresh_info()
+        except Exception:  # noqa: BLE001 - the maintenance loop retries
+            log.warning("could not join the network yet", exc_info=log.isEnabledFor(logging.DEBUG))
+
+    async def join(self, addrs: list[tuple[str, int]]) -> int:
+        """Join through these peers now (tests, the demo); returns contacts known."""
+        assert self.dht is not None
+        n = await self.dht.bootstrap(addrs)
+        await self.dht.refresh_info()
+        if self.resolver is not None:
+            self.resolver.invalidate()
+        return n
+
+    async def _watch_membership(self, interval: float = 2.0) -> None:
+        """When peers join or leave, routes change: re-resolve and republish (handoff)."""
+        assert self.dht is not None
+        known = {p.node_id for p in self.dht.known_peers()}
+        while True:
+            await asyncio.sleep(interval)
+            now = {p.node_id for p in self.dht.known_peers()}
+            if now != known:
+                log.info("membership changed (%d -> %d peers): republishing", len(known), len(now))
+                known = now
+                if self.resolver is not None:
+                    self.resolver.invalidate()
+                await self.publisher.republish()
+
+    async def settle(self) -> None:
+        """Until background work (index commits, publishing) has caught up. For tests and the demo."""
+        await self.index.flush()
+        while True:
+            pending = [t for t in self._bg | self.jobs._bg if not t.done()]
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+                continue
+            await self.publisher.wait_idle()
+            if not any(not t.done() for t in self._bg | self.jobs._bg):
+                return
+
+    def network_totals(self) -> tuple[int, int]:
+        """(documents, total length) over this peer and every peer whose info we hold."""
+        docs, total = self.index.doc_count(), self._total_length
+        if self.dht is not None:
+            for p in self.dht.known_peers():
+                if p.node_id == self.peer_id or not p.info_received:
+                    continue
+                docs += p.documents
+                total += int(p.stats.get("total_length", 0))
+        return docs, total
+
     async def status(self) -> dict[str, Any]:
+        publish = await self.publisher.figures()
+        shard = await self.shard.stats()
         return {
             "peer_id": self.peer_id,
             "name": self.name,
@@ -114,22 +264,38 @@ class Peer:
             "url": self.url,
             "uptime_s": round(time.time() - self.started_at, 1),
             "documents": self.index.doc_count(),
-            "postings_held": 0,
-            "peers_known": 0,
+            "postings_held": shard.get("postings", 0),
+            "peers_known": len(self.dht.known_peers()) if self.dht else 0,
             "crawl": self.jobs.summary(),
-            "publish": {"pending": 0, "sent": 0, "failed": 0},
+            "publish": publish,
+            "dht": self.dht.stats() if self.dht else {"running": False},
             "index": {"path": str(self.data_dir / "index"), "documents": self.index.doc_count()},
         }
 
     async def peers(self) -> list[dict[str, Any]]:
-        return [
-            {
-                "peer_id": self.peer_id,
-                "name": self.name,
-                "url": self.url,
-                "version": __version__,
-                "documents": self.index.doc_count(),
-                "self": True,
-                "last_seen": time.time(),
-            }
-        ]
+        me = {
+            "peer_id": self.peer_id,
+            "name": self.name,
+            "url": self.url,
+            "version": __version__,
+            "documents": self.index.doc_count(),
+            "self": True,
+            "last_seen": time.time(),
+        }
+        others = []
+        if self.dht is not None:
+            for p in self.dht.known_peers():
+                if p.node_id == self.peer_id:
+                    continue
+                others.append(
+                    {
+                        "peer_id": p.node_id,
+                        "name": p.name,
+                        "url": p.http_url,
+                        "version": p.version,
+                        "documents": p.documents,
+                        "self": False,
+                        "last_seen": p.last_seen,
+                    }
+                )
+        return [me] + sorted(others, key=lambda d: d["peer_id"])

@@ -445,8 +445,12 @@ class ShardStore:
         origin: str,
         doc_ids: Iterable[str],
         keep_terms: dict[str, set[str]] | None = None,
+        only_terms: dict[str, set[str]] | None = None,
     ) -> int:
         """Remove ``origin``'s postings of the given documents; returns how many went.
+
+        With ``only_terms[doc_id]`` given, only the postings of those terms go (the
+        origin withdraws the terms a re-crawled page lost, from each term's holders).
 
         With ``keep_terms[doc_id]`` given, the postings of those terms stay (a
         re-crawl: the origin sends the document's current terms, and every term it
@@ -456,7 +460,8 @@ class ShardStore:
         _check_origin(origin)
         ids = list(dict.fromkeys(_check_doc_id(d) for d in doc_ids))
         keep = keep_terms or {}
-        for d, terms in keep.items():
+        only = only_terms or {}
+        for d, terms in list(keep.items()) + list(only.items()):
             _check_doc_id(d, "keep_terms: ")
             if not all(isinstance(t, str) for t in terms):
                 raise ValueError("keep_terms values must be sets of strings")
@@ -471,7 +476,10 @@ class ShardStore:
                     )
                 ]
                 kept = keep.get(d, set())
-                gone = [(t, d) for t in held if t not in kept]
+                if d in only:
+                    gone = [(t, d) for t in held if t in only[d]]
+                else:
+                    gone = [(t, d) for t in held if t not in kept]
                 if gone:
                     conn.executemany("DELETE FROM postings WHERE term=? AND doc_id=?", gone)
                     removed += len(gone)

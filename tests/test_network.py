@@ -1,0 +1,295 @@
+"""The network: postings published over the DHT, global search ranks like one big index.
+
+Real peers in one process, talking over real UDP (Kademlia) and HTTP (p2p API)
+on 127.0.0.1. Five peers crawl disjoint sites; a sixth that crawled nothing must
+answer like one peer that crawled everything.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from crawler.types import CrawlSpec
+from peerutil import StaticSite, peer_config
+from yasearch.analysis import analyze
+from yasearch.peer import Peer
+
+WORDS = (
+    "apple river mountain forest ocean castle engine garden window silver copper marble "
+    "thunder lantern harbor meadow canyon glacier volcano desert island valley prairie "
+    "falcon otter badger heron salmon walrus beetle spider lizard turtle parrot dolphin "
+    "violin trumpet guitar piano cello harp flute drum organ banjo "
+    "pepper ginger cinnamon saffron vanilla nutmeg clove basil thyme mint "
+    "granite basalt quartz amber coral pearl ivory jade onyx ruby "
+    "comet planet nebula galaxy meteor quasar pulsar orbit crater eclipse"
+).split()
+TERMS = [analyze(w)[0] for w in WORDS]
+SITES = 5
+PAGES_PER_SITE = 30
+
+
+def make_site_pages(site_no: int, rng: random.Random) -> dict[str, str]:
+    """A root page linking to every page; pages of Zipf-ish random words."""
+    pages: dict[str, str] = {}
+    links = []
+    for i in range(PAGES_PER_SITE):
+        weights = [1.0 / (1 + k) for k in range(len(WORDS))]
+        title = " ".join(rng.choices(WORDS, weights=weights, k=3))
+        body = " ".join(rng.choices(WORDS, weights=weights, k=rng.randint(30, 120)))
+        path = f"/s{site_no}/doc{i}"
+        links.append(f'<a href="{path}">{path}</a>')
+        pages[path] = f"<html><head><title>{title}</title></head><body><h2>{rng.choice(WORDS)}</h2><p>{body}</p></body></html>"
+    pages["/"] = "<html><head><title>index</title></head><body>" + " ".join(links) + "</body></html>"
+    return pages
+
+
+@pytest.fixture
+async def sites() -> AsyncIterator[list[StaticSite]]:
+    rng = random.Random(1234)
+    out = [StaticSite(make_site_pages(i, rng)) for i in range(SITES)]
+    for s in out:
+        await s.start()
+    yield out
+    for s in out:
+        await s.stop()
+
+
+async def start_peers(tmp: Path, n: int, **kw: object) -> list[Peer]:
+    peers = [Peer(peer_config(tmp / f"peer{i}", name=f"p{i}", **kw)) for i in range(n)]
+    for p in peers:
+        await p.start()
+    boot = [("127.0.0.1", peers[0].port)]
+    for p in peers[1:]:
+        await p.join(boot)
+    for p in peers:  # a second round: everybody learns everybody and their info
+        await p.join(boot)
+    return peers
+
+
+async def crawl(peer: Peer, url: str) -> None:
+    job = await peer.start_crawl(CrawlSpec(urls=[url + "/"], depth=1, max_pages=PAGES_PER_SITE + 1, delay=0.0))
+    await peer.jobs.wait(job.id)
+
+
+def queries() -> list[str]:
+    rng = random.Random(99)
+    qs = [w for w in WORDS[:20]]
+    qs += [" ".join(rng.sample(WORDS[:30], 2)) for _ in range(15)]
+    qs += [" ".join(rng.sample(WORDS[:12], 3)) for _ in range(5)]
+    return qs
+
+
+def top(resp, k: int = 10) -> list[tuple[str, float]]:
+    return [(h.url, round(h.score, 6)) for h in resp.results[:k]]
+
+
+async def test_global_search_ranks_like_one_big_index(tmp_path: Path, sites: list[StaticSite]) -> None:
+    peers = await start_peers(tmp_path, SITES + 1)
+    reference = Peer(peer_config(tmp_path / "reference"))
+    await reference.start()
+    try:
+        for p, s in zip(peers, sites):
+            await crawl(p, s.url)
+        for s in sites:
+            await crawl(reference, s.url)
+        for p in peers:
+            await p.settle()
+        await reference.index.flush()
+        searcher = peers[-1]
+        assert searcher.index.doc_count() == 0
+        await searcher.dht.refresh_info()  # current document counts for N
+        n_docs, _ = searcher.network_totals()
+        assert n_docs == reference.index.doc_count() == SITES * (PAGES_PER_SITE + 1)
+
+        compared = 0
+        for q in queries():
+            want = await reference.search(q, scope="local", limit=10)
+            got = await searcher.search(q, scope="global", limit=10)
+            assert got.total == want.total, q
+            assert top(got) == top(want), q
+            assert got.peers["answered"] >= 1 and got.peers["failed"] == 0
+            compared += 1 if want.total else 0
+        assert compared >= 30
+    finally:
+        for p in peers:
+            await p.stop()
+        await reference.stop()
+
+
+async def test_replicas_survive_two_dead_peers(tmp_path: Path, sites: list[StaticSite]) -> None:
+    peers = await start_peers(tmp_path, 6, replication=3)
+    try:
+        for p, s in zip(peers[:3], sites[:3]):
+            await crawl(p, s.url)
+        for p in peers:
+            await p.settle()
+        searcher = peers[5]
+        await searcher.dht.refresh_info()
+        before = {q: await searcher.search(q, limit=100) for q in WORDS[:10]}
+        # two peers die without a word (not the searcher): every document is still found
+        for p in (peers[1], peers[3]):
+            await p.dht.stop()
+            await p._runner.cleanup()
+        for q, want in before.items():
+            got = await searcher.search(q, limit=100)
+            assert {h.url for h in got.results} == {h.url for h in want.results}, q
+    finally:
+        for p in peers:
+            try:
+                await p.stop()
+            except Exception:  # noqa: BLE001 - the killed ones are half-stopped
+                pass
+
+
+async def test_recrawled_page_withdraws_its_old_terms(tmp_path: Path) -> None:
+    old = {"/": "<html><head><title>first version</title></head><body>walrus saffron</body></html>"}
+    site = StaticSite(old)
+    await site.start()
+    peers = await start_peers(tmp_path, 4)
+    try:
+        origin, searcher = peers[0], peers[3]
+        await crawl(origin, site.url)
+        await origin.settle()
+        assert (await searcher.search("walrus")).total == 1
+        site.pages["/"] = "<html><head><title>second version</title></head><body>otter ginger</body></html>"
+        await crawl(origin, site.url)
+        await origin.settle()
+        for p in peers:
+            assert (await p.shard.df(["walrus"]))["walrus"] == 0, "old term still held somewhere"
+        assert (await searcher.search("walrus")).total == 0
+        assert (await searcher.search("otter")).total == 1
+    finally:
+        for p in peers:
+            await p.stop()
+        await site.stop()
+
+
+@pytest.mark.parametrize(
+    "path, body, status",
+    [
+        ("/p2p/v1/postings", b"not json", 400),
+        ("/p2p/v1/postings", b"[]", 400),
+        ("/p2p/v1/postings", b'{"origin": "zz", "postings": []}', 400),
+        ("/p2p/v1/postings", b'{"origin": "' + b"a" * 40 + b'", "postings": [["t", ["x", 1, 0, 5]]]}', 400),
+        ("/p2p/v1/postings", b'{"origin": "' + b"a" * 40 + b'", "postings": [["t", ["' + b"b" * 40 + b'", "1", 0, 5]]]}', 400),
+        ("/p2p/v1/postings", b'{"origin": "' + b"a" * 40 + b'", "postings": [["' + b"t" * 65 + b'", ["' + b"b" * 40 + b'", 1, 0, 5]]]}', 400),
+        ("/p2p/v1/postings", b'{"v": 9, "origin": "' + b"a" * 40 + b'", "postings": []}', 400),
+        ("/p2p/v1/lookup", b'{"terms": "apple"}', 400),
+        ("/p2p/v1/lookup", b'{"terms": ["apple"], "m": -1}', 400),
+        ("/p2p/v1/withdraw", b'{"origin": "' + b"a" * 40 + b'", "doc_ids": [1]}', 400),
+        ("/p2p/v1/docs", b'{"origin": "' + b"a" * 40 + b'", "docs": [{"doc_id": "' + b"b" * 40 + b'", "url": "javascript:alert(1)"}]}', 400),
+    ],
+)
+async def test_hostile_p2p_requests_change_nothing(tmp_path: Path, path: str, body: bytes, status: int) -> None:
+    peer = Peer(peer_config(tmp_path / "p"))
+    await peer.start()
+    try:
+        async with aiohttp.ClientSession() as s:
+            async with s.post(peer.url + path, data=body) as r:
+                assert r.status == status, await r.text()
+                err = (await r.json())["error"]
+                assert err["code"] and err["message"]
+        stats = await peer.shard.stats()
+        assert stats["postings"] == 0 and stats["docs"] == 0
+    finally:
+        await peer.stop()
+
+
+async def test_oversized_and_quota_exceeding_publishers_are_refused(tmp_path: Path) -> None:
+    peer = Peer(peer_config(tmp_path / "p"))
+    await peer.start()
+    peer.shard.quota_per_origin = 10
+    origin = "a" * 40
+    try:
+        async with aiohttp.ClientSession() as s:
+            huge = b'{"origin": "' + origin.encode() + b'", "postings": [' + b",".join([b'["t", ["' + b"b" * 40 + b'", 1, 0, 5]]'] * 60000) + b"]}"
+            async with s.post(peer.url + "/p2p/v1/postings", data=huge) as r:
+                assert r.status == 413
+            entries = [[f"term{i}", ["c" * 40, 1, 0, 5]] for i in range(25)]
+            async with s.post(peer.url + "/p2p/v1/postings", json={"origin": origin, "postings": entries}) as r:
+                assert r.status == 200
+                reply = await r.json()
+            assert reply["accepted"] == 10 and reply["refused_quota"] == 15
+            async with s.post(peer.url + "/p2p/v1/postings", json={"origin": origin, "postings": entries[20:]}) as r:
+                assert r.status == 429
+        assert (await peer.shard.stats())["postings"] == 10
+    finally:
+        await peer.stop()
+
+
+async def eventually(check, timeout: float = 20.0) -> None:
+    """Poll real state until ``check()`` holds (membership changes arrive by UDP)."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await check():
+        assert loop.time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.1)
+
+
+async def test_joining_peer_receives_the_postings_it_is_responsible_for(tmp_path: Path, sites: list[StaticSite]) -> None:
+    peers = await start_peers(tmp_path, 4, replication=2)
+    newcomer = Peer(peer_config(tmp_path / "newcomer", name="newcomer", replication=2))
+    try:
+        for p, s in zip(peers[:2], sites[:2]):
+            await crawl(p, s.url)
+        for p in peers:
+            await p.settle()
+        await newcomer.start()
+        await newcomer.join([("127.0.0.1", peers[0].port)])
+        everyone = [*peers, newcomer]
+        for p in everyone:
+            await p.join([("127.0.0.1", newcomer.port)])
+
+        # terms whose 2 closest peers now include the newcomer must reach it
+        async def handed_off() -> bool:
+            for p in peers:
+                await p.settle()
+            mine = [t for t in TERMS if newcomer.contact() in await newcomer.resolver.responsible(t)]
+            assert mine, "the newcomer is responsible for nothing; pick more words"
+            held = await newcomer.shard.df(mine)
+            a = await peers[0].index.collection_stats(mine)
+            b = await peers[1].index.collection_stats(mine)
+            return all(held[t] == a.df[t] + b.df[t] for t in mine)
+
+        await eventually(handed_off)
+        for w in WORDS[:10]:
+            want = await peers[0].search(w, limit=100)
+            got = await newcomer.search(w, limit=100)
+            assert {h.url for h in got.results} == {h.url for h in want.results}, w
+    finally:
+        for p in [*peers, newcomer]:
+            await p.stop()
+
+
+async def test_restarted_peer_keeps_id_and_shard_and_rejoins(tmp_path: Path, sites: list[StaticSite]) -> None:
+    peers = await start_peers(tmp_path, 3)
+    try:
+        await crawl(peers[0], sites[0].url)
+        for p in peers:
+            await p.settle()
+        victim = peers[2]
+        held = (await victim.shard.stats())["postings"]
+        assert held > 0
+        node_id, port = victim.peer_id, victim.port
+        await victim.stop()
+        again = Peer(peer_config(tmp_path / "peer2", port=port))
+        peers[2] = again
+        await again.start()  # no bootstrap given: re-joins from neighbours.json
+        assert again.peer_id == node_id
+        assert (await again.shard.stats())["postings"] == held
+
+        async def rejoined() -> bool:
+            return len(again.dht.known_peers()) >= 2
+
+        await eventually(rejoined)
+        assert (await again.search(WORDS[0])).total == (await peers[0].search(WORDS[0], scope="local")).total
+    finally:
+        for p in peers:
+            await p.stop()

@@ -1,0 +1,287 @@
+"""Global search: ask the peers responsible for each term, rank like one big index.
+
+The path of a query (all within ``budget`` seconds; what has not answered by then
+is counted as failed and the answer is partial):
+
+1. ``df`` of every required and excluded term from one replica each (hedged to
+   the next replica after ``hedge_after``), in parallel.
+2. The rarest required term's postings, impact-ordered top ``m`` (all of them
+   when its df <= m), with their document records: these are the candidates.
+3. The other required terms' postings for exactly those candidates, and the
+   excluded terms' postings for them (to drop matches). Long posting lists of
+   frequent terms never travel; only candidate ids and their postings do.
+4. Candidates from the local index (pages crawled here, published or not) are
+   added with postings from the local index; phrases are checked locally for
+   them.
+5. BM25 from :mod:`yasearch.ranking` with network-wide N and average length
+   (summed from the peer info records) and df from the responsible peers: the
+   same function and inputs as one peer holding every document, so the order
+   is the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from yasearch.network import Contact, PeerCallError, first_answer
+from yasearch.p2p import PROTOCOL_VERSION, posting_from_wire, record_from_wire
+from yasearch.query import ParsedQuery
+from yasearch.ranking import CollectionStats, bm25_scores, rank
+from yasearch.records import DocRecord, Posting, SearchHit, SearchResponse
+from yasearch.search import build_query
+from yasearch.snippets import make_snippet
+
+if TYPE_CHECKING:
+    from yasearch.peer import Peer
+
+#: Candidates taken from the rarest term. When its df is at most this, the
+#: result is exact; above, the candidates are its highest-impact postings.
+TOP_M = 1000
+#: Local candidates considered (the local index's own best matches).
+LOCAL_CANDIDATES = 1000
+
+
+@dataclass
+class _Tally:
+    asked: set[bytes] = field(default_factory=set)
+    answered: set[bytes] = field(default_factory=set)
+    failed: set[bytes] = field(default_factory=set)
+
+    def as_dict(self) -> dict[str, int]:
+        return {"asked": len(self.asked), "answered": len(self.answered), "failed": len(self.failed - self.answered)}
+
+
+class GlobalSearch:
+    def __init__(self, peer: "Peer", *, hedge_after: float = 0.3, budget: float = 2.0, top_m: int = TOP_M) -> None:
+        self.peer = peer
+        self.hedge_after = hedge_after
+        self.budget = budget
+        self.top_m = top_m
+
+    # -- talking to replicas ----------------------------------------------------
+
+    async def _lookup(self, tally: _Tally, term: str, body: dict[str, Any]) -> dict[str, Any]:
+        contacts = await self.peer.resolver.responsible(term)
+
+        async def ask(c: Contact) -> dict[str, Any]:
+            tally.asked.add(c.node_id)
+            try:
+                reply = await self.peer.transport.call(c, "/p2p/v1/lookup", {"v": PROTOCOL_VERSION, **body})
+            except PeerCallError:
+                tally.failed.add(c.node_id)
+                raise
+            tally.answered.add(c.node_id)
+            return reply
+
+        _c, reply = await first_answer(contacts, ask, hedge_after=self.hedge_after, on_fail=self.peer.resolver.mark_dead)
+        return reply
+
+    async def _df(self, tally: _Tally, terms: list[str]) -> dict[str, int]:
+        async def one(t: str) -> tuple[str, int]:
+            reply = await self._lookup(tally, t, {"terms": [t], "m": 0})
+            return t, int(reply.get("df", {}).get(t, 0))
+
+        pairs = await asyncio.gather(*(one(t) for t in terms))
+        return dict(pairs)
+
+    @staticmethod
+    def _postings(reply: dict[str, Any], term: str) -> list[Posting]:
+        return [posting_from_wire(e, term) for e in reply.get("postings", {}).get(term, [])]
+
+    # -- the query ----------------------------------------------------------------
+
+    async def search(self, parsed: ParsedQuery, *, limit: int = 10, offset: int = 0) -> SearchResponse:
+        started = time.perf_counter()
+        tally = _Tally()
+        result: dict[str, Any] = {"postings": {}, "records": {}, "df": {}}
+        task = asyncio.ensure_future(self._collect(parsed, tally, result))
+        try:
+            await asyncio.wait_for(asyncio.shield(task), timeout=self.budget)
+        except (asyncio.TimeoutError, LookupError, PeerCallError):
+            pass  # partial: rank whatever arrived
+        finally:
+            if not task.done():
+                task.cancel()
+            elif not task.cancelled() and task.exception() is not None:
+                pass
+        hits, total = await self._rank(parsed, result, limit, offset)
+        return SearchResponse(
+            query=parsed.raw,
+            total=total,
+            took_ms=(time.perf_counter() - started) * 1000.0,
+            results=hits,
+            offset=offset,
+            limit=limit,
+            scope="global",
+            peers=tally.as_dict(),
+        )
+
+    async def _collect(self, parsed: ParsedQuery, tally: _Tally, out: dict[str, Any]) -> None:
+        """Fill ``out`` step by step, so a timeout leaves whatever is complete."""
+        local = asyncio.ensure_future(self._local_candidates(parsed))
+        terms = list(parsed.terms)
+        if not terms:
+            out["local"] = await local
+            return
+        df = await self._df(tally, terms + [t for t in parsed.excluded if t not in terms])
+        out["df"] = df
+        rarest = min(terms, key=lambda t: (df.get(t, 0), t))
+        cand: dict[str, list[Posting]] = {}
+        records: dict[str, DocRecord] = {}
+        if df.get(rarest, 0) > 0:
+            reply = await self._lookup(tally, rarest, {"terms": [rarest], "m": self.top_m, "records": True})
+            cand[rarest] = self._postings(reply, rarest)
+            for d, rec in reply.get("docs", {}).items():
+                records[d] = record_from_wire(rec, "docs")
+        ids = [p.doc_id for p in cand.get(rarest, [])]
+        postings: dict[str, list[Posting]] = {rarest: cand.get(rarest, [])}
+        others = [t for t in terms if t != rarest]
+        if ids:
+
+            async def exact(t: str) -> tuple[str, list[Posting]]:
+                reply = await self._lookup(tally, t, {"terms": [t], "candidates": ids})
+                return t, self._postings(reply, t)
+
+            excluded = [t for t in parsed.excluded if df.get(t, 0) > 0]
+            pairs = await asyncio.gather(*(exact(t) for t in others + excluded))
+            got = dict(pairs)
+            for t in others:
+                postings[t] = got[t]
+            drop: set[str] = set()
+            for t in excluded:
+                drop.update(p.doc_id for p in got[t])
+            if drop:
+                postings = {t: [p for p in pl if p.doc_id not in drop] for t, pl in postings.items()}
+        else:
+            for t in others:
+                postings[t] = []
+        out["postings"] = postings
+        out["records"] = records
+        out["local"] = await local
+
+    async def _local_candidates(self, parsed: ParsedQuery) -> dict[str, Any]:
+        """Matches in the local index: postings (for the same BM25) and snippets."""
+        q = build_query(parsed)
+        if q is None:
+            return {"postings": {}, "hits": {}}
+        terms = list(parsed.terms)
+
+        def run(view: Any) -> dict[str, Any]:
+            docnums = view.docnums(q)
+            if len(docnums) > LOCAL_CANDIDATES:
+                docnums = set(sorted(docnums)[:LOCAL_CANDIDATES])
+            postings = view.postings(terms, docnums) if terms else {}
+            hits: dict[str, SearchHit] = {}
+            for d in docnums:
+                f = view.stored(d)
+                plain, marked = make_snippet(f.get("body", ""), terms, fallback=f.get("description", ""))
+                hits[f["doc_id"]] = SearchHit(
+                    url=f["url"],
+                    title=f.get("title") or f["url"],
+                    snippet=plain,
+                    snippet_html=marked,
+                    score=0.0,
+                    origin="local",
+                    doc_id=f["doc_id"],
+                    host=f.get("host", ""),
+                    language=f.get("language", ""),
+                    crawled_at=float(f.get("crawled_at", 0.0)),
+                )
+            return {"postings": postings, "hits": hits}
+
+        return await self.peer.index.run_read(run)
+
+    # -- ranking ------------------------------------------------------------------
+
+    def _network_stats(self) -> tuple[int, float]:
+        """N and average length over every known peer (each reports its own index)."""
+        n, total = self.peer.network_totals()
+        return n, (total / n if n else 0.0)
+
+    async def _rank(self, parsed: ParsedQuery, result: dict[str, Any], limit: int, offset: int) -> tuple[list[SearchHit], int]:
+        terms = list(parsed.terms)
+        local = result.get("local") or {"postings": {}, "hits": {}}
+        local_hits: dict[str, SearchHit] = local["hits"]
+        remote: dict[str, list[Posting]] = result.get("postings", {})
+        records: dict[str, DocRecord] = result.get("records", {})
+        if not terms:
+            listing = sorted(local_hits.values(), key=lambda h: h.url)
+            return listing[offset : offset + limit], len(listing)
+
+        # AND over remote postings: a candidate must have every term.
+        by_term: dict[str, dict[str, Posting]] = {t: {p.doc_id: p for p in remote.get(t, [])} for t in terms}
+        remote_ids = set(by_term[terms[0]]) if terms else set()
+        for t in terms[1:]:
+            remote_ids &= set(by_term[t])
+        remote_ids = {d for d in remote_ids if self._record_ok(parsed, records.get(d))}
+        # Phrases: checkable only where the text is; local matches were checked by Whoosh.
+        if parsed.phrases:
+            remote_ids = {d for d in remote_ids if d in local_hits or self._phrase_in_record(parsed, records.get(d))}
+        # Local candidates (already filtered by Whoosh for phrases/exclusions/site).
+        local_post: dict[str, list[Posting]] = local["postings"]
+        for t in terms:
+            for p in local_post.get(t, []):
+                by_term[t].setdefault(p.doc_id, p)
+        ids = remote_ids | set(local_hits)
+        scored = {t: [by_term[t][d] for d in ids if d in by_term[t]] for t in terms}
+        n, avg = self._network_stats()
+        df = dict(result.get("df", {}))
+        for t in terms:
+            df[t] = max(df.get(t, 0), len(scored[t]))
+        n = max(n, len(ids))
+        ranked = rank(bm25_scores(scored, CollectionStats(n_docs=n, avg_length=avg, df=df)))
+        ranked = [(d, s) for d, s in ranked if d in ids]
+        page = ranked[offset : offset + limit]
+        hits: list[SearchHit] = []
+        for d, score in page:
+            if d in local_hits:
+                h = local_hits[d]
+                h.score = score
+                hits.append(h)
+                continue
+            rec = records.get(d)
+            if rec is None:
+                continue
+            plain, marked = make_snippet(rec.description or rec.title, terms, fallback="")
+            hits.append(
+                SearchHit(
+                    url=rec.url,
+                    title=rec.title or rec.url,
+                    snippet=plain,
+                    snippet_html=marked or html.escape(plain),
+                    score=score,
+                    origin=rec.origin,
+                    doc_id=d,
+                    host=rec.host,
+                    language=rec.language,
+                    crawled_at=rec.crawled_at,
+                )
+            )
+        return hits, len(ranked)
+
+    @staticmethod
+    def _record_ok(parsed: ParsedQuery, rec: DocRecord | None) -> bool:
+        """site: filters need the record's host; a candidate without a record cannot be shown."""
+        if rec is None:
+            return False
+        host = rec.host.lower()
+        if parsed.sites and not any(host == s or host.endswith("." + s) for s in parsed.sites):
+            return False
+        excluded_sites = getattr(parsed, "excluded_sites", [])
+        if excluded_sites and any(host == s or host.endswith("." + s) for s in excluded_sites):
+            return False
+        return True
+
+    @staticmethod
+    def _phrase_in_record(parsed: ParsedQuery, rec: DocRecord | None) -> bool:
+        if rec is None:
+            return False
+        from yasearch.analysis import analyze
+
+        words = analyze(f"{rec.title} {rec.description}")
+        text = " " + " ".join(words) + " "
+        return all((" " + " ".join(p) + " ") in text for p in parsed.phrases)

@@ -1,0 +1,234 @@
+"""Who is responsible for a term, and how we talk to them.
+
+:class:`Resolver` maps a term to the r live peers whose node IDs are XOR-closest
+to its key. A DHT node lookup per term would cost thousands of UDP round trips per
+page, so terms are grouped by the first ``group_bits`` bits of their key: one lookup
+returns the k (= ksize, 20) peers closest to the group's centre, cached for ``ttl``
+seconds, and each term's r closest are picked from those by XOR distance. While the
+network has at most k peers that is exact; beyond, it is exact as long as the group
+is narrow compared to the spacing of node IDs, which ``group_bits`` grows with the
+network size to keep.
+
+:class:`Transport` sends one p2p request (gzip-compressed JSON over HTTP) and counts
+requests and bytes, because bytes per query is a figure we report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import math
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+
+from yasearch.analysis import term_key
+
+if TYPE_CHECKING:
+    from yasearch.dht import DhtNode
+
+#: Bodies larger than this are gzip-compressed.
+COMPRESS_ABOVE = 1024
+
+
+@dataclass(frozen=True)
+class Contact:
+    node_id: bytes
+    url: str  # HTTP base URL, no trailing slash
+
+    @property
+    def hex(self) -> str:
+        return self.node_id.hex()
+
+
+def xor_distance(a: bytes, b: bytes) -> int:
+    return int.from_bytes(a, "big") ^ int.from_bytes(b, "big")
+
+
+class PeerCallError(Exception):
+    """A p2p request failed: unreachable, timed out, or answered with an error."""
+
+    def __init__(self, contact: Contact, message: str, status: int | None = None) -> None:
+        super().__init__(f"{contact.url}: {message}")
+        self.contact = contact
+        self.status = status
+
+
+class Transport:
+    def __init__(self, session: aiohttp.ClientSession, *, timeout: float = 5.0) -> None:
+        self.session = session
+        self.timeout = timeout
+        self.requests = 0
+        self.failures = 0
+        self.bytes_sent = 0
+        self.bytes_received = 0
+
+    async def call(self, contact: Contact, path: str, body: dict[str, Any], *, timeout: float | None = None) -> dict[str, Any]:
+        data = json.dumps(body, separators=(",", ":")).encode()
+        headers = {"Content-Type": "application/json"}
+        if len(data) > COMPRESS_ABOVE:
+            data = gzip.compress(data, compresslevel=5)
+            headers["Content-Encoding"] = "gzip"
+        self.requests += 1
+        self.bytes_sent += len(data)
+        t = aiohttp.ClientTimeout(total=timeout or self.timeout)
+        try:
+            async with self.session.post(contact.url + path, data=data, headers=headers, timeout=t) as resp:
+                raw = await resp.read()
+                self.bytes_received += int(resp.headers.get("Content-Length", len(raw)))
+                if resp.status >= 400 and resp.status != 429:
+                    self.failures += 1
+                    raise PeerCallError(contact, f"HTTP {resp.status}: {raw[:200]!r}", resp.status)
+                return json.loads(raw)
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as e:
+            self.failures += 1
+            raise PeerCallError(contact, type(e).__name__ + (f": {e}" if str(e) else "")) from None
+
+    def figures(self) -> dict[str, int]:
+        return {
+            "requests": self.requests,
+            "failures": self.failures,
+            "bytes_sent": self.bytes_sent,
+            "bytes_received": self.bytes_received,
+        }
+
+
+class Resolver:
+    """Responsible peers per term, from cached DHT lookups of key-prefix groups."""
+
+    def __init__(
+        self,
+        dht: "DhtNode",
+        self_contact: Callable[[], Contact],
+        *,
+        replication: int = 3,
+        ttl: float = 60.0,
+    ) -> None:
+        self.dht = dht
+        self.self_contact = self_contact
+        self.replication = max(1, replication)
+        self.ttl = ttl
+        self._groups: dict[tuple[int, int], tuple[float, list[Contact]]] = {}
+        self._pending: dict[tuple[int, int], asyncio.Future[list[Contact]]] = {}
+        self._dead: dict[bytes, float] = {}
+        self.lookups = 0
+
+    def group_bits(self) -> int:
+        """Enough bits that a group is narrow compared to the spacing of node IDs."""
+        n = max(1, len(self.dht.known_peers()) + 1)
+        return max(4, min(16, math.ceil(math.log2(n)) + 4))
+
+    def invalidate(self) -> None:
+        """Membership changed: forget cached groups."""
+        self._groups.clear()
+
+    def mark_dead(self, contact: Contact, for_seconds: float = 30.0) -> None:
+        """A peer failed a request: route around it for a while."""
+        self._dead[contact.node_id] = time.monotonic() + for_seconds
+        self.dht_mark_dead(contact.node_id)
+
+    def dht_mark_dead(self, node_id: bytes) -> None:
+        try:
+            self.dht.protocol.mark_dead(node_id)
+        except (RuntimeError, AttributeError):
+            pass
+
+    def _alive(self, c: Contact) -> bool:
+        until = self._dead.get(c.node_id)
+        if until is None:
+            return True
+        if until < time.monotonic():
+            del self._dead[c.node_id]
+            return True
+        return False
+
+    async def _group(self, key: bytes) -> list[Contact]:
+        bits = self.group_bits()
+        prefix = int.from_bytes(key, "big") >> (160 - bits)
+        gkey = (bits, prefix)
+        now = time.monotonic()
+        cached = self._groups.get(gkey)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        pending = self._pending.get(gkey)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        fut: asyncio.Future[list[Contact]] = asyncio.get_running_loop().create_future()
+        self._pending[gkey] = fut
+        try:
+            # the centre of the group's slice of the key space
+            centre = ((prefix << (160 - bits)) | (1 << (159 - bits))).to_bytes(20, "big") if bits < 160 else key
+            self.lookups += 1
+            nodes = await self.dht.closest_peers(centre, self.dht.ksize)
+            me = self.self_contact()
+            contacts = []
+            for n in nodes:
+                if n.id == me.node_id:
+                    contacts.append(me)
+                else:
+                    contacts.append(Contact(n.id, self.dht.http_url_for(n).rstrip("/")))
+            if all(c.node_id != me.node_id for c in contacts):
+                contacts.append(me)
+            self._groups[gkey] = (now + self.ttl, contacts)
+            fut.set_result(contacts)
+            return contacts
+        except BaseException as e:
+            fut.set_exception(e)
+            fut.exception()  # retrieved: no "never retrieved" warning when nobody waits
+            raise
+        finally:
+            del self._pending[gkey]
+
+    async def responsible(self, term: str, count: int | None = None) -> list[Contact]:
+        """The ``count`` (default r) live peers closest to the term's key, closest first."""
+        key = term_key(term)
+        group = await self._group(key)
+        live = [c for c in group if self._alive(c)]
+        live.sort(key=lambda c: xor_distance(c.node_id, key))
+        return live[: count or self.replication]
+
+    async def responsible_many(self, terms: list[str], count: int | None = None) -> dict[str, list[Contact]]:
+        out: dict[str, list[Contact]] = {}
+        for t in terms:
+            out[t] = await self.responsible(t, count)
+        return out
+
+
+async def first_answer(
+    contacts: list[Contact],
+    ask: Callable[[Contact], Awaitable[Any]],
+    *,
+    hedge_after: float,
+    on_fail: Callable[[Contact], None] | None = None,
+) -> tuple[Contact, Any]:
+    """Ask the first contact; if it has not answered after ``hedge_after`` s (or failed),
+    ask the next one too. Returns the first successful answer; raises the last error."""
+    if not contacts:
+        raise LookupError("no responsible peer is known")
+    tasks: dict[asyncio.Task[Any], Contact] = {}
+    remaining = list(contacts)
+    last_error: BaseException | None = None
+    try:
+        while remaining or tasks:
+            if remaining:
+                c = remaining.pop(0)
+                tasks[asyncio.ensure_future(ask(c))] = c
+            done, _ = await asyncio.wait(
+                tasks, timeout=hedge_after if remaining else None, return_when=asyncio.FIRST_COMPLETED
+            )
+            for t in done:
+                c = tasks.pop(t)
+                if t.exception() is None:
+                    return c, t.result()
+                last_error = t.exception()
+                if on_fail is not None:
+                    on_fail(c)
+        assert last_error is not None
+        raise last_error
+    finally:
+        for t in tasks:
+            t.cancel()

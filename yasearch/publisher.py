@@ -1,0 +1,381 @@
+"""Publishing: the postings of every indexed page go to the peers responsible for its terms.
+
+The outbox is a SQLite table (``publish.db``), so publishing survives restarts:
+a page enters it when its index commit is durable and leaves the pending state
+only when every responsible peer of every one of its terms has acknowledged its
+postings. A peer that is down makes the batch fail for now; the resolver routes
+around it and the batch is retried with backoff, which also restores r copies
+when a peer leaves for good. Periodic republishing (and a full republish when the
+membership changes) refreshes the postings' expiry clock on the holders and hands
+them to peers that joined.
+
+A re-crawled page withdraws the terms it no longer has; a removed page withdraws
+all of them (``withdrawals`` table, retried like postings).
+
+Documents are kept in the outbox (zlib-compressed) because their postings must be
+recomputed for republishing, and the Whoosh index keeps neither term vectors nor
+the full text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sqlite3
+import time
+import zlib
+from collections import defaultdict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from yasearch.network import Contact, PeerCallError
+from yasearch.p2p import MAX_DOCS, MAX_POSTINGS, PROTOCOL_VERSION, posting_to_wire, record_to_wire
+from yasearch.ranking import document_length, postings_for_document
+from yasearch.records import DocRecord, Document, Posting
+
+if TYPE_CHECKING:
+    from yasearch.peer import Peer
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    doc_id TEXT PRIMARY KEY,
+    doc BLOB NOT NULL,
+    terms TEXT NOT NULL DEFAULT '[]',
+    state TEXT NOT NULL,          -- pending | sent
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_try REAL NOT NULL DEFAULT 0,
+    updated REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(state, next_try);
+CREATE TABLE IF NOT EXISTS withdrawals (
+    doc_id TEXT NOT NULL,
+    term TEXT NOT NULL,
+    PRIMARY KEY (doc_id, term)
+) WITHOUT ROWID;
+"""
+
+
+def _pack(doc: Document) -> bytes:
+    return zlib.compress(json.dumps(asdict(doc), separators=(",", ":")).encode(), 1)
+
+
+def _unpack(blob: bytes) -> Document:
+    return Document(**json.loads(zlib.decompress(blob)))
+
+
+class Outbox:
+    """The persistent publish queue; SQLite on one dedicated thread."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
+        self._conn: sqlite3.Connection | None = None
+
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(str(self.path), isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.executescript(_SCHEMA)
+            self._conn = conn
+        return self._conn
+
+    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, lambda: fn(self._db()))
+
+    async def close(self) -> None:
+        def do() -> None:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+        await asyncio.get_running_loop().run_in_executor(self._executor, do)
+        self._executor.shutdown(wait=True)
+
+    async def put(self, docs: list[Document]) -> None:
+        """Queue documents (replacing older versions); old terms they lost are withdrawn."""
+        now = time.time()
+        packed = [(d.doc_id, _pack(d)) for d in docs]
+
+        def do(c: sqlite3.Connection) -> None:
+            c.execute("BEGIN IMMEDIATE")
+            for doc_id, blob in packed:
+                c.execute(
+                    "INSERT INTO outbox(doc_id, doc, state, attempts, next_try, updated) VALUES (?,?,'pending',0,0,?) "
+                    "ON CONFLICT(doc_id) DO UPDATE SET doc=excluded.doc, state='pending', attempts=0, next_try=0, "
+                    "updated=excluded.updated",
+                    (doc_id, blob, now),
+                )
+            c.execute("COMMIT")
+
+        await self.run(do)
+
+    async def remove(self, doc_ids: list[str]) -> None:
+        """Documents left the index: withdraw every term they were published with."""
+
+        def do(c: sqlite3.Connection) -> None:
+            c.execute("BEGIN IMMEDIATE")
+            for d in doc_ids:
+                row = c.execute("SELECT terms FROM outbox WHERE doc_id=?", (d,)).fetchone()
+                if row:
+                    c.executemany(
+                        "INSERT OR IGNORE INTO withdrawals(doc_id, term) VALUES (?,?)", [(d, t) for t in json.loads(row[0])]
+                    )
+                c.execute("DELETE FROM outbox WHERE doc_id=?", (d,))
+            c.execute("COMMIT")
+
+        await self.run(do)
+
+    async def due(self, limit: int) -> list[tuple[str, bytes, list[str]]]:
+        now = time.time()
+        rows = await self.run(
+            lambda c: c.execute(
+                "SELECT doc_id, doc, terms FROM outbox WHERE state='pending' AND next_try<=? ORDER BY next_try LIMIT ?",
+                (now, limit),
+            ).fetchall()
+        )
+        return [(d, blob, json.loads(terms)) for d, blob, terms in rows]
+
+    async def sent(self, published: dict[str, list[str]], withdrawn_old: dict[str, list[str]]) -> None:
+        """Mark documents published with these terms; queue withdrawal of the terms they lost."""
+
+        def do(c: sqlite3.Connection) -> None:
+            c.execute("BEGIN IMMEDIATE")
+            for d, terms in published.items():
+                c.execute("UPDATE outbox SET state='sent', attempts=0, terms=? WHERE doc_id=?", (json.dumps(terms), d))
+            for d, terms in withdrawn_old.items():
+                c.executemany("INSERT OR IGNORE INTO withdrawals(doc_id, term) VALUES (?,?)", [(d, t) for t in terms])
+                c.executemany("DELETE FROM withdrawals WHERE doc_id=? AND term=?", [(d, t) for t in published.get(d, [])])
+            c.execute("COMMIT")
+
+        await self.run(do)
+
+    async def retry_later(self, doc_ids: list[str]) -> None:
+        now = time.time()
+
+        def do(c: sqlite3.Connection) -> None:
+            c.execute("BEGIN IMMEDIATE")
+            for d in doc_ids:
+                c.execute(
+                    "UPDATE outbox SET attempts=attempts+1, next_try=?+min(300, 1 << min(attempts, 8)) WHERE doc_id=?",
+                    (now, d),
+                )
+            c.execute("COMMIT")
+
+        await self.run(do)
+
+    async def withdrawals(self, limit: int) -> list[tuple[str, str]]:
+        return await self.run(lambda c: c.execute("SELECT doc_id, term FROM withdrawals LIMIT ?", (limit,)).fetchall())
+
+    async def withdrawn(self, pairs: list[tuple[str, str]]) -> None:
+        def do(c: sqlite3.Connection) -> None:
+            c.execute("BEGIN IMMEDIATE")
+            c.executemany("DELETE FROM withdrawals WHERE doc_id=? AND term=?", pairs)
+            c.execute("COMMIT")
+
+        await self.run(do)
+
+    async def republish_all(self) -> int:
+        return await self.run(lambda c: c.execute("UPDATE outbox SET state='pending', next_try=0 WHERE state='sent'").rowcount)
+
+    async def counts(self) -> dict[str, int]:
+        rows = await self.run(lambda c: c.execute("SELECT state, count(*) FROM outbox GROUP BY state").fetchall())
+        w = await self.run(lambda c: c.execute("SELECT count(*) FROM withdrawals").fetchone()[0])
+        d = {s: n for s, n in rows}
+        return {"pending": d.get("pending", 0), "published": d.get("sent", 0), "withdrawals": w}
+
+
+def _record(doc: Document, origin: str) -> DocRecord:
+    return DocRecord(
+        doc_id=doc.doc_id,
+        url=doc.url,
+        title=doc.title[:1024],
+        description=(doc.description or doc.body[:300])[:4096],
+        language=doc.language[:32],
+        length=document_length(doc),
+        crawled_at=doc.crawled_at,
+        origin=origin,
+        host=doc.host,
+    )
+
+
+class Publisher:
+    def __init__(self, peer: "Peer", path: Path, *, batch_docs: int = 50, interval: float = 0.5) -> None:
+        self.peer = peer
+        self.outbox = Outbox(path)
+        self.batch_docs = batch_docs
+        self.interval = interval
+        self.sent = 0  # postings acknowledged
+        self.failed = 0  # requests that failed
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="publisher")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        await self.outbox.close()
+
+    async def enqueue(self, docs: list[Document]) -> None:
+        await self.outbox.put(docs)
+        self._idle.clear()
+        self._wake.set()
+
+    async def remove(self, doc_ids: list[str]) -> None:
+        await self.outbox.remove(doc_ids)
+        self._idle.clear()
+        self._wake.set()
+
+    async def republish(self) -> None:
+        await self.outbox.republish_all()
+        self._idle.clear()
+        self._wake.set()
+
+    async def wait_idle(self) -> None:
+        """Until nothing is due (tests and the demo use it)."""
+        self._wake.set()
+        await self._idle.wait()
+
+    async def figures(self) -> dict[str, int]:
+        c = await self.outbox.counts()
+        return {"pending": c["pending"] + c["withdrawals"], "published_docs": c["published"], "sent": self.sent, "failed": self.failed}
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                did = await self._round()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("publisher round failed")
+                did = False
+            if not did:
+                if self._alone():
+                    self._idle.set()
+                else:
+                    c = await self.outbox.counts()
+                    if c["withdrawals"] == 0 and not await self.outbox.due(1):
+                        self._idle.set()
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout=self.interval)
+                except asyncio.TimeoutError:
+                    pass
+
+    def _alone(self) -> bool:
+        """No other peer known: a network of one has nobody to publish to.
+
+        Its own global search reads its local index, so postings would only be
+        copied into its own shard store. Pages stay pending in the outbox and go
+        out when the first peer appears (membership changes trigger a round).
+        """
+        dht = self.peer.dht
+        if dht is None:
+            return True
+        me = self.peer.peer_id
+        return not any(p.node_id != me for p in dht.known_peers())
+
+    async def _round(self) -> bool:
+        """One batch of withdrawals and postings; True if there was work."""
+        if self._alone():
+            return False
+        did = False
+        pairs = await self.outbox.withdrawals(2000)
+        if pairs:
+            did = True
+            await self._withdraw(pairs)
+        rows = await self.outbox.due(self.batch_docs)
+        if rows:
+            did = True
+            await self._publish(rows)
+        return did
+
+    async def _withdraw(self, pairs: list[tuple[str, str]]) -> None:
+        me = self.peer.peer_id
+        by_peer: dict[Contact, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+        for doc_id, term in pairs:
+            for c in await self.peer.resolver.responsible(term):
+                by_peer[c][doc_id].append(term)
+        ok: set[tuple[str, str]] = set(pairs)
+        for contact, docs in by_peer.items():
+            # withdraw exactly these terms: keep_terms = every other term the doc has there
+            body = {"v": PROTOCOL_VERSION, "origin": me, "doc_ids": list(docs), "terms": {d: ts for d, ts in docs.items()}}
+            try:
+                await self._withdraw_terms(contact, body)
+            except PeerCallError as e:
+                log.debug("withdraw to %s failed: %s", contact.url, e)
+                self.failed += 1
+                self.peer.resolver.mark_dead(contact)
+                for d, ts in docs.items():
+                    ok.difference_update((d, t) for t in ts)
+        if ok:
+            await self.outbox.withdrawn(sorted(ok))
+
+    async def _withdraw_terms(self, contact: Contact, body: dict[str, Any]) -> None:
+        await self.peer.transport.call(contact, "/p2p/v1/withdraw", body)
+
+    async def _publish(self, rows: list[tuple[str, bytes, list[str]]]) -> None:
+        me = self.peer.peer_id
+        docs = [(_unpack(blob), old_terms) for _d, blob, old_terms in rows]
+        loop = asyncio.get_running_loop()
+        computed = await loop.run_in_executor(None, lambda: [(d, postings_for_document(d), old) for d, old in docs])
+        per_peer: dict[Contact, list[list[Any]]] = defaultdict(list)
+        records: dict[str, DocRecord] = {}
+        published: dict[str, list[str]] = {}
+        lost: dict[str, list[str]] = {}
+        targets_of_doc: dict[str, set[Contact]] = defaultdict(set)
+        for doc, plist, old_terms in computed:
+            records[doc.doc_id] = _record(doc, me)
+            published[doc.doc_id] = sorted(plist)
+            gone = sorted(set(old_terms) - set(plist))
+            if gone:
+                lost[doc.doc_id] = gone
+            for term, p in plist.items():
+                for c in await self.peer.resolver.responsible(term):
+                    per_peer[c].append([term, posting_to_wire(p)])
+                    targets_of_doc[doc.doc_id].add(c)
+        failed_peers: set[Contact] = set()
+
+        async def send(contact: Contact, entries: list[list[Any]]) -> None:
+            try:
+                for i in range(0, len(entries), MAX_POSTINGS):
+                    chunk = entries[i : i + MAX_POSTINGS]
+                    reply = await self.peer.transport.call(
+                        contact, "/p2p/v1/postings", {"v": PROTOCOL_VERSION, "origin": me, "postings": chunk}
+                    )
+                    missing = [d for d in reply.get("missing_docs", []) if d in records]
+                    for j in range(0, len(missing), MAX_DOCS):
+                        await self.peer.transport.call(
+                            contact,
+                            "/p2p/v1/docs",
+                            {"v": PROTOCOL_VERSION, "origin": me, "docs": [record_to_wire(records[d]) for d in missing[j : j + MAX_DOCS]]},
+                        )
+                    self.sent += int(reply.get("accepted", 0))
+            except PeerCallError as e:
+                log.debug("publish to %s failed: %s", contact.url, e)
+                self.failed += 1
+                failed_peers.add(contact)
+                self.peer.resolver.mark_dead(contact)
+
+        await asyncio.gather(*(send(c, e) for c, e in per_peer.items()))
+        done = {d: terms for d, terms in published.items() if not (targets_of_doc[d] & failed_peers)}
+        retry = [d for d in published if d not in done]
+        await self.outbox.sent(done, {d: lost[d] for d in done if d in lost})
+        if retry:
+            await self.outbox.retry_later(retry)
