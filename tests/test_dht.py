@@ -228,10 +228,10 @@ async def test_timed_out_peer_is_not_relearned_from_later_replies(cluster: Clust
     """Deterministic fix-2 scenario: A's seeds are B (dead) and C; C's reply names D, and
     D's reply names B again. Upstream's crawl re-adds B, already marked contacted, and
     returns it; ours does not."""
-    a = await cluster.add(rpc_timeout=0.3)
-    b = await cluster.add(rpc_timeout=0.3)
-    c = await cluster.add(bootstrap=[(LOOP, b.port)], rpc_timeout=0.3)
-    d = await cluster.add(bootstrap=[(LOOP, b.port)], rpc_timeout=0.3)
+    a = await cluster.add(rpc_timeout=0.5)
+    b = await cluster.add(rpc_timeout=0.5)
+    c = await cluster.add(bootstrap=[(LOOP, b.port)], rpc_timeout=0.5)
+    d = await cluster.add(bootstrap=[(LOOP, b.port)], rpc_timeout=0.5)
     await cluster.settle()
     nb = Node(b.node_id, LOOP, b.port)
     nc = Node(c.node_id, LOOP, c.port)
@@ -254,9 +254,9 @@ async def test_timed_out_peer_is_not_relearned_from_later_replies(cluster: Clust
 
 
 async def test_one_missed_reply_does_not_evict_three_do(cluster: Cluster) -> None:
-    a = await cluster.add(rpc_timeout=0.3)
-    b = await cluster.add(bootstrap=[(LOOP, a.port)], rpc_timeout=0.3)
-    c = await cluster.add(bootstrap=[(LOOP, a.port)], rpc_timeout=0.3)
+    a = await cluster.add(rpc_timeout=0.5)
+    b = await cluster.add(bootstrap=[(LOOP, a.port)], rpc_timeout=0.5)
+    c = await cluster.add(bootstrap=[(LOOP, a.port)], rpc_timeout=0.5)
     await cluster.settle()
     proto = a.protocol
 
@@ -320,8 +320,8 @@ async def test_a_lost_datagram_is_retransmitted_and_the_peer_stays_alive(cluster
 
 
 async def test_dead_peer_that_contacts_us_is_revived(cluster: Cluster) -> None:
-    a = await cluster.add(rpc_timeout=0.3)
-    b = await cluster.add(bootstrap=[(LOOP, a.port)], rpc_timeout=0.3)
+    a = await cluster.add(rpc_timeout=0.5)
+    b = await cluster.add(bootstrap=[(LOOP, a.port)], rpc_timeout=0.5)
     await cluster.settle()
     nb = Node(b.node_id, LOOP, b.port)
     a.protocol.handle_call_response((False, None), nb)

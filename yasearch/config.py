@@ -47,7 +47,17 @@ class Config:
     index_limitmb: int = 256
 
     # network
+    #: Copies of each term's postings: the r XOR-closest live peers hold them.
     replication: int = 3
+    #: Every page's postings are sent again this often (seconds), which refreshes
+    #: their expiry clock on the holders and repairs lost copies.
+    republish_interval: float = 6 * 3600.0
+    #: Postings held for other peers expire when not republished for this long.
+    shard_max_age: float = 3 * 24 * 3600.0
+    #: Postings one origin peer may place in this peer's shard store.
+    shard_quota_per_origin: int = 2_000_000
+    #: Total time budget of a global search (seconds); partial results after it.
+    search_budget: float = 2.0
 
     # HTTP limits
     max_request_bytes: int = 1024 * 1024
@@ -110,4 +120,8 @@ class Config:
             raise ConfigError(f"port must be 1-65535 (0 = any free port), not {cfg.port}")
         if cfg.crawl_delay < 0:
             raise ConfigError("crawl_delay must be >= 0")
+        if not 1 <= cfg.replication <= 20:
+            raise ConfigError("replication must be 1-20")
+        if cfg.search_budget <= 0 or cfg.republish_interval <= 0 or cfg.shard_max_age <= 0:
+            raise ConfigError("search_budget, republish_interval and shard_max_age must be > 0")
         return cfg

@@ -33,6 +33,13 @@ subclass (and covered by ``tests/test_dht.py``):
    Here a contact is evicted after ``max_failures`` consecutive failures (3), and any
    reply resets the count.
 
+Found while testing, fixed as well: a request is re-sent once halfway through its
+timeout (a lost datagram must not mark a live peer dead), the UDP receive buffer is
+enlarged (bursts of replies overflowed the default one on loopback), joining refreshes
+every bucket as the paper says (with small k, whole regions of the ID space otherwise
+stayed unknown and lookups returned wrong peers), and malformed datagrams, requests and
+node lists are dropped instead of raising inside tasks or aborting a lookup.
+
 Wiring (for ``yasearch.peer``)
 ------------------------------
 Start the HTTP site first (it may pick a free port), then
@@ -48,6 +55,7 @@ import asyncio
 import ipaddress
 import json
 import logging
+import math
 import os
 import random
 import re
@@ -336,6 +344,8 @@ class DhtProtocol(KademliaProtocol):
         self.infos: dict[bytes, dict[str, Any]] = {}  # node id -> validated peer info
         self.last_seen: dict[bytes, float] = {}  # node id -> wall clock of last direct contact
         self._info_inflight: set[bytes] = set()
+        self._info_tried: dict[bytes, float] = {}  # node id -> monotonic time of last unsolicited ask
+        self.info_retry = 60.0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._retransmits: dict[bytes, asyncio.TimerHandle] = {}
         self.closed = asyncio.Event()  # set once the socket is really closed (port free again)
@@ -450,7 +460,13 @@ class DhtProtocol(KademliaProtocol):
                     self.spawn(self.call_store(node, key, value))
         self.router.add_contact(node)
         if node.id not in self.infos and node.id not in self._info_inflight:
-            self.spawn(self.call_peer_info(node))
+            # rate-limited: a peer that does not answer peer_info must not be asked on every datagram
+            now = time.monotonic()
+            if now - self._info_tried.get(node.id, -math.inf) >= self.info_retry:
+                self._info_tried[node.id] = now
+                if len(self._info_tried) > 4096:
+                    self._info_tried.clear()
+                self.spawn(self.call_peer_info(node))
 
     # -- peer info RPC -------------------------------------------------------------
 

@@ -49,12 +49,16 @@ class Peer:
             limitmb=config.index_limitmb,
         )
         self.jobs = JobManager(config, self.index)
-        self.shard = ShardStore(self.data_dir / "shard.db")
+        self.shard = ShardStore(
+            self.data_dir / "shard.db",
+            quota_per_origin=config.shard_quota_per_origin,
+            max_age=config.shard_max_age,
+        )
         self.dht: DhtNode | None = None
         self.publisher = Publisher(self, self.data_dir / "publish.db")
         self.resolver: Resolver | None = None
         self.transport: Transport | None = None
-        self.global_search = GlobalSearch(self)
+        self.global_search = GlobalSearch(self, budget=config.search_budget)
         self.started_at = 0.0
         self.port = config.port
         self._runner: web.AppRunner | None = None
@@ -114,6 +118,7 @@ class Peer:
         self._daemons = [
             asyncio.create_task(self._join(), name="join"),
             asyncio.create_task(self._watch_membership(), name="membership"),
+            asyncio.create_task(self._upkeep(), name="upkeep"),
         ]
         log.info("peer %s (%s) listening on %s", self.name, self.peer_id[:12], self.url)
 
@@ -231,6 +236,25 @@ class Peer:
                     self.resolver.invalidate()
                 await self.publisher.republish()
 
+    async def _upkeep(self, interval: float = 60.0) -> None:
+        """Periodic republishing (keeps our postings alive on their holders) and
+        expiry of postings other peers stopped republishing."""
+        last_republish = last_expire = time.monotonic()
+        while True:
+            await asyncio.sleep(interval)
+            now = time.monotonic()
+            try:
+                if now - last_republish >= self.config.republish_interval:
+                    last_republish = now
+                    await self.publisher.republish()
+                if now - last_expire >= min(3600.0, self.config.shard_max_age / 4):
+                    last_expire = now
+                    expired = await self.shard.expire()
+                    if expired:
+                        log.info("expired %d postings no longer republished by their origins", expired)
+            except Exception:  # noqa: BLE001 - retried next round
+                log.warning("upkeep failed", exc_info=True)
+
     async def settle(self) -> None:
         """Until background work (index commits, publishing) has caught up. For tests and the demo."""
         await self.index.flush()
@@ -269,6 +293,11 @@ class Peer:
             "crawl": self.jobs.summary(),
             "publish": publish,
             "dht": self.dht.stats() if self.dht else {"running": False},
+            "network": {
+                "replication": self.config.replication,
+                "resolver_lookups": self.resolver.lookups if self.resolver else 0,
+                "p2p": self.transport.figures() if self.transport else {},
+            },
             "index": {"path": str(self.data_dir / "index"), "documents": self.index.doc_count()},
         }
 
