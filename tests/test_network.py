@@ -115,6 +115,32 @@ async def test_global_search_ranks_like_one_big_index(tmp_path: Path, sites: lis
             assert got.peers["answered"] >= 1 and got.peers["failed"] == 0
             compared += 1 if want.total else 0
         assert compared >= 30
+
+        # phrases, exclusions and site: filters: applied the same way across the network
+        body_words = [w for w in WORDS if w in sites[2].pages["/s2/doc3"]]
+        page3 = sites[2].pages["/s2/doc3"].split("<p>")[1].split("</p>")[0].split()
+        special = [
+            f'"{page3[4]} {page3[5]}"',
+            f'"{page3[10]} {page3[11]} {page3[12]}"',
+            f"{body_words[0]} site:127.0.0.1",
+        ]
+        everything = (await reference.search(WORDS[0], scope="local", limit=1)).total
+        for w in WORDS[25:]:  # an exclusion that removes some documents, not all
+            n = (await reference.search(f"{WORDS[0]} -{w}", scope="local", limit=1)).total
+            if 0 < n < everything:
+                special.append(f"{WORDS[0]} -{w}")
+                break
+        assert len(special) == 4
+        for q in special:
+            want = await reference.search(q, scope="local", limit=10)
+            got = await searcher.search(q, scope="global", limit=10)
+            assert want.total > 0, q
+            assert got.total == want.total, q
+            assert top(got) == top(want), q
+        # remote results carry real snippets from their origin, highlighted here
+        got = await searcher.search(f'"{page3[4]} {page3[5]}"', scope="global")
+        assert all("<mark>" in h.snippet_html for h in got.results)
+        assert all(h.origin not in ("", "local") for h in got.results)
     finally:
         for p in peers:
             await p.stop()

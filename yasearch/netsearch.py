@@ -27,6 +27,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from yasearch.analysis import analyze
 from yasearch.network import Contact, PeerCallError, first_answer
 from yasearch.p2p import PROTOCOL_VERSION, posting_from_wire, record_from_wire
 from yasearch.query import ParsedQuery
@@ -109,6 +110,8 @@ class GlobalSearch:
             elif not task.cancelled() and task.exception() is not None:
                 pass
         hits, total = await self._rank(parsed, result, limit, offset)
+        remaining = self.budget - (time.perf_counter() - started)
+        await self.remote_snippets(hits, list(parsed.terms), min(remaining, 0.5))
         return SearchResponse(
             query=parsed.raw,
             total=total,
@@ -162,6 +165,53 @@ class GlobalSearch:
         out["postings"] = postings
         out["records"] = records
         out["local"] = await local
+        if parsed.phrases:
+            remote = set.intersection(*(set(p.doc_id for p in pl) for pl in postings.values())) if postings else set()
+            remote -= set(out["local"]["hits"])
+            out["phrase_ok"] = await self._verify(tally, remote, records, list(parsed.terms), parsed.phrases)
+
+    async def _verify(
+        self, tally: _Tally, ids: set[str], records: dict[str, DocRecord], terms: list[str], phrases: list[list[str]]
+    ) -> dict[str, str]:
+        """Ask the origin of each remote document whether it contains the phrases
+        (only the origin has the text); returns matching doc id -> snippet.
+
+        An origin that cannot be asked gets its documents checked against their
+        title and description instead."""
+        by_origin: dict[str, list[str]] = {}
+        for d in ids:
+            rec = records.get(d)
+            if rec is not None:
+                by_origin.setdefault(rec.origin, []).append(d)
+        ok: dict[str, str] = {}
+
+        async def ask(origin: str, docs: list[str]) -> None:
+            url = self.peer.http_url_of(origin)
+            answered = False
+            if url is not None:
+                contact = Contact(bytes.fromhex(origin), url)
+                tally.asked.add(contact.node_id)
+                try:
+                    for i in range(0, len(docs), 200):
+                        reply = await self.peer.transport.call(
+                            contact,
+                            "/p2p/v1/verify",
+                            {"v": PROTOCOL_VERSION, "doc_ids": docs[i : i + 200], "terms": terms, "phrases": phrases},
+                        )
+                        for d, m in reply.get("matches", {}).items():
+                            if d in records and isinstance(m, dict):
+                                ok[d] = str(m.get("snippet", ""))[:1000]
+                    answered = True
+                    tally.answered.add(contact.node_id)
+                except PeerCallError:
+                    tally.failed.add(contact.node_id)
+            if not answered:
+                for d in docs:
+                    if self._phrase_in_record(phrases, records.get(d)):
+                        ok[d] = ""
+
+        await asyncio.gather(*(ask(o, ds) for o, ds in by_origin.items()))
+        return ok
 
     async def _local_candidates(self, parsed: ParsedQuery) -> dict[str, Any]:
         """Matches in the local index: postings (for the same BM25) and snippets."""
@@ -218,9 +268,10 @@ class GlobalSearch:
         for t in terms[1:]:
             remote_ids &= set(by_term[t])
         remote_ids = {d for d in remote_ids if self._record_ok(parsed, records.get(d))}
-        # Phrases: checkable only where the text is; local matches were checked by Whoosh.
+        # Phrases: verified by the documents' origins (local matches were checked by Whoosh).
+        phrase_ok: dict[str, str] = result.get("phrase_ok", {})
         if parsed.phrases:
-            remote_ids = {d for d in remote_ids if d in local_hits or self._phrase_in_record(parsed, records.get(d))}
+            remote_ids = {d for d in remote_ids if d in local_hits or d in phrase_ok}
         # Local candidates (already filtered by Whoosh for phrases/exclusions/site).
         local_post: dict[str, list[Posting]] = local["postings"]
         for t in terms:
@@ -246,7 +297,7 @@ class GlobalSearch:
             rec = records.get(d)
             if rec is None:
                 continue
-            plain, marked = make_snippet(rec.description or rec.title, terms, fallback="")
+            plain, marked = make_snippet(phrase_ok.get(d) or rec.description or rec.title, terms, fallback="")
             hits.append(
                 SearchHit(
                     url=rec.url,
@@ -269,6 +320,10 @@ class GlobalSearch:
         if rec is None:
             return False
         host = rec.host.lower()
+        if host.startswith("["):  # [v6]:port
+            host = host[1:].split("]", 1)[0]
+        elif host.count(":") == 1:  # host:port (site: matches any port, like the local index)
+            host = host.split(":", 1)[0]
         if parsed.sites and not any(host == s or host.endswith("." + s) for s in parsed.sites):
             return False
         excluded_sites = getattr(parsed, "excluded_sites", [])
@@ -277,11 +332,42 @@ class GlobalSearch:
         return True
 
     @staticmethod
-    def _phrase_in_record(parsed: ParsedQuery, rec: DocRecord | None) -> bool:
+    def _phrase_in_record(phrases: list[list[str]], rec: DocRecord | None) -> bool:
         if rec is None:
             return False
-        from yasearch.analysis import analyze
+        text = " " + " ".join(analyze(f"{rec.title} {rec.description}")) + " "
+        return all((" " + " ".join(p) + " ") in text for p in phrases)
 
-        words = analyze(f"{rec.title} {rec.description}")
-        text = " " + " ".join(words) + " "
-        return all((" " + " ".join(p) + " ") in text for p in parsed.phrases)
+    async def remote_snippets(self, hits: list[SearchHit], terms: list[str], timeout: float) -> None:
+        """Real snippets for remote results, from their origins, within ``timeout``."""
+        want: dict[str, list[SearchHit]] = {}
+        for h in hits:
+            if h.origin != "local" and h.origin != self.peer.peer_id:
+                want.setdefault(h.origin, []).append(h)
+        if not want or timeout <= 0:
+            return
+
+        async def ask(origin: str, group: list[SearchHit]) -> None:
+            url = self.peer.http_url_of(origin)
+            if url is None:
+                return
+            try:
+                reply = await self.peer.transport.call(
+                    Contact(bytes.fromhex(origin), url),
+                    "/p2p/v1/verify",
+                    {"v": PROTOCOL_VERSION, "doc_ids": [h.doc_id for h in group], "terms": terms},
+                    timeout=timeout,
+                )
+            except PeerCallError:
+                return
+            matches = reply.get("matches", {})
+            for h in group:
+                m = matches.get(h.doc_id)
+                if isinstance(m, dict) and isinstance(m.get("snippet"), str) and m["snippet"]:
+                    # the origin's text is re-marked here: HTML from another peer is never trusted
+                    h.snippet, h.snippet_html = make_snippet(m["snippet"][:1000], terms, fallback="")
+
+        try:
+            await asyncio.wait_for(asyncio.gather(*(ask(o, g) for o, g in want.items())), timeout)
+        except asyncio.TimeoutError:
+            pass

@@ -294,6 +294,32 @@ async def lookup(request: web.Request) -> web.Response:
     return web.json_response(reply)
 
 
+MAX_PHRASES = 8
+MAX_PHRASE_WORDS = 16
+
+
+async def verify(request: web.Request) -> web.Response:
+    """The origin of documents checks them against a query and returns snippets.
+
+    Body: ``{"v": 1, "doc_ids": [...], "terms": [...], "phrases": [[term, ...], ...]}``.
+    Only this peer holds the text of the pages it crawled, so phrase matching
+    (which needs positions) and real snippets for remote results come from here.
+    Reply: ``{"matches": {doc_id: {"snippet": plain text}}}`` for the documents this
+    peer has that contain every phrase.
+    """
+    peer = request.app[P2P_PEER]
+    body = await read_body(request)
+    doc_ids = [_doc_id(d, f"doc_ids[{i}]") for i, d in enumerate(_list(body, "doc_ids", 200))]
+    terms = [_term(t, f"terms[{i}]") for i, t in enumerate(_list(body, "terms", MAX_LOOKUP_TERMS, required=False))]
+    phrases: list[list[str]] = []
+    for i, ph in enumerate(_list(body, "phrases", MAX_PHRASES, required=False)):
+        if not isinstance(ph, list) or not 1 <= len(ph) <= MAX_PHRASE_WORDS:
+            raise _bad(f"phrases[{i}] must be a list of 1-{MAX_PHRASE_WORDS} terms")
+        phrases.append([_term(t, f"phrases[{i}]") for t in ph])
+    matches = await peer.verify_documents(doc_ids, terms, phrases)
+    return web.json_response({"v": PROTOCOL_VERSION, "matches": matches})
+
+
 def setup(app: web.Application, peer: "Peer") -> None:
     app[P2P_PEER] = peer
     app.router.add_get("/p2p/v1/info", info)
@@ -301,3 +327,4 @@ def setup(app: web.Application, peer: "Peer") -> None:
     app.router.add_post("/p2p/v1/docs", docs)
     app.router.add_post("/p2p/v1/withdraw", withdraw)
     app.router.add_post("/p2p/v1/lookup", lookup)
+    app.router.add_post("/p2p/v1/verify", verify)

@@ -267,6 +267,38 @@ class Peer:
             if not any(not t.done() for t in self._bg | self.jobs._bg):
                 return
 
+    async def verify_documents(self, doc_ids: list[str], terms: list[str], phrases: list[list[str]]) -> dict[str, dict[str, str]]:
+        """Which of these local documents contain every phrase, with a snippet each."""
+        from whoosh.query import And
+
+        from yasearch.search import _phrase_anywhere
+        from yasearch.snippets import make_snippet
+
+        def run(view: Any) -> dict[str, dict[str, str]]:
+            docnums = {d: n for d in doc_ids if (n := view.docnum_of(d)) is not None}
+            if phrases and docnums:
+                q = And([_phrase_anywhere(p) for p in phrases]) if len(phrases) > 1 else _phrase_anywhere(phrases[0])
+                ok = view.docnums(q)
+                docnums = {d: n for d, n in docnums.items() if n in ok}
+            out = {}
+            for d, n in docnums.items():
+                f = view.stored(n)
+                plain, _html = make_snippet(f.get("body", ""), terms, fallback=f.get("description", ""))
+                out[d] = {"snippet": plain}
+            return out
+
+        return await self.index.run_read(run)
+
+    def http_url_of(self, peer_id: str) -> str | None:
+        """The HTTP URL of a known peer, by node ID (hex)."""
+        if peer_id == self.peer_id:
+            return self.url
+        if self.dht is not None:
+            for p in self.dht.known_peers():
+                if p.node_id == peer_id:
+                    return p.http_url
+        return None
+
     def network_totals(self) -> tuple[int, int]:
         """(documents, total length) over this peer and every peer whose info we hold."""
         docs, total = self.index.doc_count(), self._total_length
