@@ -319,3 +319,33 @@ async def test_restarted_peer_keeps_id_and_shard_and_rejoins(tmp_path: Path, sit
     finally:
         for p in peers:
             await p.stop()
+
+
+async def test_holders_hand_off_when_the_origin_is_gone(tmp_path: Path, sites: list[StaticSite]) -> None:
+    """A peer joining after the origin left still gets the postings it is now responsible for."""
+    peers = await start_peers(tmp_path, 4, replication=2)
+    newcomer = Peer(peer_config(tmp_path / "newcomer", name="newcomer", replication=2))
+    try:
+        origin = peers[0]
+        await crawl(origin, sites[0].url)
+        for p in peers:
+            await p.settle()
+        expected = await origin.index.collection_stats(TERMS)
+        await origin.stop()  # the origin is gone: only the holders can hand off
+        survivors = peers[1:]
+        await newcomer.start()
+        await newcomer.join([("127.0.0.1", survivors[0].port)])
+        for p in [*survivors, newcomer]:
+            await p.join([("127.0.0.1", newcomer.port)])
+
+        async def handed_off() -> bool:
+            mine = [t for t in TERMS if expected.df[t] and newcomer.contact() in await newcomer.resolver.responsible(t)]
+            assert mine, "the newcomer is responsible for nothing; pick more words"
+            held = await newcomer.shard.df(mine)
+            return all(held[t] == expected.df[t] for t in mine)
+
+        await eventually(handed_off)
+        assert (await newcomer.search(WORDS[0])).total == expected.df[TERMS[0]]
+    finally:
+        for p in [*peers[1:], newcomer]:
+            await p.stop()

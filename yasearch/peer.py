@@ -22,6 +22,7 @@ from yasearch.config import Config
 from yasearch.identity import load_or_create
 from yasearch.index import LocalIndex
 from yasearch.dht import DhtNode
+from yasearch.handoff import Handoff
 from yasearch.jobs import Job, JobManager
 from yasearch.netsearch import GlobalSearch
 from yasearch.network import Contact, Resolver, Transport
@@ -59,6 +60,7 @@ class Peer:
         self.resolver: Resolver | None = None
         self.transport: Transport | None = None
         self.global_search = GlobalSearch(self, budget=config.search_budget)
+        self.handoff = Handoff(self)
         self.started_at = 0.0
         self.port = config.port
         self._runner: web.AppRunner | None = None
@@ -225,15 +227,25 @@ class Peer:
     async def _watch_membership(self, interval: float = 2.0) -> None:
         """When peers join or leave, routes change: re-resolve and republish (handoff)."""
         assert self.dht is not None
-        known = {p.node_id for p in self.dht.known_peers()}
+
+        def members() -> set[bytes]:
+            assert self.dht is not None
+            return {bytes.fromhex(p.node_id) for p in self.dht.known_peers()} | {self.identity.node_id}
+
+        known = members()
+        await self.handoff.membership_changed(known)
         while True:
             await asyncio.sleep(interval)
-            now = {p.node_id for p in self.dht.known_peers()}
+            now = members()
             if now != known:
-                log.info("membership changed (%d -> %d peers): republishing", len(known), len(now))
+                log.info("membership changed (%d -> %d peers): handoff and republish", len(known), len(now))
                 known = now
                 if self.resolver is not None:
                     self.resolver.invalidate()
+                try:
+                    await self.handoff.membership_changed(now)
+                except Exception:  # noqa: BLE001 - republishing repairs it later
+                    log.warning("handoff failed", exc_info=True)
                 await self.publisher.republish()
 
     async def _upkeep(self, interval: float = 60.0) -> None:
@@ -328,6 +340,7 @@ class Peer:
             "network": {
                 "replication": self.config.replication,
                 "resolver_lookups": self.resolver.lookups if self.resolver else 0,
+                "handoff": {"sent": self.handoff.sent, "failed": self.handoff.failed},
                 "p2p": self.transport.figures() if self.transport else {},
             },
             "index": {"path": str(self.data_dir / "index"), "documents": self.index.doc_count()},

@@ -568,6 +568,15 @@ class ShardStore:
         )
         return [Posting(doc_id=d, tf=tf, flags=f, length=n) for d, tf, f, n in rows]
 
+    async def postings_of_term(self, term: str) -> list[tuple[str, Posting]]:
+        """Every posting of ``term`` with its origin (handoff to a newly responsible peer)."""
+        rows = await self._run(
+            lambda c: c.execute(
+                "SELECT origin, doc_id, tf, flags, length FROM postings WHERE term=? ORDER BY doc_id", (term,)
+            ).fetchall()
+        )
+        return [(o, Posting(doc_id=d, tf=tf, flags=f, length=n)) for o, d, tf, f, n in rows]
+
     async def postings_for(self, term: str, doc_ids: Iterable[str]) -> list[Posting]:
         """Postings of ``term`` in exactly these documents (those that exist), by doc_id.
 
