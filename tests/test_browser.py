@@ -303,3 +303,46 @@ async def test_admin_token_login_then_crawl(tmp_path, page):
     finally:
         await site.stop()
         await p2.stop()
+
+
+async def test_network_page_shows_every_peer(tmp_path, page):
+    """Three joined peers, one with a hostile name; the network page, reached from the nav, lists them all."""
+    names = ["alpha", "<script>alert(7)</script>", "gamma"]
+    peers = [Peer(peer_config(tmp_path / f"p{i}", name=name)) for i, name in enumerate(names)]
+    try:
+        for x in peers:
+            await x.start()
+        for x in peers[1:] + peers:  # two rounds: everybody learns everybody and their info
+            await x.join([("127.0.0.1", peers[0].port)])
+        await crawl(peers[0], linked_pages(4))
+        for x in peers:
+            await x.settle()
+        for x in peers:
+            await x.dht.refresh_info()
+
+        p = page.page
+        await p.goto(peers[2].url + "/")
+        await p.get_by_role("navigation", name="Main").get_by_role("link", name="Network").click()
+        await p.wait_for_url(peers[2].url + "/network")
+        assert await p.title() == "Network · yasearch"
+        rows = p.locator("table#peers tbody tr.peer")
+        await expect(rows).to_have_count(3)
+        for x, docs in zip(peers, (4, 0, 0)):
+            row = p.locator(f'tr.peer[data-peer-id="{x.peer_id}"]')
+            await expect(row).to_be_visible()
+            await expect(row.locator('[data-field="name"]')).to_contain_text(x.name)
+            await expect(row.locator('[data-field="peer_id"]')).to_have_text(x.peer_id[:12])
+            await expect(row.locator('[data-field="documents"]')).to_have_text(str(docs))
+            await expect(row.get_by_role("link")).to_have_attribute("href", x.url)
+        await expect(p.locator(f'tr.peer[data-peer-id="{peers[2].peer_id}"] [data-field="last_seen"]')).to_have_text("now")
+        assert await p.evaluate("document.scripts.length") == 0  # the hostile name stayed text
+
+        # a phone-sized window: the table scrolls inside its box, the page does not
+        await p.set_viewport_size({"width": 320, "height": 640})
+        await p.reload()
+        await expect(rows.first).to_be_visible()
+        assert await p.evaluate("document.documentElement.scrollWidth") <= 320
+    finally:
+        for x in peers:
+            await x.stop()
+    # the page fixture fails the test if a dialog fired or the CSP blocked anything

@@ -13,6 +13,7 @@ import aiohttp
 import pytest
 from bs4 import BeautifulSoup
 
+from crawler.types import CrawlSpec
 from peerutil import StaticSite, linked_pages, peer_config
 from yasearch.peer import Peer
 
@@ -464,6 +465,153 @@ async def test_login_without_a_configured_token_explains_loopback(peer, http):
         assert r.status == 403
         text = await r.text()
     assert "loopback" in text and 'action="/crawl/login"' not in text
+
+
+# -- the network page, and search across peers ------------------------------------------
+
+HOSTILE_NAME = "<script>x</script>"
+NET_PAGES = 12  # linked_pages(): crawled by the first peer only
+
+
+@pytest.fixture
+async def network(tmp_path):
+    """Three real peers joined over loopback (UDP + HTTP); only the first crawled anything.
+
+    The second has a hostile name, as any other peer may; the third crawled nothing.
+    """
+    names = ["alpha", HOSTILE_NAME, "gamma"]
+    peers = [Peer(peer_config(tmp_path / f"p{i}", name=name)) for i, name in enumerate(names)]
+    site = StaticSite(linked_pages(NET_PAGES))
+    url = await site.start()
+    try:
+        for p in peers:
+            await p.start()
+        boot = [("127.0.0.1", peers[0].port)]
+        for p in peers[1:]:
+            await p.join(boot)
+        for p in peers:  # second round: everybody knows everybody and their info
+            await p.join(boot)
+        job = await peers[0].start_crawl(CrawlSpec(urls=[url + "/"], depth=NET_PAGES + 1, max_pages=NET_PAGES, delay=0.0))
+        await peers[0].jobs.wait(job.id)
+        for p in peers:
+            await p.settle()
+        for p in peers:  # announce the new document count
+            await p.dht.refresh_info()
+        assert peers[0].index.doc_count() == NET_PAGES
+        yield peers
+    finally:
+        for p in peers:
+            await p.stop()
+        await site.stop()
+
+
+def peer_rows(soup: BeautifulSoup) -> dict[str, dict[str, str]]:
+    """The peers table as {full peer ID: {field: text}}."""
+    rows = {}
+    for tr in soup.select("table#peers tbody tr.peer"):
+        cells = {td["data-field"]: " ".join(td.get_text(" ").split()) for td in tr.select("td[data-field]")}
+        cells["href"] = (tr.select_one('td[data-field="url"] a') or {}).get("href", "")
+        rows[tr["data-peer-id"]] = cells
+    return rows
+
+
+async def test_network_page_lists_every_peer(network, http):
+    alpha, hostile, gamma = network
+    html = await get(http, gamma.url + "/network")
+    soup = assert_inert(html)  # the hostile name injected no element
+    assert soup.select_one('nav a[href="/network"]')["aria-current"] == "page"
+    rows = peer_rows(soup)
+    assert set(rows) == {alpha.peer_id, hostile.peer_id, gamma.peer_id}
+    want = {alpha: NET_PAGES, hostile: 0, gamma: 0}
+    for p, docs in want.items():
+        row = rows[p.peer_id]
+        assert row["name"].removesuffix(" (this peer)") == p.name
+        assert row["peer_id"] == p.peer_id[:12]
+        assert row["documents"] == str(docs)
+        assert row["href"] == p.url and row["url"] == p.url.removeprefix("http://")
+        assert row["version"] == gamma.config.version
+        assert row["last_seen"] == "now" if p is gamma else re.fullmatch(r"just now|\d+ s ago", row["last_seen"])
+    assert rows[gamma.peer_id]["name"] == "gamma (this peer)"
+    assert list(rows)[0] == gamma.peer_id  # this peer first
+    # the hostile name is text, escaped in the markup
+    assert "&lt;script&gt;x&lt;/script&gt;" in html and "<script>x" not in html
+    assert soup.find("td", string=HOSTILE_NAME) is not None
+    # this peer's own figures
+    assert soup.select_one("#self-id").get_text() == gamma.peer_id
+    assert soup.select_one("#net-peers").get_text() == "3"
+    assert soup.select_one("#net-documents").get_text() == str(NET_PAGES)
+    status = await gamma.status()
+    assert soup.select_one("#net-postings").get_text() == f"{status['postings_held']:,}"
+    assert status["postings_held"] > 0  # gamma holds a share of alpha's postings
+    assert soup.select_one('#dht [data-field="contacts"]').get_text() == str(status["dht"]["contacts"])
+    assert soup.select_one('#publishing [data-field="pending"]').get_text() == "0"
+
+    # the publishing peer shows what it sent
+    soup = assert_inert(await get(http, alpha.url + "/network"))
+    sent = (await alpha.status())["publish"]["sent"]
+    assert sent > 0 and soup.select_one('#publishing [data-field="sent"]').get_text() == f"{sent:,}"
+    assert peer_rows(soup)[alpha.peer_id]["documents"] == str(NET_PAGES)
+
+    # the status page carries the network figures too, and every page's title escapes the name
+    html = await get(http, hostile.url + "/status")
+    soup = assert_inert(html)
+    assert soup.select_one("#peers-known").get_text() == "2"
+    assert soup.select_one("#publish-pending").get_text() == "0"
+    assert HOSTILE_NAME in soup.select_one(".status-page h1").get_text()
+    assert soup.find("a", href="/network") is not None
+    html = await get(http, hostile.url + "/network")
+    soup = assert_inert(html)
+    assert peer_rows(soup)[hostile.peer_id]["name"] == HOSTILE_NAME + " (this peer)"
+    assert soup.select_one("#this-peer .peer-name").get_text() == HOSTILE_NAME
+    assert HOSTILE_NAME in soup.select_one("footer").get_text()
+
+
+async def test_search_on_a_peer_that_crawled_nothing(network, http):
+    alpha, hostile, gamma = network
+    assert gamma.index.doc_count() == 0
+    html = await get(http, gamma.url + "/search", params={"q": "uniqueword5"})
+    soup = assert_inert(html)
+    results = soup.select("ol.results li.result")
+    assert len(results) == 1
+    assert results[0].select_one(".title a").get_text() == "Page 5 uniqueword5"
+    summary = " ".join(soup.select_one("#summary").get_text().split())
+    m = re.search(r"(\d+) of (\d+) peers? answered", summary)
+    assert m and int(m.group(1)) >= 1 and int(m.group(1)) <= int(m.group(2)), summary
+    assert "failed" not in summary
+    origin = results[0].select_one(".origin")
+    assert origin["data-origin"] == alpha.peer_id
+    assert origin.select_one("code").get_text() == alpha.peer_id[:12]
+    assert origin.select_one(".peer-name").get_text() == "alpha"
+
+    html = await get(http, gamma.url + "/search", params={"q": "zebras"})
+    soup = assert_inert(html)
+    assert re.match(rf"{NET_PAGES} results · \d+ ms · \d+ of \d+ peers? answered", " ".join(soup.select_one("#summary").get_text().split()))
+    assert {o["data-origin"] for o in soup.select("li.result .origin")} == {alpha.peer_id}
+
+    # on the peer that crawled the pages they are its own: "local"
+    soup = assert_inert(await get(http, alpha.url + "/search", params={"q": "uniqueword5"}))
+    assert soup.select_one("li.result .origin").get_text().strip() == "local"
+    # a local-scope search on the empty peer asks nobody and finds nothing
+    html = await get(http, gamma.url + "/search", params={"q": "uniqueword5", "scope": "local"})
+    text = main_text(html)
+    assert "No results for uniqueword5" in text and "this peer's index only" in text
+
+
+def test_peer_rows_distrust_what_other_peers_say():
+    from webui.routes import _peer_row, relative_time
+
+    row = _peer_row(
+        {"peer_id": "ab" * 20, "name": None, "url": "javascript:alert(1)", "version": 3, "documents": -4,
+         "self": False, "last_seen": "yesterday", "postings_held": True},
+        {"postings_held": 7},
+    )
+    assert row["href"] == "#" and row["name"] == "" and row["version"] == "3"
+    assert row["documents"] is None and row["postings"] is None and row["last_seen"] == 0
+    assert _peer_row({"self": True, "documents": 2}, {"postings_held": 7})["postings"] == 7
+    now = 1_000_000.0
+    assert [relative_time(now - a, now) for a in (1, 30, 300, 7200, 3 * 86400)] == [
+        "just now", "30 s ago", "5 min ago", "2 h ago", "3 d ago"]
+    assert relative_time(0, now) == "never" and relative_time(None, now) == "never"
 
 
 # -- filters -------------------------------------------------------------------------------

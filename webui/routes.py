@@ -14,6 +14,8 @@ import hmac
 import html
 import math
 import re
+import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
@@ -76,6 +78,9 @@ def make_env() -> jinja2.Environment:
     env.filters["href"] = safe_href
     env.filters["display_url"] = display_url
     env.filters["snippet"] = safe_snippet
+    env.filters["ago"] = relative_time
+    env.filters["utc"] = utc_time
+    env.filters["short_id"] = short_id
     return env
 
 
@@ -97,6 +102,40 @@ def safe_href(url: str) -> str:
     except ValueError:
         return "#"
     return url if scheme in ("http", "https") else "#"
+
+
+#: Characters of a node ID shown in tables and result rows (the full ID is in a tooltip).
+SHORT_ID = 12
+
+
+def short_id(peer_id: Any) -> str:
+    return str(peer_id or "")[:SHORT_ID]
+
+
+def relative_time(ts: Any, now: float | None = None) -> str:
+    """A Unix time as "just now", "42 s ago", "5 min ago", "3 h ago", "2 d ago"; "never" for 0."""
+    if not isinstance(ts, (int, float)) or isinstance(ts, bool) or ts <= 0:
+        return "never"
+    age = (time.time() if now is None else now) - ts
+    if age < 5:
+        return "just now"  # also a clock a little ahead of ours
+    if age < 60:
+        return f"{int(age)} s ago"
+    if age < 3600:
+        return f"{int(age // 60)} min ago"
+    if age < 86400:
+        return f"{int(age // 3600)} h ago"
+    return f"{int(age // 86400)} d ago"
+
+
+def utc_time(ts: Any) -> str:
+    """A Unix time as an ISO 8601 UTC string (for ``<time datetime>`` and tooltips)."""
+    if not isinstance(ts, (int, float)) or isinstance(ts, bool) or ts <= 0:
+        return ""
+    try:
+        return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (OverflowError, OSError, ValueError):
+        return ""
 
 
 _MARK = re.compile(r"(<mark>|</mark>)")
@@ -238,6 +277,8 @@ async def search(request: web.Request) -> web.Response:
         "results.html",
         error=None,
         resp=resp,
+        origins=await _peer_names(peer),
+        self_id=peer.peer_id,
         page=page,
         first=first,
         last=first + len(resp.results) - 1,
@@ -359,7 +400,77 @@ async def crawl_login(request: web.Request) -> web.Response:
     raise resp
 
 
+# -- network -------------------------------------------------------------------
+
+
+async def _peer_names(peer: "Peer") -> dict[str, str]:
+    """Peer ID -> name of every known peer, to label where a result came from."""
+    try:
+        return {str(p.get("peer_id", "")): str(p.get("name") or "") for p in await peer.peers()}
+    except Exception:  # noqa: BLE001 - a label is not worth failing a search page for
+        return {}
+
+
+def _peer_row(p: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
+    """One row of the peers table. Everything but the numbers came from another peer:
+    strings are coerced, the URL becomes a link only if it is http(s)."""
+
+    def count(v: Any) -> int | None:
+        return v if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else None
+
+    is_self = bool(p.get("self"))
+    stats = p.get("stats") if isinstance(p.get("stats"), dict) else {}
+    postings = status.get("postings_held") if is_self else p.get("postings_held", stats.get("postings_held"))
+    url = str(p.get("url") or "")
+    last_seen = p.get("last_seen")
+    return {
+        "peer_id": str(p.get("peer_id") or ""),
+        "name": str(p.get("name") or ""),
+        "url": url,
+        "href": safe_href(url) if url else "#",
+        "version": str(p.get("version") or ""),
+        "documents": count(p.get("documents")),
+        "postings": count(postings),
+        "self": is_self,
+        "last_seen": last_seen if isinstance(last_seen, (int, float)) and not isinstance(last_seen, bool) else 0,
+    }
+
+
+async def network_page(request: web.Request) -> web.Response:
+    peer = request.app[PEER]
+    status = await peer.status()
+    rows = [_peer_row(p, status) for p in await peer.peers()]
+    # this peer first, then the most recently seen
+    rows.sort(key=lambda r: (not r["self"], -r["last_seen"], r["peer_id"]))
+    others = [r for r in rows if not r["self"]]
+    return render(
+        request,
+        "network.html",
+        active="network",
+        page_title="Network",
+        info=status,
+        publish=status.get("publish") or {},
+        dht=status.get("dht") or {},
+        net=status.get("network") or {},
+        peers=rows,
+        network_documents=sum(r["documents"] or 0 for r in rows),
+        others=len(others),
+    )
+
+
 # -- status --------------------------------------------------------------------
+
+
+def _flatten(section: dict[str, Any]) -> dict[str, Any]:
+    """One level of nesting (``network.p2p.requests``) becomes ``p2p.requests``: a
+    status card lists figures, not dicts."""
+    out: dict[str, Any] = {}
+    for k, v in section.items():
+        if isinstance(v, dict):
+            out.update({f"{k}.{sub}": x for sub, x in v.items()})
+        else:
+            out[k] = v
+    return out
 
 
 async def status_page(request: web.Request) -> web.Response:
@@ -367,7 +478,7 @@ async def status_page(request: web.Request) -> web.Response:
     status = await peer.status()
     peers = await peer.peers()
     overview = {k: v for k, v in status.items() if not isinstance(v, (dict, list))}
-    sections = {k: v for k, v in status.items() if isinstance(v, dict)}
+    sections = {k: _flatten(v) for k, v in status.items() if isinstance(v, dict)}
     return render(
         request,
         "status.html",
@@ -390,5 +501,6 @@ def setup(app: web.Application, peer: "Peer") -> None:
     app.router.add_post("/crawl", crawl_submit)
     app.router.add_post("/crawl/login", crawl_login)
     app.router.add_post("/crawl/{id}/{action:pause|resume|cancel}", crawl_action)
+    app.router.add_get("/network", network_page)
     app.router.add_get("/status", status_page)
     app.router.add_static("/static/", STATIC, name="static")
