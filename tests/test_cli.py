@@ -12,6 +12,7 @@ import asyncio
 import io
 import json
 import os
+import re
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -178,6 +179,46 @@ async def test_demo_runs_offline_and_exits_after_crawl(tmp_path: Path) -> None:
     progress = [line for line in run.err.splitlines() if line.startswith("[")]
     assert progress and "done" in progress[-1], run
     assert (tmp_path / "demo" / "index").is_dir()
+
+
+
+async def test_demo_network_spreads_the_crawl_and_searches_globally(tmp_path: Path) -> None:
+    run = await yasearch(
+        "demo", "--peers", "3", "--port", "0", "--pages", "12", "--exit-after-crawl", "--data-dir", str(tmp_path / "demo"),
+        timeout=120.0,
+    )
+    assert run.rc == 0, run
+    assert "Traceback" not in run.err, run
+    ups = re.findall(r"Peer (demo-\d) is up; web UI at (http://127\.0\.0\.1:(\d+))/", run.out)
+    assert [name for name, _, _ in ups] == ["demo-1", "demo-2", "demo-3"], run
+    assert len({port for _, _, port in ups}) == 3 and "0" not in {port for _, _, port in ups}
+    assert "fetched 12" in run.out and "indexed 12" in run.out, run
+    # every peer crawled its own share, and the shares add up
+    per_peer = {name: int(n) for name, n in re.findall(r"^  (demo-\d): indexed (\d+) pages$", run.out, re.M)}
+    assert set(per_peer) == {"demo-1", "demo-2", "demo-3"} and all(per_peer.values()), run
+    assert sum(per_peer.values()) == 12, run
+    # the first peer sees the whole network, and its global search finds the pages all peers crawled
+    assert "network: 3 peers, 12 documents" in run.out, run
+    found = re.search(r"global search on demo-1 for 'pydoc': (\d+) results \(peers answered (\d+)\)", run.out)
+    assert found and int(found.group(1)) == 12 and int(found.group(2)) >= 1, run
+    assert f"Web UI: {ups[0][1]}/" in run.out and "global" in run.out
+    progress = [line for line in run.err.splitlines() if line.startswith("[")]
+    assert progress and "done" in progress[-1] and "fetched 12/12" in progress[-1], run
+    for i in (1, 2, 3):
+        assert (tmp_path / "demo" / f"peer{i}" / "index").is_dir()
+
+
+async def test_demo_and_peer_reject_bad_arguments(tmp_path: Path) -> None:
+    run = await yasearch("demo", "--peers", "0", "--port", "0")
+    assert_friendly_failure(run, "--peers must be 1-16")
+    run = await yasearch("demo", "--peers", "17", "--port", "0")
+    assert_friendly_failure(run, "--peers must be 1-16")
+    run = await yasearch("demo", "--peers", "3", "--pages", "2", "--port", "0")
+    assert_friendly_failure(run, "--pages must be at least 1 per peer")
+    run = await yasearch("peer", "--port", "0", "--data-dir", str(tmp_path / "d"), "--no-seeds", "--bootstrap", "nohostport")
+    assert_friendly_failure(run, "'nohostport' is not HOST:PORT")
+    run = await yasearch("peer", "--port", "0", "--data-dir", str(tmp_path / "d"), "--no-seeds", "--bootstrap", "h:99999")
+    assert_friendly_failure(run, "is not HOST:PORT")
 
 
 # -- progress output, in process ---------------------------------------------------

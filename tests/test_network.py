@@ -71,9 +71,10 @@ async def start_peers(tmp: Path, n: int, **kw: object) -> list[Peer]:
     return peers
 
 
-async def crawl(peer: Peer, url: str) -> None:
+async def crawl(peer: Peer, url: str):
     job = await peer.start_crawl(CrawlSpec(urls=[url + "/"], depth=1, max_pages=PAGES_PER_SITE + 1, delay=0.0))
     await peer.jobs.wait(job.id)
+    return job
 
 
 def queries() -> list[str]:
@@ -93,12 +94,13 @@ async def test_global_search_ranks_like_one_big_index(tmp_path: Path, sites: lis
     reference = Peer(peer_config(tmp_path / "reference"))
     await reference.start()
     try:
-        for p, s in zip(peers, sites):
-            await crawl(p, s.url)
+        jobs = [await crawl(p, s.url) for p, s in zip(peers, sites)]
         for s in sites:
             await crawl(reference, s.url)
         for p in peers:
             await p.settle()
+        # every crawled page was published to all its terms' responsible peers
+        assert [j.progress.published for j in jobs] == [j.progress.indexed for j in jobs] == [PAGES_PER_SITE + 1] * SITES
         await reference.index.flush()
         searcher = peers[-1]
         assert searcher.index.doc_count() == 0

@@ -44,6 +44,15 @@ def default_seeds() -> Path | None:
     return None
 
 
+def parse_host_port(text: str) -> tuple[str, int] | None:
+    """``HOST:PORT`` (``[v6]:PORT`` too) -> (host, port), or None when it is not one."""
+    host, sep, port = text.strip().rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        return None
+    return host, int(port)
+
+
 # -- commands ------------------------------------------------------------------
 
 
@@ -65,6 +74,10 @@ async def cmd_peer(args: argparse.Namespace) -> int:
     except ConfigError as e:
         print(f"yasearch peer: {e}", file=sys.stderr)
         return 2
+    bad = [b for b in config.bootstrap if parse_host_port(b) is None]
+    if bad:
+        print(f"yasearch peer: bootstrap {bad[0]!r} is not HOST:PORT (e.g. 192.0.2.7:8090)", file=sys.stderr)
+        return 2
     peer = Peer(config)
     try:
         await peer.start()
@@ -72,6 +85,8 @@ async def cmd_peer(args: argparse.Namespace) -> int:
         print(f"yasearch peer: {e.strerror or e}", file=sys.stderr)
         return 1
     print(f"yasearch {__version__}: peer {peer.name} ({peer.peer_id[:12]}) up; web UI at {peer.url}/", flush=True)
+    if config.bootstrap:
+        print(f"joining the network through {', '.join(config.bootstrap)}", flush=True)
     seeds = args.seeds or config.seeds or (None if args.no_seeds else default_seeds())
     if seeds and not peer.jobs.list():
         try:
@@ -207,9 +222,12 @@ def build_parser() -> argparse.ArgumentParser:
     peer.add_argument("--config", type=Path, help="TOML config file")
     peer.set_defaults(func=cmd_peer)
 
-    demo = sub.add_parser("demo", help="offline demo: crawl Python's docs on loopback and serve the UI")
-    demo.add_argument("--peers", type=int, default=1)
-    demo.add_argument("--port", type=int, default=DEFAULT_PORT)
+    demo = sub.add_parser("demo", help="offline demo: N peers on loopback crawl Python's docs; the UI is served")
+    demo.add_argument("--peers", type=int, default=1, help="peers on loopback, 1-16 (default 1)")
+    demo.add_argument(
+        "--port", type=int, default=DEFAULT_PORT,
+        help=f"port of the first peer, the others take the next ones (default {DEFAULT_PORT}; 0 = free ports)",
+    )
     demo.add_argument("--pages", type=int, default=300, help="pages to crawl (default 300)")
     demo.add_argument("--data-dir", type=Path, help="keep the demo index here (default: a temporary dir)")
     demo.add_argument("--exit-after-crawl", action="store_true", help=argparse.SUPPRESS)

@@ -31,6 +31,9 @@ from yasearch.records import Document
 
 log = logging.getLogger(__name__)
 
+#: Committed pages remembered until published, for the jobs' "published" counters.
+MAX_TRACKED_PUBLISHING = 200_000
+
 #: Job states. 'running' and 'paused' jobs are resumed after a restart.
 ACTIVE = ("running", "paused")
 
@@ -70,6 +73,9 @@ class JobManager:
         #: Called on the loop with the documents of each durable commit / removed doc ids.
         self.on_indexed: list[Callable[[list[Document]], None]] = []
         self.on_removed: list[Callable[[list[str]], None]] = []
+        #: doc_id -> job of committed pages not yet published (for the job's
+        #: "published" counter); bounded, so a peer alone for long forgets the oldest.
+        self._publishing: dict[str, str] = {}
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -268,9 +274,21 @@ class JobManager:
                 job = self.jobs.get(job_id)
                 if job:
                     job.progress.indexed += 1
+                    if self.on_indexed:
+                        self._publishing[did] = job_id
+                        if len(self._publishing) > MAX_TRACKED_PUBLISHING:
+                            self._publishing.pop(next(iter(self._publishing)))
                 by_job.setdefault(job_id, []).append((url, "done", None))
         for job_id, marks in by_job.items():
             self._spawn(self.store.mark(job_id, marks))
+
+    def published(self, doc_ids: list[str]) -> None:
+        """Publisher callback: these pages reached every peer responsible for their terms."""
+        for did in doc_ids:
+            job_id = self._publishing.pop(did, None)
+            job = self.jobs.get(job_id) if job_id else None
+            if job is not None:
+                job.progress.published += 1
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)

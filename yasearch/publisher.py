@@ -219,6 +219,8 @@ class Publisher:
         self._task: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
         self._idle.set()
+        #: Called with the doc ids each round delivered to every responsible peer.
+        self.on_published: list[Callable[[list[str]], None]] = []
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="publisher")
@@ -377,5 +379,8 @@ class Publisher:
         done = {d: terms for d, terms in published.items() if not (targets_of_doc[d] & failed_peers)}
         retry = [d for d in published if d not in done]
         await self.outbox.sent(done, {d: lost[d] for d in done if d in lost})
+        if done:
+            for callback in self.on_published:
+                callback(list(done))
         if retry:
             await self.outbox.retry_later(retry)
