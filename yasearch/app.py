@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Awaitable, Callable
 
 from aiohttp import web
 
-from yasearch import api, p2p
+from yasearch import api, compat, openapi, p2p
 from yasearch.errors import ApiError, json_error
 
 if TYPE_CHECKING:
@@ -50,6 +50,8 @@ def build_app(peer: "Peer") -> web.Application:
     app = web.Application(client_max_size=peer.config.max_request_bytes, middlewares=[error_middleware])
     app[api.PEER_KEY] = peer
     api.setup(app)
+    compat.setup(app)
+    openapi.setup(app)
     p2p.setup(app, peer)
     import webui  # the UI sits on top of the peer; imported here, at the composition root
 

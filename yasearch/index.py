@@ -617,6 +617,44 @@ class ReadView:
             df={term: self.df(term) for term in dict.fromkeys(terms)},
         )
 
+    # ---- suggestions (see yasearch.suggest)
+
+    def title_terms(self, prefixes: Iterable[str], max_terms: int, exact: Iterable[str] = ()) -> dict[str, int]:
+        """Analyzed title terms starting with any of ``prefixes`` (and those of
+        ``exact`` that exist), with their title df.
+
+        At most ``max_terms`` terms are expanded in all. The df comes from
+        Whoosh's term info, which still counts deleted documents until their
+        segment is merged; callers confirm liveness with :meth:`title_samples`.
+        """
+        found: dict[str, int] = {}
+        for term in exact:
+            if term and term not in found:
+                df = self.reader.doc_frequency("title", term)
+                if df:
+                    found[term] = df
+        budget = max_terms
+        for prefix in dict.fromkeys(prefixes):
+            if not prefix or budget <= 0:
+                continue
+            for raw in self.reader.expand_prefix("title", prefix):
+                term = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+                if term not in found:
+                    found[term] = self.reader.doc_frequency("title", term)
+                budget -= 1
+                if budget <= 0:
+                    break
+        return found
+
+    def title_samples(self, term: str, n: int) -> list[str]:
+        """Stored titles of up to ``n`` live documents with ``term`` in the title."""
+        titles: list[str] = []
+        for docnum, _w in self._pairs("title", term):
+            titles.append(self.stored(docnum).get("title", "") or "")
+            if len(titles) >= n:
+                break
+        return titles
+
 
 # --------------------------------------------------------------------------
 # Writing

@@ -32,6 +32,7 @@ from yasearch.query import parse_query
 from yasearch.records import Document, SearchResponse
 from yasearch.search import search_local
 from yasearch.shard import ShardStore
+from yasearch.suggest import Suggester
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ class Peer:
             limitmb=config.index_limitmb,
         )
         self.jobs = JobManager(config, self.index)
+        self.suggester = Suggester(self.index)
         self.shard = ShardStore(
             self.data_dir / "shard.db",
             quota_per_origin=config.shard_quota_per_origin,
@@ -67,6 +69,7 @@ class Peer:
         self._session: aiohttp.ClientSession | None = None
         self._started = False
         self._total_length = 0
+        self._postings_held = 0  # refreshed by status(), sent in our peer info
         self._bg: set[asyncio.Task[Any]] = set()  # one-shot work (settle() waits for it)
         self._daemons: list[asyncio.Task[Any]] = []  # loops that run until stop()
 
@@ -115,6 +118,7 @@ class Peer:
         await self.publisher.start()
         self.jobs.on_indexed.append(lambda docs: self._spawn(self.publisher.enqueue(docs)))
         self.jobs.on_removed.append(lambda ids: self._spawn(self.publisher.remove(ids)))
+        self.publisher.on_published.append(self.jobs.published)
         await self.jobs.start()
         self._started = True
         self._daemons = [
@@ -164,6 +168,10 @@ class Peer:
     async def start_crawl(self, spec: CrawlSpec) -> Job:
         return await self.jobs.create(spec)
 
+    async def suggest(self, q: str, *, limit: int = 10) -> list[str]:
+        """Completions of the last word of ``q`` from this peer's indexed titles."""
+        return await self.suggester.complete(q, limit=limit)
+
     # -- network ---------------------------------------------------------------
 
     def contact(self) -> Contact:
@@ -184,7 +192,7 @@ class Peer:
             "http_url": self.url,
             "version": __version__,
             "documents": self.index.doc_count(),
-            "stats": {"total_length": self._total_length},
+            "stats": {"total_length": self._total_length, "postings_held": self._postings_held},
         }
 
     async def info(self) -> dict[str, Any]:
@@ -212,6 +220,7 @@ class Peer:
         try:
             await self.dht.bootstrap(self._bootstrap_addrs())
             await self.dht.refresh_info()
+            await self._save_neighbours()
         except Exception:  # noqa: BLE001 - the maintenance loop retries
             log.warning("could not join the network yet", exc_info=log.isEnabledFor(logging.DEBUG))
 
@@ -225,7 +234,13 @@ class Peer:
         return n
 
     async def _watch_membership(self, interval: float = 2.0) -> None:
-        """When peers join or leave, routes change: re-resolve and republish (handoff)."""
+        """When peers join or leave, routes change: save neighbours, re-resolve, hand
+        off held postings and republish our own.
+
+        Handoff and republishing run in one background task at a time (a change
+        during a run schedules another run), so this loop never waits on them and
+        neighbours are saved right after every change.
+        """
         assert self.dht is not None
 
         def members() -> set[bytes]:
@@ -234,19 +249,52 @@ class Peer:
 
         known = members()
         await self.handoff.membership_changed(known)
-        while True:
-            await asyncio.sleep(interval)
-            now = members()
-            if now != known:
-                log.info("membership changed (%d -> %d peers): handoff and republish", len(known), len(now))
-                known = now
-                if self.resolver is not None:
-                    self.resolver.invalidate()
+        redistribute: asyncio.Task[None] | None = None
+        again = False
+
+        async def redistribute_loop() -> None:
+            nonlocal again
+            while True:
+                again = False
                 try:
-                    await self.handoff.membership_changed(now)
+                    await self.handoff.membership_changed(members())
                 except Exception:  # noqa: BLE001 - republishing repairs it later
                     log.warning("handoff failed", exc_info=True)
                 await self.publisher.republish()
+                if not again:
+                    return
+
+        try:
+            while True:
+                await asyncio.sleep(interval)
+                now = members()
+                if now == known:
+                    continue
+                log.info("membership changed (%d -> %d peers): handoff and republish", len(known), len(now))
+                known = now
+                await self._save_neighbours()
+                if self.resolver is not None:
+                    self.resolver.invalidate()
+                if redistribute is None or redistribute.done():
+                    redistribute = asyncio.create_task(redistribute_loop(), name="redistribute")
+                else:
+                    again = True
+        finally:
+            if redistribute is not None and not redistribute.done():
+                redistribute.cancel()
+                await asyncio.gather(redistribute, return_exceptions=True)
+
+    async def _save_neighbours(self) -> None:
+        """Persist the DHT contacts now: a peer killed (not stopped) soon after joining
+        must still find its way back in without --bootstrap (the DHT's own periodic
+        save comes only every few minutes)."""
+        assert self.dht is not None
+        try:
+            data = self.dht._neighbours_doc()
+            if data is not None:  # fsync off the event loop
+                await asyncio.to_thread(self.dht._write_neighbours, data)
+        except OSError as e:
+            log.warning("could not save DHT neighbours: %s", e)
 
     async def _upkeep(self, interval: float = 60.0) -> None:
         """Periodic republishing (keeps our postings alive on their holders) and
@@ -325,6 +373,7 @@ class Peer:
     async def status(self) -> dict[str, Any]:
         publish = await self.publisher.figures()
         shard = await self.shard.stats()
+        self._postings_held = int(shard.get("postings", 0))
         return {
             "peer_id": self.peer_id,
             "name": self.name,
@@ -353,6 +402,7 @@ class Peer:
             "url": self.url,
             "version": __version__,
             "documents": self.index.doc_count(),
+            "postings_held": self._postings_held,
             "self": True,
             "last_seen": time.time(),
         }
@@ -368,6 +418,7 @@ class Peer:
                         "url": p.http_url,
                         "version": p.version,
                         "documents": p.documents,
+                        "postings_held": int(p.stats.get("postings_held", 0)),
                         "self": False,
                         "last_seen": p.last_seen,
                     }

@@ -1,0 +1,150 @@
+"""Search-box completions from the local index.
+
+``GET /api/v1/suggest?q=zebra cro`` completes the last word of the query from
+the words of indexed titles: ``["zebra crossing", "zebra crowd", ...]``.
+
+How, and why like this:
+
+* The index holds *analyzed* (stemmed) terms: ``computers`` is ``comput``.
+  Showing stems would be ugly, so candidates come from the title field's
+  lexicon (Whoosh ``expand_prefix``: cost grows with the matching terms, not
+  with the number of documents) and each candidate stem is shown as the
+  surface word it stands for, read from the stored titles of a few documents
+  that contain it ("computer" for ``comput``).
+* The typed prefix may have run past the stem (``computi`` against stem
+  ``comput``, ``happy`` against ``happi``), so the lexicon is also probed with
+  the prefix's stem, and every shorter prefix is looked up as an exact term;
+  only surface words that start with what was typed are offered.
+* Rank: documents with the stem in their title (df), shared among its surface
+  forms by how often each was seen.
+* Everything runs in the index's reader pool (``LocalIndex.run_read``), never
+  on the event loop, against the latest commit: new titles show up right after
+  their commit and removed documents drop out at once (a stem without live
+  documents yields no surface form). Surface forms per stem and completions per
+  prefix are memoized until the next commit (bounded). One request reads at most MAX_SCANNED_TERMS
+  lexicon entries and the titles of SAMPLE_DOCS documents for each of at most
+  MAX_SAMPLED_STEMS stems, whatever the size of the index.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import Counter
+from typing import TYPE_CHECKING
+
+from whoosh.analysis.tokenizers import default_pattern
+
+from yasearch.analysis import analyze
+
+if TYPE_CHECKING:
+    from yasearch.index import LocalIndex, ReadView
+
+#: Longest query accepted by the suggest API.
+MAX_SUGGEST_QUERY_CHARS = 256
+#: Most completions one request may ask for.
+MAX_SUGGEST_LIMIT = 20
+#: Lexicon terms looked at per request (bounds the cost of one-letter prefixes:
+#: past it only the alphabetically first matching terms are ranked).
+MAX_SCANNED_TERMS = 2000
+#: Candidate stems whose surface words are looked up per request.
+MAX_SAMPLED_STEMS = 100
+#: Documents whose titles are read to find a stem's surface words.
+SAMPLE_DOCS = 6
+FORMS_CACHE_MAX = 20_000
+RESULTS_CACHE_MAX = 5_000
+
+_TOKEN_RE = re.compile(default_pattern.pattern.replace("(\\.?", "(?:\\.?"), default_pattern.flags)
+#: The word being typed: what follows the last space, after any operator characters.
+_LAST_WORD = re.compile(r'^(?P<head>.*?)(?P<lead>[-+"(]*)(?P<word>[^\s"()]+)$', re.S)
+_WORD = re.compile(r"^\w+$")
+
+
+def split_last_word(q: str) -> tuple[str, str] | None:
+    """``(text before the word, the word's prefix)``; None when there is nothing to complete."""
+    if not q or q[-1].isspace():
+        return None
+    m = _LAST_WORD.match(q)
+    if m is None:
+        return None
+    word = m.group("word")
+    if not _WORD.match(word):  # site:..., URLs, punctuation: nothing sensible to complete
+        return None
+    return m.group("head") + m.group("lead"), word
+
+
+class Suggester:
+    """Completions for one index; keeps a small memo of stem -> surface words."""
+
+    def __init__(self, index: "LocalIndex") -> None:
+        self.index = index
+        self._forms: dict[str, tuple[int, Counter[str]]] = {}  # stem -> (index generation, forms)
+        #: (prefix, limit) -> (index generation, completions): the same few
+        #: prefixes are typed again and again
+        self._results: dict[tuple[str, int], tuple[int, list[str]]] = {}
+        self._lock = threading.Lock()
+
+    async def complete(self, q: str, limit: int = 10) -> list[str]:
+        """Whole-query completions of ``q`` (its last word completed), best first."""
+        split = split_last_word(q)
+        if split is None or limit <= 0:
+            return []
+        head, word = split
+        prefix = word.lower()
+        words = await self.index.run_read(lambda view: self._complete(view, prefix, limit))
+        return [head + w for w in words]
+
+    # ---- reader thread
+
+    def _complete(self, view: "ReadView", prefix: str, limit: int) -> list[str]:
+        key = (prefix, limit)
+        with self._lock:
+            hit = self._results.get(key)
+        if hit is not None and hit[0] == view.generation:
+            return hit[1]
+        words = self._rank(view, prefix, limit)
+        with self._lock:
+            if len(self._results) >= RESULTS_CACHE_MAX:
+                self._results.clear()
+            self._results[key] = (view.generation, words)
+        return words
+
+    def _rank(self, view: "ReadView", prefix: str, limit: int) -> list[str]:
+        stems = analyze(prefix)
+        probes = [prefix]
+        if stems and stems[0] != prefix:
+            probes.append(stems[0])  # "happy" is indexed as "happi"
+        # the typed word may have run past its stem ("computi" -> "comput")
+        shorter = [prefix[:i] for i in range(len(prefix) - 1, 1, -1)]
+        candidates = view.title_terms(probes, MAX_SCANNED_TERMS, exact=shorter)
+        ranked = sorted(candidates.items(), key=lambda kv: (-kv[1], kv[0]))
+        scores: dict[str, float] = {}
+        for sampled, (stem, df) in enumerate(ranked):
+            if sampled >= MAX_SAMPLED_STEMS:
+                break
+            if len(scores) >= limit and df <= sorted(scores.values(), reverse=True)[limit - 1]:
+                break  # no later stem can beat what is already in
+            forms = self._surface_forms(view, stem)
+            total = sum(forms.values())
+            for form, n in forms.items():
+                if form.startswith(prefix):
+                    scores[form] = scores.get(form, 0.0) + df * n / total
+        best = sorted(scores.items(), key=lambda kv: (-kv[1], len(kv[0]), kv[0]))
+        return [form for form, _ in best[:limit]]
+
+    def _surface_forms(self, view: "ReadView", stem: str) -> Counter[str]:
+        """Surface words of ``stem`` in the titles of a few live documents (memoized per commit)."""
+        with self._lock:
+            hit = self._forms.get(stem)
+        if hit is not None and hit[0] == view.generation:
+            return hit[1]
+        forms: Counter[str] = Counter()
+        for title in view.title_samples(stem, SAMPLE_DOCS):
+            for tok in _TOKEN_RE.findall(title):
+                if analyze(tok) == [stem]:
+                    forms[tok.lower()] += 1
+        with self._lock:
+            if len(self._forms) >= FORMS_CACHE_MAX:
+                self._forms.clear()
+            self._forms[stem] = (view.generation, forms)
+        return forms
