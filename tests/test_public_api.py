@@ -395,3 +395,23 @@ async def test_api_docs_page(peer, http):
     assert "<script" not in page and "http://" not in page.split("</style>")[0]  # no external assets
     async with http.get(peer.url + "/api", allow_redirects=False) as r:
         assert r.status == 302 and r.headers["Location"] == "/api/v1/docs"
+
+
+
+async def test_every_page_links_the_opensearch_description(tmp_path) -> None:
+    """Browsers offer to add yasearch as a search engine from any page."""
+    import aiohttp
+
+    from peerutil import peer_config
+    from yasearch.peer import Peer
+
+    peer = Peer(peer_config(tmp_path / "linkpeer"))
+    await peer.start()
+    try:
+        async with aiohttp.ClientSession() as s:
+            for path in ("/", "/search?q=zebra", "/status", "/network", "/crawl"):
+                async with s.get(peer.url + path) as r:
+                    html = await r.text()
+                assert '<link rel="search" type="application/opensearchdescription+xml"' in html, path
+    finally:
+        await peer.stop()
