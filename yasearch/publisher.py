@@ -124,11 +124,12 @@ class Outbox:
         def do(c: sqlite3.Connection) -> None:
             c.execute("BEGIN IMMEDIATE")
             for d in doc_ids:
-                row = c.execute("SELECT terms FROM outbox WHERE doc_id=?", (d,)).fetchone()
+                row = c.execute("SELECT terms, doc FROM outbox WHERE doc_id=?", (d,)).fetchone()
                 if row:
-                    c.executemany(
-                        "INSERT OR IGNORE INTO withdrawals(doc_id, term) VALUES (?,?)", [(d, t) for t in json.loads(row[0])]
-                    )
+                    # the terms it was published with, and those of its current version: a page
+                    # pending after a partial send (or being sent right now) has postings out there too
+                    terms = set(json.loads(row[0])) | set(postings_for_document(_unpack(row[1])))
+                    c.executemany("INSERT OR IGNORE INTO withdrawals(doc_id, term) VALUES (?,?)", [(d, t) for t in terms])
                 c.execute("DELETE FROM outbox WHERE doc_id=?", (d,))
             c.execute("COMMIT")
 
