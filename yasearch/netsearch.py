@@ -17,6 +17,9 @@ is counted as failed and the answer is partial):
    (summed from the peer info records) and df from the responsible peers: the
    same function and inputs as one peer holding every document, so the order
    is the same.
+6. Facets (hosts, languages) are counted over the best
+   :data:`yasearch.search.FACET_CANDIDATES` (1,000) ranked candidates, from the
+   local hits and the remote document records.
 """
 
 from __future__ import annotations
@@ -30,10 +33,10 @@ from typing import TYPE_CHECKING, Any
 from yasearch.analysis import analyze
 from yasearch.network import Contact, PeerCallError, first_answer
 from yasearch.p2p import PROTOCOL_VERSION, posting_from_wire, record_from_wire
-from yasearch.query import ParsedQuery
+from yasearch.query import ParsedQuery, language_matches
 from yasearch.ranking import CollectionStats, bm25_scores, rank
 from yasearch.records import DocRecord, Posting, SearchHit, SearchResponse
-from yasearch.search import build_query
+from yasearch.search import FACET_CANDIDATES, build_query, count_facets
 from yasearch.snippets import make_snippet
 
 if TYPE_CHECKING:
@@ -109,7 +112,7 @@ class GlobalSearch:
                 task.cancel()
             elif not task.cancelled() and task.exception() is not None:
                 pass
-        hits, total = await self._rank(parsed, result, limit, offset)
+        hits, total, facets = await self._rank(parsed, result, limit, offset)
         remaining = self.budget - (time.perf_counter() - started)
         await self.remote_snippets(hits, list(parsed.terms), min(remaining, 0.5))
         return SearchResponse(
@@ -121,6 +124,7 @@ class GlobalSearch:
             limit=limit,
             scope="global",
             peers=tally.as_dict(),
+            facets=facets,
         )
 
     async def _collect(self, parsed: ParsedQuery, tally: _Tally, out: dict[str, Any]) -> None:
@@ -252,7 +256,14 @@ class GlobalSearch:
         n, total = self.peer.network_totals()
         return n, (total / n if n else 0.0)
 
-    async def _rank(self, parsed: ParsedQuery, result: dict[str, Any], limit: int, offset: int) -> tuple[list[SearchHit], int]:
+    async def _rank(
+        self, parsed: ParsedQuery, result: dict[str, Any], limit: int, offset: int
+    ) -> tuple[list[SearchHit], int, dict[str, list[list[Any]]]]:
+        """The page of hits, the number of matches and the facets.
+
+        Facets count the best :data:`FACET_CANDIDATES` ranked matches (local hits
+        and remote records), not every match of a very common term.
+        """
         terms = list(parsed.terms)
         local = result.get("local") or {"postings": {}, "hits": {}}
         local_hits: dict[str, SearchHit] = local["hits"]
@@ -260,7 +271,8 @@ class GlobalSearch:
         records: dict[str, DocRecord] = result.get("records", {})
         if not terms:
             listing = sorted(local_hits.values(), key=lambda h: h.url)
-            return listing[offset : offset + limit], len(listing)
+            facets = count_facets((h.host, h.language) for h in listing[:FACET_CANDIDATES])
+            return listing[offset : offset + limit], len(listing), facets
 
         # AND over remote postings: a candidate must have every term.
         by_term: dict[str, dict[str, Posting]] = {t: {p.doc_id: p for p in remote.get(t, [])} for t in terms}
@@ -286,6 +298,14 @@ class GlobalSearch:
         n = max(n, len(ids))
         ranked = rank(bm25_scores(scored, CollectionStats(n_docs=n, avg_length=avg, df=df)))
         ranked = [(d, s) for d, s in ranked if d in ids]
+
+        def facet_pair(d: str) -> tuple[str, str] | None:
+            if d in local_hits:
+                return local_hits[d].host, local_hits[d].language
+            rec = records.get(d)
+            return (rec.host, rec.language) if rec is not None else None
+
+        facets = count_facets(p for p in (facet_pair(d) for d, _s in ranked[:FACET_CANDIDATES]) if p is not None)
         page = ranked[offset : offset + limit]
         hits: list[SearchHit] = []
         for d, score in page:
@@ -312,11 +332,12 @@ class GlobalSearch:
                     crawled_at=rec.crawled_at,
                 )
             )
-        return hits, len(ranked)
+        return hits, len(ranked), facets
 
     @staticmethod
     def _record_ok(parsed: ParsedQuery, rec: DocRecord | None) -> bool:
-        """site: filters need the record's host; a candidate without a record cannot be shown."""
+        """site: and lang: filters need the record's host and language; a candidate
+        without a record cannot be shown."""
         if rec is None:
             return False
         host = rec.host.lower()
@@ -328,6 +349,12 @@ class GlobalSearch:
             return False
         excluded_sites = getattr(parsed, "excluded_sites", [])
         if excluded_sites and any(host == s or host.endswith("." + s) for s in excluded_sites):
+            return False
+        languages = getattr(parsed, "languages", [])
+        if languages and not any(language_matches(rec.language, lang) for lang in languages):
+            return False
+        excluded_languages = getattr(parsed, "excluded_languages", [])
+        if excluded_languages and any(language_matches(rec.language, lang) for lang in excluded_languages):
             return False
         return True
 

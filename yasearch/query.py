@@ -1,4 +1,4 @@
-"""Query parsing: words, "quoted phrases", -exclusions, site: and -site: filters.
+"""Query parsing: words, "quoted phrases", -exclusions, site:/-site: and lang:/-lang: filters.
 
 Only the shared analyzer turns words into terms, so that a query term is byte
 for byte the term an indexing peer published. The syntax is deliberately small
@@ -38,6 +38,11 @@ class ParsedQuery:
     sites: list[str] = field(default_factory=list)
     #: Hosts excluded with -site:host (with their subdomains).
     excluded_sites: list[str] = field(default_factory=list)
+    #: ``lang:xx`` filters (BCP 47 tags, lowercase, "-" separated): a document
+    #: matches ``lang:en`` when its language is ``en`` or ``en-...``.
+    languages: list[str] = field(default_factory=list)
+    #: Languages excluded with -lang:xx.
+    excluded_languages: list[str] = field(default_factory=list)
 
     @property
     def is_site_listing(self) -> bool:
@@ -49,6 +54,9 @@ class ParsedQuery:
 # optional: an unbalanced quote runs to the end of the query) or a bare word.
 _TOKEN = re.compile(r'(?P<neg>-?)(?:"(?P<phrase>[^"]*)(?:"|$)|(?P<word>[^\s"]+))')
 _SITE = re.compile(r"^site:(?P<host>.*)$", re.IGNORECASE)
+_LANG = re.compile(r"^lang:(?P<lang>.+)$", re.IGNORECASE)
+#: A language tag as the crawler records it (``<html lang>``): letters, digits, "-".
+_LANG_TAG = re.compile(r"^[a-z]{1,8}(?:-[a-z0-9]{1,8})*$")
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://")
 
 
@@ -74,6 +82,17 @@ def _normalize_site(value: str) -> str:
     return host
 
 
+def normalize_language(value: str) -> str:
+    """A language tag in the form filters compare: lowercase, "_" as "-"."""
+    return value.strip().lower().replace("_", "-")
+
+
+def language_matches(language: str, wanted: str) -> bool:
+    """``lang:en`` matches a document in ``en`` and in ``en-gb``, not in ``eng``."""
+    lang = normalize_language(language)
+    return lang == wanted or lang.startswith(wanted + "-")
+
+
 def _add_unique(target: list[str], items: list[str]) -> None:
     for item in items:
         if item not in target:
@@ -84,8 +103,9 @@ def parse_query(q: str) -> ParsedQuery:
     """Parse and analyze a query string.
 
     Raises :class:`QueryError` when nothing searchable remains (empty input,
-    only stopwords or punctuation, only exclusions). A bare ``site:host`` is a
-    valid query: it lists that site. Length limits are the caller's business.
+    only stopwords or punctuation, only exclusions, only ``lang:``). A
+    bare ``site:host`` is a valid query: it lists that site; ``lang:xx`` only
+    narrows a query that has words or a site. Length limits are the caller's business.
     """
     parsed = ParsedQuery(raw=q)
     if not q or not q.strip():
@@ -116,16 +136,30 @@ def parse_query(q: str) -> ParsedQuery:
             if host and host not in target:
                 target.append(host)
             continue
+        lang = _LANG.match(word)
+        tag = normalize_language(lang.group("lang")) if lang else ""
+        if tag and _LANG_TAG.match(tag):  # anything else after "lang:" is searched as words
+            target = parsed.excluded_languages if negative else parsed.languages
+            if tag not in target:
+                target.append(tag)
+            continue
         words = analyze(word)
         if negative:
             _add_unique(parsed.excluded, words)
         else:
             _add_unique(parsed.terms, words)
     if not parsed.terms and not parsed.sites:
-        if parsed.excluded or parsed.excluded_phrases or parsed.excluded_sites:
+        if parsed.languages:
+            raise QueryError("lang: only narrows a search: add at least one word (or a site:) to search for")
+        if parsed.excluded or parsed.excluded_phrases or parsed.excluded_sites or parsed.excluded_languages:
             raise QueryError("the query only excludes words: add at least one word to search for")
         raise QueryError(
             "the query has no searchable words (it contains only very common words "
             "such as 'the' or 'and', or punctuation)"
         )
     return parsed
+
+
+def normalize_site(value: str) -> str:
+    """A ``site:`` operand as the filter compares it (see :func:`_normalize_site`)."""
+    return _normalize_site(value)

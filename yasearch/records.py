@@ -80,6 +80,9 @@ class SearchResponse:
     limit: int = 10
     scope: str = "local"
     peers: dict[str, int] = field(default_factory=lambda: {"asked": 0, "answered": 0, "failed": 0})
+    #: Navigators: ``{"host": [[host, count], ...], "language": [[lang, count], ...]}``,
+    #: most frequent first, counted over (at most) the best 1,000 matches.
+    facets: dict[str, list[list[Any]]] = field(default_factory=lambda: {"host": [], "language": []})
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

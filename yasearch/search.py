@@ -11,17 +11,71 @@ against a searcher cached until the next commit.
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections import Counter
+from typing import Any, Iterable
+from urllib.parse import urlsplit
 
 from whoosh.query import And, AndNot, Or, Phrase, Prefix, Query, Term
 
 from yasearch.index import PHRASE_FIELDS, POSTING_FIELDS, LocalIndex, ReadView
-from yasearch.query import ParsedQuery
+from yasearch.query import ParsedQuery, normalize_language
 from yasearch.ranking import CollectionStats, bm25_scores, rank
 from yasearch.records import SearchHit, SearchResponse
 from yasearch.snippets import make_snippet
 
 _TERM_FIELDS = tuple(name for name, _ in POSTING_FIELDS)
+
+#: Facets (navigators) are counted over at most this many matches: the best
+#: ranked ones for a word query, the first in URL order for a site listing.
+#: Beyond that the counts are a sample, not the whole match set.
+FACET_CANDIDATES = 1000
+#: Values listed per facet, most frequent first.
+FACET_TOP = 10
+
+
+def facet_host(host: str) -> str:
+    """A document's host as ``site:`` matches it: lowercase, without the port."""
+    host = host.strip().lower()
+    if host.startswith("["):  # [v6]:port
+        return host[1:].split("]", 1)[0]
+    if host.count(":") == 1:  # host:port
+        return host.split(":", 1)[0]
+    return host
+
+
+def facet_language(language: str) -> str:
+    """A document's language as a ``lang:`` facet: the primary subtag (``en-GB`` -> ``en``)."""
+    return normalize_language(language).split("-", 1)[0]
+
+
+def count_facets(docs: Iterable[tuple[str, str]], top: int = FACET_TOP) -> dict[str, list[list[Any]]]:
+    """``{"host": [[host, n], ...], "language": [[lang, n], ...]}`` from (host, language) pairs.
+
+    Each list holds the ``top`` most frequent values, ties in name order;
+    documents without a host or a declared language are not counted there.
+    """
+    hosts: Counter[str] = Counter()
+    langs: Counter[str] = Counter()
+    for host, language in docs:
+        h = facet_host(host)
+        if h:
+            hosts[h] += 1
+        lang = facet_language(language)
+        if lang:
+            langs[lang] += 1
+
+    def best(c: Counter[str]) -> list[list[Any]]:
+        return [[k, n] for k, n in sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))[:top]]
+
+    return {"host": best(hosts), "language": best(langs)}
+
+
+def _view_facets(view: ReadView, docnums: Iterable[int]) -> dict[str, list[list[Any]]]:
+    pairs = []
+    for d in docnums:
+        f = view.stored(d)
+        pairs.append((f.get("host", "") or urlsplit(f.get("url", "")).netloc, f.get("language", "")))
+    return count_facets(pairs)
 
 
 def _any_field(term: str) -> Query:
@@ -46,6 +100,19 @@ def site_query(sites: list[str]) -> Query:
     return Or(parts)
 
 
+def language_query(languages: list[str]) -> Query:
+    """Documents in any of ``languages`` (``en`` also matches ``en-gb`` and ``en_GB``).
+
+    The ``language`` field is an untokenized ID holding what the page declared
+    (lowercased by the crawler), so the regional variants are prefix matches.
+    """
+    parts: list[Query] = []
+    for lang in languages:
+        for variant in {lang, lang.replace("-", "_")}:
+            parts += [Term("language", variant), Prefix("language", variant + "-"), Prefix("language", variant + "_")]
+    return Or(parts)
+
+
 def build_query(parsed: ParsedQuery) -> Query | None:
     """The Whoosh query selecting candidates; None if nothing positive to match."""
     required: list[Query] = [_any_field(t) for t in parsed.terms]
@@ -54,11 +121,15 @@ def build_query(parsed: ParsedQuery) -> Query | None:
         required.append(site_query(parsed.sites))
     if not required:
         return None
+    if parsed.languages:
+        required.append(language_query(parsed.languages))
     q: Query = required[0] if len(required) == 1 else And(required)
     negative: list[Query] = [_any_field(t) for t in parsed.excluded]
     negative += [_phrase_anywhere(p) for p in parsed.excluded_phrases]
     if parsed.excluded_sites:
         negative.append(site_query(parsed.excluded_sites))
+    if parsed.excluded_languages:
+        negative.append(language_query(parsed.excluded_languages))
     if negative:
         q = AndNot(q, Or(negative))
     return q
@@ -81,19 +152,26 @@ def _hit(view: ReadView, docnum: int, score: float, terms: list[str]) -> SearchH
     )
 
 
-def _search_view(view: ReadView, parsed: ParsedQuery, limit: int, offset: int) -> tuple[int, list[SearchHit]]:
-    """Runs in a reader thread: candidates, BM25, page, snippets."""
+_Facets = dict[str, list[list[Any]]]
+_NO_FACETS: _Facets = {"host": [], "language": []}
+
+
+def _search_view(
+    view: ReadView, parsed: ParsedQuery, limit: int, offset: int
+) -> tuple[int, list[SearchHit], _Facets]:
+    """Runs in a reader thread: candidates, BM25, page, snippets, facets."""
     q = build_query(parsed)
     if q is None:
-        return 0, []
+        return 0, [], dict(_NO_FACETS)
     docnums = view.docnums(q)
     if not parsed.terms:
         # Bare site: listing. No terms to score, so order by URL.
         listing = sorted((view.url_of(d), d) for d in docnums)
         page = listing[offset : offset + limit]
-        return len(listing), [_hit(view, d, 0.0, []) for _url, d in page]
+        facets = _view_facets(view, (d for _url, d in listing[:FACET_CANDIDATES]))
+        return len(listing), [_hit(view, d, 0.0, []) for _url, d in page], facets
     if not docnums:
-        return 0, []
+        return 0, [], dict(_NO_FACETS)
     postings = view.postings(parsed.terms, docnums)
     stats = CollectionStats(
         n_docs=view.n_docs,
@@ -103,15 +181,21 @@ def _search_view(view: ReadView, parsed: ParsedQuery, limit: int, offset: int) -
     ranked = rank(bm25_scores(postings, stats))
     page = ranked[offset : offset + limit]
     by_id = {view.doc_id_of(d): d for d in docnums}
-    return len(docnums), [_hit(view, by_id[doc], score, parsed.terms) for doc, score in page]
+    facets = _view_facets(view, (by_id[doc] for doc, _score in ranked[:FACET_CANDIDATES]))
+    return len(docnums), [_hit(view, by_id[doc], score, parsed.terms) for doc, score in page], facets
 
 
 async def search_local(index: LocalIndex, parsed: ParsedQuery, *, limit: int = 10, offset: int = 0) -> SearchResponse:
-    """Search this peer's index; ``total`` counts every matching document."""
+    """Search this peer's index; ``total`` counts every matching document.
+
+    ``facets`` count the matches by host and by language, over the best
+    :data:`FACET_CANDIDATES` (1,000) ranked matches only, so that a query
+    matching much of a large index does not read every matching document.
+    """
     started = time.perf_counter()
     limit = max(0, int(limit))
     offset = max(0, int(offset))
-    total, hits = await index.run_read(lambda view: _search_view(view, parsed, limit, offset))
+    total, hits, facets = await index.run_read(lambda view: _search_view(view, parsed, limit, offset))
     return SearchResponse(
         query=parsed.raw,
         total=total,
@@ -121,4 +205,5 @@ async def search_local(index: LocalIndex, parsed: ParsedQuery, *, limit: int = 1
         limit=limit,
         scope="local",
         peers={"asked": 0, "answered": 0, "failed": 0},
+        facets=facets,
     )
