@@ -1,0 +1,281 @@
+"""The index browser: documents per host, look up a URL, remove a URL or a whole host.
+
+Admin-only, by the same rule as the admin API and the crawl console: loopback
+clients, or, when the peer has an admin token, clients presenting it (a cookie set
+by the login form here, or ``Authorization: Bearer``). Removals are POST forms
+checked with :func:`yasearch.auth.same_origin` (CSRF), behind a confirmation page
+(a GET that changes nothing), and end in a redirect (POST/redirect/GET) whose
+query string names what was removed, so reloading the result page removes nothing.
+
+Removing goes through :meth:`Peer.remove_url` / :meth:`Peer.remove_host`: the
+documents leave the local index at once and their postings are withdrawn from the
+peers that hold them through the publisher's persistent queue.
+
+Input validation is the JSON API's (:func:`yasearch.api.url_param`,
+:func:`yasearch.api.host_param`), so the page and the API accept the same things.
+Everything shown from the index (titles, URLs, hosts) is hostile crawled input and
+is only ever autoescaped; links to crawled URLs go through the ``href`` filter.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+from urllib.parse import urlencode
+
+from aiohttp import web
+
+from webui.routes import PEER, crawl_login, render
+from yasearch.api import MAX_HOST_CHARS, MAX_URL_CHARS, host_param, url_param
+from yasearch.auth import admin_allowed, same_origin
+from yasearch.errors import ApiError
+
+#: Rows per page of the hosts table and of one host's document list.
+HOSTS_PER_PAGE = 50
+DOCS_PER_PAGE = 50
+#: Page numbers are bounded like everything else that comes from a request.
+MAX_PAGE_NUMBER = 1_000_000
+PAGE_WINDOW = 3
+
+
+def index_url(**params: Any) -> str:
+    params = {k: v for k, v in params.items() if v not in (None, "", 1) or (k == "n" and v is not None)}
+    return "/index" + ("?" + urlencode(params) if params else "")
+
+
+def host_url(host: str, page: int = 1) -> str:
+    params: dict[str, Any] = {"host": host}
+    if page > 1:
+        params["page"] = page
+    return "/index/host?" + urlencode(params)
+
+
+def remove_url_of(*, url: str | None = None, host: str | None = None) -> str:
+    return "/index/remove?" + urlencode({"url": url} if url is not None else {"host": host or ""})
+
+
+def _page_links(page: int, pages: int, link: Any) -> dict[str, Any] | None:
+    """Prev/next and a window of numbered links; None when everything fits on one page."""
+    if pages <= 1:
+        return None
+    first = max(1, min(page - PAGE_WINDOW, pages - 2 * PAGE_WINDOW))
+    last = min(pages, first + 2 * PAGE_WINDOW)
+    return {
+        "prev": link(page - 1) if page > 1 else None,
+        "next": link(page + 1) if page < pages else None,
+        "numbers": [{"n": n, "url": link(n), "current": n == page} for n in range(first, last + 1)],
+        "pages": pages,
+    }
+
+
+def _page_param(request: web.Request) -> int | None:
+    raw = request.query.get("page", "1").strip() or "1"
+    try:
+        page = int(raw)
+    except ValueError:
+        return None
+    return page if 1 <= page <= MAX_PAGE_NUMBER else None
+
+
+def _record_view(rec: Any) -> dict[str, Any]:
+    return {
+        "doc_id": rec.doc_id,
+        "url": rec.url,
+        "title": rec.title,
+        "description": rec.description,
+        "language": rec.language,
+        "length": rec.length,
+        "crawled_at": rec.crawled_at,
+        "host": rec.host,
+        "host_url": host_url(rec.host) if rec.host else "",
+        "lookup_url": index_url(url=rec.url),
+        "remove_url": remove_url_of(url=rec.url),
+    }
+
+
+# -- the admin rule ------------------------------------------------------------------
+
+
+def _forbidden(request: web.Request, wrong_token: bool = False, cross_site: bool = False) -> web.Response:
+    peer = request.app[PEER]
+    return render(
+        request,
+        "index_forbidden.html",
+        status=403,
+        active="index",
+        page_title="Index",
+        token_mode=bool(peer.config.admin_token),
+        wrong_token=wrong_token,
+        cross_site=cross_site,
+    )
+
+
+def _refused(request: web.Request, *, post: bool = False) -> web.Response | None:
+    """A 403 page unless the client is an admin (and, for POSTs, not another site)."""
+    peer = request.app[PEER]
+    if post and not same_origin(request):
+        return _forbidden(request, cross_site=True)
+    if not admin_allowed(request, peer.config.admin_token):
+        return _forbidden(request)
+    return None
+
+
+async def index_login(request: web.Request) -> web.Response:
+    """The crawl console's token login (same checks, same cookie), back to the index browser."""
+    try:
+        resp = await crawl_login(request)
+    except web.HTTPSeeOther as ok:
+        ok.headers["Location"] = "/index"
+        raise
+    if resp.status != 403:
+        return resp
+    # crawl_login refused with the crawl console's page: no token configured, a
+    # cross-site post, or a wrong token. Say the same here, on this page.
+    cross_site = not same_origin(request)
+    wrong_token = bool(request.app[PEER].config.admin_token) and not cross_site
+    return _forbidden(request, wrong_token=wrong_token, cross_site=cross_site)
+
+
+# -- pages ---------------------------------------------------------------------------
+
+
+def _flash(request: web.Request) -> dict[str, str] | None:
+    """The message a removal redirected here with (query string; autoescaped when shown)."""
+    q = request.query
+    if "removed_url" in q:
+        return {"kind": "url", "url": q["removed_url"][:MAX_URL_CHARS]}
+    if "removed_host" in q:
+        try:
+            n = max(0, int(q.get("n", "0")))
+        except ValueError:
+            n = 0
+        return {"kind": "host", "host": q["removed_host"][:MAX_HOST_CHARS], "n": str(n)}
+    return None
+
+
+async def index_page(request: web.Request) -> web.Response:
+    if (refused := _refused(request)) is not None:
+        return refused
+    peer = request.app[PEER]
+    status = 200
+    error: str | None = None
+    lookup: dict[str, Any] | None = None
+    raw_url = request.query.get("url", "").strip()
+    if raw_url:
+        try:
+            url = url_param(raw_url)
+        except ApiError as e:
+            status, error = 400, e.message
+        else:
+            rec = await peer.lookup_url(url)
+            lookup = {"url": url, "record": _record_view(rec) if rec else None}  # "not in the index" is an answer: 200
+    page = _page_param(request)
+    if page is None:
+        page, status, error = 1, 400, f"The page number must be a whole number between 1 and {MAX_PAGE_NUMBER:,}."
+    hosts = await peer.documents_by_host()
+    pages = max(1, math.ceil(len(hosts) / HOSTS_PER_PAGE))
+    page = min(page, pages)
+    shown = hosts[(page - 1) * HOSTS_PER_PAGE : page * HOSTS_PER_PAGE]
+    return render(
+        request,
+        "index_browser.html",
+        status=status,
+        active="index",
+        page_title="Index",
+        flash=_flash(request),
+        error=error,
+        query_url=raw_url[:MAX_URL_CHARS],
+        lookup=lookup,
+        hosts=[
+            {"host": h, "documents": n, "url": host_url(h), "remove_url": remove_url_of(host=h)} for h, n in shown
+        ],
+        host_count=len(hosts),
+        document_count=sum(n for _, n in hosts),
+        first=(page - 1) * HOSTS_PER_PAGE + 1,
+        pager=_page_links(page, pages, lambda n: index_url(page=n)),
+    )
+
+
+async def host_page(request: web.Request) -> web.Response:
+    if (refused := _refused(request)) is not None:
+        return refused
+    peer = request.app[PEER]
+    try:
+        host = host_param(request.query.get("host"))
+    except ApiError as e:
+        return render(request, "index_host.html", status=400, active="index", page_title="Index", error=e.message, host="", docs=[], total=0, first=0, pager=None, remove_url="")
+    page = _page_param(request)
+    if page is None:
+        return render(request, "index_host.html", status=400, active="index", page_title=host, error="That page number is not valid.", host=host, docs=[], total=0, first=0, pager=None, remove_url="")
+    total, recs = await peer.documents_of_host(host, (page - 1) * DOCS_PER_PAGE, DOCS_PER_PAGE)
+    pages = max(1, math.ceil(total / DOCS_PER_PAGE))
+    if total and page > pages:  # past the end: show the last page
+        page = pages
+        total, recs = await peer.documents_of_host(host, (page - 1) * DOCS_PER_PAGE, DOCS_PER_PAGE)
+    return render(
+        request,
+        "index_host.html",
+        status=200 if total else 404,
+        active="index",
+        page_title=host,
+        error=None,
+        host=host,
+        docs=[_record_view(r) for r in recs],
+        total=total,
+        first=(page - 1) * DOCS_PER_PAGE + 1,
+        pager=_page_links(page, pages, lambda n: host_url(host, n)),
+        remove_url=remove_url_of(host=host),
+    )
+
+
+async def confirm_page(request: web.Request) -> web.Response:
+    """What a removal would remove, with the button that does it (a GET: changes nothing)."""
+    if (refused := _refused(request)) is not None:
+        return refused
+    peer = request.app[PEER]
+    ctx: dict[str, Any] = {"active": "index", "page_title": "Remove from the index", "error": None, "record": None, "host": "", "count": 0}
+    try:
+        if "host" in request.query:
+            ctx["host"] = host_param(request.query.get("host"))
+            ctx["count"], _ = await peer.documents_of_host(ctx["host"], 0, 0)
+            if not ctx["count"]:
+                ctx["error"] = f"No documents of host “{ctx['host']}” are in the index."
+        else:
+            url = url_param(request.query.get("url"))
+            rec = await peer.lookup_url(url)
+            if rec is None:
+                ctx["error"] = f"“{url}” is not in the index."
+            else:
+                ctx["record"] = _record_view(rec)
+    except ApiError as e:
+        return render(request, "index_confirm.html", status=400, **{**ctx, "error": e.message})
+    return render(request, "index_confirm.html", status=404 if ctx["error"] else 200, **ctx)
+
+
+async def remove_submit(request: web.Request) -> web.Response:
+    """The confirmed removal: POST (same-origin, admin), then back to /index with a message."""
+    if (refused := _refused(request, post=True)) is not None:
+        return refused
+    peer = request.app[PEER]
+    data = await request.post()
+    try:
+        if data.get("host"):
+            host = host_param(str(data.get("host")))
+            n = await peer.remove_host(host)
+            raise web.HTTPSeeOther(index_url(removed_host=host, n=n))
+        url = url_param(str(data.get("url", "")))
+    except ApiError as e:
+        return render(request, "index_confirm.html", status=400, active="index", page_title="Remove from the index", error=e.message, record=None, host="", count=0)
+    rec = await peer.lookup_url(url)
+    if rec is None or not await peer.remove_url(rec.url):
+        raise web.HTTPSeeOther(index_url(url=url))  # shows "not in the index"
+    raise web.HTTPSeeOther(index_url(removed_url=rec.url))
+
+
+def setup(app: web.Application) -> None:
+    """Called from webui.routes.setup(), after the app has its peer and templates."""
+    app.router.add_get("/index", index_page)
+    app.router.add_get("/index/host", host_page)
+    app.router.add_get("/index/remove", confirm_page)
+    app.router.add_post("/index/remove", remove_submit)
+    app.router.add_post("/index/login", index_login)
