@@ -11,6 +11,7 @@ which the search module escapes itself before adding ``<mark>`` and which the
 from __future__ import annotations
 
 import hmac
+import logging
 import html
 import math
 import re
@@ -24,7 +25,12 @@ import jinja2
 from aiohttp import web
 from markupsafe import Markup, escape
 
+from webui import netviz
 from yasearch.auth import admin_allowed, same_origin
+from yasearch.api import MAX_URLS
+from yasearch.crawlconsole import SEED_FILE_MAX_BYTES
+from yasearch.history import FIGURES
+from webui import searchview
 from yasearch.query import QueryError
 
 if TYPE_CHECKING:
@@ -271,12 +277,21 @@ async def search(request: web.Request) -> web.Response:
         resp = await peer.search(q, limit=PER_PAGE, offset=(page - 1) * PER_PAGE, scope=scope or "global")
     except QueryError as e:
         return error(str(e) or "The query could not be understood.")
+    except Exception:  # noqa: BLE001 - a message, never a stack trace
+        logging.getLogger(__name__).exception("search for %r failed", q[:200])
+        return render(
+            request, "results.html", status=500, resp=None,
+            error="The search failed inside this peer. Try again in a moment; the peer's log has the details.",
+            **ctx,
+        )
     first = (page - 1) * PER_PAGE + 1
     return render(
         request,
         "results.html",
         error=None,
         resp=resp,
+        facets=searchview.facet_view(q, scope, resp.facets),
+        help_links=searchview.no_result_help(q, scope) if not resp.results else [],
         origins=await _peer_names(peer),
         self_id=peer.peer_id,
         page=page,
@@ -327,40 +342,32 @@ async def crawl_page(
         error=error,
         form=form or {},
         default_delay=peer.config.crawl_delay,
+        seed_file_limit=f"{SEED_FILE_MAX_BYTES // (1024 * 1024)} MiB",
+        max_urls=MAX_URLS,
     )
 
 
 async def crawl_submit(request: web.Request) -> web.Response:
-    """The crawl form without JavaScript: form-encoded POST, then back to the console."""
+    """The crawl form without JavaScript: a form post (with a seed list file as
+    multipart/form-data), then back to the console."""
     peer = request.app[PEER]
     if not admin_allowed(request, peer.config.admin_token) or not same_origin(request):
         return _forbidden(request)
-    data = await request.post()
-    form = {k: str(data.get(k, "")) for k in ("urls", "depth", "max_pages", "delay", "allow", "deny", "same_site")}
-
-    def lines(text: str) -> list[str]:
-        return [s.strip() for s in text.splitlines() if s.strip() and not s.strip().startswith("#")]
-
-    body: dict[str, Any] = {
-        "urls": lines(form["urls"]),
-        "allow": lines(form["allow"]),
-        "deny": lines(form["deny"]),
-        "same_site": bool(form["same_site"]),
-    }
-    try:
-        for name, kind in (("depth", int), ("max_pages", int), ("delay", float)):
-            if form[name].strip():
-                body[name] = kind(form[name].strip())
-    except ValueError:
-        return await crawl_page(request, 400, f"{name.replace('_', ' ')} must be a number.", form)
-    # One set of validation rules for the API and this form: the API's own parser.
+    # One set of validation rules for the API and this form: the API's own parsers.
+    from yasearch import crawlconsole
     from yasearch.api import parse_crawl_spec
     from yasearch.errors import ApiError
 
+    form: dict[str, str] = {}
     try:
-        spec = parse_crawl_spec(body)
+        if crawlconsole.is_multipart(request):
+            form, seed_urls = await crawlconsole.read_crawl_form(request, form)
+        else:
+            data = await request.post()
+            form, seed_urls = {k: str(data.get(k, "")) for k in crawlconsole.FORM_FIELDS}, []
+        spec = parse_crawl_spec(crawlconsole.form_body(form, seed_urls))
     except ApiError as e:
-        return await crawl_page(request, 400, e.message, form)
+        return await crawl_page(request, e.status, e.message, form)
     job = await peer.start_crawl(spec)
     raise web.HTTPSeeOther(f"/crawl#job-{job.id}")
 
@@ -455,7 +462,21 @@ async def network_page(request: web.Request) -> web.Response:
         peers=rows,
         network_documents=sum(r["documents"] or 0 for r in rows),
         others=len(others),
+        ring=netviz.id_ring(rows),
+        sparklines=[
+            {"name": name, "label": label, "line": netviz.sparkline(peer.history.series(name))}
+            for name, label in FIGURES.items()
+        ],
+        history_span=_history_span(peer.history.times()),
     )
+
+
+def _history_span(times: list[float]) -> str:
+    """How long the sparklines cover, e.g. '5 min', for their caption."""
+    if len(times) < 2:
+        return ""
+    span = times[-1] - times[0]
+    return f"{int(span)} s" if span < 120 else f"{int(span // 60)} min"
 
 
 # -- status --------------------------------------------------------------------
@@ -503,4 +524,6 @@ def setup(app: web.Application, peer: "Peer") -> None:
     app.router.add_post("/crawl/{id}/{action:pause|resume|cancel}", crawl_action)
     app.router.add_get("/network", network_page)
     app.router.add_get("/status", status_page)
+    from webui import indexbrowser  # imported here: it imports this module
+    indexbrowser.setup(app)  # the index browser: /index
     app.router.add_static("/static/", STATIC, name="static")

@@ -159,7 +159,12 @@ async def search(request: web.Request) -> web.Response:
 async def crawl_start(request: web.Request) -> web.Response:
     peer = request.app[PEER_KEY]
     require_admin(request, peer.config.admin_token)
-    spec = parse_crawl_spec(await read_json(request, peer.config.max_request_bytes))
+    from yasearch import crawlconsole  # imports this module
+
+    if crawlconsole.is_multipart(request):  # the console's form with a seed list file
+        spec = parse_crawl_spec(crawlconsole.form_body(*await crawlconsole.read_crawl_form(request)))
+    else:
+        spec = parse_crawl_spec(await read_json(request, peer.config.max_request_bytes))
     job = await peer.start_crawl(spec)
     return web.json_response({"id": job.id, "state": job.state}, status=201)
 
@@ -201,11 +206,121 @@ async def peers(request: web.Request) -> web.Response:
     return web.json_response({"peers": await request.app[PEER_KEY].peers()})
 
 
+# -- the local index (admin): documents per host, look up and remove ----------------
+
+#: Page sizes and offsets of the index listings (admin routes, but still bounded).
+MAX_INDEX_LIMIT = 1000
+MAX_INDEX_OFFSET = 10_000_000
+MAX_HOST_CHARS = 300
+#: ``host[:port]`` as the index stores it: lowercase, IDNA (ASCII), IPv6 in brackets.
+_HOST_RE = re.compile(r"(?:[a-z0-9_-]+(?:\.[a-z0-9_-]+)*\.?|\[[0-9a-f:.]+\])(?::[0-9]{1,5})?")
+
+
+def host_param(raw: str | None) -> str:
+    host = (raw or "").strip().lower()
+    if not host:
+        raise ApiError(400, "missing_host", "the host is missing")
+    if len(host) > MAX_HOST_CHARS or not _HOST_RE.fullmatch(host):
+        raise ApiError(400, "bad_host", f"not a host name (host or host:port): {host[:80]!r}")
+    return host
+
+
+def url_param(raw: str | None) -> str:
+    url = (raw or "").strip()
+    if not url:
+        raise ApiError(400, "missing_url", "the url parameter is missing or empty")
+    if len(url) > MAX_URL_CHARS:
+        raise ApiError(400, "bad_url", f"the URL is longer than {MAX_URL_CHARS} characters")
+    if canonicalize(url) is None:
+        raise ApiError(400, "bad_url", f"not an absolute http(s) URL: {url[:200]!r}")
+    return url
+
+
+def record_json(rec: Any) -> dict[str, Any]:
+    return {
+        "doc_id": rec.doc_id,
+        "url": rec.url,
+        "title": rec.title,
+        "description": rec.description,
+        "language": rec.language,
+        "length": rec.length,
+        "crawled_at": rec.crawled_at,
+        "host": rec.host,
+    }
+
+
+def _admin_peer(request: web.Request) -> "Peer":
+    peer = request.app[PEER_KEY]
+    require_admin(request, peer.config.admin_token)
+    return peer
+
+
+async def index_lookup(request: web.Request) -> web.Response:
+    peer = _admin_peer(request)
+    url = url_param(request.query.get("url"))
+    rec = await peer.lookup_url(url)
+    if rec is None:
+        raise ApiError(404, "not_indexed", f"not in this peer's index: {url[:200]}")
+    return web.json_response(record_json(rec))
+
+
+async def index_remove_url(request: web.Request) -> web.Response:
+    peer = _admin_peer(request)
+    url = url_param(request.query.get("url"))
+    rec = await peer.lookup_url(url)
+    if rec is None or not await peer.remove_url(rec.url):
+        raise ApiError(404, "not_indexed", f"not in this peer's index: {url[:200]}")
+    return web.json_response({"removed": 1, "url": rec.url, "doc_id": rec.doc_id})
+
+
+async def index_hosts(request: web.Request) -> web.Response:
+    peer = _admin_peer(request)
+    limit = int_param(request.query.get("limit"), "limit", 100, 1, MAX_INDEX_LIMIT)
+    offset = int_param(request.query.get("offset"), "offset", 0, 0, MAX_INDEX_OFFSET)
+    hosts = await peer.documents_by_host()
+    return web.json_response(
+        {
+            "total": len(hosts),
+            "documents": sum(n for _, n in hosts),
+            "offset": offset,
+            "hosts": [{"host": h, "documents": n} for h, n in hosts[offset : offset + limit]],
+        }
+    )
+
+
+async def index_host_documents(request: web.Request) -> web.Response:
+    peer = _admin_peer(request)
+    host = host_param(request.match_info["host"])
+    limit = int_param(request.query.get("limit"), "limit", 100, 1, MAX_INDEX_LIMIT)
+    offset = int_param(request.query.get("offset"), "offset", 0, 0, MAX_INDEX_OFFSET)
+    total, recs = await peer.documents_of_host(host, offset, limit)
+    if total == 0:
+        raise ApiError(404, "not_indexed", f"no documents of host {host!r} in this peer's index")
+    return web.json_response({"host": host, "total": total, "offset": offset, "documents": [record_json(r) for r in recs]})
+
+
+async def index_remove_host(request: web.Request) -> web.Response:
+    peer = _admin_peer(request)
+    host = host_param(request.match_info["host"])
+    removed = await peer.remove_host(host)
+    if not removed:
+        raise ApiError(404, "not_indexed", f"no documents of host {host!r} in this peer's index")
+    return web.json_response({"removed": removed, "host": host})
+
+
 def setup(app: web.Application) -> None:
     app.router.add_get("/api/v1/search", search)
     app.router.add_post("/api/v1/crawl", crawl_start)
     app.router.add_get("/api/v1/crawl", crawl_list)
+    from yasearch import crawlconsole
+
+    crawlconsole.setup(app)  # /api/v1/crawl/events: before /api/v1/crawl/{id} would match it
     app.router.add_get("/api/v1/crawl/{id}", crawl_get)
     app.router.add_post("/api/v1/crawl/{id}/{action:pause|resume|cancel}", crawl_action)
     app.router.add_get("/api/v1/status", status)
     app.router.add_get("/api/v1/peers", peers)
+    app.router.add_get("/api/v1/index", index_lookup)
+    app.router.add_delete("/api/v1/index", index_remove_url)
+    app.router.add_get("/api/v1/index/hosts", index_hosts)
+    app.router.add_get("/api/v1/index/hosts/{host}", index_host_documents)
+    app.router.add_delete("/api/v1/index/hosts/{host}", index_remove_host)

@@ -1085,3 +1085,21 @@ class LocalIndex:
             return counts
 
         return await self.run_read(run)
+
+    async def doc_ids_of_host(self, host: str) -> list[str]:
+        """Doc ids of every live document of ``host`` (exact host, as stored: lowercase)."""
+
+        def run(view: ReadView) -> list[str]:
+            return sorted(view.doc_id_of(d) for d in view.docnums(Term("host", host.lower())))
+
+        return await self.run_read(run)
+
+    async def documents_of_host(self, host: str, offset: int = 0, limit: int = 50) -> tuple[int, list[DocRecord]]:
+        """(number of live documents of ``host``, one page of their records ordered by URL)."""
+
+        def run(view: ReadView) -> tuple[int, list[DocRecord]]:
+            docnums = sorted(view.docnums(Term("host", host.lower())), key=view.url_of)
+            page = docnums[max(0, offset) : max(0, offset) + max(0, limit)]
+            return len(docnums), [view.record(d) for d in page]
+
+        return await self.run_read(run)

@@ -18,7 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from yasearch import __version__
-from yasearch.api import MAX_LIMIT, MAX_OFFSET
+from yasearch.api import MAX_HOST_CHARS, MAX_INDEX_LIMIT, MAX_INDEX_OFFSET, MAX_LIMIT, MAX_OFFSET, MAX_URL_CHARS
 from yasearch.compat import MAX_RECORDS, OPENSEARCH_TYPE, SUGGESTIONS_TYPE, base_url
 from yasearch.suggest import MAX_SUGGEST_LIMIT, MAX_SUGGEST_QUERY_CHARS
 
@@ -94,7 +94,26 @@ SCHEMAS: dict[str, Any] = {
                 "type": "object",
                 "properties": {"asked": _COUNT, "answered": _COUNT, "failed": _COUNT},
             },
+            "facets": {
+                "type": "object",
+                "description": (
+                    "navigators: matches per host and per language (primary subtag), most frequent first, "
+                    "at most 10 each, counted over the best 1,000 ranked matches; refine with site:HOST or lang:LANG"
+                ),
+                "properties": {
+                    "host": {"type": "array", "items": {"$ref": "#/components/schemas/FacetCount"}},
+                    "language": {"type": "array", "items": {"$ref": "#/components/schemas/FacetCount"}},
+                },
+            },
         },
+    },
+    "FacetCount": {
+        "type": "array",
+        "description": "[value, number of matching documents]",
+        "prefixItems": [_STR, _COUNT],
+        "minItems": 2,
+        "maxItems": 2,
+        "examples": [["example.org", 12]],
     },
     "CrawlRequest": {
         "type": "object",
@@ -178,6 +197,55 @@ SCHEMAS: dict[str, Any] = {
         },
     },
     "PeerList": {"type": "object", "required": ["peers"], "properties": {"peers": {"type": "array", "items": _ref("Peer")}}},
+    "IndexRecord": {
+        "type": "object",
+        "description": "One document of this peer's local index",
+        "required": ["doc_id", "url", "title", "language", "length", "crawled_at", "host"],
+        "properties": {
+            "doc_id": {"type": "string", "description": "hex SHA-1 of the canonical URL"},
+            "url": _STR,
+            "title": _STR,
+            "description": _STR,
+            "language": _STR,
+            "length": {**_COUNT, "description": "document length in analyzed terms (BM25's |d|)"},
+            "crawled_at": {"type": "number", "description": "Unix time"},
+            "host": {"type": "string", "description": "host[:port], lowercase"},
+        },
+    },
+    "IndexHosts": {
+        "type": "object",
+        "required": ["total", "documents", "offset", "hosts"],
+        "properties": {
+            "total": {**_COUNT, "description": "hosts in the index"},
+            "documents": {**_COUNT, "description": "documents in the index"},
+            "offset": _COUNT,
+            "hosts": {
+                "type": "array",
+                "description": "most documents first",
+                "items": {"type": "object", "required": ["host", "documents"], "properties": {"host": _STR, "documents": _COUNT}},
+            },
+        },
+    },
+    "HostDocuments": {
+        "type": "object",
+        "required": ["host", "total", "offset", "documents"],
+        "properties": {
+            "host": _STR,
+            "total": _COUNT,
+            "offset": _COUNT,
+            "documents": {"type": "array", "description": "ordered by URL", "items": _ref("IndexRecord")},
+        },
+    },
+    "Removed": {
+        "type": "object",
+        "required": ["removed"],
+        "properties": {
+            "removed": {**_COUNT, "description": "documents removed from the index; their postings are being withdrawn from the network"},
+            "url": _STR,
+            "doc_id": _STR,
+            "host": _STR,
+        },
+    },
     "Suggestions": {
         "type": "object",
         "required": ["query", "suggestions"],
@@ -245,6 +313,34 @@ RESPONSES: dict[str, Any] = {
     }.items()
 }
 
+# -- crawl console: seed list form and event streams --------------------------------
+
+SCHEMAS["CrawlForm"] = {
+    "type": "object",
+    "description": "The crawl console's form: CrawlRequest's fields as text, plus a seed list file.",
+    "properties": {
+        "urls": {"type": "string", "description": "seed URLs, one per line"},
+        "seeds": {"type": "string", "contentMediaType": "text/plain", "description": "seed list file: UTF-8, one URL per line, '#' starts a comment; at most 1 MiB and 10,000 URLs"},
+        "depth": {"type": "string", "description": "integer, as in CrawlRequest"},
+        "max_pages": {"type": "string", "description": "integer, as in CrawlRequest"},
+        "delay": {"type": "string", "description": "seconds, as in CrawlRequest"},
+        "allow": {"type": "string", "description": "URL regexes, one per line"},
+        "deny": {"type": "string", "description": "URL regexes, one per line"},
+        "same_site": {"type": "string", "description": "any value but empty/0/false/off: true"},
+    },
+}
+RESPONSES["Busy"] = _json(_ref("Error"), "Too many open event streams; poll instead")
+_SSE_DESCRIPTION = (
+    "A text/event-stream: one event at once, then one whenever something changed (at most one a second "
+    "while counters move, at once when a job changes state, once a second while a job runs), a comment "
+    "line as heartbeat, a `bye` event when the peer shuts down. Streams end after an hour; EventSource reconnects. "
+    "A job in an event lists at most 10 seed URLs in `spec.urls`; `spec.url_count` says how many it has."
+)
+_SSE_RESPONSE = {
+    "description": "Server-Sent Events; the `data:` of each default event is JSON",
+    "content": {"text/event-stream": {"schema": {"type": "string"}}},
+}
+
 _YACY_PARAMS = [
     _q("query", {"type": "string", "minLength": 1}, "the search query (alias: search)", required=True),
     _q("maximumRecords", {"type": "integer", "minimum": 1, "maximum": MAX_RECORDS, "default": 10}, "results per page (aliases: count, rows)"),
@@ -266,7 +362,7 @@ def spec() -> dict[str, Any]:
                 "tags": _SEARCH_TAGS,
                 "summary": "Search the network (or only this peer)",
                 "parameters": [
-                    _q("q", {"type": "string", "minLength": 1}, "query: words, \"phrases\", -exclude, site:host (at most the peer's max_query_chars, 512 by default)", required=True),
+                    _q("q", {"type": "string", "minLength": 1}, "query: words, \"phrases\", -exclude, site:host, lang:xx (at most the peer's max_query_chars, 512 by default)", required=True),
                     _q("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 10}, "results per page"),
                     _q("offset", {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET, "default": 0}, "results to skip"),
                     _q("scope", {"type": "string", "enum": ["global", "local"], "default": "global"}, "global: the DHT and this peer; local: this peer's index only"),
@@ -298,7 +394,14 @@ def spec() -> dict[str, Any]:
                 "operationId": "startCrawl",
                 "tags": ["crawl"],
                 "summary": "Start a crawl job (admin)",
-                "requestBody": {"required": True, "content": {JSON: {"schema": _ref("CrawlRequest")}}},
+                "description": (
+                    "JSON, or multipart/form-data with the crawl form's fields as text and a seed list file "
+                    "(`seeds`: UTF-8, one URL per line, `#` comments, at most 1 MiB and 10,000 URLs)."
+                ),
+                "requestBody": {
+                    "required": True,
+                    "content": {JSON: {"schema": _ref("CrawlRequest")}, "multipart/form-data": {"schema": _ref("CrawlForm")}},
+                },
                 "responses": {
                     "201": _json(_ref("CrawlStarted"), "The job was created and is running"),
                     "400": _err("BadRequest"),
@@ -339,6 +442,25 @@ def spec() -> dict[str, Any]:
                 },
             },
         },
+        "/api/v1/crawl/events": {
+            "get": {
+                "operationId": "crawlEvents",
+                "tags": ["crawl"],
+                "summary": "Live progress of every job as Server-Sent Events (admin)",
+                "description": _SSE_DESCRIPTION + " Each `data:` line is a JobList.",
+                "responses": {"200": _SSE_RESPONSE, **admin, "503": _err("Busy")},
+            }
+        },
+        "/api/v1/crawl/{id}/events": {
+            "parameters": [{"name": "id", "in": "path", "required": True, "schema": _STR}],
+            "get": {
+                "operationId": "crawlJobEvents",
+                "tags": ["crawl"],
+                "summary": "Live progress of one job as Server-Sent Events (admin)",
+                "description": _SSE_DESCRIPTION + " Each `data:` line is a Job; an `end` event follows the last one when the job is done or cancelled, and the stream ends.",
+                "responses": {"200": _SSE_RESPONSE, **admin, "404": _err("NotFound"), "503": _err("Busy")},
+            }
+        },
         "/api/v1/status": {
             "get": {
                 "operationId": "status",
@@ -354,6 +476,54 @@ def spec() -> dict[str, Any]:
                 "summary": "This peer and the peers it knows",
                 "responses": {"200": _json(_ref("PeerList"), "Peers, this one first")},
             }
+        },
+        "/api/v1/index": {
+            "parameters": [
+                _q("url", {"type": "string", "minLength": 1, "maxLength": MAX_URL_CHARS}, "an absolute http(s) URL (any spelling that canonicalizes to the indexed one)", required=True),
+            ],
+            "get": {
+                "operationId": "indexLookup",
+                "tags": ["index"],
+                "summary": "Look up one URL in this peer's index (admin)",
+                "responses": {"200": _json(_ref("IndexRecord"), "The document's record"), "400": _err("BadRequest"), **admin, "404": _err("NotFound")},
+            },
+            "delete": {
+                "operationId": "indexRemoveUrl",
+                "tags": ["index"],
+                "summary": "Remove one URL from this peer's index and withdraw its postings from the network (admin)",
+                "responses": {"200": _json(_ref("Removed"), "Removed"), "400": _err("BadRequest"), **admin, "404": _err("NotFound")},
+            },
+        },
+        "/api/v1/index/hosts": {
+            "get": {
+                "operationId": "indexHosts",
+                "tags": ["index"],
+                "summary": "Documents per host in this peer's index (admin)",
+                "parameters": [
+                    _q("limit", {"type": "integer", "minimum": 1, "maximum": MAX_INDEX_LIMIT, "default": 100}, "hosts per page"),
+                    _q("offset", {"type": "integer", "minimum": 0, "maximum": MAX_INDEX_OFFSET, "default": 0}, "hosts to skip"),
+                ],
+                "responses": {"200": _json(_ref("IndexHosts"), "Hosts, most documents first"), "400": _err("BadRequest"), **admin},
+            },
+        },
+        "/api/v1/index/hosts/{host}": {
+            "parameters": [{"name": "host", "in": "path", "required": True, "description": "host[:port], as listed by /api/v1/index/hosts", "schema": {"type": "string", "maxLength": MAX_HOST_CHARS}}],
+            "get": {
+                "operationId": "indexHostDocuments",
+                "tags": ["index"],
+                "summary": "One host's documents in this peer's index, by URL (admin)",
+                "parameters": [
+                    _q("limit", {"type": "integer", "minimum": 1, "maximum": MAX_INDEX_LIMIT, "default": 100}, "documents per page"),
+                    _q("offset", {"type": "integer", "minimum": 0, "maximum": MAX_INDEX_OFFSET, "default": 0}, "documents to skip"),
+                ],
+                "responses": {"200": _json(_ref("HostDocuments"), "The host's documents"), "400": _err("BadRequest"), **admin, "404": _err("NotFound")},
+            },
+            "delete": {
+                "operationId": "indexRemoveHost",
+                "tags": ["index"],
+                "summary": "Remove every document of a host from this peer's index and withdraw their postings (admin)",
+                "responses": {"200": _json(_ref("Removed"), "Removed"), "400": _err("BadRequest"), **admin, "404": _err("NotFound")},
+            },
         },
         "/api/v1/openapi.json": {
             "get": {
@@ -418,6 +588,7 @@ def spec() -> dict[str, Any]:
         "tags": [
             {"name": "search", "description": "Searching and completions"},
             {"name": "crawl", "description": "Crawl jobs (admin)"},
+            {"name": "index", "description": "This peer's local index: browse, look up, remove (admin)"},
             {"name": "peer", "description": "This peer and the network"},
             {"name": "compat", "description": "YaCy and OpenSearch compatible routes"},
             {"name": "meta", "description": "This description"},

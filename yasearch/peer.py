@@ -16,20 +16,23 @@ import aiohttp
 from aiohttp import web
 
 from crawler.types import CrawlSpec
+from crawler.urls import canonicalize
 from yasearch import __version__
+from yasearch.analysis import doc_id
 from yasearch.app import build_app
 from yasearch.config import Config
 from yasearch.identity import load_or_create
 from yasearch.index import LocalIndex
 from yasearch.dht import DhtNode
 from yasearch.handoff import Handoff
+from yasearch.history import SAMPLE_INTERVAL, History
 from yasearch.jobs import Job, JobManager
 from yasearch.netsearch import GlobalSearch
 from yasearch.network import Contact, Resolver, Transport
 from yasearch.p2p import PROTOCOL_VERSION
 from yasearch.publisher import Publisher
 from yasearch.query import parse_query
-from yasearch.records import Document, SearchResponse
+from yasearch.records import DocRecord, Document, SearchResponse
 from yasearch.search import search_local
 from yasearch.shard import ShardStore
 from yasearch.suggest import Suggester
@@ -72,6 +75,8 @@ class Peer:
         self._postings_held = 0  # refreshed by status(), sent in our peer info
         self._bg: set[asyncio.Task[Any]] = set()  # one-shot work (settle() waits for it)
         self._daemons: list[asyncio.Task[Any]] = []  # loops that run until stop()
+        #: Figures over time for the network page's sparklines (in memory only).
+        self.history = History()
 
     @property
     def peer_id(self) -> str:
@@ -125,6 +130,7 @@ class Peer:
             asyncio.create_task(self._join(), name="join"),
             asyncio.create_task(self._watch_membership(), name="membership"),
             asyncio.create_task(self._upkeep(), name="upkeep"),
+            asyncio.create_task(self._sample_history_loop(), name="history"),
         ]
         log.info("peer %s (%s) listening on %s", self.name, self.peer_id[:12], self.url)
 
@@ -171,6 +177,58 @@ class Peer:
     async def suggest(self, q: str, *, limit: int = 10) -> list[str]:
         """Completions of the last word of ``q`` from this peer's indexed titles."""
         return await self.suggester.complete(q, limit=limit)
+
+    # -- the local index: browse and remove (index browser, admin API) ----------
+
+    async def documents_by_host(self) -> list[tuple[str, int]]:
+        """(host, documents) of the local index, most documents first."""
+        return await self.index.documents_by_host()
+
+    async def documents_of_host(self, host: str, offset: int = 0, limit: int = 50) -> tuple[int, list[DocRecord]]:
+        """(total, one page of records ordered by URL) of ``host``'s documents."""
+        return await self.index.documents_of_host(host.strip().lower(), offset, limit)
+
+    async def lookup_url(self, url: str) -> DocRecord | None:
+        """The local record of ``url`` (any spelling of it that canonicalizes alike), or None."""
+        url = url.strip()
+        canon = canonicalize(url)
+        if canon is not None:
+            rec = await self.index.get(doc_id(canon))
+            if rec is None:
+                rec = await self.index.get_url(canon)
+            if rec is not None:
+                return rec
+        return await self.index.get_url(url) if url and url != canon else None
+
+    async def remove_url(self, url: str) -> bool:
+        """Remove one document from the index and withdraw its postings from the network.
+
+        Returns False when the URL is not in the index. The deletion is committed
+        before this returns, so local searches stop finding it at once; the
+        withdrawals go out through the publisher's persistent queue (retried while
+        a holder is down), so global searches stop finding it once they are sent.
+        """
+        rec = await self.lookup_url(url)
+        if rec is None:
+            return False
+        await self._remove_doc_ids([rec.doc_id])
+        return True
+
+    async def remove_host(self, host: str) -> int:
+        """Remove every document of ``host`` (exact ``host[:port]``); returns how many.
+
+        The doc ids are read first and exactly those are deleted and withdrawn, so a
+        page indexed meanwhile is never deleted without its postings being withdrawn.
+        """
+        ids = await self.index.doc_ids_of_host(host.strip().lower())
+        if ids:
+            await self._remove_doc_ids(ids)
+        return len(ids)
+
+    async def _remove_doc_ids(self, ids: list[str]) -> None:
+        await asyncio.gather(*(self.index.delete(d) for d in ids))
+        await self.index.flush()
+        await self.publisher.remove(ids)
 
     # -- network ---------------------------------------------------------------
 
@@ -314,6 +372,30 @@ class Peer:
                         log.info("expired %d postings no longer republished by their origins", expired)
             except Exception:  # noqa: BLE001 - retried next round
                 log.warning("upkeep failed", exc_info=True)
+
+    async def sample_history(self) -> None:
+        """Add one sample of this peer's figures to :attr:`history` (the loop below
+        calls it every 10 s; tests call it directly)."""
+        status = await self.status()
+        publish = status.get("publish") or {}
+        dht = status.get("dht") or {}
+        self.history.add(
+            {
+                "documents": status.get("documents", 0),
+                "postings_held": status.get("postings_held", 0),
+                "publish_sent": publish.get("sent", 0),
+                "publish_pending": publish.get("pending", 0),
+                "dht_contacts": dht.get("contacts", 0),
+            }
+        )
+
+    async def _sample_history_loop(self, interval: float = SAMPLE_INTERVAL) -> None:
+        while True:
+            try:
+                await self.sample_history()
+            except Exception:  # noqa: BLE001 - a missed sample is a gap in a sparkline
+                log.debug("history sample failed", exc_info=True)
+            await asyncio.sleep(interval)
 
     async def settle(self) -> None:
         """Until background work (index commits, publishing) has caught up. For tests and the demo."""

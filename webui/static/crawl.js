@@ -1,4 +1,7 @@
 // Crawl console: submit jobs through the JSON API and keep the jobs table live.
+// Live progress comes from the server's event stream (/api/v1/crawl/events,
+// Server-Sent Events); without EventSource, or when the stream cannot be opened,
+// the table is polled once a second while a job runs.
 // Everything crawled is hostile input, so data only ever goes into textContent,
 // never innerHTML. Without this script the forms still work (server-side POSTs).
 "use strict";
@@ -7,6 +10,7 @@
   const POLL_MS = 1000;
   const FAILURES_SHOWN = 10;
   const API = "/api/v1/crawl";
+  const EVENTS = "/api/v1/crawl/events";
 
   const form = document.getElementById("crawl-form");
   const message = document.getElementById("form-message");
@@ -15,6 +19,8 @@
   const template = document.getElementById("job-template");
   const live = document.getElementById("live");
   let timer = null;
+  let stream = null;  // the EventSource while it is connected or reconnecting
+  let mode = "";  // "sse" while events arrive, "poll" when polling instead
 
   const fmt = new Intl.NumberFormat("en-US");
 
@@ -35,7 +41,9 @@
 
   async function api(method, url, body) {
     const init = { method, headers: { Accept: "application/json" }, cache: "no-store", credentials: "same-origin" };
-    if (body !== undefined) {
+    if (body instanceof FormData) {
+      init.body = body;  // multipart/form-data: the browser sets the boundary
+    } else if (body !== undefined) {
       init.headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
     }
@@ -48,10 +56,16 @@
     return text.split(/\r?\n/).map((s) => s.trim()).filter((s) => s && !s.startsWith("#"));
   }
 
+  function seedFile() {
+    const input = form.elements.seeds;
+    return input && input.files && input.files.length ? input.files[0] : null;
+  }
+
   function readForm() {
     const f = form.elements;
     const body = { urls: lines(f.urls.value), allow: lines(f.allow.value), deny: lines(f.deny.value), same_site: f.same_site.checked };
-    if (!body.urls.length) throw new Error("Enter at least one seed URL, one per line.");
+    const file = seedFile();
+    if (!body.urls.length && !file) throw new Error("Enter at least one seed URL, one per line, or choose a seed list file.");
     for (const [name, label] of [["depth", "Depth"], ["max_pages", "Max pages"], ["delay", "Delay"]]) {
       const raw = f[name].value.trim();
       if (raw === "") continue;
@@ -59,7 +73,9 @@
       if (!Number.isFinite(n)) throw new Error(`${label} must be a number.`);
       body[name] = n;
     }
-    return body;
+    // A seed list file goes up as it is, with the form's fields: the peer reads
+    // and checks it (size, UTF-8, one URL per line) and says what is wrong.
+    return file ? new FormData(form) : body;
   }
 
   async function submit(event) {
@@ -78,6 +94,7 @@
       const job = await api("POST", API, body);
       say(`Started job ${job.id}.`, "ok");
       form.elements.urls.value = "";
+      if (form.elements.seeds) form.elements.seeds.value = "";
       await refresh();
     } catch (e) {
       say(e.message || String(e), "error");
@@ -109,9 +126,10 @@
     row.dataset.state = job.state;
     setField(row, "id", job.id);
     setField(row, "seed", urls[0] || "");
-    setField(row, "more", urls.length > 1 ? `+${urls.length - 1} more` : "");
+    const count = (job.spec && job.spec.url_count) || urls.length;  // events carry only the first few URLs
+    setField(row, "more", count > 1 ? `+${count - 1} more` : "");
     setField(row, "state", job.state);
-    for (const k of ["queued", "fetched", "indexed", "failed", "skipped"]) setField(row, k, fmt.format(job[k] || 0));
+    for (const k of ["queued", "fetched", "indexed", "published", "failed", "skipped"]) setField(row, k, fmt.format(job[k] || 0));
     setField(row, "pages_per_second", (job.pages_per_second || 0).toFixed(2));
     const allowed = {
       pause: job.state === "running",
@@ -159,18 +177,64 @@
     return table.querySelector('tbody.job[data-state="running"]') !== null;
   }
 
+  function setMode(m, text) {
+    mode = m;
+    live.dataset.mode = m;
+    live.textContent = text;
+  }
+
   async function refresh() {
     clearTimeout(timer);
     timer = null;
     try {
       const data = await api("GET", API);
       render(data.jobs || []);
-      live.textContent = anyRunning() ? "updating live" : "";
+      if (mode !== "sse") setMode(anyRunning() ? "poll" : "", anyRunning() ? "updating live" : "");
     } catch (e) {
       live.textContent = `could not update: ${e.message || e}`;
     }
-    // Poll only while something moves; a paused or finished table stays quiet.
-    if (anyRunning()) timer = setTimeout(refresh, POLL_MS);
+    // Poll only without the event stream and while something moves; a paused or
+    // finished table stays quiet.
+    if (mode !== "sse" && anyRunning()) timer = setTimeout(refresh, POLL_MS);
+  }
+
+  function closeStream() {
+    if (stream) stream.close();
+    stream = null;
+  }
+
+  // Server-Sent Events: the peer pushes every job once a second while it changes.
+  function connect() {
+    if (!window.EventSource || stream) return;
+    stream = new EventSource(EVENTS, { withCredentials: true });
+    stream.addEventListener("open", () => {
+      clearTimeout(timer);
+      timer = null;
+      setMode("sse", "live");
+    });
+    stream.addEventListener("message", (event) => {
+      try {
+        render(JSON.parse(event.data).jobs || []);
+      } catch (e) {
+        live.textContent = `could not update: ${e.message || e}`;
+      }
+    });
+    // The peer is shutting down: do not reconnect (nothing would answer).
+    stream.addEventListener("bye", () => {
+      closeStream();
+      setMode("", "the peer stopped; reload the page when it is back");
+    });
+    stream.addEventListener("error", () => {
+      // CONNECTING: the browser reconnects by itself (the peer ends a stream after
+      // an hour). CLOSED: the stream is refused (say, 403): poll instead.
+      if (stream && stream.readyState === EventSource.CLOSED) {
+        closeStream();
+        setMode("", "");
+        refresh();
+      } else if (mode === "sse") {
+        setMode("", "reconnecting…");
+      }
+    });
   }
 
   async function action(event) {
@@ -193,7 +257,9 @@
   form.addEventListener("submit", submit);
   table.addEventListener("submit", action);
   document.addEventListener("visibilitychange", () => {
-    if (!document.hidden && anyRunning()) refresh();
+    if (!document.hidden && mode !== "sse" && anyRunning()) refresh();
   });
-  if (anyRunning()) timer = setTimeout(refresh, POLL_MS);
+  window.addEventListener("pagehide", closeStream);
+  if (window.EventSource) connect();
+  else if (anyRunning()) timer = setTimeout(refresh, POLL_MS);
 })();
