@@ -325,8 +325,8 @@ async def test_restarted_peer_keeps_id_and_shard_and_rejoins(tmp_path: Path, sit
 
 async def test_holders_hand_off_when_the_origin_is_gone(tmp_path: Path, sites: list[StaticSite]) -> None:
     """A peer joining after the origin left still gets the postings it is now responsible for."""
-    peers = await start_peers(tmp_path, 4, replication=2)
-    newcomer = Peer(peer_config(tmp_path / "newcomer", name="newcomer", replication=2))
+    peers = await start_peers(tmp_path, 4, replication=2, membership_grace=1.0)
+    newcomer = Peer(peer_config(tmp_path / "newcomer", name="newcomer", replication=2, membership_grace=1.0))
     try:
         origin = peers[0]
         await crawl(origin, sites[0].url)

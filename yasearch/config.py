@@ -56,6 +56,9 @@ class Config:
     shard_max_age: float = 3 * 24 * 3600.0
     #: Postings one origin peer may place in this peer's shard store.
     shard_quota_per_origin: int = 2_000_000
+    #: A peer missing from the DHT for this long (seconds) counts as gone: its terms
+    #: are handed off. Shorter flaps of a busy peer are not membership changes.
+    membership_grace: float = 10.0
     #: Total time budget of a global search (seconds); partial results after it.
     search_budget: float = 2.0
 

@@ -101,7 +101,7 @@ class GlobalSearch:
     async def search(self, parsed: ParsedQuery, *, limit: int = 10, offset: int = 0) -> SearchResponse:
         started = time.perf_counter()
         tally = _Tally()
-        result: dict[str, Any] = {"postings": {}, "records": {}, "df": {}}
+        result: dict[str, Any] = {"postings": {}, "records": {}, "df": {}, "tally": tally}
         task = asyncio.ensure_future(self._collect(parsed, tally, result))
         try:
             await asyncio.wait_for(asyncio.shield(task), timeout=self.budget)
@@ -140,10 +140,14 @@ class GlobalSearch:
         cand: dict[str, list[Posting]] = {}
         records: dict[str, DocRecord] = {}
         if df.get(rarest, 0) > 0:
-            reply = await self._lookup(tally, rarest, {"terms": [rarest], "m": self.top_m, "records": True})
+            # compact records (host, language, origin) for filters, facets and phrase
+            # checks; full records travel only for the page shown (see _page_records)
+            reply = await self._lookup(tally, rarest, {"terms": [rarest], "m": self.top_m, "records": "compact"})
             cand[rarest] = self._postings(reply, rarest)
-            for d, rec in reply.get("docs", {}).items():
-                records[d] = record_from_wire(rec, "docs")
+            for d, rec in reply.get("compact", {}).items():
+                if isinstance(rec, list) and len(rec) == 3 and all(isinstance(x, str) for x in rec):
+                    records[d] = DocRecord(doc_id=d, url="", title="", host=rec[0][:255], language=rec[1][:32], origin=rec[2][:64])
+        out["rarest"] = rarest
         ids = [p.doc_id for p in cand.get(rarest, [])]
         postings: dict[str, list[Posting]] = {rarest: cand.get(rarest, [])}
         others = [t for t in terms if t != rarest]
@@ -307,6 +311,7 @@ class GlobalSearch:
 
         facets = count_facets(p for p in (facet_pair(d) for d, _s in ranked[:FACET_CANDIDATES]) if p is not None)
         page = ranked[offset : offset + limit]
+        await self._page_records(result, [d for d, _s in page if d not in local_hits], records)
         hits: list[SearchHit] = []
         for d, score in page:
             if d in local_hits:
@@ -315,7 +320,7 @@ class GlobalSearch:
                 hits.append(h)
                 continue
             rec = records.get(d)
-            if rec is None:
+            if rec is None or not rec.url:
                 continue
             plain, marked = make_snippet(phrase_ok.get(d) or rec.description or rec.title, terms, fallback="")
             hits.append(
@@ -333,6 +338,28 @@ class GlobalSearch:
                 )
             )
         return hits, len(ranked), facets
+
+    async def _page_records(self, result: dict[str, Any], ids: list[str], records: dict[str, DocRecord]) -> None:
+        """Full records (URL, title, description) of the remote hits on the page,
+        from the rarest term's holder, which holds the record of every document it
+        has postings for. One small request instead of records for every candidate."""
+        rarest = result.get("rarest")
+        if not ids or rarest is None:
+            return
+        tally: _Tally = result["tally"]
+        try:
+            reply = await asyncio.wait_for(
+                self._lookup(tally, rarest, {"terms": [rarest], "m": 0, "candidates": ids, "records": True}),
+                timeout=max(0.2, self.budget / 2),
+            )
+        except (asyncio.TimeoutError, LookupError, PeerCallError):
+            return
+        for d, rec in reply.get("docs", {}).items():
+            if d in ids:
+                try:
+                    records[d] = record_from_wire(rec, "docs")
+                except Exception:  # noqa: BLE001 - a malformed record is skipped, not shown
+                    continue
 
     @staticmethod
     def _record_ok(parsed: ParsedQuery, rec: DocRecord | None) -> bool:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
+from kademlia.node import Node
 
 from yasearch.analysis import term_key
 
@@ -126,16 +127,15 @@ class Resolver:
         """Membership changed: forget cached groups."""
         self._groups.clear()
 
-    def mark_dead(self, contact: Contact, for_seconds: float = 30.0) -> None:
-        """A peer failed a request: route around it for a while."""
-        self._dead[contact.node_id] = time.monotonic() + for_seconds
-        self.dht_mark_dead(contact.node_id)
+    def mark_dead(self, contact: Contact, for_seconds: float = 10.0) -> None:
+        """A peer failed an HTTP request: route around it for a little while.
 
-    def dht_mark_dead(self, node_id: bytes) -> None:
-        try:
-            self.dht.protocol.mark_dead(node_id)
-        except (RuntimeError, AttributeError):
-            pass
+        Only here, not in the DHT: a busy peer that answers one request late is
+        not gone, and telling the DHT would drop it from the membership, which
+        makes every peer hand off and republish (a storm on a loaded network).
+        The DHT judges liveness by its own pings.
+        """
+        self._dead[contact.node_id] = time.monotonic() + for_seconds
 
     def _alive(self, c: Contact) -> bool:
         until = self._dead.get(c.node_id)
@@ -163,17 +163,26 @@ class Resolver:
             # the centre of the group's slice of the key space
             centre = ((prefix << (160 - bits)) | (1 << (159 - bits))).to_bytes(20, "big") if bits < 160 else key
             self.lookups += 1
-            nodes = await self.dht.closest_peers(centre, self.dht.ksize)
+            nodes = list(await self.dht.closest_peers(centre, self.dht.ksize))
+            # A lookup returns only peers that answered in time; a live peer that was
+            # slow is still in the routing table, so merge its nearest contacts in.
+            seen = {n.id for n in nodes}
+            try:
+                table = self.dht.protocol.router.find_neighbors(Node(centre), k=self.dht.ksize)
+            except (RuntimeError, AttributeError):
+                table = []
+            nodes += [n for n in table if n.id not in seen]
             me = self.self_contact()
-            contacts = []
+            contacts = [me]
             for n in nodes:
-                if n.id == me.node_id:
-                    contacts.append(me)
-                else:
+                if n.id != me.node_id:
                     contacts.append(Contact(n.id, self.dht.http_url_for(n).rstrip("/")))
-            if all(c.node_id != me.node_id for c in contacts):
-                contacts.append(me)
-            self._groups[gkey] = (now + self.ttl, contacts)
+            contacts.sort(key=lambda c: xor_distance(c.node_id, centre))
+            contacts = contacts[: self.dht.ksize + 1]
+            expected = min(self.dht.ksize, len(self.dht.known_peers()) + 1)
+            # an incomplete answer (peers missing) is only trusted for a few seconds
+            ttl = self.ttl if len(contacts) >= expected else 5.0
+            self._groups[gkey] = (now + ttl, contacts)
             fut.set_result(contacts)
             return contacts
         except BaseException as e:

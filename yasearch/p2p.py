@@ -279,7 +279,9 @@ async def lookup(request: web.Request) -> web.Response:
     candidates = None
     if cand_raw is not None:
         candidates = [_doc_id(d, f"candidates[{i}]") for i, d in enumerate(_list(body, "candidates", MAX_DOC_IDS))]
-    want_records = body.get("records", False) is True
+    records_mode = body.get("records", False)
+    if records_mode not in (True, False, "compact"):
+        raise _bad('records must be true, false or "compact"')
     df = await peer.shard.df(terms)
     out: dict[str, list[list[Any]]] = {}
     seen: dict[str, None] = {}
@@ -288,10 +290,23 @@ async def lookup(request: web.Request) -> web.Response:
         out[t] = [posting_to_wire(p) for p in plist]
         seen.update(dict.fromkeys(p.doc_id for p in plist))
     reply: dict[str, Any] = {"v": PROTOCOL_VERSION, "df": df, "postings": out}
-    if want_records:
+    if records_mode is True:
         recs = await peer.shard.docs(list(seen))
         reply["docs"] = {d: record_to_wire(r) for d, r in recs.items()}
-    return web.json_response(reply)
+    elif records_mode == "compact":
+        recs = await peer.shard.docs(list(seen))
+        reply["compact"] = {d: [r.host, r.language, r.origin] for d, r in recs.items()}
+    return json_reply(request, reply)
+
+
+def json_reply(request: web.Request, data: dict[str, Any]) -> web.Response:
+    """JSON, gzip-compressed when large and the client accepts it (bytes per query count)."""
+    raw = json.dumps(data, separators=(",", ":")).encode()
+    headers = {"Content-Type": "application/json"}
+    if len(raw) > 1024 and "gzip" in request.headers.get("Accept-Encoding", ""):
+        raw = gzip.compress(raw, compresslevel=5)
+        headers["Content-Encoding"] = "gzip"
+    return web.Response(body=raw, headers=headers)
 
 
 MAX_PHRASES = 8

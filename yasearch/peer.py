@@ -39,6 +39,10 @@ from yasearch.suggest import Suggester
 
 log = logging.getLogger(__name__)
 
+#: Origins republish everything on membership changes at most this often (seconds);
+#: holders' handoff covers joins and departures in between.
+MEMBERSHIP_REPUBLISH_GAP = 300.0
+
 
 class Peer:
     def __init__(self, config: Config) -> None:
@@ -73,6 +77,7 @@ class Peer:
         self._started = False
         self._total_length = 0
         self._postings_held = 0  # refreshed by status(), sent in our peer info
+        self._info_push: asyncio.Task[None] | None = None
         self._bg: set[asyncio.Task[Any]] = set()  # one-shot work (settle() waits for it)
         self._daemons: list[asyncio.Task[Any]] = []  # loops that run until stop()
         #: Figures over time for the network page's sparklines (in memory only).
@@ -108,6 +113,7 @@ class Peer:
         await self.shard.open()
         self._total_length = await self.index.total_length()
         self.index.on_commit.append(lambda _ids: self._spawn(self._refresh_total_length()))
+        self.index.on_commit.append(lambda _ids: self._info_changed())
         # Kademlia on UDP port P beside HTTP on TCP port P (DESIGN.md).
         self.dht = DhtNode(self.identity.node_id, self.config.host, self.port, self.data_dir, self._dht_info)
         try:
@@ -140,9 +146,10 @@ class Peer:
             return
         self._started = False
         await self.jobs.stop()
-        for task in [*self._bg, *self._daemons]:
+        extra = [self._info_push] if self._info_push is not None else []
+        for task in [*self._bg, *self._daemons, *extra]:
             task.cancel()
-        await asyncio.gather(*self._bg, *self._daemons, return_exceptions=True)
+        await asyncio.gather(*self._bg, *self._daemons, *extra, return_exceptions=True)
         await self.publisher.stop()
         if self.dht is not None:
             await self.dht.stop()
@@ -240,6 +247,22 @@ class Peer:
         self._bg.add(task)
         task.add_done_callback(self._bg.discard)
 
+    def _info_changed(self, delay: float = 5.0) -> None:
+        """Our document count changed: tell the peers soon (debounced), because
+        their BM25 uses the network-wide N and average length from our info."""
+        if self._info_push is not None and not self._info_push.done():
+            return
+
+        async def push() -> None:
+            await asyncio.sleep(delay)
+            if self.dht is not None and self.dht.running:
+                try:
+                    await self.dht.refresh_info()
+                except Exception:  # noqa: BLE001 - the DHT's own periodic exchange retries
+                    log.debug("peer info push failed", exc_info=True)
+
+        self._info_push = asyncio.get_running_loop().create_task(push())
+
     async def _refresh_total_length(self) -> None:
         self._total_length = await self.index.total_length()
 
@@ -292,33 +315,47 @@ class Peer:
         return n
 
     async def _watch_membership(self, interval: float = 2.0) -> None:
-        """When peers join or leave, routes change: save neighbours, re-resolve, hand
-        off held postings and republish our own.
+        """When peers join or leave, routes change: save neighbours, re-resolve and
+        hand off held postings to peers that became responsible.
 
-        Handoff and republishing run in one background task at a time (a change
-        during a run schedules another run), so this loop never waits on them and
-        neighbours are saved right after every change.
+        A join counts at once; a departure only after the peer has been missing for
+        ``membership_grace`` seconds, so a busy peer that misses a few pings is not a change
+        (on a loaded network such flaps made every peer hand off and republish
+        all the time). Origins republish at most every ``MEMBERSHIP_REPUBLISH_GAP``
+        seconds on changes; the handoff does the immediate work. Handoff runs in one
+        background task at a time, so this loop never waits on it.
         """
         assert self.dht is not None
+        grace = self.config.membership_grace
+        last_present: dict[bytes, float] = {}
 
         def members() -> set[bytes]:
             assert self.dht is not None
-            return {bytes.fromhex(p.node_id) for p in self.dht.known_peers()} | {self.identity.node_id}
+            now = time.monotonic()
+            for p in self.dht.known_peers():
+                last_present[bytes.fromhex(p.node_id)] = now
+            for node, seen in list(last_present.items()):
+                if now - seen > grace:
+                    del last_present[node]
+            return set(last_present) | {self.identity.node_id}
 
         known = members()
         await self.handoff.membership_changed(known)
         redistribute: asyncio.Task[None] | None = None
         again = False
+        last_republish = time.monotonic()
 
         async def redistribute_loop() -> None:
-            nonlocal again
+            nonlocal again, last_republish
             while True:
                 again = False
                 try:
                     await self.handoff.membership_changed(members())
                 except Exception:  # noqa: BLE001 - republishing repairs it later
                     log.warning("handoff failed", exc_info=True)
-                await self.publisher.republish()
+                if time.monotonic() - last_republish >= MEMBERSHIP_REPUBLISH_GAP:
+                    last_republish = time.monotonic()
+                    await self.publisher.republish()
                 if not again:
                     return
 
@@ -328,7 +365,7 @@ class Peer:
                 now = members()
                 if now == known:
                     continue
-                log.info("membership changed (%d -> %d peers): handoff and republish", len(known), len(now))
+                log.info("membership changed (%d -> %d peers): handoff", len(known), len(now))
                 known = now
                 await self._save_neighbours()
                 if self.resolver is not None:
