@@ -1,6 +1,8 @@
-"""``python -m bench crawl [options]``: the crawl + index + query benchmark.
+"""``python -m bench crawl|network [options]``: the benchmarks.
 
-See :mod:`bench.crawl_index` for what is measured, and docs/benchmarks.md for results.
+``crawl``: crawl + index + query on one peer (:mod:`bench.crawl_index`);
+``network``: N peers as processes, publishing and global search (:mod:`bench.network`).
+See docs/benchmarks.md for what is measured and the results.
 """
 
 from __future__ import annotations
@@ -12,16 +14,22 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print("usage: python -m bench crawl [--pages N] [--workers N] [--queries N] [--no-scrapy] "
-              "[--set KEY=VALUE] [--json FILE] [--strict]\n\n"
+              "[--set KEY=VALUE] [--json FILE] [--strict]\n"
+              "       python -m bench network [--peers N] [--pages N] [--queries N] [--json FILE] [--strict]\n\n"
               "  crawl   crawl + index a generated local site, Scrapy as the reference, query latency\n"
-              "          (python -m bench crawl --help for every option)")
+              "          (python -m bench crawl --help for every option)\n"
+              "  network N peers as processes on loopback: publish throughput, DHT lookups, global query\n"
+              "          latency, bytes per query, overlap@10 (python -m bench network --help)")
         return 0 if argv else 2
     cmd, rest = argv[0], argv[1:]
-    if cmd == "crawl":
-        from bench.crawl_index import main as crawl_main
+    if cmd in ("crawl", "network"):
+        if cmd == "crawl":
+            from bench.crawl_index import main as run_main
+        else:
+            from bench.network import main as run_main
 
         try:
-            return crawl_main(rest)
+            return run_main(rest)
         except KeyboardInterrupt:
             return 130
         except Exception as e:  # noqa: BLE001 - a benchmark failure is reported, not traced
@@ -30,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
             print(f"benchmark failed: {e}", file=sys.stderr)
             return 1
-    print(f"unknown command {cmd!r}; try: python -m bench crawl", file=sys.stderr)
+    print(f"unknown command {cmd!r}; try: python -m bench crawl | network", file=sys.stderr)
     return 2
 
 
