@@ -192,11 +192,16 @@ class Resolver:
         finally:
             del self._pending[gkey]
 
-    async def responsible(self, term: str, count: int | None = None) -> list[Contact]:
-        """The ``count`` (default r) live peers closest to the term's key, closest first."""
+    async def responsible(self, term: str, count: int | None = None, *, skip_failed: bool = True) -> list[Contact]:
+        """The ``count`` (default r) live peers closest to the term's key, closest first.
+
+        ``skip_failed`` routes around peers that just failed an HTTP request, which
+        is right for queries (ask the next replica). Publishing passes False: its
+        postings belong on the responsible peers themselves, so a failed send is
+        retried later rather than put on a peer that is not responsible."""
         key = term_key(term)
         group = await self._group(key)
-        live = [c for c in group if self._alive(c)]
+        live = [c for c in group if not skip_failed or self._alive(c)]
         live.sort(key=lambda c: xor_distance(c.node_id, key))
         return live[: count or self.replication]
 

@@ -313,7 +313,7 @@ class Publisher:
         me = self.peer.peer_id
         by_peer: dict[Contact, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
         for doc_id, term in pairs:
-            for c in await self.peer.resolver.responsible(term):
+            for c in await self.peer.resolver.responsible(term, skip_failed=False):
                 by_peer[c][doc_id].append(term)
         ok: set[tuple[str, str]] = set(pairs)
         for contact, docs in by_peer.items():
@@ -350,7 +350,7 @@ class Publisher:
             if gone:
                 lost[doc.doc_id] = gone
             for term, p in plist.items():
-                for c in await self.peer.resolver.responsible(term):
+                for c in await self.peer.resolver.responsible(term, skip_failed=False):
                     per_peer[c].append([term, posting_to_wire(p)])
                     targets_of_doc[doc.doc_id].add(c)
         failed_peers: set[Contact] = set()
