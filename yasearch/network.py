@@ -108,8 +108,10 @@ class Resolver:
         *,
         replication: int = 3,
         ttl: float = 60.0,
+        members: Callable[[], list[Contact]] | None = None,
     ) -> None:
         self.dht = dht
+        self.members = members
         self.self_contact = self_contact
         self.replication = max(1, replication)
         self.ttl = ttl
@@ -177,6 +179,12 @@ class Resolver:
             for n in nodes:
                 if n.id != me.node_id:
                     contacts.append(Contact(n.id, self.dht.http_url_for(n).rstrip("/")))
+            # peers the DHT dropped for a moment (a busy peer missing pings) still count
+            known = {c.node_id for c in contacts}
+            for c in self.members() if self.members is not None else []:
+                if c.node_id not in known:
+                    contacts.append(c)
+                    known.add(c.node_id)
             contacts.sort(key=lambda c: xor_distance(c.node_id, centre))
             contacts = contacts[: self.dht.ksize + 1]
             expected = min(self.dht.ksize, len(self.dht.known_peers()) + 1)

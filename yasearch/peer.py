@@ -78,6 +78,7 @@ class Peer:
         self._total_length = 0
         self._postings_held = 0  # refreshed by status(), sent in our peer info
         self._info_push: asyncio.Task[None] | None = None
+        self._stable: dict[bytes, tuple[Contact, float]] = {}  # see stable_members()
         self._bg: set[asyncio.Task[Any]] = set()  # one-shot work (settle() waits for it)
         self._daemons: list[asyncio.Task[Any]] = []  # loops that run until stop()
         #: Figures over time for the network page's sparklines (in memory only).
@@ -125,7 +126,10 @@ class Peer:
             raise
         self._session = aiohttp.ClientSession()
         self.transport = Transport(self._session)
-        self.resolver = Resolver(self.dht, self.contact, replication=self.config.replication)
+        self.resolver = Resolver(
+            self.dht, self.contact, replication=self.config.replication,
+            members=lambda: list(self.stable_members().values()),
+        )
         await self.publisher.start()
         self.jobs.on_indexed.append(lambda docs: self._spawn(self.publisher.enqueue(docs)))
         self.jobs.on_removed.append(lambda ids: self._spawn(self.publisher.remove(ids)))
@@ -326,18 +330,9 @@ class Peer:
         background task at a time, so this loop never waits on it.
         """
         assert self.dht is not None
-        grace = self.config.membership_grace
-        last_present: dict[bytes, float] = {}
 
         def members() -> set[bytes]:
-            assert self.dht is not None
-            now = time.monotonic()
-            for p in self.dht.known_peers():
-                last_present[bytes.fromhex(p.node_id)] = now
-            for node, seen in list(last_present.items()):
-                if now - seen > grace:
-                    del last_present[node]
-            return set(last_present) | {self.identity.node_id}
+            return set(self.stable_members()) | {self.identity.node_id}
 
         known = members()
         await self.handoff.membership_changed(known)
@@ -378,6 +373,24 @@ class Peer:
             if redistribute is not None and not redistribute.done():
                 redistribute.cancel()
                 await asyncio.gather(redistribute, return_exceptions=True)
+
+    def stable_members(self) -> dict[bytes, Contact]:
+        """The other peers, counting one as gone only after ``membership_grace`` s.
+
+        The DHT's own view drops a peer for a while after a few missed UDP replies;
+        on a busy network that flaps. Routing (which peers hold which terms) and
+        handoff use this steadier view, so a slow peer still gets its postings
+        (sends to it are retried) instead of a peer that is not responsible."""
+        now = time.monotonic()
+        if self.dht is not None and self.dht.running:
+            for p in self.dht.known_peers():
+                if p.node_id != self.peer_id:
+                    node = bytes.fromhex(p.node_id)
+                    self._stable[node] = (Contact(node, p.http_url.rstrip("/")), now)
+        for node, (_c, seen) in list(self._stable.items()):
+            if now - seen > self.config.membership_grace:
+                del self._stable[node]
+        return {node: c for node, (c, _seen) in self._stable.items()}
 
     async def _save_neighbours(self) -> None:
         """Persist the DHT contacts now: a peer killed (not stopped) soon after joining
