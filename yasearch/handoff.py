@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from yasearch.analysis import term_key
 from yasearch.network import Contact, PeerCallError, xor_distance
 from yasearch.p2p import MAX_DOCS, MAX_POSTINGS, PROTOCOL_VERSION, posting_to_wire, record_to_wire
+from yasearch.publisher import PUBLISH_TIMEOUT
 
 if TYPE_CHECKING:
     from yasearch.peer import Peer
@@ -81,7 +82,10 @@ class Handoff:
                 for i in range(0, len(entries), MAX_POSTINGS):
                     chunk = entries[i : i + MAX_POSTINGS]
                     reply = await self.peer.transport.call(
-                        contact, "/p2p/v1/postings", {"v": PROTOCOL_VERSION, "origin": origin, "postings": chunk}
+                        contact,
+                        "/p2p/v1/postings",
+                        {"v": PROTOCOL_VERSION, "origin": origin, "postings": chunk},
+                        timeout=PUBLISH_TIMEOUT,
                     )
                     sent += int(reply.get("accepted", 0))
                     missing = [d for d in reply.get("missing_docs", []) if isinstance(d, str)]
@@ -89,7 +93,10 @@ class Handoff:
                     wire = [record_to_wire(records[d]) for d in missing if d in records]
                     for j in range(0, len(wire), MAX_DOCS):
                         await self.peer.transport.call(
-                            contact, "/p2p/v1/docs", {"v": PROTOCOL_VERSION, "origin": origin, "docs": wire[j : j + MAX_DOCS]}
+                            contact,
+                            "/p2p/v1/docs",
+                            {"v": PROTOCOL_VERSION, "origin": origin, "docs": wire[j : j + MAX_DOCS]},
+                            timeout=PUBLISH_TIMEOUT,
                         )
         except PeerCallError as e:
             # the origins' periodic republish repairs what could not be handed off now

@@ -43,6 +43,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+#: Seconds a holder may take to store one batch: a loaded peer is slow, not gone,
+#: and a timed-out batch is sent again, which only adds to its load.
+PUBLISH_TIMEOUT = 30.0
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
     doc_id TEXT PRIMARY KEY,
@@ -220,6 +224,8 @@ class Publisher:
         self._task: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
         self._idle.set()
+        #: doc_id -> node ids still owed its postings after a partly failed send.
+        self._owed: dict[str, set[bytes]] = {}
         #: Called with the doc ids each round delivered to every responsible peer.
         self.on_published: list[Callable[[list[str]], None]] = []
 
@@ -349,10 +355,15 @@ class Publisher:
             gone = sorted(set(old_terms) - set(plist))
             if gone:
                 lost[doc.doc_id] = gone
+            # a retry goes only to the peers that did not acknowledge last time
+            # (while they are still responsible); re-sending to all would multiply
+            # the load on a network that is already slow to answer
+            owed = self._owed.get(doc.doc_id)
             for term, p in plist.items():
                 for c in await self.peer.resolver.responsible(term, skip_failed=False):
-                    per_peer[c].append([term, posting_to_wire(p)])
                     targets_of_doc[doc.doc_id].add(c)
+                    if owed is None or c.node_id in owed:
+                        per_peer[c].append([term, posting_to_wire(p)])
         failed_peers: set[Contact] = set()
 
         async def send(contact: Contact, entries: list[list[Any]]) -> None:
@@ -360,7 +371,10 @@ class Publisher:
                 for i in range(0, len(entries), MAX_POSTINGS):
                     chunk = entries[i : i + MAX_POSTINGS]
                     reply = await self.peer.transport.call(
-                        contact, "/p2p/v1/postings", {"v": PROTOCOL_VERSION, "origin": me, "postings": chunk}
+                        contact,
+                        "/p2p/v1/postings",
+                        {"v": PROTOCOL_VERSION, "origin": me, "postings": chunk},
+                        timeout=PUBLISH_TIMEOUT,
                     )
                     missing = [d for d in reply.get("missing_docs", []) if d in records]
                     for j in range(0, len(missing), MAX_DOCS):
@@ -368,6 +382,7 @@ class Publisher:
                             contact,
                             "/p2p/v1/docs",
                             {"v": PROTOCOL_VERSION, "origin": me, "docs": [record_to_wire(records[d]) for d in missing[j : j + MAX_DOCS]]},
+                            timeout=PUBLISH_TIMEOUT,
                         )
                     self.sent += int(reply.get("accepted", 0))
             except PeerCallError as e:
@@ -379,6 +394,12 @@ class Publisher:
         await asyncio.gather(*(send(c, e) for c, e in per_peer.items()))
         done = {d: terms for d, terms in published.items() if not (targets_of_doc[d] & failed_peers)}
         retry = [d for d in published if d not in done]
+        for d in done:
+            self._owed.pop(d, None)
+        for d in retry:
+            self._owed[d] = {c.node_id for c in targets_of_doc[d] & failed_peers}
+        while len(self._owed) > 100_000:  # bounded; a forgotten entry only means a full re-send
+            self._owed.pop(next(iter(self._owed)))
         await self.outbox.sent(done, {d: lost[d] for d in done if d in lost})
         if done:
             for callback in self.on_published:
