@@ -58,7 +58,7 @@ class Config:
     shard_quota_per_origin: int = 2_000_000
     #: A peer missing from the DHT for this long (seconds) counts as gone: its terms
     #: are handed off. Shorter flaps of a busy peer are not membership changes.
-    membership_grace: float = 10.0
+    membership_grace: float = 60.0
     #: Total time budget of a global search (seconds); partial results after it.
     search_budget: float = 2.0
 

@@ -39,9 +39,6 @@ from yasearch.suggest import Suggester
 
 log = logging.getLogger(__name__)
 
-#: Origins republish everything on membership changes at most this often (seconds);
-#: holders' handoff covers joins and departures in between.
-MEMBERSHIP_REPUBLISH_GAP = 300.0
 
 
 class Peer:
@@ -325,9 +322,10 @@ class Peer:
         A join counts at once; a departure only after the peer has been missing for
         ``membership_grace`` seconds, so a busy peer that misses a few pings is not a change
         (on a loaded network such flaps made every peer hand off and republish
-        all the time). Origins republish at most every ``MEMBERSHIP_REPUBLISH_GAP``
-        seconds on changes; the handoff does the immediate work. Handoff runs in one
-        background task at a time, so this loop never waits on it.
+        all the time). A change is handled by the holders' handoff alone; origins
+        republish on their periodic schedule (``republish_interval``), not on every
+        change. Handoff runs in one background task at a time, so this loop never
+        waits on it.
         """
         assert self.dht is not None
 
@@ -338,19 +336,15 @@ class Peer:
         await self.handoff.membership_changed(known)
         redistribute: asyncio.Task[None] | None = None
         again = False
-        last_republish = time.monotonic()
 
         async def redistribute_loop() -> None:
-            nonlocal again, last_republish
+            nonlocal again
             while True:
                 again = False
                 try:
                     await self.handoff.membership_changed(members())
                 except Exception:  # noqa: BLE001 - republishing repairs it later
                     log.warning("handoff failed", exc_info=True)
-                if time.monotonic() - last_republish >= MEMBERSHIP_REPUBLISH_GAP:
-                    last_republish = time.monotonic()
-                    await self.publisher.republish()
                 if not again:
                     return
 
@@ -492,14 +486,20 @@ class Peer:
         return None
 
     def network_totals(self) -> tuple[int, int]:
-        """(documents, total length) over this peer and every peer whose info we hold."""
+        """(documents, total length) over this peer and the steady membership.
+
+        Uses the peers of :meth:`stable_members` and their last info records, so a
+        peer that misses a few pings does not make N (and every IDF) jump between
+        two queries."""
         docs, total = self.index.doc_count(), self._total_length
-        if self.dht is not None:
-            for p in self.dht.known_peers():
-                if p.node_id == self.peer_id or not p.info_received:
+        if self.dht is not None and self.dht.running:
+            infos = self.dht.protocol.infos
+            for node in self.stable_members():
+                info = infos.get(node)
+                if not info:
                     continue
-                docs += p.documents
-                total += int(p.stats.get("total_length", 0))
+                docs += int(info.get("documents", 0))
+                total += int(dict(info.get("stats", {})).get("total_length", 0))
         return docs, total
 
     async def status(self) -> dict[str, Any]:
