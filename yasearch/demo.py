@@ -206,6 +206,10 @@ async def run_demo(
                 name="demo" if peers == 1 else f"demo-{i + 1}",
                 crawl_delay=0.0,
                 parse_workers=2 if peers == 1 else 1,
+                # pydoc's server renders one page at a time (some take seconds):
+                # a few requests in flight in all, or the queue outlasts the read timeout
+                per_host_concurrency=max(1, 4 // peers),
+                read_timeout=60.0,
             )
             peer = Peer(config)
             try:
