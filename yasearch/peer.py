@@ -32,7 +32,7 @@ from yasearch.network import Contact, Resolver, Transport
 from yasearch.p2p import PROTOCOL_VERSION
 from yasearch.publisher import Publisher
 from yasearch.query import parse_query
-from yasearch.records import DocRecord, Document, SearchResponse
+from yasearch.records import DocRecord, SearchResponse
 from yasearch.search import search_local
 from yasearch.shard import ShardStore
 from yasearch.suggest import Suggester

@@ -27,7 +27,6 @@ import time
 import zlib
 from collections import defaultdict
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -35,7 +34,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from yasearch.network import Contact, PeerCallError
 from yasearch.p2p import MAX_DOCS, MAX_POSTINGS, PROTOCOL_VERSION, posting_to_wire, record_to_wire
 from yasearch.ranking import document_length, postings_for_document
-from yasearch.records import DocRecord, Document, Posting
+from yasearch.records import DocRecord, Document
+from yasearch.sqlitedb import SqliteThread
 
 if TYPE_CHECKING:
     from yasearch.peer import Peer
@@ -78,31 +78,13 @@ class Outbox:
     """The persistent publish queue; SQLite on one dedicated thread."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
-        self._conn: sqlite3.Connection | None = None
-
-    def _db(self) -> sqlite3.Connection:
-        if self._conn is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(str(self.path), isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.executescript(_SCHEMA)
-            self._conn = conn
-        return self._conn
+        self._sql = SqliteThread(path, _SCHEMA, "outbox")
 
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, lambda: fn(self._db()))
+        return await self._sql.run(fn)
 
     async def close(self) -> None:
-        def do() -> None:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-
-        await asyncio.get_running_loop().run_in_executor(self._executor, do)
-        self._executor.shutdown(wait=True)
+        await self._sql.close()
 
     async def put(self, docs: list[Document]) -> None:
         """Queue documents (replacing older versions); old terms they lost are withdrawn."""

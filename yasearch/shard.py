@@ -46,14 +46,12 @@ per-origin counts that the quota needs come from the ``origins`` table instead.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import re
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -61,6 +59,7 @@ from typing import Any, TypeVar
 from yasearch.analysis import MAX_TERM_CHARS
 from yasearch.ranking import B, DEFAULT_WEIGHTS, K1
 from yasearch.records import DocRecord, Posting
+from yasearch.sqlitedb import SqliteThread
 
 log = logging.getLogger(__name__)
 
@@ -255,48 +254,18 @@ class ShardStore:
             raise ValueError("quota_per_origin must be >= 0")
         if max_age <= 0:
             raise ValueError("max_age must be > 0")
-        self._path = str(path)
+        self._sql = SqliteThread(path, _SCHEMA, "shard-store")
         self.quota_per_origin = quota_per_origin
         self.max_age = float(max_age)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shard-store")
-        self._conn: sqlite3.Connection | None = None
-        self._closed = False
 
     # -- plumbing ----------------------------------------------------------------
 
-    def _db(self) -> sqlite3.Connection:
-        """The connection, opened lazily on the store thread (so it lives there)."""
-        if self._conn is None:
-            if self._path != ":memory:":
-                Path(self._path).parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self._path, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA busy_timeout=5000")
-            conn.executescript(_SCHEMA)
-            self._conn = conn
-        return self._conn
-
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        if self._closed:
-            raise RuntimeError("ShardStore is closed")
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, lambda: fn(self._db()))
+        return await self._sql.run(fn)
 
     async def _tx(self, body: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``body`` in one write transaction: all of it is committed or none."""
-
-        def do(conn: sqlite3.Connection) -> T:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                out = body(conn)
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-            return out
-
-        return await self._run(do)
+        return await self._sql.tx(body)
 
     async def open(self) -> ShardStore:
         """Open (creating if needed) the database; returns self for chaining."""
@@ -304,18 +273,7 @@ class ShardStore:
         return self
 
     async def close(self) -> None:
-        if self._closed:
-            return
-
-        def do() -> None:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, do)
-        self._closed = True
-        self._executor.shutdown(wait=True)
+        await self._sql.close()
 
     async def __aenter__(self) -> ShardStore:
         return await self.open()
