@@ -504,8 +504,8 @@ class Peer:
 
     async def status(self) -> dict[str, Any]:
         publish = await self.publisher.figures()
-        shard = await self.shard.stats()
-        self._postings_held = int(shard.get("postings", 0))
+        shard = await self.shard.totals()
+        self._postings_held = shard["postings"]
         return {
             "peer_id": self.peer_id,
             "name": self.name,
