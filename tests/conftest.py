@@ -44,3 +44,34 @@ async def crawl_store(tmp_path) -> AsyncIterator[FrontierStore]:
     store = FrontierStore(tmp_path / "crawl.sqlite")
     yield store
     await store.close()
+
+
+@pytest.fixture
+async def browser():
+    """Headless Debian Chromium (see tests/browserutil.py); started only by tests that ask."""
+    from playwright.async_api import async_playwright
+
+    from browserutil import CHROMIUM_ARGS, chromium_path
+
+    path = chromium_path()
+    pw = await async_playwright().start()
+    try:
+        b = await pw.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            await b.close()
+    finally:
+        await pw.stop()
+
+
+@pytest.fixture
+async def page(browser):
+    """A watched page in a fresh context; the test fails if anything went wrong on it."""
+    from browserutil import Watched
+
+    context = await browser.new_context()
+    w = Watched(await context.new_page())
+    yield w
+    await context.close()
+    w.check()

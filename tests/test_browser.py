@@ -1,37 +1,22 @@
 """The web UI in a real headless Chromium (Playwright, Debian's chromium binary).
 
-CI installs chromium (see .ci/run); a missing browser fails these tests with a message
-rather than skipping them, so a broken CI setup cannot hide behind a green run.
-Every page is watched for JavaScript errors, console errors (a Content-Security-Policy
-violation is one) and dialogs (an alert() would mean injected script ran).
+The harness (``browser``/``page`` fixtures, watched pages) is in tests/browserutil.py
+and conftest.py.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 from typing import Any
 
 import pytest
-from playwright.async_api import Page, async_playwright, expect
+from playwright.async_api import expect
 
+from browserutil import Watched
 from peerutil import StaticSite, linked_pages, peer_config
 from yasearch.api import parse_crawl_spec
 from yasearch.peer import Peer
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-TIMEOUT_MS = 20_000  # generous upper bounds for slow CI machines; nothing waits for them when all is well
-expect.set_options(timeout=TIMEOUT_MS)
 
 #: The scripts of a page, by path: on search pages only the search box's own script.
 OWN_SCRIPTS = "Array.from(document.scripts).map(s => s.src ? new URL(s.src).pathname : 'inline')"
@@ -47,59 +32,6 @@ HOSTILE_PAGES = {
         "<body><p>evilword again</p></body></html>"
     ),
 }
-
-
-def chromium_path() -> str:
-    path = os.environ.get("YASEARCH_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
-        pytest.fail(
-            f"no Chromium at {path!r}: the browser tests need Debian's chromium "
-            "(apt-get install chromium, as .ci/run does) or YASEARCH_CHROMIUM=/path/to/chrome",
-            pytrace=False,
-        )
-    return path
-
-
-@pytest.fixture
-async def browser():
-    path = chromium_path()
-    pw = await async_playwright().start()
-    try:
-        b = await pw.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            await b.close()
-    finally:
-        await pw.stop()
-
-
-class Watched:
-    """A page plus everything that went wrong on it."""
-
-    def __init__(self, page: Page) -> None:
-        self.page = page
-        self.problems: list[str] = []
-        page.on("dialog", self._dialog)
-        page.on("pageerror", lambda e: self.problems.append(f"JavaScript error: {e}"))
-        page.on("console", lambda m: m.type == "error" and self.problems.append(f"console error: {m.text}"))
-        page.set_default_timeout(TIMEOUT_MS)
-
-    async def _dialog(self, dialog: Any) -> None:
-        self.problems.append(f"a {dialog.type} dialog fired: {dialog.message!r} (injected script ran)")
-        await dialog.dismiss()
-
-    def check(self) -> None:
-        assert not self.problems, self.problems
-
-
-@pytest.fixture
-async def page(browser):
-    context = await browser.new_context()
-    w = Watched(await context.new_page())
-    yield w
-    await context.close()
-    w.check()
 
 
 @pytest.fixture

@@ -6,41 +6,21 @@ Like tests/test_browser.py, every page is watched for JavaScript errors, console
 
 from __future__ import annotations
 
-import os
-import shutil
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from playwright.async_api import Page, async_playwright, expect
+from playwright.async_api import Page, expect
 
+from browserutil import Watched
 from crawler.types import CrawlSpec
 from peerutil import StaticSite, peer_config
 from yasearch.peer import Peer
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-TIMEOUT_MS = 20_000
-expect.set_options(timeout=TIMEOUT_MS)
-
 LONG_PATH = "/" + "-".join(["averyveryverylongpathsegment"] * 12) + "?and=" + "x" * 200
 LONG_WORD = "Supercalifragilisticexpialidocious" * 4
-
-
-def chromium_path() -> str:
-    path = os.environ.get("YASEARCH_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
-        pytest.fail(f"no Chromium at {path!r}: install Debian's chromium or set YASEARCH_CHROMIUM", pytrace=False)
-    return path
 
 
 def site_pages(n: int, lang: str, word: str, extra_link: str = "") -> dict[str, str]:
@@ -54,37 +34,6 @@ def site_pages(n: int, lang: str, word: str, extra_link: str = "") -> dict[str, 
             f"<body><p>zebras and {word} number {i}, with stripes.</p>{nxt}{more}</body></html>"
         )
     return out
-
-
-class Watched:
-    def __init__(self, page: Page) -> None:
-        self.page = page
-        self.problems: list[str] = []
-        page.on("dialog", self._dialog)
-        page.on("pageerror", lambda e: self.problems.append(f"JavaScript error: {e}"))
-        page.on("console", lambda m: m.type == "error" and self.problems.append(f"console error: {m.text}"))
-        page.set_default_timeout(TIMEOUT_MS)
-
-    async def _dialog(self, dialog: Any) -> None:
-        self.problems.append(f"a {dialog.type} dialog fired: {dialog.message!r}")
-        await dialog.dismiss()
-
-    def check(self) -> None:
-        assert not self.problems, self.problems
-
-
-@pytest.fixture
-async def browser():
-    path = chromium_path()
-    pw = await async_playwright().start()
-    try:
-        b = await pw.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            await b.close()
-    finally:
-        await pw.stop()
 
 
 @pytest.fixture

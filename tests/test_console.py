@@ -18,7 +18,7 @@ from bs4 import BeautifulSoup
 from playwright.async_api import expect
 
 from peerutil import StaticSite, linked_pages, peer_config
-from test_browser import Watched, browser, page  # noqa: F401 - pytest fixtures
+from browserutil import Watched
 from yasearch.api import parse_crawl_spec
 from yasearch.crawlconsole import SEED_FILE_MAX_BYTES, SSE_STREAMS, SSE_TICK, parse_seed_file
 from yasearch.history import History

@@ -16,7 +16,6 @@ from bs4 import BeautifulSoup
 from playwright.async_api import expect
 
 from peerutil import StaticSite, linked_pages, peer_config
-from test_browser import Watched, browser, page  # noqa: F401 - pytest fixtures
 from test_network import start_peers
 from test_webui import assert_inert
 from yasearch.analysis import analyze
