@@ -13,7 +13,7 @@ One run does, in order:
    until the peer's background work (publishing postings) has settled;
 4. **isolated micro-phases**, each timed on its own so their rates can be
    compared with the end-to-end figure: fetch (the crawler's aiohttp fetcher
-   over every URL), parse (:func:`crawler.extract.extract` on the process pool)
+   over every URL), parse (:func:`yasearch.crawler.extract.extract` on the process pool)
    and index (:class:`yasearch.index.LocalIndex` add + flush of all documents);
 5. **queries**: 100 local queries of 1-3 words drawn from the site's own text
    (fixed seed), answered by ``peer.search(scope="local")``; p50/p95 latency.
@@ -90,7 +90,7 @@ def run_scrapy(url: str, pages: int, timeout: float) -> dict[str, Any]:
 
 def _warm_pool(pool: Executor, workers: int, sample: bytes, url: str) -> None:
     """Start every worker process and import the extractor there (not timed)."""
-    from crawler.extract import extract
+    from yasearch.crawler.extract import extract
 
     futures = [pool.submit(extract, sample, url, "text/html", "utf-8") for _ in range(max(1, workers) * 4)]
     for f in futures:
@@ -232,8 +232,8 @@ async def run_queries(peer: Any, site: sitegen.Site, n: int, seed: int) -> dict[
 
 
 async def phase_fetch(urls: list[str], concurrency: int) -> tuple[dict[str, Any], list[Any]]:
-    from crawler.fetcher import fetch
-    from crawler.types import CrawlerSettings
+    from yasearch.crawler.fetcher import fetch
+    from yasearch.crawler.types import CrawlerSettings
 
     settings = CrawlerSettings(delay=0.0, concurrency=concurrency)
     connector = aiohttp.TCPConnector(limit=concurrency * 2, ttl_dns_cache=300)
@@ -259,7 +259,7 @@ async def phase_fetch(urls: list[str], concurrency: int) -> tuple[dict[str, Any]
 
 
 def phase_parse(fetched: list[Any], workers: int) -> tuple[dict[str, Any], list[Any]]:
-    from crawler.extract import extract
+    from yasearch.crawler.extract import extract
 
     args = [(r.body, r.final_url, r.content_type, r.charset) for r in fetched]
     out: dict[str, Any] = {"workers": workers}
@@ -287,7 +287,7 @@ def phase_parse(fetched: list[Any], workers: int) -> tuple[dict[str, Any], list[
 
 
 async def phase_index(fetched: list[Any], extracted: list[Any], directory: Path, cfg: Any) -> dict[str, Any]:
-    from crawler.urls import host_of
+    from yasearch.crawler.urls import host_of
     from yasearch.analysis import doc_id
     from yasearch.index import LocalIndex
     from yasearch.records import Document
@@ -337,7 +337,7 @@ def table(r: Results) -> str:
          f"POST -> index committed and postings published ({g(e, 'settled_s')} s)"
          + ("" if r.config.get("publish", True) else "; publishing DISABLED (--no-publish)")),
         ("  fetch only (isolated)", g(f, "pages_per_second", " pages/s"),
-         f"crawler.fetcher.fetch, {g(f, 'concurrency')} concurrent"),
+         f"yasearch.crawler.fetcher.fetch, {g(f, 'concurrency')} concurrent"),
         ("  parse only (isolated)", g(p, "pages_per_second", " pages/s"),
          f"extract() on {g(p, 'workers')} processes; 1 process: {g(p, 'single_process_pages_per_second')}/s"),
         ("  index only (isolated)", g(i, "docs_per_second", " docs/s"),

@@ -14,7 +14,7 @@ _ROOT = str(Path(__file__).resolve().parent.parent)
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
-from crawler.state import FrontierStore  # noqa: E402
+from yasearch.crawler.state import FrontierStore  # noqa: E402
 from tests.site import LocalSite  # noqa: E402
 
 

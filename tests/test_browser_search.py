@@ -13,7 +13,7 @@ import pytest
 from playwright.async_api import Page, expect
 
 from browserutil import Watched
-from crawler.types import CrawlSpec
+from yasearch.crawler.types import CrawlSpec
 from peerutil import StaticSite, peer_config
 from yasearch.peer import Peer
 

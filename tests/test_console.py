@@ -23,7 +23,7 @@ from yasearch.api import parse_crawl_spec
 from yasearch.crawlconsole import SEED_FILE_MAX_BYTES, SSE_STREAMS, SSE_TICK, parse_seed_file
 from yasearch.history import History
 from yasearch.peer import Peer
-from webui.netviz import ID_SPACE, id_ring, sparkline
+from yasearch.webui.netviz import ID_SPACE, id_ring, sparkline
 
 
 @pytest.fixture

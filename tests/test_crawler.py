@@ -12,10 +12,10 @@ import asyncio
 
 import pytest
 
-from crawler.engine import Crawler
-from crawler.state import FrontierStore
-from crawler.types import CrawlerSettings, CrawlProgress, CrawlSpec, Page
-from crawler.urls import canonicalize
+from yasearch.crawler.engine import Crawler
+from yasearch.crawler.state import FrontierStore
+from yasearch.crawler.types import CrawlerSettings, CrawlProgress, CrawlSpec, Page
+from yasearch.crawler.urls import canonicalize
 from tests.site import LocalSite, closed_port
 
 #: Timer granularity allowance for politeness gaps measured by the server.

@@ -8,8 +8,8 @@ from concurrent.futures import ProcessPoolExecutor
 
 import pytest
 
-from crawler import extract as extract_mod
-from crawler.extract import Extracted, decode, extract
+from yasearch.crawler import extract as extract_mod
+from yasearch.crawler.extract import Extracted, decode, extract
 
 URL = "http://h.org/dir/page.html"
 

@@ -300,7 +300,7 @@ async def test_index_page_lists_hosts_and_looks_up_urls(crawled, http):
 
 
 async def test_host_lists_are_paginated(crawled, http, monkeypatch):
-    from webui import indexbrowser
+    from yasearch.webui import indexbrowser
 
     peer, a, b = crawled
     monkeypatch.setattr(indexbrowser, "DOCS_PER_PAGE", 3)

@@ -14,7 +14,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from crawler.types import CrawlSpec
+from yasearch.crawler.types import CrawlSpec
 from peerutil import StaticSite, peer_config
 from yasearch.analysis import analyze
 from yasearch.peer import Peer

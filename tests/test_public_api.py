@@ -8,7 +8,7 @@ from email.utils import parsedate_to_datetime
 import aiohttp
 import pytest
 
-from crawler.types import CrawlSpec
+from yasearch.crawler.types import CrawlSpec
 from peerutil import StaticSite, peer_config
 from yasearch.app import build_app
 from yasearch.peer import Peer

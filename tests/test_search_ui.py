@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 from bs4 import BeautifulSoup
 
-from crawler.types import CrawlSpec
+from yasearch.crawler.types import CrawlSpec
 from peerutil import StaticSite, peer_config
 from yasearch.openapi import spec as openapi_spec
 from yasearch.peer import Peer

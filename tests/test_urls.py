@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from crawler.urls import UrlFilter, canonicalize, host_of
+from yasearch.crawler.urls import UrlFilter, canonicalize, host_of
 
 
 @pytest.mark.parametrize(

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from crawler.types import CrawlSpec
-from crawler.urls import canonicalize
+from yasearch.crawler.types import CrawlSpec
+from yasearch.crawler.urls import canonicalize
 from yasearch.auth import require_admin
 from yasearch.errors import ApiError
 from yasearch.query import QueryError

@@ -53,7 +53,7 @@ def build_app(peer: "Peer") -> web.Application:
     compat.setup(app)
     openapi.setup(app)
     p2p.setup(app, peer)
-    import webui  # the UI sits on top of the peer; imported here, at the composition root
+    from yasearch import webui  # the UI sits on top of the peer; imported here, at the composition root
 
     webui.setup(app, peer)
     return app

@@ -57,7 +57,7 @@ def parse_host_port(text: str) -> tuple[str, int] | None:
 
 
 async def cmd_peer(args: argparse.Namespace) -> int:
-    from crawler.types import CrawlSpec
+    from yasearch.crawler.types import CrawlSpec
     from yasearch.api import parse_crawl_spec
     from yasearch.errors import ApiError
     from yasearch.peer import Peer

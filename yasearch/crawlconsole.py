@@ -29,7 +29,7 @@ from typing import Any, Mapping
 
 from aiohttp import web
 
-from crawler.urls import canonicalize
+from yasearch.crawler.urls import canonicalize
 from yasearch.api import MAX_URL_CHARS, MAX_URLS, PEER_KEY
 from yasearch.auth import require_admin
 from yasearch.errors import ApiError

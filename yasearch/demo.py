@@ -28,7 +28,7 @@ from typing import Any
 
 import aiohttp
 
-from crawler.types import CrawlSpec
+from yasearch.crawler.types import CrawlSpec
 from yasearch.config import Config
 from yasearch.jobs import Job
 from yasearch.peer import Peer

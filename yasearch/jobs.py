@@ -20,10 +20,10 @@ from typing import Any, Callable
 
 import aiohttp
 
-from crawler.engine import Crawler
-from crawler.state import FrontierStore
-from crawler.types import CrawlerSettings, CrawlProgress, CrawlSpec, Page
-from crawler.urls import host_of
+from yasearch.crawler.engine import Crawler
+from yasearch.crawler.state import FrontierStore
+from yasearch.crawler.types import CrawlerSettings, CrawlProgress, CrawlSpec, Page
+from yasearch.crawler.urls import host_of
 from yasearch.analysis import doc_id
 from yasearch.config import Config
 from yasearch.index import LocalIndex

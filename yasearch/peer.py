@@ -15,8 +15,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from crawler.types import CrawlSpec
-from crawler.urls import canonicalize
+from yasearch.crawler.types import CrawlSpec
+from yasearch.crawler.urls import canonicalize
 from yasearch import __version__
 from yasearch.analysis import doc_id
 from yasearch.app import build_app

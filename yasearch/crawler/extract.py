@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from crawler.urls import canonicalize
+from .urls import canonicalize
 
 log = logging.getLogger(__name__)
 

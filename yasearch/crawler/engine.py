@@ -17,13 +17,13 @@ from collections.abc import Awaitable, Callable
 
 import aiohttp
 
-from crawler.extract import Extracted, extract
-from crawler.fetcher import FetchResult, fetch
-from crawler.frontier import Frontier
-from crawler.robots import RobotsCache, RobotsRules
-from crawler.state import FrontierStore
-from crawler.types import CrawlerSettings, CrawlProgress, CrawlSpec, Page
-from crawler.urls import UrlFilter, canonicalize, host_of
+from .extract import Extracted, extract
+from .fetcher import FetchResult, fetch
+from .frontier import Frontier
+from .robots import RobotsCache, RobotsRules
+from .state import FrontierStore
+from .types import CrawlerSettings, CrawlProgress, CrawlSpec, Page
+from .urls import UrlFilter, canonicalize, host_of
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from crawler.types import CrawlSpec
+from .types import CrawlSpec
 
 log = logging.getLogger(__name__)
 

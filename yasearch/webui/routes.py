@@ -25,12 +25,12 @@ import jinja2
 from aiohttp import web
 from markupsafe import Markup, escape
 
-from webui import netviz
+from yasearch.webui import netviz
 from yasearch.auth import admin_allowed, same_origin
 from yasearch.api import MAX_URLS
 from yasearch.crawlconsole import SEED_FILE_MAX_BYTES
 from yasearch.history import FIGURES
-from webui import searchview
+from yasearch.webui import searchview
 from yasearch.query import QueryError
 
 if TYPE_CHECKING:
@@ -524,6 +524,6 @@ def setup(app: web.Application, peer: "Peer") -> None:
     app.router.add_post("/crawl/{id}/{action:pause|resume|cancel}", crawl_action)
     app.router.add_get("/network", network_page)
     app.router.add_get("/status", status_page)
-    from webui import indexbrowser  # imported here: it imports this module
+    from yasearch.webui import indexbrowser  # imported here: it imports this module
     indexbrowser.setup(app)  # the index browser: /index
     app.router.add_static("/static/", STATIC, name="static")

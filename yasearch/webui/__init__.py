@@ -4,6 +4,6 @@ It sits on top of the peer and talks to it only through ``Peer``'s public method
 (the same ones the JSON API uses), so the UI can never see more than an API client.
 """
 
-from webui.routes import setup
+from yasearch.webui.routes import setup
 
 __all__ = ["setup"]

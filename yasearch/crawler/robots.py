@@ -11,7 +11,7 @@ from urllib.parse import urljoin, urlsplit
 import aiohttp
 from protego import Protego
 
-from crawler.fetcher import classify_exception
+from .fetcher import classify_exception
 
 log = logging.getLogger(__name__)
 

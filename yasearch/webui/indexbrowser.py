@@ -25,7 +25,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from webui.routes import PEER, crawl_login, render
+from yasearch.webui.routes import PEER, crawl_login, render
 from yasearch.api import MAX_HOST_CHARS, MAX_URL_CHARS, host_param, url_param
 from yasearch.auth import admin_allowed, same_origin
 from yasearch.errors import ApiError
@@ -273,7 +273,7 @@ async def remove_submit(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    """Called from webui.routes.setup(), after the app has its peer and templates."""
+    """Called from yasearch.webui.routes.setup(), after the app has its peer and templates."""
     app.router.add_get("/index", index_page)
     app.router.add_get("/index/host", host_page)
     app.router.add_get("/index/remove", confirm_page)

@@ -4,6 +4,6 @@ Independent of the peer: it takes a job spec and settings, and hands every
 fetched page to a sink supplied by its caller.
 """
 
-from crawler.types import CrawlerSettings, CrawlProgress, CrawlSpec, Page
+from .types import CrawlerSettings, CrawlProgress, CrawlSpec, Page
 
 __all__ = ["CrawlerSettings", "CrawlProgress", "CrawlSpec", "Page"]

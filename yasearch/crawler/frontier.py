@@ -13,7 +13,7 @@ import logging
 import time
 from collections import deque
 
-from crawler.urls import host_of
+from .urls import host_of
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from crawler.types import CrawlerSettings
-from crawler.urls import canonicalize
+from .types import CrawlerSettings
+from .urls import canonicalize
 
 log = logging.getLogger(__name__)
 
