@@ -104,7 +104,8 @@ async def run_e2e(site: sitegen.Site, site_url: str, workers: int, data_dir: Pat
 
     pages = len(site.pages)
     sample = site.pages[-1].html
-    cfg = Config(data_dir=data_dir, port=0, crawl_delay=0.0, parse_workers=workers, **overrides)
+    cfg = Config(data_dir=data_dir, port=0, crawl_delay=0.0, parse_workers=workers,
+                 allow_private_networks=True, **overrides)
     peer = Peer(cfg)
     await peer.start()
     if not publish and getattr(peer, "publisher", None) is not None:

@@ -651,7 +651,7 @@ def table(r: Results) -> str:
 async def run(args: argparse.Namespace, tmp: Path, site: sitegen.Site, site_url: str, r: Results) -> None:
     cfg = tmp / "peer.toml"
     extra = [f"{k.strip()} = {v.strip()}" for k, _, v in (s.partition("=") for s in args.set)]
-    cfg.write_text("\n".join(["crawl_delay = 0.0", "parse_workers = 0", *extra]) + "\n")
+    cfg.write_text("\n".join(["crawl_delay = 0.0", "parse_workers = 0", "allow_private_networks = true", *extra]) + "\n")
     first = PeerProc(tmp, "peer00", cfg, None)
     boot = f"127.0.0.1:{first.port}"
     crawlers = [first] + [PeerProc(tmp, f"peer{i:02d}", cfg, boot) for i in range(1, args.peers)]
@@ -720,7 +720,7 @@ def main(argv: list[str] | None = None) -> int:
     r.machine = {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform(),
                  "loadavg_at_start": [round(x, 2) for x in os.getloadavg()]}
     r.config = {"peers": args.peers, "pages": args.pages, "queries": args.queries, "seed": args.seed,
-                "peer_config": ["crawl_delay = 0.0", "parse_workers = 0", *args.set]}
+                "peer_config": ["crawl_delay = 0.0", "parse_workers = 0", "allow_private_networks = true", *args.set]}
     log(f"python {r.machine['python']}, {r.machine['cpus']} cpus, load {r.machine['loadavg_at_start']}")
     tmp_s = tempfile.mkdtemp(prefix="yasearch-bench-net-")
     tmp = Path(tmp_s)

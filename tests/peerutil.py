@@ -25,6 +25,7 @@ def peer_config(data_dir: Path, **kw: Any) -> Config:
     kw.setdefault("crawl_delay", 0.0)
     kw.setdefault("parse_workers", 0)
     kw.setdefault("commit_interval", 0.2)
+    kw.setdefault("allow_private_networks", True)  # the test sites are on loopback
     return Config(data_dir=data_dir, **kw)
 
 
@@ -48,7 +49,7 @@ class PeerProcess:
 
     async def start(self) -> None:
         env = dict(os.environ, PYTHONPATH=str(ROOT))
-        cmd = [sys.executable, "-m", "yasearch", "peer", "--port", str(self.port), "--data-dir", str(self.data_dir), "--no-seeds", *self.extra]
+        cmd = [sys.executable, "-m", "yasearch", "peer", "--port", str(self.port), "--data-dir", str(self.data_dir), "--no-seeds", "--allow-private-networks", *self.extra]
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
         await self.wait_ready()

@@ -33,6 +33,7 @@ class LocalSite:
     handlers: dict[str, Handler] = field(default_factory=dict)
     hits: list[Hit] = field(default_factory=list)
     port: int = 0
+    host: str = "127.0.0.1"  # any loopback address (127.0.0.0/8) works
 
     def __post_init__(self) -> None:
         self._runner: web.AppRunner | None = None
@@ -84,6 +85,22 @@ class LocalSite:
         self.handlers[path] = h
         return self
 
+    def drip(self, path: str, interval: float, chunks: int = 1000) -> "LocalSite":
+        """An HTML page sent one byte every ``interval`` seconds (a slow-drip server)."""
+        async def h(request: web.Request) -> web.StreamResponse:
+            resp = web.StreamResponse(headers={"Content-Type": "text/html; charset=utf-8"})
+            await resp.prepare(request)
+            try:
+                for _ in range(chunks):
+                    await resp.write(b" ")
+                    await asyncio.sleep(interval)
+                await resp.write_eof()
+            except (ConnectionResetError, ConnectionError):
+                pass
+            return resp
+        self.handlers[path] = h
+        return self
+
     # -- serving -----------------------------------------------------------------
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
@@ -109,7 +126,7 @@ class LocalSite:
         self._runner = web.AppRunner(app, handler_cancellation=True, access_log=None,
                                      shutdown_timeout=0.5)
         await self._runner.setup()
-        self._site = web.TCPSite(self._runner, "127.0.0.1", self.port)
+        self._site = web.TCPSite(self._runner, self.host, self.port)
         await self._site.start()
         server = self._runner.addresses[0]
         self.port = server[1]
@@ -124,7 +141,7 @@ class LocalSite:
 
     @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def url(self, path: str) -> str:
         return self.base + path

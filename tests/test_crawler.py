@@ -14,6 +14,7 @@ import pytest
 
 from yasearch.crawler.engine import Crawler
 from yasearch.crawler.state import FrontierStore
+from yasearch.crawler.outbound import OutboundPolicy
 from yasearch.crawler.types import CrawlerSettings, CrawlProgress, CrawlSpec, Page
 from yasearch.crawler.urls import canonicalize
 from tests.site import LocalSite, closed_port
@@ -29,6 +30,7 @@ def settings(**kw: object) -> CrawlerSettings:
     kw.setdefault("concurrency", 4)
     kw.setdefault("connect_timeout", 2.0)
     kw.setdefault("read_timeout", 2.0)
+    kw.setdefault("outbound", OutboundPolicy(allow_private=True))  # the test sites are on loopback
     return CrawlerSettings(**kw)  # type: ignore[arg-type]
 
 
@@ -715,3 +717,16 @@ async def test_recrawled_page_replaced_not_duplicated(tmp_path):
     finally:
         await peer.stop()
         await site.stop()
+
+
+async def test_a_link_to_loopback_is_not_followed(crawl, make_site):
+    target = await make_site()
+    target.html("/crawl", title="admin")
+    outside = await make_site(host="127.0.0.2")
+    outside.html("/", title="home", links=[target.url("/crawl"), "/about"])
+    outside.html("/about", title="about")
+    policy = OutboundPolicy(allow_networks=("127.0.0.2/32",))
+    run = await crawl([outside.url("/")], depth=2, settings_=settings(outbound=policy))
+    assert target.paths() == []
+    assert sorted(p for p in outside.paths() if p != "/robots.txt") == ["/", "/about"]
+    assert run.progress.failures.get("blocked") == 1

@@ -70,6 +70,7 @@ async def cmd_peer(args: argparse.Namespace) -> int:
             bootstrap=args.bootstrap or None,
             name=args.name,
             host=args.host,
+            allow_private_networks=True if args.allow_private_networks else None,
         )
     except ConfigError as e:
         print(f"yasearch peer: {e}", file=sys.stderr)
@@ -220,6 +221,10 @@ def build_parser() -> argparse.ArgumentParser:
     peer.add_argument("--no-seeds", action="store_true", help="do not crawl the default seed list")
     peer.add_argument("--name", help="display name of this peer")
     peer.add_argument("--config", type=Path, help="TOML config file")
+    peer.add_argument(
+        "--allow-private-networks", action="store_true",
+        help="let the crawler reach loopback and private addresses (your own network); off by default",
+    )
     peer.set_defaults(func=cmd_peer)
 
     demo = sub.add_parser("demo", help="offline demo: N peers on loopback crawl Python's docs; the UI is served")

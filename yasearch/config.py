@@ -38,6 +38,13 @@ class Config:
     read_timeout: float = 20.0
     max_body_bytes: int = 5 * 1024 * 1024
     max_redirects: int = 5
+    #: Seconds one page fetch may take in all (a slow-drip server cannot hold it).
+    fetch_deadline: float = 30.0
+    #: Let the crawler reach loopback, private and link-local addresses. Off, a
+    #: link or redirect written by a stranger cannot make this peer fetch (and
+    #: index, and publish) its own admin pages or the operator's LAN. On for
+    #: crawling one's own network, the offline demo and tests.
+    allow_private_networks: bool = False
     user_agent: str = f"yasearch/{__version__} (peer-to-peer search engine; robots.txt honoured)"
     parse_workers: int = 2
 

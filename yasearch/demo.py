@@ -210,6 +210,7 @@ async def run_demo(
                 # a few requests in flight in all, or the queue outlasts the read timeout
                 per_host_concurrency=max(1, 4 // peers),
                 read_timeout=60.0,
+                allow_private_networks=True,  # the demo's site is on loopback
             )
             peer = Peer(config)
             try:

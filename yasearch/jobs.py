@@ -21,6 +21,7 @@ from typing import Any, Callable
 import aiohttp
 
 from yasearch.crawler.engine import Crawler
+from yasearch.crawler.outbound import OutboundPolicy, guarded_session
 from yasearch.crawler.state import FrontierStore
 from yasearch.crawler.types import CrawlerSettings, CrawlProgress, CrawlSpec, Page
 from yasearch.crawler.urls import host_of
@@ -124,12 +125,14 @@ class JobManager:
             read_timeout=c.read_timeout,
             max_body_bytes=c.max_body_bytes,
             max_redirects=c.max_redirects,
+            fetch_deadline=c.fetch_deadline,
+            outbound=OutboundPolicy(allow_private=c.allow_private_networks),
         )
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None:
-            connector = aiohttp.TCPConnector(limit=self.config.crawl_concurrency * 2, ttl_dns_cache=300)
-            self._session = aiohttp.ClientSession(connector=connector, auto_decompress=True)
+            policy = OutboundPolicy(allow_private=self.config.allow_private_networks)
+            self._session = guarded_session(policy, limit=self.config.crawl_concurrency * 2)
         return self._session
 
     def _parse_pool(self) -> Executor | None:

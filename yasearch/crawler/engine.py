@@ -67,7 +67,9 @@ class Crawler:
             sock_connect=settings.connect_timeout,
             sock_read=settings.read_timeout,
         )
-        self._robots = RobotsCache(session, settings.user_agent, timeout=robots_timeout)
+        self._robots = RobotsCache(
+            session, settings.user_agent, timeout=robots_timeout, url_allowed=settings.outbound.url_allowed
+        )
 
         self._state = "idle"
         self._gate = asyncio.Event()  # set = running, clear = paused

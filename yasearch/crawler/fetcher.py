@@ -3,6 +3,7 @@
 Failure reasons are short stable strings because they are counted per job and shown
 in the UI: ``dns``, ``refused``, ``timeout``, ``http_<code>`` (exact status, e.g.
 ``http_404``, ``http_500``), ``too_many_redirects``, ``bad_url``, ``bad_encoding``,
+``blocked`` (an address the outbound policy refuses: loopback, private, ...),
 ``error``; and the *skip* reasons ``not_html`` and ``robots`` (see :data:`SKIP_REASONS`).
 """
 
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
+from .outbound import is_blocked
 from .types import CrawlerSettings
 from .urls import canonicalize
 
@@ -55,6 +57,8 @@ HopCheck = Callable[[str], Awaitable[bool]]
 
 def classify_exception(exc: BaseException) -> str:
     """Map a client exception onto a short failure reason."""
+    if is_blocked(exc):
+        return "blocked"
     if isinstance(exc, aiohttp.ClientConnectorDNSError):
         return "dns"
     if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError, TimeoutError)):
@@ -92,10 +96,26 @@ async def fetch(
     """Fetch ``url``; the result's ``reason`` says why it is not a usable page.
 
     Redirects are followed by hand so that every hop is canonicalised and can be
-    vetted by ``hop_allowed`` (robots.txt and URL rules of the target), which
-    aiohttp's automatic redirects would bypass.
+    vetted by ``hop_allowed`` (robots.txt and URL rules of the target) and by the
+    outbound policy, which aiohttp's automatic redirects would bypass. The whole
+    fetch runs under ``settings.fetch_deadline``.
     """
     result = FetchResult(url=url, final_url=url)
+    try:
+        async with asyncio.timeout(settings.fetch_deadline):
+            return await _fetch(session, url, settings, hop_allowed, result)
+    except TimeoutError:
+        result.reason = "timeout"
+        return result
+
+
+async def _fetch(
+    session: aiohttp.ClientSession,
+    url: str,
+    settings: CrawlerSettings,
+    hop_allowed: HopCheck | None,
+    result: FetchResult,
+) -> FetchResult:
     timeout = aiohttp.ClientTimeout(
         total=None, sock_connect=settings.connect_timeout, sock_read=settings.read_timeout
     )
@@ -103,6 +123,10 @@ async def fetch(
     current = url
     try:
         for hop in range(settings.max_redirects + 1):
+            if not settings.outbound.url_allowed(current):
+                result.final_url = current
+                result.reason = "blocked"
+                return result
             async with session.get(
                 current, headers=headers, allow_redirects=False, timeout=timeout
             ) as resp:

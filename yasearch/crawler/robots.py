@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
@@ -81,6 +82,7 @@ class RobotsCache:
         failure_ttl: float = 60.0,
         timeout: aiohttp.ClientTimeout | None = None,
         max_bytes: int = MAX_ROBOTS_BYTES,
+        url_allowed: Callable[[str], bool] = lambda _url: True,
     ) -> None:
         self._session = session
         self._user_agent = user_agent
@@ -88,6 +90,7 @@ class RobotsCache:
         self._failure_ttl = failure_ttl
         self._timeout = timeout or aiohttp.ClientTimeout(total=30, sock_connect=10, sock_read=20)
         self._max_bytes = max_bytes
+        self._url_allowed = url_allowed  # the outbound policy (IP literals; names: the resolver)
         self._cache: dict[str, RobotsRules] = {}
         self._inflight: dict[str, asyncio.Future[RobotsRules]] = {}
 
@@ -124,6 +127,8 @@ class RobotsCache:
         headers = {"User-Agent": self._user_agent, "Accept": "text/plain,*/*;q=0.5"}
         try:
             for _ in range(MAX_ROBOTS_REDIRECTS + 1):
+                if not self._url_allowed(url):
+                    return self._blanket(False, self._failure_ttl, "blocked")
                 async with self._session.get(
                     url, headers=headers, allow_redirects=False, timeout=self._timeout
                 ) as resp:

@@ -7,6 +7,8 @@ from collections import Counter, deque
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .outbound import OutboundPolicy
+
 
 @dataclass
 class CrawlSpec:
@@ -43,6 +45,11 @@ class CrawlerSettings:
     read_timeout: float = 20.0
     max_body_bytes: int = 5 * 1024 * 1024
     max_redirects: int = 5
+    #: Seconds one fetch may take in all (redirects, headers, body): a server that
+    #: drips a byte just before each read timeout cannot hold a worker forever.
+    fetch_deadline: float = 30.0
+    #: Which addresses may be reached: public ones only unless the caller says so.
+    outbound: OutboundPolicy = field(default_factory=OutboundPolicy)
 
 
 @dataclass

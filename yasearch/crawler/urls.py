@@ -53,9 +53,8 @@ def canonicalize(url: str, base: str | None = None) -> str | None:
             host = f"[{host}]"
         port = parts.port
         netloc = host if port is None or port == _DEFAULT_PORTS[scheme] else f"{host}:{port}"
-        if parts.username is not None:
-            userinfo = parts.username + (f":{parts.password}" if parts.password is not None else "")
-            netloc = f"{userinfo}@{netloc}"
+        # user:password@ is dropped: credentials found in a link must never be
+        # sent, stored, shown in results or published to other peers.
         path = parts.path or "/"
         result = urlunsplit((scheme, netloc, path, parts.query, ""))
     except (ValueError, UnicodeError) as exc:
