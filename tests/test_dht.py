@@ -243,7 +243,7 @@ async def test_timed_out_peer_is_not_relearned_from_later_replies(cluster: Clust
 
     upstream = await NodeSpiderCrawl(a.protocol, target, [nb, nc], 20, 3).find()
     assert b.node_id in {n.id for n in upstream}, "upstream should return the dead peer"
-    a.protocol._dead.clear()  # forget what the first crawl taught A, to test the crawl itself
+    a.protocol.dead.clear()  # forget what the first crawl taught A, to test the crawl itself
     ours = await LiveNodeSpiderCrawl(a.protocol, target, [nb, nc], 20, 3).find()
     assert {n.id for n in ours} == {c.node_id, d.node_id}
 
