@@ -95,11 +95,8 @@ class DhtProtocol(KademliaProtocol):
         """Cancel background tasks and fail outstanding RPCs, so nothing waits on a closed socket."""
         for task in list(self._tasks):
             task.cancel()
-        for fut, timer in list(self._outstanding.values()):
-            timer.cancel()
-            if not fut.done():
-                fut.set_result((False, None))
-        self._outstanding.clear()
+        for msg_id in list(self._outstanding):
+            self._settle(msg_id, (False, None))
         for handle in self._retransmits.values():
             handle.cancel()
         self._retransmits.clear()
@@ -317,7 +314,9 @@ class DhtProtocol(KademliaProtocol):
         if self.transport is not None:
             self.transport.sendto(b"\x01" + msg_id + payload, address)
 
-    def _accept_response(self, msg_id: bytes, data: Any, address: Any) -> None:
+    def _settle(self, msg_id: bytes, result: tuple[bool, Any]) -> None:
+        """Resolve an outstanding request once, by its reply or its timeout, whichever
+        comes first; the other one (and a pending retransmit) then finds nothing to do."""
         retx = self._retransmits.pop(msg_id, None)
         if retx is not None:
             retx.cancel()
@@ -327,16 +326,11 @@ class DhtProtocol(KademliaProtocol):
         future, timer = entry
         timer.cancel()
         if not future.done():
-            future.set_result((True, data))
+            future.set_result(result)
+
+    def _accept_response(self, msg_id: bytes, data: Any, address: Any) -> None:
+        self._settle(msg_id, (True, data))
 
     def _timeout(self, msg_id: bytes) -> None:
         """Upstream logs every timeout at ERROR and crashes on a cancelled future."""
-        retx = self._retransmits.pop(msg_id, None)
-        if retx is not None:
-            retx.cancel()
-        entry = self._outstanding.pop(msg_id, None)
-        if entry is None:
-            return
-        future, _timer = entry
-        if not future.done():
-            future.set_result((False, None))
+        self._settle(msg_id, (False, None))
