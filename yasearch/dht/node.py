@@ -138,10 +138,7 @@ class DhtNode:
             except asyncio.CancelledError:
                 pass
             self._maintenance_task = None
-        try:
-            self.save_neighbours()
-        except OSError as e:
-            log.warning("could not save DHT neighbours: %s", e)
+        await self.save_neighbours()
         proto = self.protocol
         tasks = list(proto._tasks)
         self.server.stop()
@@ -237,10 +234,17 @@ class DhtNode:
 
     def http_url_for(self, node: Node) -> str:
         """Where the HTTP API of a DHT contact is (its advertised URL or ``http://ip:port``)."""
-        info = self.protocol.infos.get(node.id, {}) if self.server else {}
+        info = self.info_of(node.id) or {}
         return resolve_http_url(info.get("http_url"), node.ip, node.port)
 
     # -- peer info ------------------------------------------------------------------------
+
+    def info_of(self, node_id: bytes) -> dict[str, Any] | None:
+        """The last validated info record peer ``node_id`` sent us; None if it sent none
+        (yet) or the node is not running. The cached record itself: do not modify it."""
+        if self.server is None or self.server.protocol is None:
+            return None
+        return self.protocol.infos.get(node_id)
 
     def known_peers(self) -> list[PeerInfo]:
         """Other peers in the routing table that are not recently dead, with their info.
@@ -253,7 +257,7 @@ class DhtNode:
         for n in proto.router.contacts():
             if proto.is_recently_dead(n.id):
                 continue
-            info = proto.infos.get(n.id)
+            info = self.info_of(n.id)
             peers.append(
                 PeerInfo(
                     node_id=n.id.hex(),
@@ -325,17 +329,21 @@ class DhtNode:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         atomic_write(self.neighbours_path, data)
 
-    def save_neighbours(self) -> bool:
+    async def save_neighbours(self) -> None:
         """Write the routing table's contacts (live ones first) for the next start.
 
         An empty table does not overwrite an earlier file: after a network outage the
-        old neighbours are still the best way back in. Returns whether it wrote.
+        old neighbours are still the best way back in. The document is built on the
+        event loop (the table is not thread-safe); the write and its fsync run in a
+        thread. A failed write is logged, not raised: the DHT works without the file.
         """
         data = self._neighbours_doc()
         if data is None:
-            return False
-        self._write_neighbours(data)
-        return True
+            return
+        try:
+            await asyncio.to_thread(self._write_neighbours, data)
+        except OSError as e:
+            log.warning("could not save DHT neighbours: %s", e)
 
     def load_neighbours(self) -> list[tuple[str, int]]:
         """Addresses saved by :meth:`save_neighbours`; a damaged file is ignored (logged)."""
@@ -408,9 +416,7 @@ class DhtNode:
                     await self.refresh_info()
                 if now >= next_save:
                     next_save = now + self.save_interval
-                    data = self._neighbours_doc()
-                    if data is not None:  # fsync off the event loop
-                        await asyncio.to_thread(self._write_neighbours, data)
+                    await self.save_neighbours()
             except asyncio.CancelledError:
                 raise
             except Exception:
