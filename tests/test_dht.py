@@ -243,7 +243,7 @@ async def test_timed_out_peer_is_not_relearned_from_later_replies(cluster: Clust
 
     upstream = await NodeSpiderCrawl(a.protocol, target, [nb, nc], 20, 3).find()
     assert b.node_id in {n.id for n in upstream}, "upstream should return the dead peer"
-    a.protocol._dead.clear()  # forget what the first crawl taught A, to test the crawl itself
+    a.protocol.dead.clear()  # forget what the first crawl taught A, to test the crawl itself
     ours = await LiveNodeSpiderCrawl(a.protocol, target, [nb, nc], 20, 3).find()
     assert {n.id for n in ours} == {c.node_id, d.node_id}
 
@@ -363,8 +363,27 @@ async def test_node_without_neighbours_or_bootstrap_is_a_network_of_one(tmp_path
         assert node.port > 0
         assert await node.bootstrap([]) == 0
         assert [n.id for n in await node.closest_peers(b"\xff" * 20, 3)] == [bytes(20)]
-        assert node.known_peers() == []
+        assert node.known_peers() == [] and node.info_of(bytes(20)) is None
+    assert node.info_of(bytes(20)) is None  # stopped: no records, no error
     assert not (tmp_path / "neighbours.json").exists()  # nothing to save: no file
+
+
+async def test_save_neighbours_while_running_and_a_failed_write_is_only_logged(
+    cluster: Cluster, caplog: pytest.LogCaptureFixture
+) -> None:
+    nodes = await cluster.grow(3)
+    x = nodes[1]
+    await x.save_neighbours()
+    saved = json.loads((x.data_dir / "neighbours.json").read_text())
+    assert sorted(e["port"] for e in saved["neighbours"]) == sorted(n.port for n in nodes if n is not x)
+
+    blocker = cluster.tmp_path / "not-a-dir"
+    blocker.write_text("")
+    y = nodes[2]
+    y.data_dir = blocker / "sub"  # mkdir fails: the peer must keep running
+    await y.save_neighbours()
+    assert "could not save DHT neighbours" in caplog.text
+    await y.stop()  # stop saves too, and must not raise either
 
 
 async def test_unreachable_bootstrap_addresses_do_not_fail_start(tmp_path: Path) -> None:
@@ -421,12 +440,12 @@ async def test_hostile_peer_info_is_bounded_and_validated(cluster: Cluster) -> N
     }
     ok, answer = await a.protocol.peer_info((LOOP, b.port), a.node_id, hostile)
     assert ok and answer["name"] == f"peer-{b.node_id.hex()[:6]}"
-    assert b.protocol.infos[a.node_id] == {"name": "AB" * 32, "stats": {"ok": 5}}
+    assert b.info_of(a.node_id) == {"name": "AB" * 32, "stats": {"ok": 5}}
     pa = {p.node_id: p for p in b.known_peers()}[a.node_id.hex()]
     assert pa.http_url == f"http://{LOOP}:{a.port}" and pa.documents == 0
     # a malformed call gets a null answer, is not cached, and the node keeps working
     ok, answer = await a.protocol.peer_info((LOOP, b.port), b"short", {"name": "x"})
-    assert answer is None and b"short" not in b.protocol.infos
+    assert answer is None and b.info_of(b"short") is None
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.sendto(b"\x00" + bytes(20) + b"\xc1garbage", (LOOP, b.port))
         s.sendto(b"\x00" + bytes(20) + b"\x92\xa4ping\x91\x01", (LOOP, b.port))  # ["ping", [1]]

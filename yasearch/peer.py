@@ -391,12 +391,7 @@ class Peer:
         must still find its way back in without --bootstrap (the DHT's own periodic
         save comes only every few minutes)."""
         assert self.dht is not None
-        try:
-            data = self.dht._neighbours_doc()
-            if data is not None:  # fsync off the event loop
-                await asyncio.to_thread(self.dht._write_neighbours, data)
-        except OSError as e:
-            log.warning("could not save DHT neighbours: %s", e)
+        await self.dht.save_neighbours()
 
     async def _upkeep(self, interval: float = 60.0) -> None:
         """Periodic republishing (keeps our postings alive on their holders) and
@@ -493,9 +488,8 @@ class Peer:
         two queries."""
         docs, total = self.index.doc_count(), self._total_length
         if self.dht is not None and self.dht.running:
-            infos = self.dht.protocol.infos
             for node in self.stable_members():
-                info = infos.get(node)
+                info = self.dht.info_of(node)
                 if not info:
                     continue
                 docs += int(info.get("documents", 0))
