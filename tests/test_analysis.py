@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from yasearch.analysis import analyze, doc_id, make_analyzer, term_key
+from yasearch.analysis import TOKEN_RE, analyze, analyze_positions, doc_id, make_analyzer, term_key, term_of
 
 SAMPLES = [
     "The Quick brown foxes were RUNNING over the lazy dogs' houses, didn't they?",
@@ -31,6 +31,26 @@ def test_fast_analyze_matches_on_random_text() -> None:
     for _ in range(200):
         text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 300)))
         assert analyze(text) == whoosh_terms(text), text
+
+
+def test_positions_match_whoosh_chain() -> None:
+    """analyze_positions: the terms of analyze(), numbered as Whoosh's StopFilter(renumber=True) does."""
+    rng = random.Random(11)
+    alphabet = "abcdefghijklmnopqrstuvwxyzABCÉßø0123456789 .,-_'\"/:;!?\n"
+    texts = SAMPLES + ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 300))) for _ in range(100)]
+    for text in texts:
+        terms, first = analyze_positions(text)
+        ref = [(t.text, t.pos) for t in make_analyzer()(text, positions=True)]
+        assert terms == analyze(text) == [t for t, _ in ref], text
+        assert [first + i for i in range(len(terms))] == [p for _, p in ref], text
+
+
+def test_token_pattern_is_the_analyzers() -> None:
+    """TOKEN_RE cuts text exactly where the Whoosh analyzer's tokenizer does."""
+    tokenizer = make_analyzer().items[0]
+    for text in SAMPLES:
+        assert TOKEN_RE.findall(text) == [t.text for t in tokenizer(text)], text
+        assert [term_of(tok) for tok in TOKEN_RE.findall(text) if term_of(tok)] == analyze(text)
 
 
 def test_keys_are_sha1() -> None:

@@ -7,8 +7,7 @@ import random
 
 from whoosh.fields import TEXT
 
-from yasearch import index as yindex
-from yasearch.analysis import analyze
+from yasearch.index import fastpath, make_schema
 from yasearch.ranking import document_length
 from yasearch.records import Document
 
@@ -34,9 +33,9 @@ def _whoosh(field: TEXT, value: str) -> list[tuple[bytes, int, float, bytes]]:
 
 
 def _fast(field: TEXT, value: str) -> list[tuple[bytes, int, float, bytes]]:
-    fast = yindex._fast_schema(yindex.make_schema())
-    name = next(n for n, f in yindex.make_schema().items() if f == field and isinstance(f, TEXT))
-    yindex._forget_analyzed()
+    fast = fastpath.fast_schema(make_schema())
+    name = next(n for n, f in make_schema().items() if f == field and isinstance(f, TEXT))
+    fastpath.forget_analyzed()
     return sorted(fast[name].index(value))
 
 
@@ -47,42 +46,37 @@ def _corpus() -> list[str]:
 
 
 def test_fast_path_is_enabled_for_the_shipped_analyzer() -> None:
-    assert yindex._fast_analysis_ok()
-    fast = yindex._fast_schema(yindex.make_schema())
-    assert isinstance(fast["body"], yindex._FastText)
-    assert isinstance(fast["url_terms"], yindex._FastText)  # Frequency format
-    assert not isinstance(fast["doc_id"], yindex._FastText)
+    assert fastpath.fast_analysis_ok()
+    fast = fastpath.fast_schema(make_schema())
+    assert isinstance(fast["body"], fastpath.FastText)
+    assert isinstance(fast["url_terms"], fastpath.FastText)  # Frequency format
+    assert not isinstance(fast["doc_id"], fastpath.FastText)
 
 
 def test_fast_index_equals_whoosh_positions_and_frequency() -> None:
-    schema = yindex.make_schema()
-    fast = yindex._fast_schema(schema)
+    schema = make_schema()
+    fast = fastpath.fast_schema(schema)
     for name in ("body", "url_terms"):
         for text in _corpus():
-            yindex._forget_analyzed()
+            fastpath.forget_analyzed()
             assert sorted(fast[name].index(text)) == sorted(TEXT.index(schema[name], text)), (name, text)
-
-
-def test_fast_terms_equal_analyze() -> None:
-    for text in _corpus():
-        assert yindex._fast_terms(text)[0] == analyze(text), text
 
 
 def test_document_length_matches_ranking() -> None:
     for text in _corpus():
         doc = Document(doc_id="x", url="http://h/", host="h", title=text[:30], headings=text[5:60],
                        body=text, description=text[::-1])
-        yindex._forget_analyzed()
-        assert yindex._document_length(doc) == document_length(doc)
+        fastpath.forget_analyzed()
+        assert fastpath.document_length(doc) == document_length(doc)
 
 
 def test_fast_schema_pickles_as_plain_text() -> None:
-    fast = yindex._fast_schema(yindex.make_schema())
+    fast = fastpath.fast_schema(make_schema())
     blob = pickle.dumps(fast, 2)
     assert b"_FastText" not in blob
     back = pickle.loads(blob)
     assert type(back["body"]) is TEXT
-    ref = yindex.make_schema()
+    ref = make_schema()
     assert back.names() == ref.names()
     for name in ref.names():  # (Whoosh's ID fields never compare equal, so compare the TEXT ones)
         assert type(back[name]) is type(ref[name])

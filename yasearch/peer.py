@@ -450,25 +450,9 @@ class Peer:
 
     async def verify_documents(self, doc_ids: list[str], terms: list[str], phrases: list[list[str]]) -> dict[str, dict[str, str]]:
         """Which of these local documents contain every phrase, with a snippet each."""
-        from whoosh.query import And
+        from yasearch.search import verify_documents
 
-        from yasearch.search import _phrase_anywhere
-        from yasearch.snippets import make_snippet
-
-        def run(view: Any) -> dict[str, dict[str, str]]:
-            docnums = {d: n for d in doc_ids if (n := view.docnum_of(d)) is not None}
-            if phrases and docnums:
-                q = And([_phrase_anywhere(p) for p in phrases]) if len(phrases) > 1 else _phrase_anywhere(phrases[0])
-                ok = view.docnums(q)
-                docnums = {d: n for d, n in docnums.items() if n in ok}
-            out = {}
-            for d, n in docnums.items():
-                f = view.stored(n)
-                plain, _html = make_snippet(f.get("body", ""), terms, fallback=f.get("description", ""))
-                out[d] = {"snippet": plain}
-            return out
-
-        return await self.index.run_read(run)
+        return await verify_documents(self.index, doc_ids, terms, phrases)
 
     def http_url_of(self, peer_id: str) -> str | None:
         """The HTTP URL of a known peer, by node ID (hex)."""

@@ -82,7 +82,8 @@ def _any_field(term: str) -> Query:
     return Or([Term(f, term) for f in _TERM_FIELDS])
 
 
-def _phrase_anywhere(words: list[str]) -> Query:
+def phrase_anywhere(words: list[str]) -> Query:
+    """Documents with the analyzed ``words`` as a phrase in any text field."""
     return Or([Phrase(f, words) for f in PHRASE_FIELDS])
 
 
@@ -116,7 +117,7 @@ def language_query(languages: list[str]) -> Query:
 def build_query(parsed: ParsedQuery) -> Query | None:
     """The Whoosh query selecting candidates; None if nothing positive to match."""
     required: list[Query] = [_any_field(t) for t in parsed.terms]
-    required += [_phrase_anywhere(p) for p in parsed.phrases]
+    required += [phrase_anywhere(p) for p in parsed.phrases]
     if parsed.sites:
         required.append(site_query(parsed.sites))
     if not required:
@@ -125,7 +126,7 @@ def build_query(parsed: ParsedQuery) -> Query | None:
         required.append(language_query(parsed.languages))
     q: Query = required[0] if len(required) == 1 else And(required)
     negative: list[Query] = [_any_field(t) for t in parsed.excluded]
-    negative += [_phrase_anywhere(p) for p in parsed.excluded_phrases]
+    negative += [phrase_anywhere(p) for p in parsed.excluded_phrases]
     if parsed.excluded_sites:
         negative.append(site_query(parsed.excluded_sites))
     if parsed.excluded_languages:
@@ -135,9 +136,14 @@ def build_query(parsed: ParsedQuery) -> Query | None:
     return q
 
 
+def _snippet(stored: dict[str, Any], terms: list[str]) -> tuple[str, str]:
+    """(plain, html) snippet of a stored document: its body, else its description."""
+    return make_snippet(stored.get("body", ""), terms, fallback=stored.get("description", ""))
+
+
 def _hit(view: ReadView, docnum: int, score: float, terms: list[str]) -> SearchHit:
     f: dict[str, Any] = view.stored(docnum)
-    plain, marked = make_snippet(f.get("body", ""), terms, fallback=f.get("description", ""))
+    plain, marked = _snippet(f, terms)
     return SearchHit(
         url=f["url"],
         title=f.get("title") or f["url"],
@@ -207,3 +213,24 @@ async def search_local(index: LocalIndex, parsed: ParsedQuery, *, limit: int = 1
         peers={"asked": 0, "answered": 0, "failed": 0},
         facets=facets,
     )
+
+
+async def verify_documents(
+    index: LocalIndex, doc_ids: list[str], terms: list[str], phrases: list[list[str]]
+) -> dict[str, dict[str, str]]:
+    """Which of these local documents contain every phrase, with a snippet each.
+
+    Remote peers ask this for documents a network search found by their terms:
+    only the holder of a document can check a phrase (postings have no
+    positions), and only it has the text for a snippet.
+    """
+
+    def run(view: ReadView) -> dict[str, dict[str, str]]:
+        docnums = {d: n for d in doc_ids if (n := view.docnum_of(d)) is not None}
+        if phrases and docnums:
+            q = And([phrase_anywhere(p) for p in phrases]) if len(phrases) > 1 else phrase_anywhere(phrases[0])
+            ok = view.docnums(q)
+            docnums = {d: n for d, n in docnums.items() if n in ok}
+        return {d: {"snippet": _snippet(view.stored(n), terms)[0]} for d, n in docnums.items()}
+
+    return await index.run_read(run)

@@ -5,6 +5,8 @@ should highlight "runs"), but running the full analyzer over every word of a
 100 KB body for ten results would dominate query time. So a cheap regex first
 finds words that *could* stem to a query term (they start with most of the
 term), and only those are confirmed with the analyzer, once per distinct word.
+Words are cut with the analyzer's own token pattern (:data:`~yasearch.analysis.TOKEN_RE`),
+so a snippet word is exactly an index token.
 
 The HTML form escapes every piece of page text with :func:`html.escape`; the
 only markup in it is our own ``<mark>``, so it is safe to embed.
@@ -16,26 +18,13 @@ import html
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import lru_cache
 
-from whoosh.analysis import RegexTokenizer
-
-from yasearch.analysis import analyze, make_analyzer
+from yasearch.analysis import TOKEN_RE, analyze
 
 _SPACE = re.compile(r"\s+")
 ELLIPSIS = "\u2026"
 #: Hits beyond this many are ignored when choosing a window (pathological pages).
 MAX_HITS = 1000
-
-
-@lru_cache(maxsize=1)
-def _token_pattern() -> str:
-    """The shared analyzer's own token regex, so snippet words are index tokens."""
-    analyzer = make_analyzer()
-    for item in getattr(analyzer, "items", [analyzer]):
-        if isinstance(item, RegexTokenizer):
-            return item.expression.pattern
-    return r"\w+(\.?\w+)*"
 
 
 @dataclass(frozen=True)
@@ -61,7 +50,7 @@ def _find_hits(text: str, terms: frozenset[str]) -> list[_Hit]:
     # case-insensitive one with lookbehinds at every position; the token-start
     # checks are done only where a prefix occurs.
     search = re.compile("|".join(re.escape(p) for p in prefixes)).search
-    token_at = _token_re().match
+    token_at = TOKEN_RE.match
     memo: dict[str, frozenset[str]] = {}
     hits: list[_Hit] = []
     pos = 0
@@ -91,17 +80,12 @@ def _find_hits(text: str, terms: frozenset[str]) -> list[_Hit]:
 _WORD_CHAR = re.compile(r"\w")
 
 
-@lru_cache(maxsize=1)
-def _token_re() -> re.Pattern[str]:
-    return re.compile(_token_pattern())
-
-
 def _find_hits_slow(text: str, terms: frozenset[str]) -> list[_Hit]:
     if not text or not terms:
         return []
     prefixes = sorted({_prefix(t) for t in terms}, key=len, reverse=True)
     candidate = re.compile(
-        r"(?<!\w)(?<!\w\.)(?=(?:" + "|".join(re.escape(p) for p in prefixes) + "))" + _token_pattern(),
+        r"(?<!\w)(?<!\w\.)(?=(?:" + "|".join(re.escape(p) for p in prefixes) + "))" + TOKEN_RE.pattern,
         re.IGNORECASE,
     )
     memo: dict[str, frozenset[str]] = {}

@@ -33,9 +33,7 @@ import threading
 from collections import Counter
 from typing import TYPE_CHECKING
 
-from whoosh.analysis.tokenizers import default_pattern
-
-from yasearch.analysis import analyze
+from yasearch.analysis import TOKEN_RE, analyze, term_of
 
 if TYPE_CHECKING:
     from yasearch.index import LocalIndex, ReadView
@@ -54,7 +52,6 @@ SAMPLE_DOCS = 6
 FORMS_CACHE_MAX = 20_000
 RESULTS_CACHE_MAX = 5_000
 
-_TOKEN_RE = re.compile(default_pattern.pattern.replace("(\\.?", "(?:\\.?"), default_pattern.flags)
 #: The word being typed: what follows the last space, after any operator characters.
 _LAST_WORD = re.compile(r'^(?P<head>.*?)(?P<lead>[-+"(]*)(?P<word>[^\s"()]+)$', re.S)
 _WORD = re.compile(r"^\w+$")
@@ -140,8 +137,8 @@ class Suggester:
             return hit[1]
         forms: Counter[str] = Counter()
         for title in view.title_samples(stem, SAMPLE_DOCS):
-            for tok in _TOKEN_RE.findall(title):
-                if analyze(tok) == [stem]:
+            for tok in TOKEN_RE.findall(title):
+                if term_of(tok) == stem:
                     forms[tok.lower()] += 1
         with self._lock:
             if len(self._forms) >= FORMS_CACHE_MAX:

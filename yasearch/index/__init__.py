@@ -1,0 +1,33 @@
+"""The local inverted index: Whoosh on disk, written by one thread, read by a pool.
+
+One job per module, imports only downward (each from the ones above it):
+
+* :mod:`.schema` - the Whoosh schema and the field groups (posting, phrase);
+* :mod:`.fastpath` - postings from :func:`yasearch.analysis.analyze_positions`
+  instead of Whoosh's analyzer chain (same terms and positions, ~5x faster);
+* :mod:`.codec` - Whoosh codec and posting-pool tweaks for write speed;
+* :mod:`.reader` - :class:`ReadView`, one reader thread's view of a commit;
+* :mod:`.writer` - the writer thread's state, commits and crash safety;
+* :mod:`.local` - the :class:`LocalIndex` facade the rest of yasearch uses.
+"""
+
+from yasearch.index.local import IndexClosedError, LocalIndex
+from yasearch.index.reader import ReadView
+from yasearch.index.schema import (
+    MAX_STORED_BODY_CHARS,
+    PHRASE_FIELDS,
+    POSTING_FIELDS,
+    host_parts,
+    make_schema,
+)
+
+__all__ = [
+    "IndexClosedError",
+    "LocalIndex",
+    "MAX_STORED_BODY_CHARS",
+    "PHRASE_FIELDS",
+    "POSTING_FIELDS",
+    "ReadView",
+    "host_parts",
+    "make_schema",
+]

@@ -1,0 +1,137 @@
+"""The writer's fast analysis path: postings without Whoosh's generator chain.
+
+Whoosh analyzes text through a chain of generators (tokenizer | lowercase |
+stop | stem) that yields one mutable Token per word: about 4 us per token,
+which made analysis ~60% of indexing time, and ranking.document_length ran it
+a second time for BM25's |d|. :func:`yasearch.analysis.analyze_positions`
+computes exactly the same terms and positions in one flat loop (~5x faster),
+and the writer analyzes each field once for both the postings and the length.
+It is only used when the schema's analyzer is configured exactly as
+analysis.make_analyzer() builds it (checked, see :func:`fast_analysis_ok`);
+tests/test_fast_index.py checks term-for-term equality with Whoosh's chain.
+"""
+
+from __future__ import annotations
+
+import copyreg
+import pickle
+import threading
+from typing import Any
+
+from whoosh.fields import TEXT, Schema
+from whoosh.formats import Frequency, Positions
+from whoosh.system import pack_uint
+
+from yasearch.analysis import analyze_positions, is_standard_analyzer, make_analyzer
+from yasearch.ranking import TEXT_FIELDS, document_length as _ranking_document_length
+from yasearch.records import Document
+
+_fast_ok: bool | None = None
+
+
+def fast_analysis_ok() -> bool:
+    """The shipped analyzer is the one :func:`analyze_positions` reproduces."""
+    global _fast_ok
+    if _fast_ok is None:
+        _fast_ok = is_standard_analyzer(make_analyzer())
+    return _fast_ok
+
+
+_local = threading.local()
+
+
+def _analyzed(text: str) -> tuple[list[str], int]:
+    """analyze_positions with a per-thread memo of the last few texts (one document's fields)."""
+    memo: dict[str, tuple[list[str], int]] | None = getattr(_local, "memo", None)
+    if memo is None:
+        memo = _local.memo = {}
+    hit = memo.get(text)
+    if hit is None:
+        if len(memo) >= 16:
+            memo.clear()
+        hit = memo[text] = analyze_positions(text)
+    return hit
+
+
+def forget_analyzed() -> None:
+    """Drop this thread's memo (after each document: its texts will not come again)."""
+    memo = getattr(_local, "memo", None)
+    if memo:
+        memo.clear()
+
+
+class FastText(TEXT):
+    """A TEXT field whose ``index()`` uses :func:`analyze_positions`.
+
+    Only ever lives in a writer's private copy of the schema; it pickles as a
+    plain ``TEXT``, so the schema on disk is unchanged.
+    """
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        # what pickle protocols 0/1 emit for a plain TEXT: class + __dict__
+        return (copyreg._reconstructor, (TEXT, object, None), dict(self.__dict__))
+
+    def index(self, value: Any, **kwargs: Any) -> Any:
+        if not isinstance(value, str) or kwargs:
+            return TEXT.index(self, value, **kwargs)
+        terms, first = _analyzed(value)
+        fmt = self.format
+        fb = fmt.field_boost
+        if type(fmt) is Positions:
+            poses: dict[str, list[int]] = {}
+            for pos, term in enumerate(terms, first):
+                lst = poses.get(term)
+                if lst is None:
+                    poses[term] = [pos]
+                else:
+                    lst.append(pos)
+            return [
+                (term.encode("utf-8"), len(lst), len(lst) * fb, _encode_positions(lst))
+                for term, lst in poses.items()
+            ]
+        freqs: dict[str, int] = {}
+        for term in terms:
+            freqs[term] = freqs.get(term, 0) + 1
+        return [(term.encode("utf-8"), n, n * fb, pack_uint(n)) for term, n in freqs.items()]
+
+
+def _encode_positions(poslist: list[int]) -> bytes:
+    """whoosh.formats.Positions.encode, inlined; single positions (most terms) cached."""
+    if len(poslist) == 1:
+        pos = poslist[0]
+        enc = _SINGLE_POSITIONS.get(pos)
+        if enc is None:
+            enc = _SINGLE_POSITIONS[pos] = pack_uint(1) + pickle.dumps([pos], 2)
+        return enc
+    deltas = [poslist[0]]
+    deltas += [b - a for a, b in zip(poslist, poslist[1:])]
+    return pack_uint(len(deltas)) + pickle.dumps(deltas, 2)
+
+
+_SINGLE_POSITIONS: dict[int, bytes] = {}
+
+
+def fast_schema(schema: Schema) -> Schema:
+    """A copy of ``schema`` with its TEXT fields indexed by :class:`FastText`."""
+    if not fast_analysis_ok():
+        return schema
+    fields: dict[str, Any] = {}
+    changed = False
+    for name, f in schema.items():
+        if (
+            type(f) is TEXT and type(f.format) in (Positions, Frequency) and not f.vector
+            and not f.separate_spelling() and is_standard_analyzer(f.analyzer)
+        ):
+            fast = FastText.__new__(FastText)
+            fast.__dict__.update(f.__dict__)
+            f = fast
+            changed = True
+        fields[name] = f
+    return Schema(**fields) if changed else schema
+
+
+def document_length(doc: Document) -> int:
+    """ranking.document_length, computed with the writer's (memoized) fast analysis."""
+    if not fast_analysis_ok():
+        return _ranking_document_length(doc)
+    return sum(len(_analyzed(getattr(doc, name) or "")[0]) for name, _ in TEXT_FIELDS)

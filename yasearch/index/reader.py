@@ -1,0 +1,369 @@
+"""Reading the local index: one :class:`ReadView` per reader thread and commit.
+
+Whoosh readers are not documented as thread-safe, so each reader thread keeps
+its own searcher, refreshed only after a commit. Scores never come from
+Whoosh: :meth:`ReadView.postings` returns the same
+:class:`~yasearch.records.Posting` records remote peers send, and
+:mod:`yasearch.ranking` scores both alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from whoosh.codec.whoosh3 import W3LeafMatcher
+from whoosh.matching.wrappers import FilterMatcher
+from whoosh.query import And, Or, Term
+from whoosh.reading import TermNotFound
+from whoosh.searching import Searcher
+
+from yasearch.index.schema import POSTING_FIELDS, TF_FIELDS
+from yasearch.ranking import CollectionStats
+from yasearch.records import DocRecord, Posting
+
+
+
+#: Posting lists of at most this many entries are memoized per read view (and
+#: so per reader thread, until the next commit), up to this many entries in
+#: all (~100 bytes each: ~20 MB per reader thread at most).
+_PAIRS_MEMO_MAX_LEN = 20_000
+_PAIRS_MEMO_BUDGET = 200_000
+
+
+class ReadView:
+    """One thread's view of one committed index generation.
+
+    Only ever used from the reader thread that created it. Search code gets one
+    through :meth:`LocalIndex.run_read` and may use :attr:`searcher` directly
+    to evaluate Whoosh queries for candidate selection.
+    """
+
+    def __init__(self, searcher: Searcher, generation: int, length_cache: dict[tuple[str, int], int]) -> None:
+        self.searcher = searcher
+        self.generation = generation
+        self._length_cache = length_cache
+        self._setup()
+
+    def _setup(self) -> None:
+        self.reader = self.searcher.reader()
+        if self.reader.doc_count_all() == 0:
+            # An empty index has no column files; Whoosh raises rather than return nothing.
+            self._doc_ids: Any = []
+            self._urls: Any = []
+            self._lengths: Any = []
+        else:
+            self._doc_ids = self.reader.column_reader("doc_id")
+            self._urls = self.reader.column_reader("url")
+            self._lengths = self.reader.column_reader("length")
+        self._leaves = list(self.reader.leaf_readers())
+        # column reads cost microseconds each and a query reads the same docs many times
+        self._doc_id_memo: dict[int, str] = {}
+        self._length_memo: dict[int, int] = {}
+        self._pairs_memo: dict[tuple[str, str], list[tuple[int, float]]] = {}
+        self._pairs_memo_size = 0
+        self._df: dict[str, int] = {}
+        self._total_length: int | None = None
+
+    def refreshed(self, ix: Any, generation: int) -> "ReadView":
+        """This view moved to the latest commit.
+
+        A fresh searcher rather than ``Searcher.refresh()``: the latter reuses
+        segment readers by segment identity and can keep a stale deletion set
+        after a delete-only commit.
+        """
+        if generation != self.generation:
+            old = self.searcher
+            self.searcher = ix.searcher()
+            self.generation = generation
+            self._setup()
+            old.close()
+        return self
+
+    def close(self) -> None:
+        self.searcher.close()
+
+    # ---- basic lookups
+
+    @property
+    def n_docs(self) -> int:
+        return self.reader.doc_count()
+
+    def doc_id_of(self, docnum: int) -> str:
+        v = self._doc_id_memo.get(docnum)
+        if v is None:
+            v = self._doc_id_memo[docnum] = self._doc_ids[docnum]
+        return v
+
+    def url_of(self, docnum: int) -> str:
+        return self._urls[docnum]
+
+    def length_of(self, docnum: int) -> int:
+        v = self._length_memo.get(docnum)
+        if v is None:
+            v = self._length_memo[docnum] = int(self._lengths[docnum])
+        return v
+
+    def docnum_of(self, doc_id: str) -> int | None:
+        return self.searcher.document_number(doc_id=doc_id)
+
+    def stored(self, docnum: int) -> dict[str, Any]:
+        return self.searcher.stored_fields(docnum)
+
+    def record(self, docnum: int) -> DocRecord:
+        f = self.stored(docnum)
+        return DocRecord(
+            doc_id=f["doc_id"],
+            url=f["url"],
+            title=f.get("title", ""),
+            description=f.get("description", ""),
+            language=f.get("language", ""),
+            length=int(f.get("length", 0)),
+            crawled_at=float(f.get("crawled_at", 0.0)),
+            origin="local",
+            host=f.get("host", ""),
+        )
+
+    def docnums(self, query: Any) -> set[int]:
+        """Live documents matching a Whoosh query."""
+        fast = self._boolean_docnums(query)
+        if fast is not None:
+            return fast
+        return set(self.searcher.docs_for_query(query))
+
+    def _boolean_docnums(self, q: Any) -> set[int] | None:
+        """Docnums of a tree of Term / Or / And queries from posting-block reads, else None.
+
+        Whoosh's union/intersection matchers cost several Python calls per
+        posting; plain word queries (an And of per-term Ors over the fields)
+        are evaluated here with set operations instead. Anything else
+        (phrases, exclusions, minmatch, ...) returns None: Whoosh evaluates it.
+        """
+        kind = type(q)
+        if kind is Term:
+            return {d for d, _w in self._pair_list(q.fieldname, q.text)}
+        if kind is Or and not q.minmatch:
+            out: set[int] = set()
+            for sub in q.subqueries:
+                docs = self._boolean_docnums(sub)
+                if docs is None:
+                    return None
+                out |= docs
+            return out
+        if kind is And and q.subqueries:
+            result: set[int] | None = None
+            for sub in q.subqueries:
+                docs = self._boolean_docnums(sub)
+                if docs is None:
+                    return None
+                result = docs if result is None else result & docs
+            return result
+        return None
+
+    def total_length(self) -> int:
+        """Sum of document lengths of live documents.
+
+        Cached per (segment, live count): segments are immutable apart from
+        deletions, so only new or changed segments are summed after a commit.
+        """
+        if self._total_length is None:
+            total = 0
+            for leaf, _offset in self.reader.leaf_readers():
+                segment = leaf.segment()
+                if segment is None or leaf.doc_count_all() == 0:  # an empty index
+                    continue
+                key = (segment.segment_id(), leaf.doc_count())
+                seg_total = self._length_cache.get(key)
+                if seg_total is None:
+                    lengths = leaf.column_reader("length")
+                    seg_total = sum(int(lengths[d]) for d in leaf.all_doc_ids())
+                    self._length_cache[key] = seg_total
+                total += seg_total
+            self._total_length = total
+        return self._total_length
+
+    def avg_length(self) -> float:
+        n = self.n_docs
+        return self.total_length() / n if n else 0.0
+
+    # ---- postings
+
+    def _matcher(self, fieldname: str, term: str) -> Any | None:
+        try:
+            return self.reader.postings(fieldname, term)
+        except TermNotFound:
+            return None
+
+    def _pairs(self, fieldname: str, term: str) -> Iterator[tuple[int, float]]:
+        """(docnum, weight) of every live posting of ``term`` in ``fieldname``, in docnum order.
+
+        Reads Whoosh's posting blocks a block at a time instead of calling
+        ``is_active/id/weight/next`` per posting (far fewer Python calls);
+        other matcher kinds (e.g. inlined single postings) take the generic path.
+        """
+        for leaf, offset in self._leaves:
+            try:
+                m = leaf.postings(fieldname, term)
+            except TermNotFound:
+                continue
+            deleted: Any = None
+            if type(m) is FilterMatcher and m._exclude:
+                deleted, m = m._ids, m.child
+            if type(m) is W3LeafMatcher:
+                while m.is_active():
+                    if m._ids is None:
+                        m._read_ids()
+                    if m._weights is None:
+                        m._read_weights()
+                    i = m._i
+                    ids, weights = m._ids, m._weights
+                    if i:
+                        ids, weights = ids[i:], weights[i:]
+                    for d, w in zip(ids, weights):
+                        if deleted is None or d not in deleted:
+                            yield d + offset, w
+                    m._next_block()
+            else:
+                while m.is_active():
+                    d = m.id()
+                    if deleted is None or d not in deleted:
+                        yield d + offset, m.weight()
+                    m.next()
+
+    def _pair_list(self, fieldname: str, term: str) -> list[tuple[int, float]]:
+        """:meth:`_pairs` as a list, memoized for this generation.
+
+        A query reads each posting list up to three times (candidates, df,
+        postings); short lists are kept so that blocks are decoded once.
+        """
+        key = (fieldname, term)
+        pairs = self._pairs_memo.get(key)
+        if pairs is None:
+            pairs = list(self._pairs(fieldname, term))
+            if len(pairs) <= _PAIRS_MEMO_MAX_LEN:
+                if self._pairs_memo_size + len(pairs) > _PAIRS_MEMO_BUDGET:
+                    self._pairs_memo.clear()
+                    self._pairs_memo_size = 0
+                self._pairs_memo[key] = pairs
+                self._pairs_memo_size += len(pairs)
+        return pairs
+
+    def df(self, term: str) -> int:
+        """Live documents containing ``term`` in any posting field."""
+        cached = self._df.get(term)
+        if cached is None:
+            docs: set[int] = set()
+            for fieldname, _flag in POSTING_FIELDS:
+                docs.update(d for d, _w in self._pair_list(fieldname, term))
+            cached = self._df[term] = len(docs)
+        return cached
+
+    def term_postings(self, term: str, restrict: set[int] | None) -> list[Posting]:
+        """Postings of one term, over all documents or only ``restrict`` docnums.
+
+        Union over fields: tf summed over the text fields, one flag per field.
+        """
+        acc: dict[int, list[int]] = {}
+        ordered: list[int] | None = None
+        for fieldname, flag in POSTING_FIELDS:
+            counts_tf = fieldname in TF_FIELDS
+            if restrict is not None and len(restrict) * 16 < self._field_df(fieldname, term):
+                # a few candidates in a long posting list: skip to each of them
+                if ordered is None:
+                    ordered = sorted(restrict)
+                self._skip_accumulate(acc, fieldname, term, ordered, counts_tf, flag)
+                continue
+            for d, w in self._pair_list(fieldname, term):
+                if restrict is not None and d not in restrict:
+                    continue
+                entry = acc.get(d)
+                if entry is None:
+                    entry = acc[d] = [0, 0]
+                if counts_tf:
+                    entry[0] += int(round(w))
+                entry[1] |= flag
+        postings = [
+            Posting(doc_id=self.doc_id_of(d), tf=tf, flags=flags, length=self.length_of(d))
+            for d, (tf, flags) in acc.items()
+        ]
+        postings.sort(key=lambda p: p.doc_id)
+        return postings
+
+    def _field_df(self, fieldname: str, term: str) -> int:
+        try:
+            return self.reader.doc_frequency(fieldname, term)
+        except TermNotFound:
+            return 0
+
+    def _skip_accumulate(
+        self, acc: dict[int, list[int]], fieldname: str, term: str, ordered: list[int], counts_tf: bool, flag: int
+    ) -> None:
+        m = self._matcher(fieldname, term)
+        if m is None:
+            return
+        for d in ordered:
+            if not m.is_active():
+                break
+            if m.id() < d:
+                m.skip_to(d)
+                if not m.is_active():
+                    break
+            if m.id() == d:
+                self._accumulate(acc, d, m, counts_tf, flag)
+
+    @staticmethod
+    def _accumulate(acc: dict[int, list[int]], docnum: int, m: Any, counts_tf: bool, flag: int) -> None:
+        entry = acc.get(docnum)
+        if entry is None:
+            entry = acc[docnum] = [0, 0]
+        if counts_tf:
+            entry[0] += int(round(m.weight()))
+        entry[1] |= flag
+
+    def postings(self, terms: Iterable[str], restrict: set[int] | None) -> dict[str, list[Posting]]:
+        return {term: self.term_postings(term, restrict) for term in dict.fromkeys(terms)}
+
+    def collection_stats(self, terms: Iterable[str]) -> CollectionStats:
+        return CollectionStats(
+            n_docs=self.n_docs,
+            avg_length=self.avg_length(),
+            df={term: self.df(term) for term in dict.fromkeys(terms)},
+        )
+
+    # ---- suggestions (see yasearch.suggest)
+
+    def title_terms(self, prefixes: Iterable[str], max_terms: int, exact: Iterable[str] = ()) -> dict[str, int]:
+        """Analyzed title terms starting with any of ``prefixes`` (and those of
+        ``exact`` that exist), with their title df.
+
+        At most ``max_terms`` terms are expanded in all. The df comes from
+        Whoosh's term info, which still counts deleted documents until their
+        segment is merged; callers confirm liveness with :meth:`title_samples`.
+        """
+        found: dict[str, int] = {}
+        for term in exact:
+            if term and term not in found:
+                df = self.reader.doc_frequency("title", term)
+                if df:
+                    found[term] = df
+        budget = max_terms
+        for prefix in dict.fromkeys(prefixes):
+            if not prefix or budget <= 0:
+                continue
+            for raw in self.reader.expand_prefix("title", prefix):
+                term = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+                if term not in found:
+                    found[term] = self.reader.doc_frequency("title", term)
+                budget -= 1
+                if budget <= 0:
+                    break
+        return found
+
+    def title_samples(self, term: str, n: int) -> list[str]:
+        """Stored titles of up to ``n`` live documents with ``term`` in the title."""
+        titles: list[str] = []
+        for docnum, _w in self._pairs("title", term):
+            titles.append(self.stored(docnum).get("title", "") or "")
+            if len(titles) >= n:
+                break
+        return titles

@@ -1,0 +1,55 @@
+"""The Whoosh schema of the local index, and the field groups the rest of the code reads.
+
+The schema is pickled into the index on disk: changing a field here changes
+the on-disk format.
+"""
+
+from __future__ import annotations
+
+from whoosh.fields import ID, KEYWORD, NUMERIC, TEXT, Schema
+
+from yasearch.analysis import make_analyzer
+from yasearch.ranking import TEXT_FIELDS
+from yasearch.records import IN_URL
+
+#: Stored body is capped: it is only kept for snippets, and a few huge pages
+#: would otherwise dominate the index size.
+MAX_STORED_BODY_CHARS = 100_000
+
+#: Whoosh fields that make up a posting, with the flag each sets. ``url_terms``
+#: only sets IN_URL and adds nothing to tf (see ranking.TEXT_FIELDS).
+POSTING_FIELDS: tuple[tuple[str, int], ...] = TEXT_FIELDS + (("url_terms", IN_URL),)
+#: Fields whose term frequencies count towards a posting's tf.
+TF_FIELDS = frozenset(name for name, _ in TEXT_FIELDS)
+
+#: Text fields a phrase can match in.
+PHRASE_FIELDS: tuple[str, ...] = tuple(name for name, _ in TEXT_FIELDS)
+
+
+def make_schema() -> Schema:
+    """The Whoosh schema. Analyzed fields all use the one shared analyzer."""
+    analyzer = make_analyzer()
+    return Schema(
+        doc_id=ID(unique=True, stored=True, sortable=True),
+        url=ID(stored=True, sortable=True),
+        url_terms=TEXT(analyzer=analyzer, phrase=False),
+        host=ID(stored=True),
+        host_parts=KEYWORD(lowercase=True),
+        title=TEXT(analyzer=analyzer, phrase=True, stored=True),
+        headings=TEXT(analyzer=analyzer, phrase=True),
+        body=TEXT(analyzer=analyzer, phrase=True, stored=True),
+        description=TEXT(analyzer=analyzer, phrase=True, stored=True),
+        language=ID(stored=True),
+        crawled_at=NUMERIC(numtype=float, bits=64, stored=True),
+        length=NUMERIC(numtype=int, bits=64, stored=True, sortable=True),
+    )
+
+
+def host_parts(host: str) -> list[str]:
+    """``a.b.example.com`` -> itself and every parent domain (for ``site:``)."""
+    host = host.lower().strip(".")
+    if not host:
+        return []
+    labels = host.split(".")
+    return [".".join(labels[i:]) for i in range(len(labels))]
+
