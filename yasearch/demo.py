@@ -33,6 +33,7 @@ from yasearch.config import Config
 from yasearch.jobs import Job
 from yasearch.peer import Peer
 from yasearch.progress import ProgressLine, summary
+from yasearch.server import start_peer
 
 log = logging.getLogger(__name__)
 
@@ -211,9 +212,8 @@ async def run_demo(
                 per_host_concurrency=max(1, 4 // peers),
                 read_timeout=60.0,
             )
-            peer = Peer(config)
             try:
-                await peer.start()
+                peer = await start_peer(config)
             except OSError as e:
                 print(f"yasearch demo: {e.strerror or e}", file=sys.stderr)
                 return 1

@@ -814,10 +814,7 @@ class DhtNode:
             except asyncio.CancelledError:
                 pass
             self._maintenance_task = None
-        try:
-            self.save_neighbours()
-        except OSError as e:
-            log.warning("could not save DHT neighbours: %s", e)
+        await self.save_neighbours()
         proto = self.protocol
         tasks = list(proto._tasks)
         self.server.stop()
@@ -1001,18 +998,6 @@ class DhtNode:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         atomic_write(self.neighbours_path, data)
 
-    def save_neighbours(self) -> bool:
-        """Write the routing table's contacts (live ones first) for the next start.
-
-        An empty table does not overwrite an earlier file: after a network outage the
-        old neighbours are still the best way back in. Returns whether it wrote.
-        """
-        data = self._neighbours_doc()
-        if data is None:
-            return False
-        self._write_neighbours(data)
-        return True
-
     def load_neighbours(self) -> list[tuple[str, int]]:
         """Addresses saved by :meth:`save_neighbours`; a damaged file is ignored (logged)."""
         try:
@@ -1084,13 +1069,26 @@ class DhtNode:
                     await self.refresh_info()
                 if now >= next_save:
                     next_save = now + self.save_interval
-                    data = self._neighbours_doc()
-                    if data is not None:  # fsync off the event loop
-                        await asyncio.to_thread(self._write_neighbours, data)
+                    await self.save_neighbours()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("dht maintenance failed")
+
+    async def save_neighbours(self) -> None:
+        """Write the routing table's contacts (live ones first) for the next start, off the
+        event loop. An empty table does not overwrite an earlier file: after a network
+        outage the old neighbours are still the best way back in. OSError is logged."""
+        try:
+            data = self._neighbours_doc()
+            if data is not None:
+                await asyncio.to_thread(self._write_neighbours, data)
+        except OSError as e:
+            log.warning("could not save DHT neighbours: %s", e)
+
+    def info_of(self, node_id: bytes) -> dict[str, Any] | None:
+        """The last validated info record of a peer, or None."""
+        return self.protocol.infos.get(node_id) if self.server is not None else None
 
 
 def xor_closest(ids: Iterable[bytes], key: bytes, count: int) -> list[bytes]:
