@@ -67,16 +67,12 @@ async def peer(tmp_path):
     de = StaticSite(site_pages(3, "de", "deutsch"))
     en_url = await en.start()
     de_url = (await de.start()).replace("127.0.0.1", "localhost")
-    p = Peer(peer_config(tmp_path / "peer"))
-    await p.start()
-    try:
-        for url in (en_url, de_url):
-            job = await p.start_crawl(CrawlSpec(urls=[url + "/"], depth=10, max_pages=20, delay=0.0))
-            await p.jobs.wait(job.id)
-        assert p.index.doc_count() == 6 + 1 + 3
-        yield p
-    finally:
-        await p.stop()
+    p = await make_peer(tmp_path / "peer")
+    for url in (en_url, de_url):
+        job = await p.start_crawl(CrawlSpec(urls=[url + "/"], depth=10, max_pages=20, delay=0.0))
+        await p.jobs.wait(job.id)
+    assert p.index.doc_count() == 6 + 1 + 3
+    yield p
         await en.stop()
         await de.stop()
 

@@ -27,20 +27,6 @@ from yasearch.webui.netviz import ID_SPACE, id_ring, sparkline
 
 
 @pytest.fixture
-async def peer(tmp_path):
-    p = Peer(peer_config(tmp_path / "peer"))
-    await p.start()
-    yield p
-    await p.stop()
-
-
-@pytest.fixture
-async def http():
-    async with aiohttp.ClientSession() as s:
-        yield s
-
-
-@pytest.fixture
 async def slow_site():
     """40 pages in a chain, 0.1 s per page: a crawl that takes a few seconds."""
     site = StaticSite(linked_pages(40), delay=0.1)
@@ -60,36 +46,32 @@ def seed_form(fields: dict[str, str], content: bytes, filename: str = "seeds.txt
 # -- seed list uploads ----------------------------------------------------------------
 
 
-async def test_seed_file_upload_starts_a_job(peer, http):
-    site = StaticSite(linked_pages(3))
-    url = await site.start()
-    try:
-        seeds = f"# my seeds\n\n{url}/   # the start page\n  {url}/p1\n#{url}/p2 commented out\n".encode()
-        form = seed_form({"urls": "", "depth": "0", "max_pages": "5", "delay": "0"}, seeds)
-        async with http.post(peer.url + "/crawl", data=form, allow_redirects=False) as r:
-            assert r.status == 303, await r.text()
-            job_id = r.headers["Location"].rsplit("#job-", 1)[1]
-        job = peer.jobs.get(job_id)
-        assert job is not None and job.spec.urls == [url + "/", url + "/p1"] and job.spec.depth == 0
-        await peer.jobs.wait(job_id)
-        assert job.progress.indexed == 2
+async def test_seed_file_upload_starts_a_job(peer, http, static_site):
+    url = (await static_site(linked_pages(3))).url
+    seeds = f"# my seeds\n\n{url}/   # the start page\n  {url}/p1\n#{url}/p2 commented out\n".encode()
+    form = seed_form({"urls": "", "depth": "0", "max_pages": "5", "delay": "0"}, seeds)
+    async with http.post(peer.url + "/crawl", data=form, allow_redirects=False) as r:
+        assert r.status == 303, await r.text()
+        job_id = r.headers["Location"].rsplit("#job-", 1)[1]
+    job = peer.jobs.get(job_id)
+    assert job is not None and job.spec.urls == [url + "/", url + "/p1"] and job.spec.depth == 0
+    await peer.jobs.wait(job_id)
+    assert job.progress.indexed == 2
 
-        # the JSON API takes the same multipart form: typed URLs and the file's add up
-        form = seed_form({"urls": f"{url}/p2", "depth": "0", "allow": "p[12]$", "same_site": "1"}, f"{url}/p1\r\n".encode("utf-8-sig"))
-        async with http.post(peer.url + "/api/v1/crawl", data=form) as r:
-            assert r.status == 201, await r.text()
-            job = peer.jobs.get((await r.json())["id"])
-        assert job.spec.urls == [url + "/p2", url + "/p1"] and job.spec.allow == ["p[12]$"] and job.spec.same_site
-        await peer.jobs.wait(job.id)
+    # the JSON API takes the same multipart form: typed URLs and the file's add up
+    form = seed_form({"urls": f"{url}/p2", "depth": "0", "allow": "p[12]$", "same_site": "1"}, f"{url}/p1\r\n".encode("utf-8-sig"))
+    async with http.post(peer.url + "/api/v1/crawl", data=form) as r:
+        assert r.status == 201, await r.text()
+        job = peer.jobs.get((await r.json())["id"])
+    assert job.spec.urls == [url + "/p2", url + "/p1"] and job.spec.allow == ["p[12]$"] and job.spec.same_site
+    await peer.jobs.wait(job.id)
 
-        # the console lists both
-        async with http.get(peer.url + "/crawl") as r:
-            soup = BeautifulSoup(await r.text(), "html.parser")
-        assert len(soup.select("tbody.job[data-job-id]")) == 2
-        assert soup.find("form", id="crawl-form")["enctype"] == "multipart/form-data"
-        assert soup.find("input", id="seeds")["type"] == "file"
-    finally:
-        await site.stop()
+    # the console lists both
+    async with http.get(peer.url + "/crawl") as r:
+        soup = BeautifulSoup(await r.text(), "html.parser")
+    assert len(soup.select("tbody.job[data-job-id]")) == 2
+    assert soup.find("form", id="crawl-form")["enctype"] == "multipart/form-data"
+    assert soup.find("input", id="seeds")["type"] == "file"
 
 
 BAD_FILES = [
@@ -216,21 +198,17 @@ async def test_event_stream_of_every_job(peer, http, slow_site):
         assert seen[-1][1]["jobs"][0]["state"] == "cancelled"  # a state change is pushed at once
 
 
-async def test_event_streams_are_admin_only(tmp_path, http):
-    p = Peer(peer_config(tmp_path / "tokenpeer", admin_token="s3cret"))
-    await p.start()
-    try:
-        for path in ("/api/v1/crawl/events", "/api/v1/crawl/nosuchjob/events"):
-            async with http.get(p.url + path) as r:
-                assert r.status == 403 and (await r.json())["error"]["code"] == "forbidden"
-            async with http.get(p.url + path, headers={"Authorization": "Bearer wrong"}) as r:
-                assert r.status == 403
-        async with http.get(p.url + "/api/v1/crawl/nosuchjob/events", headers={"Authorization": "Bearer s3cret"}) as r:
-            assert r.status == 404 and (await r.json())["error"]["code"] == "no_such_job"
-        async with http.get(p.url + "/api/v1/crawl/events", headers={"Authorization": "Bearer s3cret"}) as r:
-            assert r.status == 200 and await read_events(r, lambda ev: True) == [("message", {"jobs": []})]
-    finally:
-        await p.stop()
+async def test_event_streams_are_admin_only(tmp_path, http, make_peer):
+    p = await make_peer(tmp_path / "tokenpeer", admin_token="s3cret")
+    for path in ("/api/v1/crawl/events", "/api/v1/crawl/nosuchjob/events"):
+        async with http.get(p.url + path) as r:
+            assert r.status == 403 and (await r.json())["error"]["code"] == "forbidden"
+        async with http.get(p.url + path, headers={"Authorization": "Bearer wrong"}) as r:
+            assert r.status == 403
+    async with http.get(p.url + "/api/v1/crawl/nosuchjob/events", headers={"Authorization": "Bearer s3cret"}) as r:
+        assert r.status == 404 and (await r.json())["error"]["code"] == "no_such_job"
+    async with http.get(p.url + "/api/v1/crawl/events", headers={"Authorization": "Bearer s3cret"}) as r:
+        assert r.status == 200 and await read_events(r, lambda ev: True) == [("message", {"jobs": []})]
 
 
 async def test_open_streams_do_not_hold_up_shutdown(tmp_path, http):

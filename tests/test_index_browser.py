@@ -34,12 +34,6 @@ SITE_B = linked_pages(3, ["bravoword0", "bravoword1", "bravoword2"])
 
 
 @pytest.fixture
-async def http():
-    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as s:
-        yield s
-
-
-@pytest.fixture
 async def sites():
     out = [StaticSite(SITE_A), StaticSite(SITE_B)]
     for s in out:
@@ -60,13 +54,9 @@ async def crawl_sites(peer: Peer, urls: list[str]) -> None:
 @pytest.fixture
 async def crawled(tmp_path, sites):
     """One peer that crawled both sites; yields (peer, site A url, site B url)."""
-    p = Peer(peer_config(tmp_path / "peer"))
-    await p.start()
-    try:
-        await crawl_sites(p, sites)
-        yield p, sites[0], sites[1]
-    finally:
-        await p.stop()
+    p = await make_peer(tmp_path / "peer")
+    await crawl_sites(p, sites)
+    yield p, sites[0], sites[1]
 
 
 def host(url: str) -> str:
@@ -169,49 +159,41 @@ async def test_api_hosts_and_host_removal(crawled, http):
         ("delete", "/api/v1/index/hosts/%3Cscript%3E", {}, "bad_host"),
     ],
 )
-async def test_api_rejects_bad_input(tmp_path, http, method, path, params, code):
-    p = Peer(peer_config(tmp_path / "peer"))
-    await p.start()
-    try:
-        async with http.request(method, p.url + path, params=params) as r:
-            await json_error(r, 400, code)
-    finally:
-        await p.stop()
+async def test_api_rejects_bad_input(tmp_path, http, method, path, params, code, make_peer):
+    p = await make_peer(tmp_path / "peer")
+    async with http.request(method, p.url + path, params=params) as r:
+        await json_error(r, 400, code)
 
 
-async def test_api_is_admin_only(tmp_path, sites, http):
-    p = Peer(peer_config(tmp_path / "tokenpeer", admin_token="s3cret"))
-    await p.start()
-    try:
-        await crawl_sites(p, sites)
-        a = sites[0]
-        calls = [
-            ("get", "/api/v1/index", {"url": a + "/p1"}),
-            ("delete", "/api/v1/index", {"url": a + "/p1"}),
-            ("get", "/api/v1/index/hosts", {}),
-            ("get", f"/api/v1/index/hosts/{host(a)}", {}),
-            ("delete", f"/api/v1/index/hosts/{host(a)}", {}),
-        ]
-        for method, path, params in calls:
-            for headers in ({}, {"Authorization": "Bearer wrong"}):
-                async with http.request(method, p.url + path, params=params, headers=headers) as r:
-                    await json_error(r, 403, "forbidden")
-        # a browser on another site cannot make an admin's browser delete anything
-        async with http.delete(
-            p.url + "/api/v1/index",
-            params={"url": a + "/p1"},
-            headers={"Authorization": "Bearer s3cret", "Origin": "http://evil.example"},
-        ) as r:
-            await json_error(r, 403, "cross_site")
-        assert p.index.doc_count() == len(SITE_A) + len(SITE_B)
-        auth = {"Authorization": "Bearer s3cret"}
-        async with http.get(p.url + "/api/v1/index/hosts", headers=auth) as r:
-            assert r.status == 200
-        async with http.delete(p.url + "/api/v1/index", params={"url": a + "/p1"}, headers=auth) as r:
-            assert r.status == 200
-        assert await local_urls(p, "uniqueword1") == []
-    finally:
-        await p.stop()
+async def test_api_is_admin_only(tmp_path, sites, http, make_peer):
+    p = await make_peer(tmp_path / "tokenpeer", admin_token="s3cret")
+    await crawl_sites(p, sites)
+    a = sites[0]
+    calls = [
+        ("get", "/api/v1/index", {"url": a + "/p1"}),
+        ("delete", "/api/v1/index", {"url": a + "/p1"}),
+        ("get", "/api/v1/index/hosts", {}),
+        ("get", f"/api/v1/index/hosts/{host(a)}", {}),
+        ("delete", f"/api/v1/index/hosts/{host(a)}", {}),
+    ]
+    for method, path, params in calls:
+        for headers in ({}, {"Authorization": "Bearer wrong"}):
+            async with http.request(method, p.url + path, params=params, headers=headers) as r:
+                await json_error(r, 403, "forbidden")
+    # a browser on another site cannot make an admin's browser delete anything
+    async with http.delete(
+        p.url + "/api/v1/index",
+        params={"url": a + "/p1"},
+        headers={"Authorization": "Bearer s3cret", "Origin": "http://evil.example"},
+    ) as r:
+        await json_error(r, 403, "cross_site")
+    assert p.index.doc_count() == len(SITE_A) + len(SITE_B)
+    auth = {"Authorization": "Bearer s3cret"}
+    async with http.get(p.url + "/api/v1/index/hosts", headers=auth) as r:
+        assert r.status == 200
+    async with http.delete(p.url + "/api/v1/index", params={"url": a + "/p1"}, headers=auth) as r:
+        assert r.status == 200
+    assert await local_urls(p, "uniqueword1") == []
 
 
 # -- the network: removal withdraws the postings ----------------------------------------
@@ -387,38 +369,34 @@ async def test_cross_site_removals_are_refused(crawled, http):
     assert peer.index.doc_count() == before - 1
 
 
-async def test_page_is_admin_only_with_a_login_form(tmp_path, sites, http):
-    p = Peer(peer_config(tmp_path / "tokenpeer", admin_token="s3cret"))
-    await p.start()
-    try:
-        await crawl_sites(p, sites)
-        a = sites[0]
-        for path in ("/index", "/index?" + urlencode({"url": a + "/p1"}), "/index/host?host=" + host(a), "/index/remove?host=" + host(a)):
-            html = await get_html(http, p.url + path, 403)
-            soup = assert_inert(html)
-            assert a not in html  # nothing of the index shows
-            login = soup.find("form", action="/index/login")
-            assert login is not None and login.find("input", attrs={"name": "token", "type": "password"}) is not None
-        async with http.post(p.url + "/index/remove", data={"host": host(a)}, allow_redirects=False) as r:
-            assert r.status == 403
-        assert p.index.doc_count() == len(SITE_A) + len(SITE_B)
+async def test_page_is_admin_only_with_a_login_form(tmp_path, sites, http, make_peer):
+    p = await make_peer(tmp_path / "tokenpeer", admin_token="s3cret")
+    await crawl_sites(p, sites)
+    a = sites[0]
+    for path in ("/index", "/index?" + urlencode({"url": a + "/p1"}), "/index/host?host=" + host(a), "/index/remove?host=" + host(a)):
+        html = await get_html(http, p.url + path, 403)
+        soup = assert_inert(html)
+        assert a not in html  # nothing of the index shows
+        login = soup.find("form", action="/index/login")
+        assert login is not None and login.find("input", attrs={"name": "token", "type": "password"}) is not None
+    async with http.post(p.url + "/index/remove", data={"host": host(a)}, allow_redirects=False) as r:
+        assert r.status == 403
+    assert p.index.doc_count() == len(SITE_A) + len(SITE_B)
 
-        async with http.post(p.url + "/index/login", data={"token": "guess"}, allow_redirects=False) as r:
-            assert r.status == 403 and "not right" in await r.text()
-        async with http.post(p.url + "/index/login", data={"token": "s3cret"}, headers={"Origin": "http://evil.example"}) as r:
-            assert r.status == 403
-        async with http.post(p.url + "/index/login", data={"token": "s3cret"}, allow_redirects=False) as r:
-            assert r.status == 303 and r.headers["Location"] == "/index"
-            assert r.cookies["yasearch_admin"]["samesite"] == "Strict"
-        soup = BeautifulSoup(await get_html(http, p.url + "/index"), "html.parser")
-        assert len(soup.select("table#hosts tr.host")) == 2
-        async with http.post(p.url + "/index/remove", data={"url": a + "/p1"}, allow_redirects=False) as r:
-            assert r.status == 303
-        assert await local_urls(p, "uniqueword1") == []
-        # the same cookie opens the crawl console: one login for the admin pages
-        await get_html(http, p.url + "/crawl")
-    finally:
-        await p.stop()
+    async with http.post(p.url + "/index/login", data={"token": "guess"}, allow_redirects=False) as r:
+        assert r.status == 403 and "not right" in await r.text()
+    async with http.post(p.url + "/index/login", data={"token": "s3cret"}, headers={"Origin": "http://evil.example"}) as r:
+        assert r.status == 403
+    async with http.post(p.url + "/index/login", data={"token": "s3cret"}, allow_redirects=False) as r:
+        assert r.status == 303 and r.headers["Location"] == "/index"
+        assert r.cookies["yasearch_admin"]["samesite"] == "Strict"
+    soup = BeautifulSoup(await get_html(http, p.url + "/index"), "html.parser")
+    assert len(soup.select("table#hosts tr.host")) == 2
+    async with http.post(p.url + "/index/remove", data={"url": a + "/p1"}, allow_redirects=False) as r:
+        assert r.status == 303
+    assert await local_urls(p, "uniqueword1") == []
+    # the same cookie opens the crawl console: one login for the admin pages
+    await get_html(http, p.url + "/crawl")
 
 
 async def test_login_without_a_token_explains_loopback(crawled, http):

@@ -213,19 +213,15 @@ async def test_recrawled_page_withdraws_its_old_terms(tmp_path: Path) -> None:
         ("/p2p/v1/docs", b'{"origin": "' + b"a" * 40 + b'", "docs": [{"doc_id": "' + b"b" * 40 + b'", "url": "javascript:alert(1)"}]}', 400),
     ],
 )
-async def test_hostile_p2p_requests_change_nothing(tmp_path: Path, path: str, body: bytes, status: int) -> None:
-    peer = Peer(peer_config(tmp_path / "p"))
-    await peer.start()
-    try:
-        async with aiohttp.ClientSession() as s:
-            async with s.post(peer.url + path, data=body) as r:
-                assert r.status == status, await r.text()
-                err = (await r.json())["error"]
-                assert err["code"] and err["message"]
-        stats = await peer.shard.stats()
-        assert stats["postings"] == 0 and stats["docs"] == 0
-    finally:
-        await peer.stop()
+async def test_hostile_p2p_requests_change_nothing(tmp_path: Path, path: str, body: bytes, status: int, make_peer) -> None:
+    peer = await make_peer(tmp_path / "p")
+    async with aiohttp.ClientSession() as s:
+        async with s.post(peer.url + path, data=body) as r:
+            assert r.status == status, await r.text()
+            err = (await r.json())["error"]
+            assert err["code"] and err["message"]
+    stats = await peer.shard.stats()
+    assert stats["postings"] == 0 and stats["docs"] == 0
 
 
 async def test_oversized_and_quota_exceeding_publishers_are_refused(tmp_path: Path) -> None:

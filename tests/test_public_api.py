@@ -40,31 +40,13 @@ def _pages() -> dict[str, str]:
 
 
 @pytest.fixture
-async def http():
-    async with aiohttp.ClientSession() as s:
-        yield s
-
-
-@pytest.fixture
-async def peer(tmp_path):
-    p = Peer(peer_config(tmp_path / "peer"))
-    await p.start()
-    yield p
-    await p.stop()
-
-
-@pytest.fixture
 async def crawled(peer):
     """The peer, after crawling the six pages of a local site; yields (peer, site url)."""
-    site = StaticSite(_pages())
-    url = await site.start()
-    try:
-        job = await peer.start_crawl(CrawlSpec(urls=[url + "/"], depth=2, max_pages=20))
-        await peer.jobs.wait(job.id)
-        assert job.progress.indexed == len(TITLES)
-        yield peer, url
-    finally:
-        await site.stop()
+    url = (await static_site(_pages())).url
+    job = await peer.start_crawl(CrawlSpec(urls=[url + "/"], depth=2, max_pages=20))
+    await peer.jobs.wait(job.id)
+    assert job.progress.indexed == len(TITLES)
+    yield peer, url
 
 
 async def _json_error(resp: aiohttp.ClientResponse, status: int) -> dict:
@@ -290,16 +272,12 @@ async def test_suggest_opensearch_format(crawled, http):
     assert data[1][:2] == ["zebra", "zebras"] and "zebrafish" in data[1]
 
 
-async def test_suggest_sees_new_commits(peer, http):
+async def test_suggest_sees_new_commits(peer, http, static_site):
     async with http.get(peer.url + "/api/v1/suggest", params={"q": "zeb"}) as r:
         assert (await r.json())["suggestions"] == []
-    site = StaticSite(_pages())
-    url = await site.start()
-    try:
-        job = await peer.start_crawl(CrawlSpec(urls=[url + "/b"], depth=0, max_pages=1))
-        await peer.jobs.wait(job.id)
-    finally:
-        await site.stop()
+    url = (await static_site(_pages())).url
+    job = await peer.start_crawl(CrawlSpec(urls=[url + "/b"], depth=0, max_pages=1))
+    await peer.jobs.wait(job.id)
     async with http.get(peer.url + "/api/v1/suggest", params={"q": "zeb"}) as r:
         assert (await r.json())["suggestions"] == ["zebrafish"]
     # a removed document's words go at the next commit
@@ -397,21 +375,16 @@ async def test_api_docs_page(peer, http):
         assert r.status == 302 and r.headers["Location"] == "/api/v1/docs"
 
 
-
-async def test_every_page_links_the_opensearch_description(tmp_path) -> None:
+async def test_every_page_links_the_opensearch_description(tmp_path, make_peer) -> None:
     """Browsers offer to add yasearch as a search engine from any page."""
     import aiohttp
 
     from peerutil import peer_config
     from yasearch.peer import Peer
 
-    peer = Peer(peer_config(tmp_path / "linkpeer"))
-    await peer.start()
-    try:
-        async with aiohttp.ClientSession() as s:
-            for path in ("/", "/search?q=zebra", "/status", "/network", "/crawl"):
-                async with s.get(peer.url + path) as r:
-                    html = await r.text()
-                assert '<link rel="search" type="application/opensearchdescription+xml"' in html, path
-    finally:
-        await peer.stop()
+    peer = await make_peer(tmp_path / "linkpeer")
+    async with aiohttp.ClientSession() as s:
+        for path in ("/", "/search?q=zebra", "/status", "/network", "/crawl"):
+            async with s.get(peer.url + path) as r:
+                html = await r.text()
+            assert '<link rel="search" type="application/opensearchdescription+xml"' in html, path

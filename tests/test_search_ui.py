@@ -59,21 +59,11 @@ async def sites():
 @pytest.fixture
 async def peer(tmp_path, sites):
     en_url, de_url = sites
-    p = Peer(peer_config(tmp_path / "peer"))
-    await p.start()
-    try:
-        await crawl(p, en_url, EN_PAGES)
-        await crawl(p, de_url, DE_PAGES)
-        assert p.index.doc_count() == EN_PAGES + DE_PAGES
-        yield p
-    finally:
-        await p.stop()
-
-
-@pytest.fixture
-async def http():
-    async with aiohttp.ClientSession() as s:
-        yield s
+    p = await make_peer(tmp_path / "peer")
+    await crawl(p, en_url, EN_PAGES)
+    await crawl(p, de_url, DE_PAGES)
+    assert p.index.doc_count() == EN_PAGES + DE_PAGES
+    yield p
 
 
 async def get_json(http: aiohttp.ClientSession, url: str, status: int = 200) -> dict:
@@ -237,21 +227,17 @@ async def test_query_errors_are_messages(peer, http):
     assert body["error"]["code"] == "bad_query"
 
 
-async def test_hostile_facet_values_are_escaped(tmp_path, http):
+async def test_hostile_facet_values_are_escaped(tmp_path, http, make_peer):
     evil_lang = '"><script>alert(1)</script>'
     site = StaticSite({"/": f"<html lang='{evil_lang}'><head><title>t</title></head><body>zebras</body></html>"})
     url = await site.start()
-    p = Peer(peer_config(tmp_path / "p"))
-    await p.start()
-    try:
-        await crawl(p, url, 1)
-        async with http.get(p.url + "/search?q=zebras") as r:
-            text = await r.text()
-        assert "<script>alert" not in text
-        soup = BeautifulSoup(text, "html.parser")
-        assert [s.get("src", "").split("?")[0] for s in soup.find_all("script")] == ["/static/search.js"]
-    finally:
-        await p.stop()
+    p = await make_peer(tmp_path / "p")
+    await crawl(p, url, 1)
+    async with http.get(p.url + "/search?q=zebras") as r:
+        text = await r.text()
+    assert "<script>alert" not in text
+    soup = BeautifulSoup(text, "html.parser")
+    assert [s.get("src", "").split("?")[0] for s in soup.find_all("script")] == ["/static/search.js"]
         await site.stop()
 
 

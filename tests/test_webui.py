@@ -56,32 +56,13 @@ def assert_inert(html: str, allowed_scripts: tuple[str, ...] = ()) -> BeautifulS
 
 
 @pytest.fixture
-async def peer(tmp_path):
-    p = Peer(peer_config(tmp_path / "peer"))
-    await p.start()
-    yield p
-    await p.stop()
-
-
-@pytest.fixture
-async def http():
-    # unsafe=True: accept cookies from an IP-address host (the peer is on 127.0.0.1)
-    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as s:
-        yield s
-
-
-@pytest.fixture
 async def crawled(peer):
     """The peer after crawling 25 linked pages about zebras plus the hostile pages."""
-    site = StaticSite({**linked_pages(ZEBRA_PAGES), **HOSTILE_PAGES})
-    url = await site.start()
-    try:
-        job = await peer.start_crawl(_spec([url + "/", url + "/evil"], depth=ZEBRA_PAGES + 2, max_pages=100))
-        await peer.jobs.wait(job.id)
-        assert peer.index.doc_count() == ZEBRA_PAGES + 2
-        yield peer, url
-    finally:
-        await site.stop()
+    url = (await static_site({**linked_pages(ZEBRA_PAGES), **HOSTILE_PAGES})).url
+    job = await peer.start_crawl(_spec([url + "/", url + "/evil"], depth=ZEBRA_PAGES + 2, max_pages=100))
+    await peer.jobs.wait(job.id)
+    assert peer.index.doc_count() == ZEBRA_PAGES + 2
+    yield peer, url
 
 
 def _spec(urls, **kw):
@@ -299,39 +280,35 @@ async def test_crawl_page_renders_form_and_empty_job_list(peer, http):
     assert soup.find("template", id="job-template") is not None
 
 
-async def test_crawl_form_post_starts_a_job(peer, http):
-    site = StaticSite(linked_pages(5))
-    url = await site.start()
-    try:
-        form = {"urls": f"{url}/\n# a comment\n\n", "depth": "10", "max_pages": "4", "delay": "0"}
-        async with http.post(peer.url + "/crawl", data=form, allow_redirects=False) as r:
-            assert r.status == 303, await r.text()
-            location = r.headers["Location"]
-        match = re.fullmatch(r"/crawl#job-(\w+)", location)
-        assert match
-        job_id = match.group(1)
-        job = peer.jobs.get(job_id)
-        assert job is not None and job.spec.urls == [url + "/"] and job.spec.max_pages == 4 and job.spec.delay == 0
-        await peer.jobs.wait(job_id)
+async def test_crawl_form_post_starts_a_job(peer, http, static_site):
+    url = (await static_site(linked_pages(5))).url
+    form = {"urls": f"{url}/\n# a comment\n\n", "depth": "10", "max_pages": "4", "delay": "0"}
+    async with http.post(peer.url + "/crawl", data=form, allow_redirects=False) as r:
+        assert r.status == 303, await r.text()
+        location = r.headers["Location"]
+    match = re.fullmatch(r"/crawl#job-(\w+)", location)
+    assert match
+    job_id = match.group(1)
+    job = peer.jobs.get(job_id)
+    assert job is not None and job.spec.urls == [url + "/"] and job.spec.max_pages == 4 and job.spec.delay == 0
+    await peer.jobs.wait(job_id)
 
-        html = await get(http, peer.url + "/crawl")
-        soup = assert_inert(html, allowed_scripts=("/static/crawl.js",))
-        row = soup.find("tbody", id=f"job-{job_id}")
-        assert row is not None and row["data-state"] == "done"
-        assert row.select_one('[data-field="seed"]').get_text() == url + "/"
-        assert row.select_one('[data-field="fetched"]').get_text() == "4"
-        assert row.select_one('[data-field="indexed"]').get_text() == "4"
-        assert row.select_one('[data-field="state"]').get_text() == "done"
-        # a finished job offers no pause/resume/cancel
-        assert all(f.has_attr("hidden") for f in row.select("form[data-action]"))
-        assert soup.find(id="jobs-empty").has_attr("hidden")
+    html = await get(http, peer.url + "/crawl")
+    soup = assert_inert(html, allowed_scripts=("/static/crawl.js",))
+    row = soup.find("tbody", id=f"job-{job_id}")
+    assert row is not None and row["data-state"] == "done"
+    assert row.select_one('[data-field="seed"]').get_text() == url + "/"
+    assert row.select_one('[data-field="fetched"]').get_text() == "4"
+    assert row.select_one('[data-field="indexed"]').get_text() == "4"
+    assert row.select_one('[data-field="state"]').get_text() == "done"
+    # a finished job offers no pause/resume/cancel
+    assert all(f.has_attr("hidden") for f in row.select("form[data-action]"))
+    assert soup.find(id="jobs-empty").has_attr("hidden")
 
-        # the redirect target works for a browser following it
-        async with http.post(peer.url + "/crawl", data=form) as r:
-            assert r.status == 200 and str(r.url).startswith(peer.url + "/crawl")
-        assert len(peer.jobs.list()) == 2
-    finally:
-        await site.stop()
+    # the redirect target works for a browser following it
+    async with http.post(peer.url + "/crawl", data=form) as r:
+        assert r.status == 200 and str(r.url).startswith(peer.url + "/crawl")
+    assert len(peer.jobs.list()) == 2
 
 
 @pytest.mark.parametrize(
@@ -355,40 +332,36 @@ async def test_crawl_form_errors_are_shown_with_the_form(peer, http, form, messa
     assert peer.jobs.list() == []
 
 
-async def test_crawl_job_buttons_without_javascript(peer, http):
-    site = StaticSite(linked_pages(30), delay=0.05)
-    url = await site.start()
-    try:
-        job = await peer.start_crawl(_spec([url + "/"], depth=40, max_pages=30))
+async def test_crawl_job_buttons_without_javascript(peer, http, static_site):
+    url = (await static_site(linked_pages(30), delay=0.05)).url
+    job = await peer.start_crawl(_spec([url + "/"], depth=40, max_pages=30))
 
-        async def act(action: str, status: int = 303) -> None:
-            async with http.post(f"{peer.url}/crawl/{job.id}/{action}", allow_redirects=False) as r:
-                assert r.status == status, await r.text()
-                if status == 303:
-                    assert r.headers["Location"] == f"/crawl#job-{job.id}"
+    async def act(action: str, status: int = 303) -> None:
+        async with http.post(f"{peer.url}/crawl/{job.id}/{action}", allow_redirects=False) as r:
+            assert r.status == status, await r.text()
+            if status == 303:
+                assert r.headers["Location"] == f"/crawl#job-{job.id}"
 
-        soup = BeautifulSoup(await get(http, peer.url + "/crawl"), "html.parser")
-        row = soup.find("tbody", id=f"job-{job.id}")
-        visible = {f["data-action"] for f in row.select("form[data-action]") if not f.has_attr("hidden")}
-        assert visible == {"pause", "cancel"}
+    soup = BeautifulSoup(await get(http, peer.url + "/crawl"), "html.parser")
+    row = soup.find("tbody", id=f"job-{job.id}")
+    visible = {f["data-action"] for f in row.select("form[data-action]") if not f.has_attr("hidden")}
+    assert visible == {"pause", "cancel"}
 
-        await act("pause")
-        assert job.state == "paused"
-        soup = BeautifulSoup(await get(http, peer.url + "/crawl"), "html.parser")
-        row = soup.find("tbody", id=f"job-{job.id}")
-        assert row["data-state"] == "paused"
-        assert {f["data-action"] for f in row.select("form[data-action]") if not f.has_attr("hidden")} == {"resume", "cancel"}
+    await act("pause")
+    assert job.state == "paused"
+    soup = BeautifulSoup(await get(http, peer.url + "/crawl"), "html.parser")
+    row = soup.find("tbody", id=f"job-{job.id}")
+    assert row["data-state"] == "paused"
+    assert {f["data-action"] for f in row.select("form[data-action]") if not f.has_attr("hidden")} == {"resume", "cancel"}
 
-        await act("pause", 409)
-        await act("resume")
-        assert job.state == "running"
-        await act("cancel")
-        assert job.state == "cancelled"
-        await act("resume", 409)
-        async with http.post(f"{peer.url}/crawl/nosuchjob/cancel") as r:
-            assert r.status == 404 and "There is no crawl job" in await r.text()
-    finally:
-        await site.stop()
+    await act("pause", 409)
+    await act("resume")
+    assert job.state == "running"
+    await act("cancel")
+    assert job.state == "cancelled"
+    await act("resume", 409)
+    async with http.post(f"{peer.url}/crawl/nosuchjob/cancel") as r:
+        assert r.status == 404 and "There is no crawl job" in await r.text()
 
 
 async def test_cross_site_form_posts_are_refused(peer, http):
@@ -416,50 +389,46 @@ async def test_cross_site_form_posts_are_refused(peer, http):
 # -- admin token ------------------------------------------------------------------------
 
 
-async def test_admin_token_login(tmp_path, http):
-    p = Peer(peer_config(tmp_path / "tokenpeer", admin_token="s3cret"))
-    await p.start()
-    try:
-        # no token: 403 with a login form, and the form cannot start anything
-        html = await get(http, p.url + "/crawl", 403)
-        soup = assert_inert(html)
-        login = soup.find("form", action="/crawl/login")
-        assert login is not None and login["method"] == "post"
-        assert login.find("input", attrs={"name": "token", "type": "password"}) is not None
-        async with http.post(p.url + "/crawl", data={"urls": "http://127.0.0.1:1/"}) as r:
-            assert r.status == 403
-        async with http.post(p.url + "/api/v1/crawl") as r:
-            assert r.status == 403
-        assert p.jobs.list() == []
-        # the home page and status stay public
-        await get(http, p.url + "/")
-        await get(http, p.url + "/status")
+async def test_admin_token_login(tmp_path, http, make_peer):
+    p = await make_peer(tmp_path / "tokenpeer", admin_token="s3cret")
+    # no token: 403 with a login form, and the form cannot start anything
+    html = await get(http, p.url + "/crawl", 403)
+    soup = assert_inert(html)
+    login = soup.find("form", action="/crawl/login")
+    assert login is not None and login["method"] == "post"
+    assert login.find("input", attrs={"name": "token", "type": "password"}) is not None
+    async with http.post(p.url + "/crawl", data={"urls": "http://127.0.0.1:1/"}) as r:
+        assert r.status == 403
+    async with http.post(p.url + "/api/v1/crawl") as r:
+        assert r.status == 403
+    assert p.jobs.list() == []
+    # the home page and status stay public
+    await get(http, p.url + "/")
+    await get(http, p.url + "/status")
 
-        # a wrong token: still 403, with a message
-        async with http.post(p.url + "/crawl/login", data={"token": "guess"}, allow_redirects=False) as r:
-            assert r.status == 403
-            assert "not right" in await r.text()
-            assert "yasearch_admin" not in r.cookies
-        await get(http, p.url + "/crawl", 403)
+    # a wrong token: still 403, with a message
+    async with http.post(p.url + "/crawl/login", data={"token": "guess"}, allow_redirects=False) as r:
+        assert r.status == 403
+        assert "not right" in await r.text()
+        assert "yasearch_admin" not in r.cookies
+    await get(http, p.url + "/crawl", 403)
 
-        # the right token: a cookie, then the console works, including the JSON API its script uses
-        async with http.post(p.url + "/crawl/login", data={"token": "s3cret"}, allow_redirects=False) as r:
-            assert r.status == 303 and r.headers["Location"] == "/crawl"
-            cookie = r.cookies["yasearch_admin"]
-            assert cookie["httponly"] and cookie["samesite"] == "Strict"
-        html = await get(http, p.url + "/crawl")
-        assert BeautifulSoup(html, "html.parser").find("form", id="crawl-form") is not None
-        async with http.post(p.url + "/crawl", data={"urls": "http://127.0.0.1:1/", "max_pages": "1"}, allow_redirects=False) as r:
-            assert r.status == 303
-        async with http.get(p.url + "/api/v1/crawl") as r:
-            assert r.status == 200 and len((await r.json())["jobs"]) == 1
+    # the right token: a cookie, then the console works, including the JSON API its script uses
+    async with http.post(p.url + "/crawl/login", data={"token": "s3cret"}, allow_redirects=False) as r:
+        assert r.status == 303 and r.headers["Location"] == "/crawl"
+        cookie = r.cookies["yasearch_admin"]
+        assert cookie["httponly"] and cookie["samesite"] == "Strict"
+    html = await get(http, p.url + "/crawl")
+    assert BeautifulSoup(html, "html.parser").find("form", id="crawl-form") is not None
+    async with http.post(p.url + "/crawl", data={"urls": "http://127.0.0.1:1/", "max_pages": "1"}, allow_redirects=False) as r:
+        assert r.status == 303
+    async with http.get(p.url + "/api/v1/crawl") as r:
+        assert r.status == 200 and len((await r.json())["jobs"]) == 1
 
-        # another client without the cookie is still locked out; a Bearer header also works
-        async with aiohttp.ClientSession() as other:
-            await get(other, p.url + "/crawl", 403)
-            await get(other, p.url + "/crawl", headers={"Authorization": "Bearer s3cret"})
-    finally:
-        await p.stop()
+    # another client without the cookie is still locked out; a Bearer header also works
+    async with aiohttp.ClientSession() as other:
+        await get(other, p.url + "/crawl", 403)
+        await get(other, p.url + "/crawl", headers={"Authorization": "Bearer s3cret"})
 
 
 async def test_login_without_a_configured_token_explains_loopback(peer, http):
