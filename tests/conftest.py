@@ -90,6 +90,22 @@ def make_peer(make_server: Callable[..., Awaitable[PeerServer]]) -> Callable[...
 
 
 @pytest.fixture
+def make_network(make_peer: Callable[..., Awaitable[Peer]], tmp_path: Path) -> Callable[..., Awaitable[list[Peer]]]:
+    """Factory: ``peers = await make_network(names, **config)`` -> one started peer per
+    name (data dirs ``tmp_path/peer<i>``), joined through the first in two rounds, so
+    everybody knows everybody and their info."""
+
+    async def make(names: list[str], **config: Any) -> list[Peer]:
+        peers = [await make_peer(tmp_path / f"peer{i}", name=name, **config) for i, name in enumerate(names)]
+        boot = [("127.0.0.1", peers[0].port)]
+        for p in peers[1:] + peers:
+            await p.join(boot)
+        return peers
+
+    return make
+
+
+@pytest.fixture
 async def peer_server(make_server: Callable[..., Awaitable[PeerServer]], tmp_path: Path) -> PeerServer:
     """The server of the ``peer`` fixture (for tests that look into its aiohttp app)."""
     return await make_server(tmp_path / "peer")
