@@ -13,9 +13,7 @@ import aiohttp
 import pytest
 from bs4 import BeautifulSoup
 
-from yasearch.crawler.types import CrawlSpec
-from peerutil import StaticSite, linked_pages, peer_config
-from yasearch.peer import Peer
+from peerutil import linked_pages
 
 HOSTILE_TITLE = "<script>alert(1)</script>Evil"
 #: Pages whose title, body and URL try to break out of the markup.
@@ -56,13 +54,11 @@ def assert_inert(html: str, allowed_scripts: tuple[str, ...] = ()) -> BeautifulS
 
 
 @pytest.fixture
-async def crawled(peer):
-    """The peer after crawling 25 linked pages about zebras plus the hostile pages."""
-    url = (await static_site({**linked_pages(ZEBRA_PAGES), **HOSTILE_PAGES})).url
-    job = await peer.start_crawl(_spec([url + "/", url + "/evil"], depth=ZEBRA_PAGES + 2, max_pages=100))
-    await peer.jobs.wait(job.id)
+async def crawled(peer, crawl_site):
+    """The peer after crawling 25 linked pages about zebras plus the hostile pages: (peer, site url)."""
+    url = await crawl_site(peer, {**linked_pages(ZEBRA_PAGES), **HOSTILE_PAGES}, seeds=["/", "/evil"], depth=ZEBRA_PAGES + 2)
     assert peer.index.doc_count() == ZEBRA_PAGES + 2
-    yield peer, url
+    return peer, url
 
 
 def _spec(urls, **kw):
@@ -445,35 +441,19 @@ NET_PAGES = 12  # linked_pages(): crawled by the first peer only
 
 
 @pytest.fixture
-async def network(tmp_path):
+async def network(make_network, crawl_site):
     """Three real peers joined over loopback (UDP + HTTP); only the first crawled anything.
 
     The second has a hostile name, as any other peer may; the third crawled nothing.
     """
-    names = ["alpha", HOSTILE_NAME, "gamma"]
-    peers = [Peer(peer_config(tmp_path / f"p{i}", name=name)) for i, name in enumerate(names)]
-    site = StaticSite(linked_pages(NET_PAGES))
-    url = await site.start()
-    try:
-        for p in peers:
-            await p.start()
-        boot = [("127.0.0.1", peers[0].port)]
-        for p in peers[1:]:
-            await p.join(boot)
-        for p in peers:  # second round: everybody knows everybody and their info
-            await p.join(boot)
-        job = await peers[0].start_crawl(CrawlSpec(urls=[url + "/"], depth=NET_PAGES + 1, max_pages=NET_PAGES, delay=0.0))
-        await peers[0].jobs.wait(job.id)
-        for p in peers:
-            await p.settle()
-        for p in peers:  # announce the new document count
-            await p.dht.refresh_info()
-        assert peers[0].index.doc_count() == NET_PAGES
-        yield peers
-    finally:
-        for p in peers:
-            await p.stop()
-        await site.stop()
+    peers = await make_network(["alpha", HOSTILE_NAME, "gamma"])
+    await crawl_site(peers[0], linked_pages(NET_PAGES), depth=NET_PAGES + 1, max_pages=NET_PAGES)
+    for p in peers:
+        await p.settle()
+    for p in peers:  # announce the new document count
+        await p.dht.refresh_info()
+    assert peers[0].index.doc_count() == NET_PAGES
+    return peers
 
 
 def peer_rows(soup: BeautifulSoup) -> dict[str, dict[str, str]]:
