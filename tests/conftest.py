@@ -52,34 +52,47 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 # -- peers ------------------------------------------------------------------------
 
 
-@pytest.fixture
-async def make_server(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[PeerServer]]]:
-    """Factory: ``server = await make_server(data_dir=None, **config)`` -> a started
-    PeerServer (its ``peer`` and ``app``); every one is stopped at teardown.
+class ServerFactory:
+    """``server = await make_server(data_dir=None, **config)`` -> a started PeerServer
+    (its ``peer`` and ``app``); ``make_server.of(peer)`` -> the server of a peer.
 
     Config as :func:`peerutil.peer_config` (any free port, no crawl delay); without a
     ``data_dir`` each gets a fresh one under ``tmp_path``."""
-    servers: list[PeerServer] = []
 
-    async def make(data_dir: Path | None = None, **config: Any) -> PeerServer:
-        server = PeerServer(peer_config(data_dir or tmp_path / f"peer-{len(servers) + 1}", **config))
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+        self.servers: list[PeerServer] = []
+
+    async def __call__(self, data_dir: Path | None = None, **config: Any) -> PeerServer:
+        server = PeerServer(peer_config(data_dir or self.tmp_path / f"peer-{len(self.servers) + 1}", **config))
         await server.start()
-        servers.append(server)
+        self.servers.append(server)
         return server
 
-    yield make
-    errors = []
-    for server in reversed(servers):
-        try:
-            await server.stop()
-        except Exception as e:  # noqa: BLE001 - stop the others, then fail
-            errors.append(e)
-    if errors:
-        raise errors[0]
+    def of(self, peer: Peer) -> PeerServer:
+        return next(s for s in self.servers if s.peer is peer)
+
+    async def stop_all(self) -> None:
+        errors = []
+        for server in reversed(self.servers):
+            try:
+                await server.stop()
+            except Exception as e:  # noqa: BLE001 - stop the others, then fail
+                errors.append(e)
+        if errors:
+            raise errors[0]
 
 
 @pytest.fixture
-def make_peer(make_server: Callable[..., Awaitable[PeerServer]]) -> Callable[..., Awaitable[Peer]]:
+async def make_server(tmp_path: Path) -> AsyncIterator[ServerFactory]:
+    """Started peer servers, every one stopped at teardown (see ServerFactory)."""
+    factory = ServerFactory(tmp_path)
+    yield factory
+    await factory.stop_all()
+
+
+@pytest.fixture
+def make_peer(make_server: ServerFactory) -> Callable[..., Awaitable[Peer]]:
     """Factory: ``peer = await make_peer(data_dir=None, **config)`` -> a started Peer
     (for several peers, or special config: ``admin_token=...``, ``name=...``)."""
 
@@ -106,7 +119,7 @@ def make_network(make_peer: Callable[..., Awaitable[Peer]], tmp_path: Path) -> C
 
 
 @pytest.fixture
-async def peer_server(make_server: Callable[..., Awaitable[PeerServer]], tmp_path: Path) -> PeerServer:
+async def peer_server(make_server: ServerFactory, tmp_path: Path) -> PeerServer:
     """The server of the ``peer`` fixture (for tests that look into its aiohttp app)."""
     return await make_server(tmp_path / "peer")
 
