@@ -672,17 +672,13 @@ async def test_other_job_ids_are_independent(make_site, crawl_store, http):
 # -- re-crawl replaces -------------------------------------------------------------
 
 
-async def test_recrawled_page_replaced_not_duplicated(tmp_path, make_peer):
-    from peerutil import StaticSite, peer_config
-    from yasearch.peer import Peer
-
-    site = StaticSite({
+async def test_recrawled_page_replaced_not_duplicated(peer, static_site):
+    site = await static_site({
         "/": '<html><head><title>Home</title></head><body><p>zebras and oldword</p>'
              '<a href="/other">other</a></body></html>',
         "/other": "<html><head><title>Other</title></head><body><p>zebras elsewhere</p></body></html>",
     })
-    url = await site.start()
-    peer = await make_peer(tmp_path / "peer")
+    url = site.url
     job = await peer.start_crawl(CrawlSpec(urls=[url], depth=1, max_pages=10))
     await peer.jobs.wait(job.id)
     assert (await peer.search("oldword", scope="local")).total == 1
@@ -710,4 +706,3 @@ async def test_recrawled_page_replaced_not_duplicated(tmp_path, make_peer):
     assert (await peer.search("newword", scope="local")).total == 0
     assert peer.index.doc_count() == docs - 1
     assert site.hits.count("/other") == 3  # noindex still follows
-        await site.stop()
