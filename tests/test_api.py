@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import aiohttp
 import pytest
 
-from peerutil import StaticSite, assert_json_error, linked_pages
+from peerutil import assert_json_error, linked_pages
 
 
 async def test_crawl_then_search_over_http(peer, http, static_site):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from playwright.async_api import expect
 
-from browserutil import Watched
+from browserutil import Watched, submit_crawl_form, watch_fetched
 from peerutil import linked_pages
 
 pytestmark = pytest.mark.browser
@@ -104,32 +104,14 @@ async def test_crawl_page_shows_live_progress(peer, page, static_site):
     await expect(p.locator("#jobs-empty")).to_be_visible()
     await p.evaluate("window.__sameDocument = true")  # gone if the page reloads
 
-    await p.fill("#urls", url + "/")
-    await p.fill("#depth", str(n + 5))
-    await p.fill("#max_pages", str(n))
-    await p.fill("#delay", "0.15")
-    await p.click("#crawl-submit")
-
-    await expect(p.locator("#form-message")).to_contain_text("Started job")
-    row = p.locator("tbody.job[data-job-id]")
-    await expect(row).to_have_count(1)
-    job_id = await row.get_attribute("data-job-id")
+    row, job_id = await submit_crawl_form(p, url + "/", depth=n + 5, max_pages=n, delay="0.15")
     job = peer.jobs.get(job_id)
     assert job is not None and job.spec.delay == 0.15 and job.spec.urls == [url + "/"]
     await expect(row.locator('[data-field="seed"]')).to_have_text(url + "/")
     await expect(p.locator("#jobs-empty")).to_be_hidden()
 
-    # Sample the "Fetched" cell from inside the page until it has shown three values.
-    seen = await p.wait_for_function(
-        """() => {
-            const el = document.querySelector('tbody.job[data-job-id] [data-field="fetched"]');
-            window.__seen = window.__seen || [];
-            if (el && !window.__seen.includes(el.textContent)) window.__seen.push(el.textContent);
-            return window.__seen.length >= 3 && window.__seen;
-        }""",
-        polling=50,
-    )
-    values = [int(v.replace(",", "")) for v in await seen.json_value()]
+    # the "Fetched" cell as the page updates it: three values
+    values = await watch_fetched(p)
     assert values == sorted(values) and len(set(values)) >= 3, values
     assert values[-1] < n, "the crawl finished before progress was seen"
 

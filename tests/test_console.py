@@ -18,7 +18,7 @@ from bs4 import BeautifulSoup
 from playwright.async_api import expect
 
 from peerutil import assert_json_error, linked_pages
-from browserutil import Watched
+from browserutil import Watched, submit_crawl_form, watch_fetched
 from yasearch.api import parse_crawl_spec
 from yasearch.crawlconsole import SEED_FILE_MAX_BYTES, SSE_STREAMS, SSE_TICK, parse_seed_file
 from yasearch.history import History
@@ -249,25 +249,8 @@ async def test_console_live_progress_over_sse_and_cancel(peer, page, tmp_path, s
     p.on("request", lambda req: req.url.endswith("/api/v1/crawl") and req.method == "GET" and polls.append(req.url))
 
     # start a crawl from a typed URL; the new row appears and counts up without a reload
-    await p.fill("#urls", url + "/")
-    await p.fill("#depth", str(n + 5))
-    await p.fill("#max_pages", str(n))
-    await p.fill("#delay", "0")
-    await p.click("#crawl-submit")
-    await expect(p.locator("#form-message")).to_contain_text("Started job")
-    row = p.locator("tbody.job[data-job-id]")
-    await expect(row).to_have_count(1)
-    job_id = await row.get_attribute("data-job-id")
-    seen = await p.wait_for_function(
-        """() => {
-            const el = document.querySelector('tbody.job[data-job-id] [data-field="fetched"]');
-            window.__seen = window.__seen || [];
-            if (el && !window.__seen.includes(el.textContent)) window.__seen.push(el.textContent);
-            return window.__seen.length >= 3 && window.__seen;
-        }""",
-        polling=50,
-    )
-    values = [int(v.replace(",", "")) for v in await seen.json_value()]
+    row, job_id = await submit_crawl_form(p, url + "/", depth=n + 5, max_pages=n, delay="0")
+    values = await watch_fetched(p)
     assert values == sorted(values) and len(set(values)) >= 3 and values[-1] < n, values
     polls_during_crawl = len(polls)
     assert polls_during_crawl <= 1, polls  # one refresh right after submitting, then events only

@@ -45,7 +45,6 @@ from yasearch.suggest import Suggester
 log = logging.getLogger(__name__)
 
 
-
 class Peer:
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -152,10 +151,8 @@ class Peer:
         await self.jobs.stop()
         for task in self._bg:
             task.cancel()
-        await asyncio.gather(
-            *self._bg, self.membership.stop() if self.membership else asyncio.sleep(0), self.reporter.stop(),
-            return_exceptions=True,
-        )
+        assert self.membership is not None  # built by start()
+        await asyncio.gather(*self._bg, self.membership.stop(), self.reporter.stop(), return_exceptions=True)
         await self.publisher.stop()
         if self.dht is not None:
             await self.dht.stop()

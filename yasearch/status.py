@@ -113,7 +113,7 @@ class Status:
         }
 
     def info(self) -> dict[str, Any]:
-        """The /p2p/v1/info record (without the protocol version, which the wire adds)."""
+        """The /p2p/v1/info record, but for the protocol version (Peer.info adds it)."""
         return {
             "peer_id": self.peer_id,
             "name": self.name,
