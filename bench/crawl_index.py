@@ -100,14 +100,13 @@ def _warm_pool(pool: Executor, workers: int, sample: bytes, url: str) -> None:
 async def run_e2e(site: sitegen.Site, site_url: str, workers: int, data_dir: Path, queries: int, seed: int,
                   overrides: dict[str, Any], publish: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
     from yasearch.config import Config
-    from yasearch.peer import Peer
+    from yasearch.server import start_peer
 
     pages = len(site.pages)
     sample = site.pages[-1].html
     cfg = Config(data_dir=data_dir, port=0, crawl_delay=0.0, parse_workers=workers,
                  allow_private_networks=True, **overrides)
-    peer = Peer(cfg)
-    await peer.start()
+    peer = await start_peer(cfg)
     if not publish and getattr(peer, "publisher", None) is not None:
         async def _no_publish(docs: Any) -> None:  # diagnostic: measure crawl+index without DHT publishing
             return None

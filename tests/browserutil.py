@@ -57,3 +57,31 @@ class Watched:
 
     def check(self) -> None:
         assert not self.problems, self.problems
+
+
+async def submit_crawl_form(p: Page, url: str, **fields: object) -> tuple[Any, str]:
+    """On the crawl console: type ``url`` (and the other form ``fields``, by input id),
+    submit, and wait for the new job's row; returns (row locator, job id)."""
+    await p.fill("#urls", url)
+    for name, value in fields.items():
+        await p.fill(f"#{name}", str(value))
+    await p.click("#crawl-submit")
+    await expect(p.locator("#form-message")).to_contain_text("Started job")
+    row = p.locator("tbody.job[data-job-id]")
+    await expect(row).to_have_count(1)
+    return row, await row.get_attribute("data-job-id")
+
+
+async def watch_fetched(p: Page) -> list[int]:
+    """Sample the job row's "Fetched" cell from inside the page until it has shown three
+    values (the page's own updates, no reload); returns them."""
+    seen = await p.wait_for_function(
+        """() => {
+            const el = document.querySelector('tbody.job[data-job-id] [data-field="fetched"]');
+            window.__seen = window.__seen || [];
+            if (el && !window.__seen.includes(el.textContent)) window.__seen.push(el.textContent);
+            return window.__seen.length >= 3 && window.__seen;
+        }""",
+        polling=50,
+    )
+    return [int(v.replace(",", "")) for v in await seen.json_value()]

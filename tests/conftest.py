@@ -1,10 +1,14 @@
-"""Shared fixtures. Crawler: local test sites, an HTTP client session, a frontier store."""
+"""Shared fixtures: started peers (served over HTTP, as yasearch.server serves them),
+an HTTP client session, local test sites (crawled by a peer where a test needs
+documents), a frontier store and the browser harness. Plain helpers (the
+JSON-error check, peer configs, static sites) are in tests/peerutil.py."""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -15,6 +19,10 @@ if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
 from yasearch.crawler.state import FrontierStore  # noqa: E402
+from yasearch.crawler.types import CrawlSpec  # noqa: E402
+from yasearch.peer import Peer  # noqa: E402
+from yasearch.server import PeerServer  # noqa: E402
+from peerutil import StaticSite, peer_config  # noqa: E402
 from tests.site import LocalSite  # noqa: E402
 
 
@@ -34,9 +42,132 @@ async def make_site() -> AsyncIterator[Callable[..., Awaitable[LocalSite]]]:
 
 
 @pytest.fixture
-async def http_session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    """An HTTP client. Like a browser it keeps cookies from an IP-address host
+    (unsafe=True): test peers and sites are on 127.0.0.1."""
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
         yield session
+
+
+# -- peers ------------------------------------------------------------------------
+
+
+class ServerFactory:
+    """``server = await make_server(data_dir=None, **config)`` -> a started PeerServer
+    (its ``peer`` and ``app``); ``make_server.of(peer)`` -> the server of a peer.
+
+    Config as :func:`peerutil.peer_config` (any free port, no crawl delay); without a
+    ``data_dir`` each gets a fresh one under ``tmp_path``."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+        self.servers: list[PeerServer] = []
+
+    async def __call__(self, data_dir: Path | None = None, **config: Any) -> PeerServer:
+        server = PeerServer(peer_config(data_dir or self.tmp_path / f"peer-{len(self.servers) + 1}", **config))
+        await server.start()
+        self.servers.append(server)
+        return server
+
+    def of(self, peer: Peer) -> PeerServer:
+        return next(s for s in self.servers if s.peer is peer)
+
+    async def stop_all(self) -> None:
+        errors = []
+        for server in reversed(self.servers):
+            try:
+                await server.stop()
+            except Exception as e:  # noqa: BLE001 - stop the others, then fail
+                errors.append(e)
+        if errors:
+            raise errors[0]
+
+
+@pytest.fixture
+async def make_server(tmp_path: Path) -> AsyncIterator[ServerFactory]:
+    """Started peer servers, every one stopped at teardown (see ServerFactory)."""
+    factory = ServerFactory(tmp_path)
+    yield factory
+    await factory.stop_all()
+
+
+@pytest.fixture
+def make_peer(make_server: ServerFactory) -> Callable[..., Awaitable[Peer]]:
+    """Factory: ``peer = await make_peer(data_dir=None, **config)`` -> a started Peer
+    (for several peers, or special config: ``admin_token=...``, ``name=...``)."""
+
+    async def make(data_dir: Path | None = None, **config: Any) -> Peer:
+        return (await make_server(data_dir, **config)).peer
+
+    return make
+
+
+@pytest.fixture
+def make_network(make_peer: Callable[..., Awaitable[Peer]], tmp_path: Path) -> Callable[..., Awaitable[list[Peer]]]:
+    """Factory: ``peers = await make_network(names, **config)`` -> one started peer per
+    name (data dirs ``tmp_path/peer<i>``), joined through the first in two rounds, so
+    everybody knows everybody and their info."""
+
+    async def make(names: list[str], **config: Any) -> list[Peer]:
+        peers = [await make_peer(tmp_path / f"peer{i}", name=name, **config) for i, name in enumerate(names)]
+        boot = [("127.0.0.1", peers[0].port)]
+        for p in peers[1:] + peers:
+            await p.join(boot)
+        return peers
+
+    return make
+
+
+@pytest.fixture
+async def peer_server(make_server: ServerFactory, tmp_path: Path) -> PeerServer:
+    """The server of the ``peer`` fixture (for tests that look into its aiohttp app)."""
+    return await make_server(tmp_path / "peer")
+
+
+@pytest.fixture
+def peer(peer_server: PeerServer) -> Peer:
+    """A started peer on a fresh data dir, stopped at teardown."""
+    return peer_server.peer
+
+
+# -- local sites, crawled ---------------------------------------------------------
+
+
+@pytest.fixture
+async def static_site() -> AsyncIterator[Callable[..., Awaitable[StaticSite]]]:
+    """Factory: ``site = await static_site(pages, delay=0.0)`` -> a started
+    :class:`peerutil.StaticSite` (``site.url``), stopped at teardown."""
+    sites: list[StaticSite] = []
+
+    async def make(pages: dict[str, str], delay: float = 0.0) -> StaticSite:
+        site = StaticSite(pages, delay=delay)
+        await site.start()
+        sites.append(site)
+        return site
+
+    yield make
+    for site in sites:
+        await site.stop()
+
+
+@pytest.fixture
+def crawl_site(static_site: Callable[..., Awaitable[StaticSite]]) -> Callable[..., Awaitable[str]]:
+    """Factory: ``url = await crawl_site(peer, pages, **spec)`` serves ``pages`` on a
+    local site, has ``peer`` crawl it from ``/`` (depth 50, up to 100 pages, no
+    delay unless ``spec`` says otherwise) and waits for the job; returns the site's
+    URL. ``host="localhost"`` addresses the site by that name (a second host);
+    ``seeds=[paths]`` replaces the start page."""
+
+    async def crawl(peer: Peer, pages: dict[str, str], *, host: str = "127.0.0.1",
+                    seeds: list[str] = ["/"], **spec: Any) -> str:  # noqa: B006 - never mutated
+        site = await static_site(pages)
+        url = site.url.replace("127.0.0.1", host)
+        spec = {"depth": 50, "max_pages": 100, "delay": 0.0, **spec}
+        job = await peer.start_crawl(CrawlSpec(urls=[url + s for s in seeds], **spec))
+        await peer.jobs.wait(job.id)
+        return url
+
+    return crawl
 
 
 @pytest.fixture

@@ -136,3 +136,15 @@ def linked_pages(n: int, words: list[str] | None = None) -> dict[str, str]:
             f"<body><h1>Heading {i}</h1><p>common text about zebras and {words[i]}.</p>{nxt}</body></html>"
         )
     return pages
+
+
+async def assert_json_error(resp: aiohttp.ClientResponse, status: int, code: str | None = None) -> dict[str, Any]:
+    """``resp`` is the JSON error of the API's shape, ``{"error": {"code", "message"}}``,
+    with this status (and code, if given); returns the error object."""
+    assert resp.status == status, await resp.text()
+    assert resp.content_type == "application/json"
+    body = await resp.json()
+    assert set(body) == {"error"} and body["error"]["code"] and body["error"]["message"], body
+    if code is not None:
+        assert body["error"]["code"] == code, body
+    return body["error"]

@@ -2,64 +2,36 @@
 
 from __future__ import annotations
 
-import aiohttp
 import pytest
 
-from peerutil import StaticSite, linked_pages, peer_config
-from yasearch.peer import Peer
+from peerutil import assert_json_error, linked_pages
 
 
-@pytest.fixture
-async def peer(tmp_path):
-    p = Peer(peer_config(tmp_path / "peer"))
-    await p.start()
-    yield p
-    await p.stop()
-
-
-@pytest.fixture
-async def http():
-    async with aiohttp.ClientSession() as s:
-        yield s
-
-
-async def _error(resp: aiohttp.ClientResponse, status: int) -> dict:
-    assert resp.status == status, await resp.text()
-    body = await resp.json()
-    assert set(body) == {"error"}
-    assert body["error"]["code"] and body["error"]["message"]
-    return body["error"]
-
-
-async def test_crawl_then_search_over_http(peer, http):
-    site = StaticSite(linked_pages(5))
-    url = await site.start()
-    try:
-        async with http.post(peer.url + "/api/v1/crawl", json={"urls": [url], "depth": 5, "max_pages": 10}) as r:
-            assert r.status == 201
-            job_id = (await r.json())["id"]
-        await peer.jobs.wait(job_id)
-        async with http.get(f"{peer.url}/api/v1/crawl/{job_id}") as r:
-            job = await r.json()
-        assert job["state"] == "done"
-        assert job["fetched"] == 5 and job["indexed"] == 5 and job["failed"] == 0
-        async with http.get(peer.url + "/api/v1/search", params={"q": "uniqueword3", "scope": "local"}) as r:
-            data = await r.json()
-        assert data["total"] == 1
-        hit = data["results"][0]
-        assert hit["url"] == url + "/p3"
-        assert "uniqueword3" in hit["title"].lower()
-        assert hit["origin"] == "local"
-        assert {"query", "total", "took_ms", "results", "peers"} <= set(data)
-        async with http.get(peer.url + "/api/v1/search", params={"q": "zebras", "limit": "2", "offset": "2"}) as r:
-            data = await r.json()
-        assert data["total"] == 5 and len(data["results"]) == 2
-        async with http.get(peer.url + "/api/v1/status") as r:
-            status = await r.json()
-        assert status["documents"] == 5 and status["peer_id"] == peer.peer_id
-        assert {"postings_held", "peers_known", "crawl", "publish"} <= set(status)
-    finally:
-        await site.stop()
+async def test_crawl_then_search_over_http(peer, http, static_site):
+    url = (await static_site(linked_pages(5))).url
+    async with http.post(peer.url + "/api/v1/crawl", json={"urls": [url], "depth": 5, "max_pages": 10}) as r:
+        assert r.status == 201
+        job_id = (await r.json())["id"]
+    await peer.jobs.wait(job_id)
+    async with http.get(f"{peer.url}/api/v1/crawl/{job_id}") as r:
+        job = await r.json()
+    assert job["state"] == "done"
+    assert job["fetched"] == 5 and job["indexed"] == 5 and job["failed"] == 0
+    async with http.get(peer.url + "/api/v1/search", params={"q": "uniqueword3", "scope": "local"}) as r:
+        data = await r.json()
+    assert data["total"] == 1
+    hit = data["results"][0]
+    assert hit["url"] == url + "/p3"
+    assert "uniqueword3" in hit["title"].lower()
+    assert hit["origin"] == "local"
+    assert {"query", "total", "took_ms", "results", "peers"} <= set(data)
+    async with http.get(peer.url + "/api/v1/search", params={"q": "zebras", "limit": "2", "offset": "2"}) as r:
+        data = await r.json()
+    assert data["total"] == 5 and len(data["results"]) == 2
+    async with http.get(peer.url + "/api/v1/status") as r:
+        status = await r.json()
+    assert status["documents"] == 5 and status["peer_id"] == peer.peer_id
+    assert {"postings_held", "peers_known", "crawl", "publish"} <= set(status)
 
 
 @pytest.mark.parametrize(
@@ -77,7 +49,7 @@ async def test_crawl_then_search_over_http(peer, http):
 )
 async def test_search_rejects_bad_parameters(peer, http, params, code):
     async with http.get(peer.url + "/api/v1/search", params=params) as r:
-        assert (await _error(r, 400))["code"] == code
+        await assert_json_error(r, 400, code)
 
 
 @pytest.mark.parametrize(
@@ -98,50 +70,46 @@ async def test_search_rejects_bad_parameters(peer, http, params, code):
 )
 async def test_crawl_rejects_bad_bodies(peer, http, body, fragment):
     async with http.post(peer.url + "/api/v1/crawl", json=body) as r:
-        err = await _error(r, 400)
+        err = await assert_json_error(r, 400)
     assert fragment in err["message"]
     assert peer.jobs.list() == []  # nothing was started
 
 
 async def test_crawl_rejects_non_json(peer, http):
     async with http.post(peer.url + "/api/v1/crawl", data=b"{not json", headers={"Content-Type": "application/json"}) as r:
-        assert (await _error(r, 400))["code"] == "bad_json"
+        await assert_json_error(r, 400, "bad_json")
 
 
 async def test_oversized_body_gets_413(peer, http):
     big = b'{"urls": ["' + b"a" * (2 * 1024 * 1024) + b'"]}'
     async with http.post(peer.url + "/api/v1/crawl", data=big, headers={"Content-Type": "application/json"}) as r:
-        err = await _error(r, 413)
+        err = await assert_json_error(r, 413)
     assert "limit" in err["message"]
     assert peer.jobs.list() == []
 
 
 async def test_unknown_job_and_route_are_json_404(peer, http):
     async with http.get(peer.url + "/api/v1/crawl/nope") as r:
-        assert (await _error(r, 404))["code"] == "no_such_job"
+        await assert_json_error(r, 404, "no_such_job")
     async with http.get(peer.url + "/api/v1/nothing-here") as r:
-        await _error(r, 404)
+        await assert_json_error(r, 404)
 
 
-async def test_admin_token_required_when_configured(tmp_path, http):
-    p = Peer(peer_config(tmp_path / "peer", admin_token="s3cret"))
-    await p.start()
-    try:
-        body = {"urls": ["http://127.0.0.1:1/"], "max_pages": 1}
-        async with http.post(p.url + "/api/v1/crawl", json=body) as r:
-            err = await _error(r, 403)
-        assert "Bearer" in err["message"]
-        async with http.post(p.url + "/api/v1/crawl", json=body, headers={"Authorization": "Bearer wrong"}) as r:
-            await _error(r, 403)
-        async with http.get(p.url + "/api/v1/crawl") as r:
-            await _error(r, 403)
-        async with http.post(p.url + "/api/v1/crawl", json=body, headers={"Authorization": "Bearer s3cret"}) as r:
-            assert r.status == 201
-        # anyone may search and read the status
-        async with http.get(p.url + "/api/v1/status") as r:
-            assert r.status == 200
-    finally:
-        await p.stop()
+async def test_admin_token_required_when_configured(tmp_path, http, make_peer):
+    p = await make_peer(tmp_path / "peer", admin_token="s3cret")
+    body = {"urls": ["http://127.0.0.1:1/"], "max_pages": 1}
+    async with http.post(p.url + "/api/v1/crawl", json=body) as r:
+        err = await assert_json_error(r, 403)
+    assert "Bearer" in err["message"]
+    async with http.post(p.url + "/api/v1/crawl", json=body, headers={"Authorization": "Bearer wrong"}) as r:
+        await assert_json_error(r, 403)
+    async with http.get(p.url + "/api/v1/crawl") as r:
+        await assert_json_error(r, 403)
+    async with http.post(p.url + "/api/v1/crawl", json=body, headers={"Authorization": "Bearer s3cret"}) as r:
+        assert r.status == 201
+    # anyone may search and read the status
+    async with http.get(p.url + "/api/v1/status") as r:
+        assert r.status == 200
 
 
 def test_admin_rule_without_token_is_loopback_only():
@@ -157,8 +125,8 @@ async def test_cross_site_browser_posts_are_refused(peer, http):
     body = '{"urls": ["http://127.0.0.1:9/"]}'
     headers = {"Content-Type": "text/plain", "Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"}
     async with http.post(peer.url + "/api/v1/crawl", data=body, headers=headers) as r:
-        err = await _error(r, 403)
+        err = await assert_json_error(r, 403)
     assert err["code"] == "cross_site"
     async with http.post(peer.url + "/api/v1/crawl", data=body, headers={"Origin": "https://evil.example"}) as r:
-        await _error(r, 403)
+        await assert_json_error(r, 403)
     assert peer.jobs.list() == []

@@ -6,15 +6,11 @@ and conftest.py.
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from playwright.async_api import expect
 
-from browserutil import Watched
-from peerutil import StaticSite, linked_pages, peer_config
-from yasearch.api import parse_crawl_spec
-from yasearch.peer import Peer
+from browserutil import Watched, submit_crawl_form, watch_fetched
+from peerutil import linked_pages
 
 pytestmark = pytest.mark.browser
 
@@ -34,27 +30,8 @@ HOSTILE_PAGES = {
 }
 
 
-@pytest.fixture
-async def peer(tmp_path):
-    p = Peer(peer_config(tmp_path / "peer"))
-    await p.start()
-    yield p
-    await p.stop()
-
-
-async def crawl(peer: Peer, pages: dict[str, str], **kw: Any) -> str:
-    site = StaticSite(pages)
-    url = await site.start()
-    try:
-        job = await peer.start_crawl(parse_crawl_spec({"urls": [url + "/"], "depth": 50, "max_pages": 100, **kw}))
-        await peer.jobs.wait(job.id)
-    finally:
-        await site.stop()
-    return url
-
-
-async def test_type_a_query_and_see_results(peer, page):
-    url = await crawl(peer, linked_pages(15))
+async def test_type_a_query_and_see_results(peer, page, crawl_site):
+    url = await crawl_site(peer, linked_pages(15))
     p = page.page
     await p.goto(peer.url + "/")
     box = p.get_by_role("searchbox", name="Search query")
@@ -85,11 +62,10 @@ async def test_type_a_query_and_see_results(peer, page):
     await expect(p.locator("#summary")).to_contain_text("Results 11–15 of 15")
 
 
-async def test_search_and_crawl_forms_work_without_javascript(peer, browser):
+async def test_search_and_crawl_forms_work_without_javascript(peer, browser, static_site, crawl_site):
     """Plain form posts from a real browser pass the peer's cross-site check."""
-    await crawl(peer, linked_pages(3))
-    site = StaticSite(linked_pages(30, [f"slowword{i}" for i in range(30)]))
-    url = await site.start()
+    await crawl_site(peer, linked_pages(3))
+    url = (await static_site(linked_pages(30, [f"slowword{i}" for i in range(30)]))).url
     context = await browser.new_context(java_script_enabled=False)
     try:
         w = Watched(await context.new_page())
@@ -116,71 +92,48 @@ async def test_search_and_crawl_forms_work_without_javascript(peer, browser):
         w.check()
     finally:
         await context.close()
-        await site.stop()
 
 
-async def test_crawl_page_shows_live_progress(peer, page):
+async def test_crawl_page_shows_live_progress(peer, page, static_site):
     # 40 pages in a chain with a 0.15 s politeness delay: the crawl takes several of the
     # console's one-second polls, so the counters must change in front of our eyes.
     n = 40
-    site = StaticSite(linked_pages(n))
-    url = await site.start()
+    url = (await static_site(linked_pages(n))).url
     p = page.page
-    try:
-        await p.goto(peer.url + "/crawl")
-        await expect(p.locator("#jobs-empty")).to_be_visible()
-        await p.evaluate("window.__sameDocument = true")  # gone if the page reloads
+    await p.goto(peer.url + "/crawl")
+    await expect(p.locator("#jobs-empty")).to_be_visible()
+    await p.evaluate("window.__sameDocument = true")  # gone if the page reloads
 
-        await p.fill("#urls", url + "/")
-        await p.fill("#depth", str(n + 5))
-        await p.fill("#max_pages", str(n))
-        await p.fill("#delay", "0.15")
-        await p.click("#crawl-submit")
+    row, job_id = await submit_crawl_form(p, url + "/", depth=n + 5, max_pages=n, delay="0.15")
+    job = peer.jobs.get(job_id)
+    assert job is not None and job.spec.delay == 0.15 and job.spec.urls == [url + "/"]
+    await expect(row.locator('[data-field="seed"]')).to_have_text(url + "/")
+    await expect(p.locator("#jobs-empty")).to_be_hidden()
 
-        await expect(p.locator("#form-message")).to_contain_text("Started job")
-        row = p.locator("tbody.job[data-job-id]")
-        await expect(row).to_have_count(1)
-        job_id = await row.get_attribute("data-job-id")
-        job = peer.jobs.get(job_id)
-        assert job is not None and job.spec.delay == 0.15 and job.spec.urls == [url + "/"]
-        await expect(row.locator('[data-field="seed"]')).to_have_text(url + "/")
-        await expect(p.locator("#jobs-empty")).to_be_hidden()
+    # the "Fetched" cell as the page updates it: three values
+    values = await watch_fetched(p)
+    assert values == sorted(values) and len(set(values)) >= 3, values
+    assert values[-1] < n, "the crawl finished before progress was seen"
 
-        # Sample the "Fetched" cell from inside the page until it has shown three values.
-        seen = await p.wait_for_function(
-            """() => {
-                const el = document.querySelector('tbody.job[data-job-id] [data-field="fetched"]');
-                window.__seen = window.__seen || [];
-                if (el && !window.__seen.includes(el.textContent)) window.__seen.push(el.textContent);
-                return window.__seen.length >= 3 && window.__seen;
-            }""",
-            polling=50,
-        )
-        values = [int(v.replace(",", "")) for v in await seen.json_value()]
-        assert values == sorted(values) and len(set(values)) >= 3, values
-        assert values[-1] < n, "the crawl finished before progress was seen"
+    # Pause and resume with the row's buttons (the script posts to the JSON API).
+    await row.get_by_role("button", name="Pause").click()
+    await expect(row.locator('[data-field="state"]')).to_have_text("paused")
+    assert job.state == "paused"
+    await expect(row.get_by_role("button", name="Pause")).to_be_hidden()
+    await row.get_by_role("button", name="Resume").click()
+    await expect(row.locator('[data-field="state"]')).to_have_text("running")
 
-        # Pause and resume with the row's buttons (the script posts to the JSON API).
-        await row.get_by_role("button", name="Pause").click()
-        await expect(row.locator('[data-field="state"]')).to_have_text("paused")
-        assert job.state == "paused"
-        await expect(row.get_by_role("button", name="Pause")).to_be_hidden()
-        await row.get_by_role("button", name="Resume").click()
-        await expect(row.locator('[data-field="state"]')).to_have_text("running")
-
-        # ... and on to the end, still without a reload.
-        await expect(row.locator('[data-field="state"]')).to_have_text("done")
-        await expect(row.locator('[data-field="fetched"]')).to_have_text(str(n))
-        await expect(row.locator('[data-field="indexed"]')).to_have_text(str(n))
-        await expect(row.get_by_role("button")).to_have_count(0)  # all hidden, hidden buttons do not count
-        assert await p.evaluate("window.__sameDocument") is True
-        assert p.url == peer.url + "/crawl"
-    finally:
-        await site.stop()
+    # ... and on to the end, still without a reload.
+    await expect(row.locator('[data-field="state"]')).to_have_text("done")
+    await expect(row.locator('[data-field="fetched"]')).to_have_text(str(n))
+    await expect(row.locator('[data-field="indexed"]')).to_have_text(str(n))
+    await expect(row.get_by_role("button")).to_have_count(0)  # all hidden, hidden buttons do not count
+    assert await p.evaluate("window.__sameDocument") is True
+    assert p.url == peer.url + "/crawl"
 
 
-async def test_hostile_title_is_shown_as_text(peer, page):
-    await crawl(peer, HOSTILE_PAGES)
+async def test_hostile_title_is_shown_as_text(peer, page, crawl_site):
+    await crawl_site(peer, HOSTILE_PAGES)
     p = page.page
     await p.goto(peer.url + "/")
     await p.fill("#q", "evilword")
@@ -207,76 +160,64 @@ async def test_hostile_title_is_shown_as_text(peer, page):
     # page fixture teardown fails the test if any dialog fired
 
 
-async def test_admin_token_login_then_crawl(tmp_path, page):
+async def test_admin_token_login_then_crawl(tmp_path, page, make_peer, static_site):
     """With an admin token the console asks for it; the cookie it sets also carries the script's API calls."""
-    p2 = Peer(peer_config(tmp_path / "tokenpeer", admin_token="s3cret"))
-    await p2.start()
-    site = StaticSite(linked_pages(3))
-    url = await site.start()
+    p2 = await make_peer(tmp_path / "tokenpeer", admin_token="s3cret")
+    url = (await static_site(linked_pages(3))).url
     p = page.page
-    try:
-        response = await p.goto(p2.url + "/crawl")
-        assert response is not None and response.status == 403
-        await expect(p.get_by_role("heading", name="The crawl console is admin-only")).to_be_visible()
-        await p.get_by_label("Admin token").fill("wrong")
-        # a 403 answer is logged as a console error by Chromium; expected here, so forget it
-        await p.get_by_role("button", name="Unlock").click()
-        await expect(p.get_by_role("alert")).to_have_text("That token is not right.")
-        await p.get_by_label("Admin token").fill("s3cret")
-        await p.get_by_role("button", name="Unlock").click()
-        await p.wait_for_url(p2.url + "/crawl")
-        page.problems = [m for m in page.problems if "403" not in m]
+    response = await p.goto(p2.url + "/crawl")
+    assert response is not None and response.status == 403
+    await expect(p.get_by_role("heading", name="The crawl console is admin-only")).to_be_visible()
+    await p.get_by_label("Admin token").fill("wrong")
+    # a 403 answer is logged as a console error by Chromium; expected here, so forget it
+    await p.get_by_role("button", name="Unlock").click()
+    await expect(p.get_by_role("alert")).to_have_text("That token is not right.")
+    await p.get_by_label("Admin token").fill("s3cret")
+    await p.get_by_role("button", name="Unlock").click()
+    await p.wait_for_url(p2.url + "/crawl")
+    page.problems = [m for m in page.problems if "403" not in m]
 
-        await p.fill("#urls", url + "/")
-        await p.click("#crawl-submit")
-        await expect(p.locator("#form-message")).to_contain_text("Started job")
-        row = p.locator("tbody.job[data-job-id]")
-        await expect(row.locator('[data-field="state"]')).to_have_text("done")
-        await expect(row.locator('[data-field="indexed"]')).to_have_text("3")
-        assert len(p2.jobs.list()) == 1
-    finally:
-        await site.stop()
-        await p2.stop()
+    await p.fill("#urls", url + "/")
+    await p.click("#crawl-submit")
+    await expect(p.locator("#form-message")).to_contain_text("Started job")
+    row = p.locator("tbody.job[data-job-id]")
+    await expect(row.locator('[data-field="state"]')).to_have_text("done")
+    await expect(row.locator('[data-field="indexed"]')).to_have_text("3")
+    assert len(p2.jobs.list()) == 1
 
 
-async def test_network_page_shows_every_peer(tmp_path, page):
+async def test_network_page_shows_every_peer(tmp_path, page, make_peer, crawl_site):
     """Three joined peers, one with a hostile name; the network page, reached from the nav, lists them all."""
     names = ["alpha", "<script>alert(7)</script>", "gamma"]
-    peers = [Peer(peer_config(tmp_path / f"p{i}", name=name)) for i, name in enumerate(names)]
-    try:
-        for x in peers:
-            await x.start()
-        for x in peers[1:] + peers:  # two rounds: everybody learns everybody and their info
-            await x.join([("127.0.0.1", peers[0].port)])
-        await crawl(peers[0], linked_pages(4))
-        for x in peers:
-            await x.settle()
-        for x in peers:
-            await x.dht.refresh_info()
+    peers = [await make_peer(tmp_path / f"p{i}", name=name) for i, name in enumerate(names)]
+    for x in peers[1:] + peers:  # two rounds: everybody learns everybody and their info
+        await x.join([("127.0.0.1", peers[0].port)])
+    await crawl_site(peers[0], linked_pages(4))
+    for x in peers:
+        await x.settle()
+    for x in peers:
+        await x.dht.refresh_info()
 
-        p = page.page
-        await p.goto(peers[2].url + "/")
-        await p.get_by_role("navigation", name="Main").get_by_role("link", name="Network").click()
-        await p.wait_for_url(peers[2].url + "/network")
-        assert await p.title() == "Network · yasearch"
-        rows = p.locator("table#peers tbody tr.peer")
-        await expect(rows).to_have_count(3)
-        for x, docs in zip(peers, (4, 0, 0)):
-            row = p.locator(f'tr.peer[data-peer-id="{x.peer_id}"]')
-            await expect(row).to_be_visible()
-            await expect(row.locator('[data-field="name"]')).to_contain_text(x.name)
-            await expect(row.locator('[data-field="peer_id"]')).to_have_text(x.peer_id[:12])
-            await expect(row.locator('[data-field="documents"]')).to_have_text(str(docs))
-            await expect(row.get_by_role("link")).to_have_attribute("href", x.url)
-        await expect(p.locator(f'tr.peer[data-peer-id="{peers[2].peer_id}"] [data-field="last_seen"]')).to_have_text("now")
-        assert await p.evaluate("document.scripts.length") == 0  # the hostile name stayed text
+    p = page.page
+    await p.goto(peers[2].url + "/")
+    await p.get_by_role("navigation", name="Main").get_by_role("link", name="Network").click()
+    await p.wait_for_url(peers[2].url + "/network")
+    assert await p.title() == "Network · yasearch"
+    rows = p.locator("table#peers tbody tr.peer")
+    await expect(rows).to_have_count(3)
+    for x, docs in zip(peers, (4, 0, 0)):
+        row = p.locator(f'tr.peer[data-peer-id="{x.peer_id}"]')
+        await expect(row).to_be_visible()
+        await expect(row.locator('[data-field="name"]')).to_contain_text(x.name)
+        await expect(row.locator('[data-field="peer_id"]')).to_have_text(x.peer_id[:12])
+        await expect(row.locator('[data-field="documents"]')).to_have_text(str(docs))
+        await expect(row.get_by_role("link")).to_have_attribute("href", x.url)
+    await expect(p.locator(f'tr.peer[data-peer-id="{peers[2].peer_id}"] [data-field="last_seen"]')).to_have_text("now")
+    assert await p.evaluate("document.scripts.length") == 0  # the hostile name stayed text
 
-        # a phone-sized window: the table scrolls inside its box, the page does not
-        await p.set_viewport_size({"width": 320, "height": 640})
-        await p.reload()
-        await expect(rows.first).to_be_visible()
-        assert await p.evaluate("document.documentElement.scrollWidth") <= 320
-    finally:
-        for x in peers:
-            await x.stop()
+    # a phone-sized window: the table scrolls inside its box, the page does not
+    await p.set_viewport_size({"width": 320, "height": 640})
+    await p.reload()
+    await expect(rows.first).to_be_visible()
+    assert await p.evaluate("document.documentElement.scrollWidth") <= 320
     # the page fixture fails the test if a dialog fired or the CSP blocked anything

@@ -13,9 +13,6 @@ import pytest
 from playwright.async_api import Page, expect
 
 from browserutil import Watched
-from yasearch.crawler.types import CrawlSpec
-from peerutil import StaticSite, peer_config
-from yasearch.peer import Peer
 
 pytestmark = pytest.mark.browser
 
@@ -56,29 +53,18 @@ async def new_page(browser):
 
 
 @pytest.fixture
-async def peer(tmp_path):
-    """A peer that crawled an English site on 127.0.0.1 (with one very long URL and
+async def peer(peer, crawl_site):
+    """The peer after crawling an English site on 127.0.0.1 (with one very long URL and
     title) and a German one addressed as localhost: two hosts, two languages."""
     long_page = (
         f"<html lang='en'><head><title>{LONG_WORD}</title></head>"
         "<body><p>zebras on a page with a very long address</p></body></html>"
     )
-    en = StaticSite({**site_pages(6, "en", "english", extra_link=LONG_PATH), LONG_PATH.split("?")[0]: long_page})
-    de = StaticSite(site_pages(3, "de", "deutsch"))
-    en_url = await en.start()
-    de_url = (await de.start()).replace("127.0.0.1", "localhost")
-    p = Peer(peer_config(tmp_path / "peer"))
-    await p.start()
-    try:
-        for url in (en_url, de_url):
-            job = await p.start_crawl(CrawlSpec(urls=[url + "/"], depth=10, max_pages=20, delay=0.0))
-            await p.jobs.wait(job.id)
-        assert p.index.doc_count() == 6 + 1 + 3
-        yield p
-    finally:
-        await p.stop()
-        await en.stop()
-        await de.stop()
+    en = {**site_pages(6, "en", "english", extra_link=LONG_PATH), LONG_PATH.split("?")[0]: long_page}
+    await crawl_site(peer, en, depth=10, max_pages=20)
+    await crawl_site(peer, site_pages(3, "de", "deutsch"), host="localhost", depth=10, max_pages=20)
+    assert peer.index.doc_count() == 6 + 1 + 3
+    return peer
 
 
 async def test_autocomplete_with_the_keyboard(peer, new_page):

@@ -17,36 +17,18 @@ import pytest
 from bs4 import BeautifulSoup
 from playwright.async_api import expect
 
-from peerutil import StaticSite, linked_pages, peer_config
-from browserutil import Watched
+from peerutil import assert_json_error, linked_pages
+from browserutil import Watched, submit_crawl_form, watch_fetched
 from yasearch.api import parse_crawl_spec
 from yasearch.crawlconsole import SEED_FILE_MAX_BYTES, SSE_STREAMS, SSE_TICK, parse_seed_file
 from yasearch.history import History
-from yasearch.peer import Peer
 from yasearch.webui.netviz import ID_SPACE, id_ring, sparkline
 
 
 @pytest.fixture
-async def peer(tmp_path):
-    p = Peer(peer_config(tmp_path / "peer"))
-    await p.start()
-    yield p
-    await p.stop()
-
-
-@pytest.fixture
-async def http():
-    async with aiohttp.ClientSession() as s:
-        yield s
-
-
-@pytest.fixture
-async def slow_site():
+async def slow_site(static_site):
     """40 pages in a chain, 0.1 s per page: a crawl that takes a few seconds."""
-    site = StaticSite(linked_pages(40), delay=0.1)
-    url = await site.start()
-    yield url
-    await site.stop()
+    return (await static_site(linked_pages(40), delay=0.1)).url
 
 
 def seed_form(fields: dict[str, str], content: bytes, filename: str = "seeds.txt") -> aiohttp.FormData:
@@ -60,36 +42,32 @@ def seed_form(fields: dict[str, str], content: bytes, filename: str = "seeds.txt
 # -- seed list uploads ----------------------------------------------------------------
 
 
-async def test_seed_file_upload_starts_a_job(peer, http):
-    site = StaticSite(linked_pages(3))
-    url = await site.start()
-    try:
-        seeds = f"# my seeds\n\n{url}/   # the start page\n  {url}/p1\n#{url}/p2 commented out\n".encode()
-        form = seed_form({"urls": "", "depth": "0", "max_pages": "5", "delay": "0"}, seeds)
-        async with http.post(peer.url + "/crawl", data=form, allow_redirects=False) as r:
-            assert r.status == 303, await r.text()
-            job_id = r.headers["Location"].rsplit("#job-", 1)[1]
-        job = peer.jobs.get(job_id)
-        assert job is not None and job.spec.urls == [url + "/", url + "/p1"] and job.spec.depth == 0
-        await peer.jobs.wait(job_id)
-        assert job.progress.indexed == 2
+async def test_seed_file_upload_starts_a_job(peer, http, static_site):
+    url = (await static_site(linked_pages(3))).url
+    seeds = f"# my seeds\n\n{url}/   # the start page\n  {url}/p1\n#{url}/p2 commented out\n".encode()
+    form = seed_form({"urls": "", "depth": "0", "max_pages": "5", "delay": "0"}, seeds)
+    async with http.post(peer.url + "/crawl", data=form, allow_redirects=False) as r:
+        assert r.status == 303, await r.text()
+        job_id = r.headers["Location"].rsplit("#job-", 1)[1]
+    job = peer.jobs.get(job_id)
+    assert job is not None and job.spec.urls == [url + "/", url + "/p1"] and job.spec.depth == 0
+    await peer.jobs.wait(job_id)
+    assert job.progress.indexed == 2
 
-        # the JSON API takes the same multipart form: typed URLs and the file's add up
-        form = seed_form({"urls": f"{url}/p2", "depth": "0", "allow": "p[12]$", "same_site": "1"}, f"{url}/p1\r\n".encode("utf-8-sig"))
-        async with http.post(peer.url + "/api/v1/crawl", data=form) as r:
-            assert r.status == 201, await r.text()
-            job = peer.jobs.get((await r.json())["id"])
-        assert job.spec.urls == [url + "/p2", url + "/p1"] and job.spec.allow == ["p[12]$"] and job.spec.same_site
-        await peer.jobs.wait(job.id)
+    # the JSON API takes the same multipart form: typed URLs and the file's add up
+    form = seed_form({"urls": f"{url}/p2", "depth": "0", "allow": "p[12]$", "same_site": "1"}, f"{url}/p1\r\n".encode("utf-8-sig"))
+    async with http.post(peer.url + "/api/v1/crawl", data=form) as r:
+        assert r.status == 201, await r.text()
+        job = peer.jobs.get((await r.json())["id"])
+    assert job.spec.urls == [url + "/p2", url + "/p1"] and job.spec.allow == ["p[12]$"] and job.spec.same_site
+    await peer.jobs.wait(job.id)
 
-        # the console lists both
-        async with http.get(peer.url + "/crawl") as r:
-            soup = BeautifulSoup(await r.text(), "html.parser")
-        assert len(soup.select("tbody.job[data-job-id]")) == 2
-        assert soup.find("form", id="crawl-form")["enctype"] == "multipart/form-data"
-        assert soup.find("input", id="seeds")["type"] == "file"
-    finally:
-        await site.stop()
+    # the console lists both
+    async with http.get(peer.url + "/crawl") as r:
+        soup = BeautifulSoup(await r.text(), "html.parser")
+    assert len(soup.select("tbody.job[data-job-id]")) == 2
+    assert soup.find("form", id="crawl-form")["enctype"] == "multipart/form-data"
+    assert soup.find("input", id="seeds")["type"] == "file"
 
 
 BAD_FILES = [
@@ -107,9 +85,8 @@ BAD_FILES = [
 @pytest.mark.parametrize("content, status, code, message", BAD_FILES)
 async def test_bad_seed_files_are_refused_with_a_clear_message(peer, http, content, status, code, message):
     async with http.post(peer.url + "/api/v1/crawl", data=seed_form({"depth": "1"}, content, "list.txt")) as r:
-        assert r.status == status
-        error = (await r.json())["error"]
-    assert error["code"] == code and message in error["message"] and "list.txt" in error["message"], error
+        error = await assert_json_error(r, status, code)
+    assert message in error["message"] and "list.txt" in error["message"], error
 
     # the plain form shows the same message on the console, keeping what was typed
     fields = {"urls": "", "allow": "keep-me", "depth": "1"}
@@ -124,16 +101,16 @@ async def test_bad_seed_files_are_refused_with_a_clear_message(peer, http, conte
 async def test_seed_form_errors_from_the_form_fields(peer, http):
     form = seed_form({"depth": "deep"}, b"http://127.0.0.1:1/\n")
     async with http.post(peer.url + "/api/v1/crawl", data=form) as r:
-        assert r.status == 400 and "depth must be a number" in (await r.json())["error"]["message"]
+        assert "depth must be a number" in (await assert_json_error(r, 400))["message"]
     form = seed_form({"bogus": "1"}, b"http://127.0.0.1:1/\n")
     async with http.post(peer.url + "/api/v1/crawl", data=form) as r:
-        assert r.status == 400 and "unknown form field" in (await r.json())["error"]["message"]
+        assert "unknown form field" in (await assert_json_error(r, 400))["message"]
     # no file chosen and no URLs typed: the usual message about urls
     form = aiohttp.FormData()
     form.add_field("urls", "")
     form.add_field("seeds", b"", filename="", content_type="application/octet-stream")
     async with http.post(peer.url + "/api/v1/crawl", data=form) as r:
-        assert r.status == 400 and "urls" in (await r.json())["error"]["message"]
+        assert "urls" in (await assert_json_error(r, 400))["message"]
     assert peer.jobs.list() == []
 
 
@@ -184,7 +161,7 @@ async def read_events(resp: aiohttp.ClientResponse, until: Any, timeout: float =
     return events
 
 
-async def test_event_stream_of_a_running_crawl(peer, http, slow_site):
+async def test_event_stream_of_a_running_crawl(peer_server, peer, http, slow_site):
     job = await peer.start_crawl(parse_crawl_spec({"urls": [slow_site + "/"], "depth": 50, "max_pages": 25, "delay": 0}))
     async with http.get(f"{peer.url}/api/v1/crawl/{job.id}/events") as r:
         assert r.status == 200
@@ -200,7 +177,7 @@ async def test_event_stream_of_a_running_crawl(peer, http, slow_site):
     assert progress[0]["state"] == "running" and progress[-1]["state"] == "done" and progress[-1]["fetched"] == 25
     assert max(d["pages_per_second"] for d in progress) > 0
     await asyncio.sleep(SSE_TICK * 2)
-    assert peer._runner.app[SSE_STREAMS] == set()  # the server side of the stream is gone too
+    assert peer_server.app[SSE_STREAMS] == set()  # the server side of the stream is gone too
 
 
 async def test_event_stream_of_every_job(peer, http, slow_site):
@@ -216,27 +193,22 @@ async def test_event_stream_of_every_job(peer, http, slow_site):
         assert seen[-1][1]["jobs"][0]["state"] == "cancelled"  # a state change is pushed at once
 
 
-async def test_event_streams_are_admin_only(tmp_path, http):
-    p = Peer(peer_config(tmp_path / "tokenpeer", admin_token="s3cret"))
-    await p.start()
-    try:
-        for path in ("/api/v1/crawl/events", "/api/v1/crawl/nosuchjob/events"):
-            async with http.get(p.url + path) as r:
-                assert r.status == 403 and (await r.json())["error"]["code"] == "forbidden"
-            async with http.get(p.url + path, headers={"Authorization": "Bearer wrong"}) as r:
-                assert r.status == 403
-        async with http.get(p.url + "/api/v1/crawl/nosuchjob/events", headers={"Authorization": "Bearer s3cret"}) as r:
-            assert r.status == 404 and (await r.json())["error"]["code"] == "no_such_job"
-        async with http.get(p.url + "/api/v1/crawl/events", headers={"Authorization": "Bearer s3cret"}) as r:
-            assert r.status == 200 and await read_events(r, lambda ev: True) == [("message", {"jobs": []})]
-    finally:
-        await p.stop()
+async def test_event_streams_are_admin_only(tmp_path, http, make_peer):
+    p = await make_peer(tmp_path / "tokenpeer", admin_token="s3cret")
+    for path in ("/api/v1/crawl/events", "/api/v1/crawl/nosuchjob/events"):
+        async with http.get(p.url + path) as r:
+            await assert_json_error(r, 403, "forbidden")
+        async with http.get(p.url + path, headers={"Authorization": "Bearer wrong"}) as r:
+            assert r.status == 403
+    async with http.get(p.url + "/api/v1/crawl/nosuchjob/events", headers={"Authorization": "Bearer s3cret"}) as r:
+        await assert_json_error(r, 404, "no_such_job")
+    async with http.get(p.url + "/api/v1/crawl/events", headers={"Authorization": "Bearer s3cret"}) as r:
+        assert r.status == 200 and await read_events(r, lambda ev: True) == [("message", {"jobs": []})]
 
 
-async def test_open_streams_do_not_hold_up_shutdown(tmp_path, http):
-    p = Peer(peer_config(tmp_path / "p"))
-    await p.start()
-    app = p._runner.app  # type: ignore[union-attr]
+async def test_open_streams_do_not_hold_up_shutdown(make_server, http):
+    server = await make_server()
+    p, app = server.peer, server.app
     responses = []
     try:
         for _ in range(3):
@@ -265,81 +237,59 @@ async def test_open_streams_do_not_hold_up_shutdown(tmp_path, http):
 # -- the console in a browser ----------------------------------------------------------------
 
 
-async def test_console_live_progress_over_sse_and_cancel(peer, page, tmp_path):
+async def test_console_live_progress_over_sse_and_cancel(peer, page, tmp_path, static_site):
     n = 60
-    site = StaticSite(linked_pages(n), delay=0.1)
-    url = await site.start()
+    url = (await static_site(linked_pages(n), delay=0.1)).url
     p = page.page
-    try:
-        await p.goto(peer.url + "/crawl")
-        await expect(p.locator("#live")).to_have_attribute("data-mode", "sse")
-        await p.evaluate("window.__sameDocument = true")  # gone if the page reloads
-        # no polling: the page fetches nothing from /api/v1/crawl while events arrive
-        polls: list[str] = []
-        p.on("request", lambda req: req.url.endswith("/api/v1/crawl") and req.method == "GET" and polls.append(req.url))
+    await p.goto(peer.url + "/crawl")
+    await expect(p.locator("#live")).to_have_attribute("data-mode", "sse")
+    await p.evaluate("window.__sameDocument = true")  # gone if the page reloads
+    # no polling: the page fetches nothing from /api/v1/crawl while events arrive
+    polls: list[str] = []
+    p.on("request", lambda req: req.url.endswith("/api/v1/crawl") and req.method == "GET" and polls.append(req.url))
 
-        # start a crawl from a typed URL; the new row appears and counts up without a reload
-        await p.fill("#urls", url + "/")
-        await p.fill("#depth", str(n + 5))
-        await p.fill("#max_pages", str(n))
-        await p.fill("#delay", "0")
-        await p.click("#crawl-submit")
-        await expect(p.locator("#form-message")).to_contain_text("Started job")
-        row = p.locator("tbody.job[data-job-id]")
-        await expect(row).to_have_count(1)
-        job_id = await row.get_attribute("data-job-id")
-        seen = await p.wait_for_function(
-            """() => {
-                const el = document.querySelector('tbody.job[data-job-id] [data-field="fetched"]');
-                window.__seen = window.__seen || [];
-                if (el && !window.__seen.includes(el.textContent)) window.__seen.push(el.textContent);
-                return window.__seen.length >= 3 && window.__seen;
-            }""",
-            polling=50,
-        )
-        values = [int(v.replace(",", "")) for v in await seen.json_value()]
-        assert values == sorted(values) and len(set(values)) >= 3 and values[-1] < n, values
-        polls_during_crawl = len(polls)
-        assert polls_during_crawl <= 1, polls  # one refresh right after submitting, then events only
+    # start a crawl from a typed URL; the new row appears and counts up without a reload
+    row, job_id = await submit_crawl_form(p, url + "/", depth=n + 5, max_pages=n, delay="0")
+    values = await watch_fetched(p)
+    assert values == sorted(values) and len(set(values)) >= 3 and values[-1] < n, values
+    polls_during_crawl = len(polls)
+    assert polls_during_crawl <= 1, polls  # one refresh right after submitting, then events only
 
-        # cancel with the row's button; the state changes in place
-        await row.get_by_role("button", name="Cancel").click()
-        await expect(row.locator('[data-field="state"]')).to_have_text("cancelled")
-        assert peer.jobs.get(job_id).state == "cancelled"
-        await expect(row.get_by_role("button")).to_have_count(0)
-        fetched = int((await row.locator('[data-field="fetched"]').text_content()).replace(",", ""))
-        assert fetched < n
-        assert await p.evaluate("window.__sameDocument") is True
+    # cancel with the row's button; the state changes in place
+    await row.get_by_role("button", name="Cancel").click()
+    await expect(row.locator('[data-field="state"]')).to_have_text("cancelled")
+    assert peer.jobs.get(job_id).state == "cancelled"
+    await expect(row.get_by_role("button")).to_have_count(0)
+    fetched = int((await row.locator('[data-field="fetched"]').text_content()).replace(",", ""))
+    assert fetched < n
+    assert await p.evaluate("window.__sameDocument") is True
 
-        # and a seed list file chosen in the form starts the next job
-        seeds = tmp_path / "seeds.txt"
-        seeds.write_text(f"# two seeds\n{url}/p10\n{url}/p20\n")
-        await p.fill("#depth", "0")
-        await p.set_input_files("#seeds", str(seeds))
-        await p.click("#crawl-submit")
-        await expect(p.locator("#form-message")).to_contain_text("Started job")
-        await expect(row).to_have_count(2)
-        first = row.first  # newest first
-        await expect(first.locator('[data-field="more"]')).to_have_text("+1 more")
-        await expect(first.locator('[data-field="state"]')).to_have_text("done")
-        await expect(first.locator('[data-field="indexed"]')).to_have_text("2")
-        assert await p.evaluate("document.getElementById('seeds').value") == ""
+    # and a seed list file chosen in the form starts the next job
+    seeds = tmp_path / "seeds.txt"
+    seeds.write_text(f"# two seeds\n{url}/p10\n{url}/p20\n")
+    await p.fill("#depth", "0")
+    await p.set_input_files("#seeds", str(seeds))
+    await p.click("#crawl-submit")
+    await expect(p.locator("#form-message")).to_contain_text("Started job")
+    await expect(row).to_have_count(2)
+    first = row.first  # newest first
+    await expect(first.locator('[data-field="more"]')).to_have_text("+1 more")
+    await expect(first.locator('[data-field="state"]')).to_have_text("done")
+    await expect(first.locator('[data-field="indexed"]')).to_have_text("2")
+    assert await p.evaluate("document.getElementById('seeds').value") == ""
 
-        # a bad file: the peer's message is shown, nothing starts
-        bad = tmp_path / "bad.txt"
-        bad.write_bytes(b"# nothing here\n")
-        await p.set_input_files("#seeds", str(bad))
-        await p.click("#crawl-submit")
-        await expect(p.locator("#form-message")).to_contain_text("bad.txt has no URLs")
-        page.problems = [m for m in page.problems if "400" not in m]  # the refused upload's console line
-        assert len(peer.jobs.list()) == 2
-    finally:
-        await site.stop()
+    # a bad file: the peer's message is shown, nothing starts
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"# nothing here\n")
+    await p.set_input_files("#seeds", str(bad))
+    await p.click("#crawl-submit")
+    await expect(p.locator("#form-message")).to_contain_text("bad.txt has no URLs")
+    page.problems = [m for m in page.problems if "400" not in m]  # the refused upload's console line
+    assert len(peer.jobs.list()) == 2
 
 
-async def test_console_falls_back_to_polling_without_event_source(peer, browser, tmp_path):  # noqa: F811
-    site = StaticSite(linked_pages(20), delay=0.05)
-    url = await site.start()
+async def test_console_falls_back_to_polling_without_event_source(peer, browser, tmp_path, static_site):  # noqa: F811
+    url = (await static_site(linked_pages(20), delay=0.05)).url
     context = await browser.new_context()
     try:
         await context.add_init_script("delete window.EventSource")
@@ -357,25 +307,14 @@ async def test_console_falls_back_to_polling_without_event_source(peer, browser,
         w.check()
     finally:
         await context.close()
-        await site.stop()
 
 
 # -- the network page: ID ring and sparklines ----------------------------------------------
 
 
 @pytest.fixture
-async def three_peers(tmp_path):
-    names = ["alpha", "<b>beta</b>", "gamma"]
-    peers = [Peer(peer_config(tmp_path / f"p{i}", name=name)) for i, name in enumerate(names)]
-    try:
-        for x in peers:
-            await x.start()
-        for x in peers[1:] + peers:  # two rounds: everybody learns everybody and their info
-            await x.join([("127.0.0.1", peers[0].port)])
-        yield peers
-    finally:
-        for x in peers:
-            await x.stop()
+async def three_peers(make_network):
+    return await make_network(["alpha", "<b>beta</b>", "gamma"])
 
 
 async def test_network_page_draws_the_id_ring_and_sparklines(three_peers, page):

@@ -73,11 +73,11 @@ class Run:
 
 
 @pytest.fixture
-def crawl(crawl_store, http_session):
+def crawl(crawl_store, http):
     """``await crawl(urls, **spec)`` runs a crawl to its end and returns the :class:`Run`."""
 
     async def go(urls: list[str], **kw: object) -> Run:
-        return await Run(crawl_store, http_session, urls, **kw).run()
+        return await Run(crawl_store, http, urls, **kw).run()
 
     return go
 
@@ -352,7 +352,7 @@ async def test_canonical_variants_fetched_once(make_site, crawl):
     assert site.count("/a") == 1
 
 
-async def test_host_case_and_redirect_to_seen_url(make_site, crawl_store, http_session):
+async def test_host_case_and_redirect_to_seen_url(make_site, crawl_store, http):
     site = await make_site()
     port = site.port
     # "localhost" resolves to this site; the mixed-case host is the same URL
@@ -362,7 +362,7 @@ async def test_host_case_and_redirect_to_seen_url(make_site, crawl_store, http_s
     site.html("/new", body="fresh")
     seed = f"http://localhost:{port}/"
 
-    run = await Run(crawl_store, http_session, [seed], settings_=settings(concurrency=1)).run()
+    run = await Run(crawl_store, http, [seed], settings_=settings(concurrency=1)).run()
 
     assert sorted(run.urls()) == [f"http://localhost:{port}{p}" for p in ("/", "/a", "/new")]
     assert site.count("/a") == 1
@@ -524,7 +524,7 @@ def chain_site(site: LocalSite, n: int) -> LocalSite:
     return site
 
 
-async def test_pause_stops_new_fetches_until_resumed(make_site, crawl_store, http_session):
+async def test_pause_stops_new_fetches_until_resumed(make_site, crawl_store, http):
     site = chain_site(await make_site(), 5)
 
     paused = asyncio.Event()
@@ -534,7 +534,7 @@ async def test_pause_stops_new_fetches_until_resumed(make_site, crawl_store, htt
             run.crawler.pause()
             paused.set()
 
-    run = Run(crawl_store, http_session, [site.url("/p0")], on_page=on_page)
+    run = Run(crawl_store, http, [site.url("/p0")], on_page=on_page)
     task = asyncio.create_task(run.run())
     await paused.wait()
     assert run.crawler.state == "paused"
@@ -551,9 +551,9 @@ async def test_pause_stops_new_fetches_until_resumed(make_site, crawl_store, htt
     assert run.crawler.state == "done"
 
 
-async def test_paused_before_run_starts_nothing(make_site, crawl_store, http_session):
+async def test_paused_before_run_starts_nothing(make_site, crawl_store, http):
     site = chain_site(await make_site(), 2)
-    run = Run(crawl_store, http_session, [site.url("/p0")])
+    run = Run(crawl_store, http, [site.url("/p0")])
     run.crawler.pause()
     task = asyncio.create_task(run.run())
     await asyncio.sleep(0.2)
@@ -563,12 +563,12 @@ async def test_paused_before_run_starts_nothing(make_site, crawl_store, http_ses
     assert page_hits(site) == ["/p0", "/p1"]
 
 
-async def test_cancel_ends_run(make_site, crawl_store, http_session):
+async def test_cancel_ends_run(make_site, crawl_store, http):
     site = await make_site()
     site.html("/", links=["/slow1", "/slow2", "/slow3"])
     for p in ("/slow1", "/slow2", "/slow3"):
         site.slow(p, 30.0)
-    run = Run(crawl_store, http_session, [site.url("/")])
+    run = Run(crawl_store, http, [site.url("/")])
     task = asyncio.create_task(run.run())
     while not any(p.startswith("/slow") for p in site.paths()):
         await site.request_event.wait()
@@ -584,17 +584,17 @@ async def test_cancel_ends_run(make_site, crawl_store, http_session):
     assert {s for u, (s, _) in rows.items() if "/slow" in u} == {"queued"}
 
 
-async def test_cancel_before_run(make_site, crawl_store, http_session):
+async def test_cancel_before_run(make_site, crawl_store, http):
     site = chain_site(await make_site(), 2)
-    run = Run(crawl_store, http_session, [site.url("/p0")])
+    run = Run(crawl_store, http, [site.url("/p0")])
     run.crawler.cancel()
     await run.run()  # returns at once, does not raise
     assert run.crawler.state == "cancelled" and site.hits == []
 
 
-async def test_cancel_while_paused(make_site, crawl_store, http_session):
+async def test_cancel_while_paused(make_site, crawl_store, http):
     site = chain_site(await make_site(), 3)
-    run = Run(crawl_store, http_session, [site.url("/p0")])
+    run = Run(crawl_store, http, [site.url("/p0")])
     run.crawler.pause()
     task = asyncio.create_task(run.run())
     await asyncio.sleep(0.05)
@@ -606,7 +606,7 @@ async def test_cancel_while_paused(make_site, crawl_store, http_session):
 # -- resume from the store ---------------------------------------------------------
 
 
-async def test_resume_fetches_only_what_remains(make_site, crawl_store, http_session):
+async def test_resume_fetches_only_what_remains(make_site, crawl_store, http):
     n = 8
     site = chain_site(await make_site(), n)
     site.html("/p0", links=["/p1", "/side"])
@@ -616,13 +616,13 @@ async def test_resume_fetches_only_what_remains(make_site, crawl_store, http_ses
         if len(run.pages) == 3:
             run.crawler.cancel()
 
-    first = await Run(crawl_store, http_session, [site.url("/p0")], settings_=settings(concurrency=1),
+    first = await Run(crawl_store, http, [site.url("/p0")], settings_=settings(concurrency=1),
                       on_page=stop_after_three).run()
     assert first.crawler.state == "cancelled"
     assert len(first.pages) == 3
     before = page_hits(site)
 
-    second = await Run(crawl_store, http_session, [site.url("/p0")], settings_=settings(concurrency=1)).run()
+    second = await Run(crawl_store, http, [site.url("/p0")], settings_=settings(concurrency=1)).run()
 
     assert second.crawler.state == "done"
     assert not set(first.urls()) & set(second.urls())
@@ -634,7 +634,7 @@ async def test_resume_fetches_only_what_remains(make_site, crawl_store, http_ses
     assert counts == {"done": n + 1}
 
 
-async def test_resume_refetches_pages_not_confirmed_done(make_site, crawl_store, http_session):
+async def test_resume_refetches_pages_not_confirmed_done(make_site, crawl_store, http):
     """A page fetched but never committed to the index (crash) is fetched again."""
     site = chain_site(await make_site(), 4)
 
@@ -642,81 +642,72 @@ async def test_resume_refetches_pages_not_confirmed_done(make_site, crawl_store,
         if page.url == site.url("/p1"):
             run.crawler.cancel()
 
-    first = Run(crawl_store, http_session, [site.url("/p0")], mark_done=False, on_page=on_page)
+    first = Run(crawl_store, http, [site.url("/p0")], mark_done=False, on_page=on_page)
     await first.run()
     # simulate the index commit of /p0 only
     await crawl_store.mark("job", [(site.url("/p0"), "done", None)])
 
-    second = await Run(crawl_store, http_session, [site.url("/p0")]).run()
+    second = await Run(crawl_store, http, [site.url("/p0")]).run()
 
     assert second.paths(site) == ["/p1", "/p2", "/p3"]
     assert site.count("/p0") == 1 and site.count("/p1") == 2
 
 
-async def test_finished_job_restarted_fetches_nothing(make_site, crawl_store, http_session):
+async def test_finished_job_restarted_fetches_nothing(make_site, crawl_store, http):
     site = chain_site(await make_site(), 3)
-    await Run(crawl_store, http_session, [site.url("/p0")]).run()
+    await Run(crawl_store, http, [site.url("/p0")]).run()
     hits = list(site.paths())
 
-    again = await Run(crawl_store, http_session, [site.url("/p0")]).run()
+    again = await Run(crawl_store, http, [site.url("/p0")]).run()
 
     assert again.pages == [] and site.paths() == hits
     assert again.crawler.state == "done"
 
 
-async def test_other_job_ids_are_independent(make_site, crawl_store, http_session):
+async def test_other_job_ids_are_independent(make_site, crawl_store, http):
     site = chain_site(await make_site(), 2)
-    await Run(crawl_store, http_session, [site.url("/p0")], job_id="one").run()
-    two = await Run(crawl_store, http_session, [site.url("/p0")], job_id="two").run()
+    await Run(crawl_store, http, [site.url("/p0")], job_id="one").run()
+    two = await Run(crawl_store, http, [site.url("/p0")], job_id="two").run()
     assert two.paths(site) == ["/p0", "/p1"]
 
 
 # -- re-crawl replaces -------------------------------------------------------------
 
 
-async def test_recrawled_page_replaced_not_duplicated(tmp_path):
-    from peerutil import StaticSite, peer_config
-    from yasearch.peer import Peer
-
-    site = StaticSite({
+async def test_recrawled_page_replaced_not_duplicated(peer, static_site):
+    site = await static_site({
         "/": '<html><head><title>Home</title></head><body><p>zebras and oldword</p>'
              '<a href="/other">other</a></body></html>',
         "/other": "<html><head><title>Other</title></head><body><p>zebras elsewhere</p></body></html>",
     })
-    url = await site.start()
-    peer = Peer(peer_config(tmp_path / "peer"))
-    await peer.start()
-    try:
-        job = await peer.start_crawl(CrawlSpec(urls=[url], depth=1, max_pages=10))
-        await peer.jobs.wait(job.id)
-        assert (await peer.search("oldword", scope="local")).total == 1
-        docs = peer.index.doc_count()
-        assert docs == 2
+    url = site.url
+    job = await peer.start_crawl(CrawlSpec(urls=[url], depth=1, max_pages=10))
+    await peer.jobs.wait(job.id)
+    assert (await peer.search("oldword", scope="local")).total == 1
+    docs = peer.index.doc_count()
+    assert docs == 2
 
-        site.pages["/"] = ('<html><head><title>Home v2</title></head><body><p>zebras and newword</p>'
-                           '<a href="/other">other</a></body></html>')
-        job2 = await peer.start_crawl(CrawlSpec(urls=[url + "/#again"], depth=1, max_pages=10))
-        await peer.jobs.wait(job2.id)
+    site.pages["/"] = ('<html><head><title>Home v2</title></head><body><p>zebras and newword</p>'
+                       '<a href="/other">other</a></body></html>')
+    job2 = await peer.start_crawl(CrawlSpec(urls=[url + "/#again"], depth=1, max_pages=10))
+    await peer.jobs.wait(job2.id)
 
-        assert job2.progress.fetched == 2
-        assert (await peer.search("newword", scope="local")).total == 1
-        assert (await peer.search("oldword", scope="local")).total == 0
-        zebras = await peer.search("zebras", scope="local")
-        assert zebras.total == 2
-        assert peer.index.doc_count() == docs
+    assert job2.progress.fetched == 2
+    assert (await peer.search("newword", scope="local")).total == 1
+    assert (await peer.search("oldword", scope="local")).total == 0
+    zebras = await peer.search("zebras", scope="local")
+    assert zebras.total == 2
+    assert peer.index.doc_count() == docs
 
-        # a page that now says noindex leaves the index on the next crawl
-        site.pages["/"] = ('<html><head><title>Home v3</title><meta name="robots" content="noindex">'
-                           '</head><body><p>zebras and thirdword</p><a href="/other">o</a></body></html>')
-        job3 = await peer.start_crawl(CrawlSpec(urls=[url], depth=1, max_pages=10))
-        await peer.jobs.wait(job3.id)
-        assert (await peer.search("thirdword", scope="local")).total == 0
-        assert (await peer.search("newword", scope="local")).total == 0
-        assert peer.index.doc_count() == docs - 1
-        assert site.hits.count("/other") == 3  # noindex still follows
-    finally:
-        await peer.stop()
-        await site.stop()
+    # a page that now says noindex leaves the index on the next crawl
+    site.pages["/"] = ('<html><head><title>Home v3</title><meta name="robots" content="noindex">'
+                       '</head><body><p>zebras and thirdword</p><a href="/other">o</a></body></html>')
+    job3 = await peer.start_crawl(CrawlSpec(urls=[url], depth=1, max_pages=10))
+    await peer.jobs.wait(job3.id)
+    assert (await peer.search("thirdword", scope="local")).total == 0
+    assert (await peer.search("newword", scope="local")).total == 0
+    assert peer.index.doc_count() == docs - 1
+    assert site.hits.count("/other") == 3  # noindex still follows
 
 
 async def test_a_link_to_loopback_is_not_followed(crawl, make_site):

@@ -15,8 +15,7 @@ import pytest
 from bs4 import BeautifulSoup
 from playwright.async_api import expect
 
-from peerutil import StaticSite, linked_pages, peer_config
-from test_network import start_peers
+from peerutil import assert_json_error, linked_pages
 from test_webui import assert_inert
 from yasearch.analysis import analyze
 from yasearch.api import parse_crawl_spec
@@ -34,19 +33,8 @@ SITE_B = linked_pages(3, ["bravoword0", "bravoword1", "bravoword2"])
 
 
 @pytest.fixture
-async def http():
-    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as s:
-        yield s
-
-
-@pytest.fixture
-async def sites():
-    out = [StaticSite(SITE_A), StaticSite(SITE_B)]
-    for s in out:
-        await s.start()
-    yield [s.url for s in out]
-    for s in out:
-        await s.stop()
+async def sites(static_site):
+    return [(await static_site(SITE_A)).url, (await static_site(SITE_B)).url]
 
 
 async def crawl_sites(peer: Peer, urls: list[str]) -> None:
@@ -58,15 +46,10 @@ async def crawl_sites(peer: Peer, urls: list[str]) -> None:
 
 
 @pytest.fixture
-async def crawled(tmp_path, sites):
-    """One peer that crawled both sites; yields (peer, site A url, site B url)."""
-    p = Peer(peer_config(tmp_path / "peer"))
-    await p.start()
-    try:
-        await crawl_sites(p, sites)
-        yield p, sites[0], sites[1]
-    finally:
-        await p.stop()
+async def crawled(peer, sites):
+    """One peer that crawled both sites: (peer, site A url, site B url)."""
+    await crawl_sites(peer, sites)
+    return peer, sites[0], sites[1]
 
 
 def host(url: str) -> str:
@@ -75,16 +58,6 @@ def host(url: str) -> str:
 
 async def local_urls(peer: Peer, q: str) -> list[str]:
     return [h.url for h in (await peer.search(q, scope="local", limit=50)).results]
-
-
-async def json_error(resp: aiohttp.ClientResponse, status: int, code: str | None = None) -> dict:
-    assert resp.status == status, await resp.text()
-    assert resp.content_type == "application/json"
-    body = await resp.json()
-    assert set(body) == {"error"} and body["error"]["message"]
-    if code:
-        assert body["error"]["code"] == code, body
-    return body["error"]
 
 
 async def get_html(http: aiohttp.ClientSession, url: str, status: int = 200, **kw) -> str:
@@ -117,9 +90,9 @@ async def test_api_lookup_and_remove_a_url(crawled, http):
     assert await local_urls(peer, "zebras")  # the others are still there
     assert peer.index.doc_count() == len(SITE_A) + len(SITE_B) - 1
     async with http.get(peer.url + "/api/v1/index", params={"url": target}) as r:
-        await json_error(r, 404, "not_indexed")
+        await assert_json_error(r, 404, "not_indexed")
     async with http.delete(peer.url + "/api/v1/index", params={"url": target}) as r:
-        await json_error(r, 404, "not_indexed")
+        await assert_json_error(r, 404, "not_indexed")
 
 
 async def test_api_hosts_and_host_removal(crawled, http):
@@ -148,9 +121,9 @@ async def test_api_hosts_and_host_removal(crawled, http):
     assert [h for h, _ in await peer.documents_by_host()] == [host(a)]
     assert await local_urls(peer, "uniqueword1") == [a + "/p1"]
     async with http.delete(f"{peer.url}/api/v1/index/hosts/{host(b)}") as r:
-        await json_error(r, 404, "not_indexed")
+        await assert_json_error(r, 404, "not_indexed")
     async with http.get(f"{peer.url}/api/v1/index/hosts/{host(b)}") as r:
-        await json_error(r, 404, "not_indexed")
+        await assert_json_error(r, 404, "not_indexed")
 
 
 @pytest.mark.parametrize(
@@ -169,96 +142,83 @@ async def test_api_hosts_and_host_removal(crawled, http):
         ("delete", "/api/v1/index/hosts/%3Cscript%3E", {}, "bad_host"),
     ],
 )
-async def test_api_rejects_bad_input(tmp_path, http, method, path, params, code):
-    p = Peer(peer_config(tmp_path / "peer"))
-    await p.start()
-    try:
-        async with http.request(method, p.url + path, params=params) as r:
-            await json_error(r, 400, code)
-    finally:
-        await p.stop()
+async def test_api_rejects_bad_input(peer, http, method, path, params, code):
+    async with http.request(method, peer.url + path, params=params) as r:
+        await assert_json_error(r, 400, code)
 
 
-async def test_api_is_admin_only(tmp_path, sites, http):
-    p = Peer(peer_config(tmp_path / "tokenpeer", admin_token="s3cret"))
-    await p.start()
-    try:
-        await crawl_sites(p, sites)
-        a = sites[0]
-        calls = [
-            ("get", "/api/v1/index", {"url": a + "/p1"}),
-            ("delete", "/api/v1/index", {"url": a + "/p1"}),
-            ("get", "/api/v1/index/hosts", {}),
-            ("get", f"/api/v1/index/hosts/{host(a)}", {}),
-            ("delete", f"/api/v1/index/hosts/{host(a)}", {}),
-        ]
-        for method, path, params in calls:
-            for headers in ({}, {"Authorization": "Bearer wrong"}):
-                async with http.request(method, p.url + path, params=params, headers=headers) as r:
-                    await json_error(r, 403, "forbidden")
-        # a browser on another site cannot make an admin's browser delete anything
-        async with http.delete(
-            p.url + "/api/v1/index",
-            params={"url": a + "/p1"},
-            headers={"Authorization": "Bearer s3cret", "Origin": "http://evil.example"},
-        ) as r:
-            await json_error(r, 403, "cross_site")
-        assert p.index.doc_count() == len(SITE_A) + len(SITE_B)
-        auth = {"Authorization": "Bearer s3cret"}
-        async with http.get(p.url + "/api/v1/index/hosts", headers=auth) as r:
-            assert r.status == 200
-        async with http.delete(p.url + "/api/v1/index", params={"url": a + "/p1"}, headers=auth) as r:
-            assert r.status == 200
-        assert await local_urls(p, "uniqueword1") == []
-    finally:
-        await p.stop()
+async def test_api_is_admin_only(tmp_path, sites, http, make_peer):
+    p = await make_peer(tmp_path / "tokenpeer", admin_token="s3cret")
+    await crawl_sites(p, sites)
+    a = sites[0]
+    calls = [
+        ("get", "/api/v1/index", {"url": a + "/p1"}),
+        ("delete", "/api/v1/index", {"url": a + "/p1"}),
+        ("get", "/api/v1/index/hosts", {}),
+        ("get", f"/api/v1/index/hosts/{host(a)}", {}),
+        ("delete", f"/api/v1/index/hosts/{host(a)}", {}),
+    ]
+    for method, path, params in calls:
+        for headers in ({}, {"Authorization": "Bearer wrong"}):
+            async with http.request(method, p.url + path, params=params, headers=headers) as r:
+                await assert_json_error(r, 403, "forbidden")
+    # a browser on another site cannot make an admin's browser delete anything
+    async with http.delete(
+        p.url + "/api/v1/index",
+        params={"url": a + "/p1"},
+        headers={"Authorization": "Bearer s3cret", "Origin": "http://evil.example"},
+    ) as r:
+        await assert_json_error(r, 403, "cross_site")
+    assert p.index.doc_count() == len(SITE_A) + len(SITE_B)
+    auth = {"Authorization": "Bearer s3cret"}
+    async with http.get(p.url + "/api/v1/index/hosts", headers=auth) as r:
+        assert r.status == 200
+    async with http.delete(p.url + "/api/v1/index", params={"url": a + "/p1"}, headers=auth) as r:
+        assert r.status == 200
+    assert await local_urls(p, "uniqueword1") == []
 
 
 # -- the network: removal withdraws the postings ----------------------------------------
 
 
-async def test_removal_withdraws_postings_from_the_network(tmp_path, sites, http):
-    peers = await start_peers(tmp_path, 3)
+async def test_removal_withdraws_postings_from_the_network(make_network, sites, http):
+    peers = await make_network(["p0", "p1", "p2"])
     origin, _, asker = peers
     a, b = sites
-    try:
-        await crawl_sites(origin, sites)
-        for p in peers:
-            await p.settle()
-        term, bterm = analyze("uniqueword4")[0], analyze("bravoword2")[0]
+    await crawl_sites(origin, sites)
+    for p in peers:
+        await p.settle()
+    term, bterm = analyze("uniqueword4")[0], analyze("bravoword2")[0]
 
-        async def df(t: str) -> list[int]:
-            return [(await p.shard.df([t]))[t] for p in peers]
+    async def df(t: str) -> list[int]:
+        return [(await p.shard.df([t]))[t] for p in peers]
 
-        async def global_urls(q: str) -> list[str]:
-            async with http.get(asker.url + "/api/v1/search", params={"q": q, "scope": "global"}) as r:
-                assert r.status == 200
-                return [hit["url"] for hit in (await r.json())["results"]]
-
-        assert sum(await df(term)) >= 1 and sum(await df(bterm)) >= 1
-        assert await global_urls("uniqueword4") == [a + "/p4"]
-        assert await global_urls("bravoword2") == [b + "/p2"]
-
-        # one URL
-        async with http.delete(origin.url + "/api/v1/index", params={"url": a + "/p4"}) as r:
+    async def global_urls(q: str) -> list[str]:
+        async with http.get(asker.url + "/api/v1/search", params={"q": q, "scope": "global"}) as r:
             assert r.status == 200
-        await origin.settle()
-        assert await df(term) == [0, 0, 0]
-        assert await global_urls("uniqueword4") == []
-        assert await local_urls(origin, "uniqueword4") == []
-        assert await global_urls("uniqueword3") == [a + "/p3"]  # its neighbours are untouched
+            return [hit["url"] for hit in (await r.json())["results"]]
 
-        # a whole host, through the page's form this time
-        async with http.post(origin.url + "/index/remove", data={"host": host(b)}, allow_redirects=False) as r:
-            assert r.status == 303
-        await origin.settle()
-        for w in ("bravoword0", "bravoword1", "bravoword2"):
-            assert await df(analyze(w)[0]) == [0, 0, 0]
-            assert await global_urls(w) == []
-        assert await global_urls("uniqueword3") == [a + "/p3"]
-    finally:
-        for p in peers:
-            await p.stop()
+    assert sum(await df(term)) >= 1 and sum(await df(bterm)) >= 1
+    assert await global_urls("uniqueword4") == [a + "/p4"]
+    assert await global_urls("bravoword2") == [b + "/p2"]
+
+    # one URL
+    async with http.delete(origin.url + "/api/v1/index", params={"url": a + "/p4"}) as r:
+        assert r.status == 200
+    await origin.settle()
+    assert await df(term) == [0, 0, 0]
+    assert await global_urls("uniqueword4") == []
+    assert await local_urls(origin, "uniqueword4") == []
+    assert await global_urls("uniqueword3") == [a + "/p3"]  # its neighbours are untouched
+
+    # a whole host, through the page's form this time
+    async with http.post(origin.url + "/index/remove", data={"host": host(b)}, allow_redirects=False) as r:
+        assert r.status == 303
+    await origin.settle()
+    for w in ("bravoword0", "bravoword1", "bravoword2"):
+        assert await df(analyze(w)[0]) == [0, 0, 0]
+        assert await global_urls(w) == []
+    assert await global_urls("uniqueword3") == [a + "/p3"]
 
 
 # -- the page --------------------------------------------------------------------------
@@ -387,38 +347,34 @@ async def test_cross_site_removals_are_refused(crawled, http):
     assert peer.index.doc_count() == before - 1
 
 
-async def test_page_is_admin_only_with_a_login_form(tmp_path, sites, http):
-    p = Peer(peer_config(tmp_path / "tokenpeer", admin_token="s3cret"))
-    await p.start()
-    try:
-        await crawl_sites(p, sites)
-        a = sites[0]
-        for path in ("/index", "/index?" + urlencode({"url": a + "/p1"}), "/index/host?host=" + host(a), "/index/remove?host=" + host(a)):
-            html = await get_html(http, p.url + path, 403)
-            soup = assert_inert(html)
-            assert a not in html  # nothing of the index shows
-            login = soup.find("form", action="/index/login")
-            assert login is not None and login.find("input", attrs={"name": "token", "type": "password"}) is not None
-        async with http.post(p.url + "/index/remove", data={"host": host(a)}, allow_redirects=False) as r:
-            assert r.status == 403
-        assert p.index.doc_count() == len(SITE_A) + len(SITE_B)
+async def test_page_is_admin_only_with_a_login_form(tmp_path, sites, http, make_peer):
+    p = await make_peer(tmp_path / "tokenpeer", admin_token="s3cret")
+    await crawl_sites(p, sites)
+    a = sites[0]
+    for path in ("/index", "/index?" + urlencode({"url": a + "/p1"}), "/index/host?host=" + host(a), "/index/remove?host=" + host(a)):
+        html = await get_html(http, p.url + path, 403)
+        soup = assert_inert(html)
+        assert a not in html  # nothing of the index shows
+        login = soup.find("form", action="/index/login")
+        assert login is not None and login.find("input", attrs={"name": "token", "type": "password"}) is not None
+    async with http.post(p.url + "/index/remove", data={"host": host(a)}, allow_redirects=False) as r:
+        assert r.status == 403
+    assert p.index.doc_count() == len(SITE_A) + len(SITE_B)
 
-        async with http.post(p.url + "/index/login", data={"token": "guess"}, allow_redirects=False) as r:
-            assert r.status == 403 and "not right" in await r.text()
-        async with http.post(p.url + "/index/login", data={"token": "s3cret"}, headers={"Origin": "http://evil.example"}) as r:
-            assert r.status == 403
-        async with http.post(p.url + "/index/login", data={"token": "s3cret"}, allow_redirects=False) as r:
-            assert r.status == 303 and r.headers["Location"] == "/index"
-            assert r.cookies["yasearch_admin"]["samesite"] == "Strict"
-        soup = BeautifulSoup(await get_html(http, p.url + "/index"), "html.parser")
-        assert len(soup.select("table#hosts tr.host")) == 2
-        async with http.post(p.url + "/index/remove", data={"url": a + "/p1"}, allow_redirects=False) as r:
-            assert r.status == 303
-        assert await local_urls(p, "uniqueword1") == []
-        # the same cookie opens the crawl console: one login for the admin pages
-        await get_html(http, p.url + "/crawl")
-    finally:
-        await p.stop()
+    async with http.post(p.url + "/index/login", data={"token": "guess"}, allow_redirects=False) as r:
+        assert r.status == 403 and "not right" in await r.text()
+    async with http.post(p.url + "/index/login", data={"token": "s3cret"}, headers={"Origin": "http://evil.example"}) as r:
+        assert r.status == 403
+    async with http.post(p.url + "/index/login", data={"token": "s3cret"}, allow_redirects=False) as r:
+        assert r.status == 303 and r.headers["Location"] == "/index"
+        assert r.cookies["yasearch_admin"]["samesite"] == "Strict"
+    soup = BeautifulSoup(await get_html(http, p.url + "/index"), "html.parser")
+    assert len(soup.select("table#hosts tr.host")) == 2
+    async with http.post(p.url + "/index/remove", data={"url": a + "/p1"}, allow_redirects=False) as r:
+        assert r.status == 303
+    assert await local_urls(p, "uniqueword1") == []
+    # the same cookie opens the crawl console: one login for the admin pages
+    await get_html(http, p.url + "/crawl")
 
 
 async def test_login_without_a_token_explains_loopback(crawled, http):

@@ -7,15 +7,14 @@ answer like one peer that crawled everything.
 
 from __future__ import annotations
 
+import contextlib
 import random
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import aiohttp
 import pytest
 
 from yasearch.crawler.types import CrawlSpec
-from peerutil import StaticSite, peer_config
+from peerutil import StaticSite, assert_json_error
 from yasearch.analysis import analyze
 from yasearch.peer import Peer
 
@@ -49,26 +48,19 @@ def make_site_pages(site_no: int, rng: random.Random) -> dict[str, str]:
 
 
 @pytest.fixture
-async def sites() -> AsyncIterator[list[StaticSite]]:
+async def sites(static_site) -> list[StaticSite]:
     rng = random.Random(1234)
-    out = [StaticSite(make_site_pages(i, rng)) for i in range(SITES)]
-    for s in out:
-        await s.start()
-    yield out
-    for s in out:
-        await s.stop()
+    return [await static_site(make_site_pages(i, rng)) for i in range(SITES)]
 
 
-async def start_peers(tmp: Path, n: int, **kw: object) -> list[Peer]:
-    peers = [Peer(peer_config(tmp / f"peer{i}", name=f"p{i}", **kw)) for i in range(n)]
-    for p in peers:
-        await p.start()
-    boot = [("127.0.0.1", peers[0].port)]
-    for p in peers[1:]:
-        await p.join(boot)
-    for p in peers:  # a second round: everybody learns everybody and their info
-        await p.join(boot)
-    return peers
+@pytest.fixture
+def start_peers(make_network):
+    """``await start_peers(n, **config)``: n joined peers named p0, p1, ..."""
+
+    async def start(n: int, **config: object) -> list[Peer]:
+        return await make_network([f"p{i}" for i in range(n)], **config)
+
+    return start
 
 
 async def crawl(peer: Peer, url: str):
@@ -89,112 +81,96 @@ def top(resp, k: int = 10) -> list[tuple[str, float]]:
     return [(h.url, round(h.score, 6)) for h in resp.results[:k]]
 
 
-async def test_global_search_ranks_like_one_big_index(tmp_path: Path, sites: list[StaticSite]) -> None:
-    peers = await start_peers(tmp_path, SITES + 1)
-    reference = Peer(peer_config(tmp_path / "reference"))
-    await reference.start()
-    try:
-        jobs = [await crawl(p, s.url) for p, s in zip(peers, sites)]
-        for s in sites:
-            await crawl(reference, s.url)
-        for p in peers:
-            await p.settle()
-        # every crawled page was published to all its terms' responsible peers
-        assert [j.progress.published for j in jobs] == [j.progress.indexed for j in jobs] == [PAGES_PER_SITE + 1] * SITES
-        await reference.index.flush()
-        searcher = peers[-1]
-        assert searcher.index.doc_count() == 0
-        await searcher.dht.refresh_info()  # current document counts for N
-        n_docs, _ = searcher.network_totals()
-        assert n_docs == reference.index.doc_count() == SITES * (PAGES_PER_SITE + 1)
+async def test_global_search_ranks_like_one_big_index(start_peers, tmp_path: Path, sites: list[StaticSite], make_peer) -> None:
+    peers = await start_peers(SITES + 1)
+    reference = await make_peer(tmp_path / "reference")
+    jobs = [await crawl(p, s.url) for p, s in zip(peers, sites)]
+    for s in sites:
+        await crawl(reference, s.url)
+    for p in peers:
+        await p.settle()
+    # every crawled page was published to all its terms' responsible peers
+    assert [j.progress.published for j in jobs] == [j.progress.indexed for j in jobs] == [PAGES_PER_SITE + 1] * SITES
+    await reference.index.flush()
+    searcher = peers[-1]
+    assert searcher.index.doc_count() == 0
+    await searcher.dht.refresh_info()  # current document counts for N
+    n_docs, _ = searcher.network_totals()
+    assert n_docs == reference.index.doc_count() == SITES * (PAGES_PER_SITE + 1)
 
-        compared = 0
-        for q in queries():
-            want = await reference.search(q, scope="local", limit=10)
-            got = await searcher.search(q, scope="global", limit=10)
-            assert got.total == want.total, q
-            assert top(got) == top(want), q
-            assert got.peers["answered"] >= 1 and got.peers["failed"] == 0
-            compared += 1 if want.total else 0
-        assert compared >= 30
+    compared = 0
+    for q in queries():
+        want = await reference.search(q, scope="local", limit=10)
+        got = await searcher.search(q, scope="global", limit=10)
+        assert got.total == want.total, q
+        assert top(got) == top(want), q
+        assert got.peers["answered"] >= 1 and got.peers["failed"] == 0
+        compared += 1 if want.total else 0
+    assert compared >= 30
 
-        # phrases, exclusions and site: filters: applied the same way across the network
-        body_words = [w for w in WORDS if w in sites[2].pages["/s2/doc3"]]
-        page3 = sites[2].pages["/s2/doc3"].split("<p>")[1].split("</p>")[0].split()
-        special = [
-            f'"{page3[4]} {page3[5]}"',
-            f'"{page3[10]} {page3[11]} {page3[12]}"',
-            f"{body_words[0]} site:127.0.0.1",
-        ]
-        everything = (await reference.search(WORDS[0], scope="local", limit=1)).total
-        for w in WORDS[25:]:  # an exclusion that removes some documents, not all
-            n = (await reference.search(f"{WORDS[0]} -{w}", scope="local", limit=1)).total
-            if 0 < n < everything:
-                special.append(f"{WORDS[0]} -{w}")
-                break
-        assert len(special) == 4
-        for q in special:
-            want = await reference.search(q, scope="local", limit=10)
-            got = await searcher.search(q, scope="global", limit=10)
-            assert want.total > 0, q
-            assert got.total == want.total, q
-            assert top(got) == top(want), q
-        # remote results carry real snippets from their origin, highlighted here
-        got = await searcher.search(f'"{page3[4]} {page3[5]}"', scope="global")
-        assert all("<mark>" in h.snippet_html for h in got.results)
-        assert all(h.origin not in ("", "local") for h in got.results)
-    finally:
-        for p in peers:
+    # phrases, exclusions and site: filters: applied the same way across the network
+    body_words = [w for w in WORDS if w in sites[2].pages["/s2/doc3"]]
+    page3 = sites[2].pages["/s2/doc3"].split("<p>")[1].split("</p>")[0].split()
+    special = [
+        f'"{page3[4]} {page3[5]}"',
+        f'"{page3[10]} {page3[11]} {page3[12]}"',
+        f"{body_words[0]} site:127.0.0.1",
+    ]
+    everything = (await reference.search(WORDS[0], scope="local", limit=1)).total
+    for w in WORDS[25:]:  # an exclusion that removes some documents, not all
+        n = (await reference.search(f"{WORDS[0]} -{w}", scope="local", limit=1)).total
+        if 0 < n < everything:
+            special.append(f"{WORDS[0]} -{w}")
+            break
+    assert len(special) == 4
+    for q in special:
+        want = await reference.search(q, scope="local", limit=10)
+        got = await searcher.search(q, scope="global", limit=10)
+        assert want.total > 0, q
+        assert got.total == want.total, q
+        assert top(got) == top(want), q
+    # remote results carry real snippets from their origin, highlighted here
+    got = await searcher.search(f'"{page3[4]} {page3[5]}"', scope="global")
+    assert all("<mark>" in h.snippet_html for h in got.results)
+    assert all(h.origin not in ("", "local") for h in got.results)
+
+
+async def test_replicas_survive_two_dead_peers(start_peers, make_server, sites: list[StaticSite]) -> None:
+    peers = await start_peers(6, replication=3)
+    for p, s in zip(peers[:3], sites[:3]):
+        await crawl(p, s.url)
+    for p in peers:
+        await p.settle()
+    searcher = peers[5]
+    await searcher.dht.refresh_info()
+    before = {q: await searcher.search(q, limit=100) for q in WORDS[:10]}
+    # two peers die without a word (not the searcher): every document is still found
+    for p in (peers[1], peers[3]):
+        await p.dht.stop()
+        await make_server.of(p).close_site()
+    for q, want in before.items():
+        got = await searcher.search(q, limit=100)
+        assert {h.url for h in got.results} == {h.url for h in want.results}, q
+    for p in (peers[1], peers[3]):  # the killed ones are half-stopped: stopping them may fail
+        with contextlib.suppress(Exception):
             await p.stop()
-        await reference.stop()
 
 
-async def test_replicas_survive_two_dead_peers(tmp_path: Path, sites: list[StaticSite]) -> None:
-    peers = await start_peers(tmp_path, 6, replication=3)
-    try:
-        for p, s in zip(peers[:3], sites[:3]):
-            await crawl(p, s.url)
-        for p in peers:
-            await p.settle()
-        searcher = peers[5]
-        await searcher.dht.refresh_info()
-        before = {q: await searcher.search(q, limit=100) for q in WORDS[:10]}
-        # two peers die without a word (not the searcher): every document is still found
-        for p in (peers[1], peers[3]):
-            await p.dht.stop()
-            await p._runner.cleanup()
-        for q, want in before.items():
-            got = await searcher.search(q, limit=100)
-            assert {h.url for h in got.results} == {h.url for h in want.results}, q
-    finally:
-        for p in peers:
-            try:
-                await p.stop()
-            except Exception:  # noqa: BLE001 - the killed ones are half-stopped
-                pass
-
-
-async def test_recrawled_page_withdraws_its_old_terms(tmp_path: Path) -> None:
+async def test_recrawled_page_withdraws_its_old_terms(start_peers, static_site) -> None:
     old = {"/": "<html><head><title>first version</title></head><body>walrus saffron</body></html>"}
-    site = StaticSite(old)
-    await site.start()
-    peers = await start_peers(tmp_path, 4)
-    try:
-        origin, searcher = peers[0], peers[3]
-        await crawl(origin, site.url)
-        await origin.settle()
-        assert (await searcher.search("walrus")).total == 1
-        site.pages["/"] = "<html><head><title>second version</title></head><body>otter ginger</body></html>"
-        await crawl(origin, site.url)
-        await origin.settle()
-        for p in peers:
-            assert (await p.shard.df(["walrus"]))["walrus"] == 0, "old term still held somewhere"
-        assert (await searcher.search("walrus")).total == 0
-        assert (await searcher.search("otter")).total == 1
-    finally:
-        for p in peers:
-            await p.stop()
-        await site.stop()
+    site = await static_site(old)
+    peers = await start_peers(4)
+    origin, searcher = peers[0], peers[3]
+    await crawl(origin, site.url)
+    await origin.settle()
+    assert (await searcher.search("walrus")).total == 1
+    site.pages["/"] = "<html><head><title>second version</title></head><body>otter ginger</body></html>"
+    await crawl(origin, site.url)
+    await origin.settle()
+    for p in peers:
+        assert (await p.shard.df(["walrus"]))["walrus"] == 0, "old term still held somewhere"
+    assert (await searcher.search("walrus")).total == 0
+    assert (await searcher.search("otter")).total == 1
 
 
 @pytest.mark.parametrize(
@@ -213,41 +189,27 @@ async def test_recrawled_page_withdraws_its_old_terms(tmp_path: Path) -> None:
         ("/p2p/v1/docs", b'{"origin": "' + b"a" * 40 + b'", "docs": [{"doc_id": "' + b"b" * 40 + b'", "url": "javascript:alert(1)"}]}', 400),
     ],
 )
-async def test_hostile_p2p_requests_change_nothing(tmp_path: Path, path: str, body: bytes, status: int) -> None:
-    peer = Peer(peer_config(tmp_path / "p"))
-    await peer.start()
-    try:
-        async with aiohttp.ClientSession() as s:
-            async with s.post(peer.url + path, data=body) as r:
-                assert r.status == status, await r.text()
-                err = (await r.json())["error"]
-                assert err["code"] and err["message"]
-        stats = await peer.shard.stats()
-        assert stats["postings"] == 0 and stats["docs"] == 0
-    finally:
-        await peer.stop()
+async def test_hostile_p2p_requests_change_nothing(peer, http, path: str, body: bytes, status: int) -> None:
+    async with http.post(peer.url + path, data=body) as r:
+        await assert_json_error(r, status)
+    stats = await peer.shard.stats()
+    assert stats["postings"] == 0 and stats["docs"] == 0
 
 
-async def test_oversized_and_quota_exceeding_publishers_are_refused(tmp_path: Path) -> None:
-    peer = Peer(peer_config(tmp_path / "p"))
-    await peer.start()
+async def test_oversized_and_quota_exceeding_publishers_are_refused(peer, http) -> None:
     peer.shard.quota_per_origin = 10
     origin = "a" * 40
-    try:
-        async with aiohttp.ClientSession() as s:
-            huge = b'{"origin": "' + origin.encode() + b'", "postings": [' + b",".join([b'["t", ["' + b"b" * 40 + b'", 1, 0, 5]]'] * 60000) + b"]}"
-            async with s.post(peer.url + "/p2p/v1/postings", data=huge) as r:
-                assert r.status == 413
-            entries = [[f"term{i}", ["c" * 40, 1, 0, 5]] for i in range(25)]
-            async with s.post(peer.url + "/p2p/v1/postings", json={"origin": origin, "postings": entries}) as r:
-                assert r.status == 200
-                reply = await r.json()
-            assert reply["accepted"] == 10 and reply["refused_quota"] == 15
-            async with s.post(peer.url + "/p2p/v1/postings", json={"origin": origin, "postings": entries[20:]}) as r:
-                assert r.status == 429
-        assert (await peer.shard.stats())["postings"] == 10
-    finally:
-        await peer.stop()
+    huge = b'{"origin": "' + origin.encode() + b'", "postings": [' + b",".join([b'["t", ["' + b"b" * 40 + b'", 1, 0, 5]]'] * 60000) + b"]}"
+    async with http.post(peer.url + "/p2p/v1/postings", data=huge) as r:
+        assert r.status == 413
+    entries = [[f"term{i}", ["c" * 40, 1, 0, 5]] for i in range(25)]
+    async with http.post(peer.url + "/p2p/v1/postings", json={"origin": origin, "postings": entries}) as r:
+        assert r.status == 200
+        reply = await r.json()
+    assert reply["accepted"] == 10 and reply["refused_quota"] == 15
+    async with http.post(peer.url + "/p2p/v1/postings", json={"origin": origin, "postings": entries[20:]}) as r:
+        assert r.status == 429
+    assert (await peer.shard.stats())["postings"] == 10
 
 
 async def eventually(check, timeout: float = 20.0) -> None:
@@ -261,93 +223,78 @@ async def eventually(check, timeout: float = 20.0) -> None:
         await asyncio.sleep(0.1)
 
 
-async def test_joining_peer_receives_the_postings_it_is_responsible_for(tmp_path: Path, sites: list[StaticSite]) -> None:
-    peers = await start_peers(tmp_path, 4, replication=2)
-    newcomer = Peer(peer_config(tmp_path / "newcomer", name="newcomer", replication=2))
-    try:
-        for p, s in zip(peers[:2], sites[:2]):
-            await crawl(p, s.url)
+async def test_joining_peer_receives_the_postings_it_is_responsible_for(start_peers, tmp_path: Path, sites: list[StaticSite], make_peer) -> None:
+    peers = await start_peers(4, replication=2)
+    for p, s in zip(peers[:2], sites[:2]):
+        await crawl(p, s.url)
+    for p in peers:
+        await p.settle()
+    newcomer = await make_peer(tmp_path / "newcomer", name="newcomer", replication=2)
+    await newcomer.join([("127.0.0.1", peers[0].port)])
+    everyone = [*peers, newcomer]
+    for p in everyone:
+        await p.join([("127.0.0.1", newcomer.port)])
+
+    # terms whose 2 closest peers now include the newcomer must reach it
+    async def handed_off() -> bool:
         for p in peers:
             await p.settle()
-        await newcomer.start()
-        await newcomer.join([("127.0.0.1", peers[0].port)])
-        everyone = [*peers, newcomer]
-        for p in everyone:
-            await p.join([("127.0.0.1", newcomer.port)])
+        mine = [t for t in TERMS if newcomer.contact() in await newcomer.resolver.responsible(t)]
+        assert mine, "the newcomer is responsible for nothing; pick more words"
+        held = await newcomer.shard.df(mine)
+        a = await peers[0].index.collection_stats(mine)
+        b = await peers[1].index.collection_stats(mine)
+        return all(held[t] == a.df[t] + b.df[t] for t in mine)
 
-        # terms whose 2 closest peers now include the newcomer must reach it
-        async def handed_off() -> bool:
-            for p in peers:
-                await p.settle()
-            mine = [t for t in TERMS if newcomer.contact() in await newcomer.resolver.responsible(t)]
-            assert mine, "the newcomer is responsible for nothing; pick more words"
-            held = await newcomer.shard.df(mine)
-            a = await peers[0].index.collection_stats(mine)
-            b = await peers[1].index.collection_stats(mine)
-            return all(held[t] == a.df[t] + b.df[t] for t in mine)
-
-        await eventually(handed_off)
-        for w in WORDS[:10]:
-            want = await peers[0].search(w, limit=100)
-            got = await newcomer.search(w, limit=100)
-            assert {h.url for h in got.results} == {h.url for h in want.results}, w
-    finally:
-        for p in [*peers, newcomer]:
-            await p.stop()
+    await eventually(handed_off)
+    for w in WORDS[:10]:
+        want = await peers[0].search(w, limit=100)
+        got = await newcomer.search(w, limit=100)
+        assert {h.url for h in got.results} == {h.url for h in want.results}, w
 
 
-async def test_restarted_peer_keeps_id_and_shard_and_rejoins(tmp_path: Path, sites: list[StaticSite]) -> None:
-    peers = await start_peers(tmp_path, 3)
-    try:
-        await crawl(peers[0], sites[0].url)
-        for p in peers:
-            await p.settle()
-        victim = peers[2]
-        held = (await victim.shard.stats())["postings"]
-        assert held > 0
-        node_id, port = victim.peer_id, victim.port
-        await victim.stop()
-        again = Peer(peer_config(tmp_path / "peer2", port=port))
-        peers[2] = again
-        await again.start()  # no bootstrap given: re-joins from neighbours.json
-        assert again.peer_id == node_id
-        assert (await again.shard.stats())["postings"] == held
+async def test_restarted_peer_keeps_id_and_shard_and_rejoins(start_peers, tmp_path: Path, sites: list[StaticSite], make_peer) -> None:
+    peers = await start_peers(3)
+    await crawl(peers[0], sites[0].url)
+    for p in peers:
+        await p.settle()
+    victim = peers[2]
+    held = (await victim.shard.stats())["postings"]
+    assert held > 0
+    node_id, port = victim.peer_id, victim.port
+    await victim.stop()
+    again = await make_peer(tmp_path / "peer2", port=port)  # no bootstrap given: re-joins from neighbours.json
+    peers[2] = again
+    assert again.peer_id == node_id
+    assert (await again.shard.stats())["postings"] == held
 
-        async def rejoined() -> bool:
-            return len(again.dht.known_peers()) >= 2
+    async def rejoined() -> bool:
+        return len(again.dht.known_peers()) >= 2
 
-        await eventually(rejoined)
-        assert (await again.search(WORDS[0])).total == (await peers[0].search(WORDS[0], scope="local")).total
-    finally:
-        for p in peers:
-            await p.stop()
+    await eventually(rejoined)
+    assert (await again.search(WORDS[0])).total == (await peers[0].search(WORDS[0], scope="local")).total
 
 
-async def test_holders_hand_off_when_the_origin_is_gone(tmp_path: Path, sites: list[StaticSite]) -> None:
+async def test_holders_hand_off_when_the_origin_is_gone(start_peers, tmp_path: Path, sites: list[StaticSite], make_peer) -> None:
     """A peer joining after the origin left still gets the postings it is now responsible for."""
-    peers = await start_peers(tmp_path, 4, replication=2, membership_grace=1.0)
-    newcomer = Peer(peer_config(tmp_path / "newcomer", name="newcomer", replication=2, membership_grace=1.0))
-    try:
-        origin = peers[0]
-        await crawl(origin, sites[0].url)
-        for p in peers:
-            await p.settle()
-        expected = await origin.index.collection_stats(TERMS)
-        await origin.stop()  # the origin is gone: only the holders can hand off
-        survivors = peers[1:]
-        await newcomer.start()
-        await newcomer.join([("127.0.0.1", survivors[0].port)])
-        for p in [*survivors, newcomer]:
-            await p.join([("127.0.0.1", newcomer.port)])
+    peers = await start_peers(4, replication=2, membership_grace=1.0)
+    origin = peers[0]
+    await crawl(origin, sites[0].url)
+    for p in peers:
+        await p.settle()
+    expected = await origin.index.collection_stats(TERMS)
+    await origin.stop()  # the origin is gone: only the holders can hand off
+    survivors = peers[1:]
+    newcomer = await make_peer(tmp_path / "newcomer", name="newcomer", replication=2, membership_grace=1.0)
+    await newcomer.join([("127.0.0.1", survivors[0].port)])
+    for p in [*survivors, newcomer]:
+        await p.join([("127.0.0.1", newcomer.port)])
 
-        async def handed_off() -> bool:
-            mine = [t for t in TERMS if expected.df[t] and newcomer.contact() in await newcomer.resolver.responsible(t)]
-            assert mine, "the newcomer is responsible for nothing; pick more words"
-            held = await newcomer.shard.df(mine)
-            return all(held[t] == expected.df[t] for t in mine)
+    async def handed_off() -> bool:
+        mine = [t for t in TERMS if expected.df[t] and newcomer.contact() in await newcomer.resolver.responsible(t)]
+        assert mine, "the newcomer is responsible for nothing; pick more words"
+        held = await newcomer.shard.df(mine)
+        return all(held[t] == expected.df[t] for t in mine)
 
-        await eventually(handed_off)
-        assert (await newcomer.search(WORDS[0])).total == expected.df[TERMS[0]]
-    finally:
-        for p in [*peers[1:], newcomer]:
-            await p.stop()
+    await eventually(handed_off)
+    assert (await newcomer.search(WORDS[0])).total == expected.df[TERMS[0]]

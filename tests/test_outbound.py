@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.peerutil import peer_config
 from yasearch.crawler.fetcher import fetch
 from yasearch.crawler.outbound import GuardedResolver, OutboundPolicy, guarded_session
 from yasearch.crawler.types import CrawlerSettings, CrawlSpec
-from yasearch.peer import Peer
 from yasearch.crawler.urls import canonicalize
 
 STRICT = OutboundPolicy()
@@ -81,18 +79,14 @@ async def test_a_redirect_to_loopback_is_blocked_at_the_hop(make_site):
     assert outside.paths() == ["/go"] and target.paths() == []
 
 
-async def test_a_peer_does_not_crawl_its_own_admin_pages(tmp_path):
+async def test_a_peer_does_not_crawl_its_own_admin_pages(make_peer):
     """The attack: a page (or a seed) links to the peer's own loopback admin pages;
     crawled, they would be indexed and published for everyone to search."""
-    peer = Peer(peer_config(tmp_path / "peer", allow_private_networks=False))
-    await peer.start()
-    try:
-        job = await peer.start_crawl(CrawlSpec(urls=[f"{peer.url}/crawl", f"http://localhost:{peer.port}/index"], depth=1))
-        await peer.jobs.wait(job.id)
-        assert job.progress.failures == {"blocked": 2}
-        assert peer.index.doc_count() == 0
-    finally:
-        await peer.stop()
+    peer = await make_peer(allow_private_networks=False)
+    job = await peer.start_crawl(CrawlSpec(urls=[f"{peer.url}/crawl", f"http://localhost:{peer.port}/index"], depth=1))
+    await peer.jobs.wait(job.id)
+    assert job.progress.failures == {"blocked": 2}
+    assert peer.index.doc_count() == 0
 
 
 async def test_a_slow_drip_server_cannot_hold_a_fetch_past_its_deadline(make_site):

@@ -5,11 +5,9 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from email.utils import parsedate_to_datetime
 
-import aiohttp
 import pytest
 
-from yasearch.crawler.types import CrawlSpec
-from peerutil import StaticSite, peer_config
+from peerutil import assert_json_error
 from yasearch.app import build_app
 from yasearch.peer import Peer
 
@@ -40,39 +38,11 @@ def _pages() -> dict[str, str]:
 
 
 @pytest.fixture
-async def http():
-    async with aiohttp.ClientSession() as s:
-        yield s
-
-
-@pytest.fixture
-async def peer(tmp_path):
-    p = Peer(peer_config(tmp_path / "peer"))
-    await p.start()
-    yield p
-    await p.stop()
-
-
-@pytest.fixture
-async def crawled(peer):
-    """The peer, after crawling the six pages of a local site; yields (peer, site url)."""
-    site = StaticSite(_pages())
-    url = await site.start()
-    try:
-        job = await peer.start_crawl(CrawlSpec(urls=[url + "/"], depth=2, max_pages=20))
-        await peer.jobs.wait(job.id)
-        assert job.progress.indexed == len(TITLES)
-        yield peer, url
-    finally:
-        await site.stop()
-
-
-async def _json_error(resp: aiohttp.ClientResponse, status: int) -> dict:
-    assert resp.status == status, await resp.text()
-    assert resp.content_type == "application/json"
-    body = await resp.json()
-    assert set(body) == {"error"} and body["error"]["code"] and body["error"]["message"]
-    return body["error"]
+async def crawled(peer, crawl_site):
+    """The peer, after crawling the six pages of a local site: (peer, site url)."""
+    url = await crawl_site(peer, _pages(), depth=2, max_pages=20)
+    assert peer.index.doc_count() == len(TITLES)
+    return peer, url
 
 
 # -- yacysearch.json / .rss ----------------------------------------------------------------
@@ -165,7 +135,7 @@ async def test_yacysearch_resource_local_and_global(crawled, http):
 )
 async def test_yacysearch_bad_parameters(peer, http, params, code):
     async with http.get(peer.url + "/yacysearch.json", params=params) as r:
-        err = await _json_error(r, 400)
+        err = await assert_json_error(r, 400)
     assert err["code"] == code
     async with http.get(peer.url + "/yacysearch.rss", params=params) as r:
         assert r.status == 400 and r.content_type == "text/plain"
@@ -290,16 +260,10 @@ async def test_suggest_opensearch_format(crawled, http):
     assert data[1][:2] == ["zebra", "zebras"] and "zebrafish" in data[1]
 
 
-async def test_suggest_sees_new_commits(peer, http):
+async def test_suggest_sees_new_commits(peer, http, crawl_site):
     async with http.get(peer.url + "/api/v1/suggest", params={"q": "zeb"}) as r:
         assert (await r.json())["suggestions"] == []
-    site = StaticSite(_pages())
-    url = await site.start()
-    try:
-        job = await peer.start_crawl(CrawlSpec(urls=[url + "/b"], depth=0, max_pages=1))
-        await peer.jobs.wait(job.id)
-    finally:
-        await site.stop()
+    await crawl_site(peer, _pages(), seeds=["/b"], depth=0, max_pages=1)
     async with http.get(peer.url + "/api/v1/suggest", params={"q": "zeb"}) as r:
         assert (await r.json())["suggestions"] == ["zebrafish"]
     # a removed document's words go at the next commit
@@ -323,7 +287,7 @@ async def test_suggest_sees_new_commits(peer, http):
 )
 async def test_suggest_bad_parameters(peer, http, params, code):
     async with http.get(peer.url + "/api/v1/suggest", params=params) as r:
-        assert (await _json_error(r, 400))["code"] == code
+        await assert_json_error(r, 400, code)
 
 
 # -- OpenAPI ------------------------------------------------------------------------------------------
@@ -397,21 +361,9 @@ async def test_api_docs_page(peer, http):
         assert r.status == 302 and r.headers["Location"] == "/api/v1/docs"
 
 
-
-async def test_every_page_links_the_opensearch_description(tmp_path) -> None:
+async def test_every_page_links_the_opensearch_description(peer, http) -> None:
     """Browsers offer to add yasearch as a search engine from any page."""
-    import aiohttp
-
-    from peerutil import peer_config
-    from yasearch.peer import Peer
-
-    peer = Peer(peer_config(tmp_path / "linkpeer"))
-    await peer.start()
-    try:
-        async with aiohttp.ClientSession() as s:
-            for path in ("/", "/search?q=zebra", "/status", "/network", "/crawl"):
-                async with s.get(peer.url + path) as r:
-                    html = await r.text()
-                assert '<link rel="search" type="application/opensearchdescription+xml"' in html, path
-    finally:
-        await peer.stop()
+    for path in ("/", "/search?q=zebra", "/status", "/network", "/crawl"):
+        async with http.get(peer.url + path) as r:
+            html = await r.text()
+        assert '<link rel="search" type="application/opensearchdescription+xml"' in html, path

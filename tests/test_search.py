@@ -12,10 +12,9 @@ import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import aiohttp
 import pytest
 
-from peerutil import StaticSite, linked_pages, peer_config
+from peerutil import linked_pages
 from yasearch.analysis import analyze, doc_id
 from yasearch.index import LocalIndex
 from yasearch.peer import Peer
@@ -314,66 +313,51 @@ def test_unsearchable_query_raises_clear_error(q: str, words: str) -> None:
 # -- over HTTP, through a real peer ---------------------------------------------------
 
 
-@pytest.fixture
-async def peer(tmp_path: Path) -> AsyncIterator[Peer]:
-    p = Peer(peer_config(tmp_path / "peer"))
-    await p.start()
-    try:
-        yield p
-    finally:
-        await p.stop()
-
-
-async def test_search_over_http_on_a_crawled_site(peer: Peer) -> None:
+async def test_search_over_http_on_a_crawled_site(peer: Peer, http, static_site) -> None:
     pages = linked_pages(6)
     pages["/p5"] = pages["/p5"].replace("common text", "common text with &lt;script&gt;evil()&lt;/script&gt; stuff")
-    site = StaticSite(pages)
-    base = await site.start()
-    try:
-        job = await peer.start_crawl(parse_crawl({"urls": [base], "depth": 10, "max_pages": 20}))
-        await peer.jobs.wait(job.id)
-        assert job.state == "done" and job.progress.indexed == 6
-        host = base.split("//", 1)[1]  # 127.0.0.1:PORT
-        async with aiohttp.ClientSession() as http:
+    base = (await static_site(pages)).url
+    job = await peer.start_crawl(parse_crawl({"urls": [base], "depth": 10, "max_pages": 20}))
+    await peer.jobs.wait(job.id)
+    assert job.state == "done" and job.progress.indexed == 6
+    host = base.split("//", 1)[1]  # 127.0.0.1:PORT
 
-            async def get(**params: str) -> tuple[int, dict]:
-                async with http.get(peer.url + "/api/v1/search", params=params) as r:
-                    return r.status, await r.json()
+    async def get(**params: str) -> tuple[int, dict]:
+        async with http.get(peer.url + "/api/v1/search", params=params) as r:
+            return r.status, await r.json()
 
-            status, data = await get(q="zebras uniqueword2", scope="local")
-            assert status == 200
-            assert data["total"] == 1 and data["results"][0]["url"] == base + "/p2"
-            assert "<mark>zebras</mark>" in data["results"][0]["snippet_html"]
-            assert isinstance(data["took_ms"], (int, float)) and data["peers"]["asked"] == 0
+    status, data = await get(q="zebras uniqueword2", scope="local")
+    assert status == 200
+    assert data["total"] == 1 and data["results"][0]["url"] == base + "/p2"
+    assert "<mark>zebras</mark>" in data["results"][0]["snippet_html"]
+    assert isinstance(data["took_ms"], (int, float)) and data["peers"]["asked"] == 0
 
-            status, data = await get(q="zebras -uniqueword2 -uniqueword3")
-            assert {h["url"] for h in data["results"]} == {base + p for p in ("/", "/p1", "/p4", "/p5")}
+    status, data = await get(q="zebras -uniqueword2 -uniqueword3")
+    assert {h["url"] for h in data["results"]} == {base + p for p in ("/", "/p1", "/p4", "/p5")}
 
-            status, data = await get(q='"common text"', limit="4")
-            assert data["total"] == 6 and len(data["results"]) == 4
-            status, data2 = await get(q='"common text"', limit="4", offset="4")
-            assert data2["total"] == 6 and len(data2["results"]) == 2
-            assert not {h["url"] for h in data["results"]} & {h["url"] for h in data2["results"]}
-            status, data = await get(q='"text common"')
-            assert data["total"] == 0
+    status, data = await get(q='"common text"', limit="4")
+    assert data["total"] == 6 and len(data["results"]) == 4
+    status, data2 = await get(q='"common text"', limit="4", offset="4")
+    assert data2["total"] == 6 and len(data2["results"]) == 2
+    assert not {h["url"] for h in data["results"]} & {h["url"] for h in data2["results"]}
+    status, data = await get(q='"text common"')
+    assert data["total"] == 0
 
-            # site: with the crawled host, which carries a port.
-            status, data = await get(q="zebras site:127.0.0.1")
-            assert data["total"] == 6
-            status, data = await get(q=f"zebras site:{host}")
-            assert data["total"] == 6
-            status, data = await get(q="zebras site:example.com")
-            assert data["total"] == 0
+    # site: with the crawled host, which carries a port.
+    status, data = await get(q="zebras site:127.0.0.1")
+    assert data["total"] == 6
+    status, data = await get(q=f"zebras site:{host}")
+    assert data["total"] == 6
+    status, data = await get(q="zebras site:example.com")
+    assert data["total"] == 0
 
-            status, data = await get(q="uniqueword5")
-            html_snip = data["results"][0]["snippet_html"]
-            assert "<script>" not in html_snip and "&lt;script&gt;" in html_snip
+    status, data = await get(q="uniqueword5")
+    html_snip = data["results"][0]["snippet_html"]
+    assert "<script>" not in html_snip and "&lt;script&gt;" in html_snip
 
-            status, data = await get(q="the of and")
-            assert status == 400
-            assert "common words" in data["error"]["message"]
-    finally:
-        await site.stop()
+    status, data = await get(q="the of and")
+    assert status == 400
+    assert "common words" in data["error"]["message"]
 
 
 def parse_crawl(body: dict):

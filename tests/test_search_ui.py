@@ -14,10 +14,7 @@ import aiohttp
 import pytest
 from bs4 import BeautifulSoup
 
-from yasearch.crawler.types import CrawlSpec
-from peerutil import StaticSite, peer_config
 from yasearch.openapi import spec as openapi_spec
-from yasearch.peer import Peer
 from yasearch.query import QueryError, parse_query
 from yasearch.search import count_facets, facet_host, facet_language
 
@@ -38,42 +35,24 @@ def pages(n: int, lang: str, word: str) -> dict[str, str]:
     return out
 
 
-async def crawl(peer: Peer, url: str, n: int) -> None:
-    job = await peer.start_crawl(CrawlSpec(urls=[url + "/"], depth=n + 1, max_pages=n, delay=0.0))
-    await peer.jobs.wait(job.id)
+@pytest.fixture
+def crawl_sites(crawl_site):
+    """Has a peer crawl the English site (as 127.0.0.1) and/or the German one (as localhost)."""
+
+    async def crawl(peer, en: bool = True, de: bool = True) -> None:
+        if en:
+            await crawl_site(peer, pages(EN_PAGES, "en-GB", "english"), depth=EN_PAGES + 1, max_pages=EN_PAGES)
+        if de:
+            await crawl_site(peer, pages(DE_PAGES, "de", "deutsch"), host="localhost", depth=DE_PAGES + 1, max_pages=DE_PAGES)
+
+    return crawl
 
 
 @pytest.fixture
-async def sites():
-    en = StaticSite(pages(EN_PAGES, "en-GB", "english"))
-    de = StaticSite(pages(DE_PAGES, "de", "deutsch"))
-    en_url = await en.start()
-    de_url = (await de.start()).replace("127.0.0.1", "localhost")
-    try:
-        yield en_url, de_url
-    finally:
-        await en.stop()
-        await de.stop()
-
-
-@pytest.fixture
-async def peer(tmp_path, sites):
-    en_url, de_url = sites
-    p = Peer(peer_config(tmp_path / "peer"))
-    await p.start()
-    try:
-        await crawl(p, en_url, EN_PAGES)
-        await crawl(p, de_url, DE_PAGES)
-        assert p.index.doc_count() == EN_PAGES + DE_PAGES
-        yield p
-    finally:
-        await p.stop()
-
-
-@pytest.fixture
-async def http():
-    async with aiohttp.ClientSession() as s:
-        yield s
+async def peer(peer, crawl_sites):
+    await crawl_sites(peer)
+    assert peer.index.doc_count() == EN_PAGES + DE_PAGES
+    return peer
 
 
 async def get_json(http: aiohttp.ClientSession, url: str, status: int = 200) -> dict:
@@ -237,51 +216,32 @@ async def test_query_errors_are_messages(peer, http):
     assert body["error"]["code"] == "bad_query"
 
 
-async def test_hostile_facet_values_are_escaped(tmp_path, http):
+async def test_hostile_facet_values_are_escaped(make_peer, http, crawl_site):
     evil_lang = '"><script>alert(1)</script>'
-    site = StaticSite({"/": f"<html lang='{evil_lang}'><head><title>t</title></head><body>zebras</body></html>"})
-    url = await site.start()
-    p = Peer(peer_config(tmp_path / "p"))
-    await p.start()
-    try:
-        await crawl(p, url, 1)
-        async with http.get(p.url + "/search?q=zebras") as r:
-            text = await r.text()
-        assert "<script>alert" not in text
-        soup = BeautifulSoup(text, "html.parser")
-        assert [s.get("src", "").split("?")[0] for s in soup.find_all("script")] == ["/static/search.js"]
-    finally:
-        await p.stop()
-        await site.stop()
+    p = await make_peer()
+    await crawl_site(p, {"/": f"<html lang='{evil_lang}'><head><title>t</title></head><body>zebras</body></html>"}, depth=2, max_pages=1)
+    async with http.get(p.url + "/search?q=zebras") as r:
+        text = await r.text()
+    assert "<script>alert" not in text
+    soup = BeautifulSoup(text, "html.parser")
+    assert [s.get("src", "").split("?")[0] for s in soup.find_all("script")] == ["/static/search.js"]
 
 
 # -- across peers -------------------------------------------------------------------------
 
 
 @pytest.fixture
-async def network(tmp_path, sites):
+async def network(make_network, crawl_sites):
     """Three peers: the first crawled the English site, the second the German one,
     the third nothing; the third's global search must see both through the DHT."""
-    en_url, de_url = sites
-    peers = [Peer(peer_config(tmp_path / f"n{i}", name=f"n{i}")) for i in range(3)]
-    try:
-        for p in peers:
-            await p.start()
-        boot = [("127.0.0.1", peers[0].port)]
-        for p in peers[1:]:
-            await p.join(boot)
-        for p in peers:
-            await p.join(boot)
-        await crawl(peers[0], en_url, EN_PAGES)
-        await crawl(peers[1], de_url, DE_PAGES)
-        for p in peers:
-            await p.settle()
-        for p in peers:
-            await p.dht.refresh_info()
-        yield peers
-    finally:
-        for p in peers:
-            await p.stop()
+    peers = await make_network([f"n{i}" for i in range(3)])
+    await crawl_sites(peers[0], de=False)
+    await crawl_sites(peers[1], en=False)
+    for p in peers:
+        await p.settle()
+    for p in peers:
+        await p.dht.refresh_info()
+    return peers
 
 
 async def test_global_facets_and_lang_filter_across_peers(network, http):

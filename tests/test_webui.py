@@ -13,9 +13,7 @@ import aiohttp
 import pytest
 from bs4 import BeautifulSoup
 
-from yasearch.crawler.types import CrawlSpec
-from peerutil import StaticSite, linked_pages, peer_config
-from yasearch.peer import Peer
+from peerutil import linked_pages
 
 HOSTILE_TITLE = "<script>alert(1)</script>Evil"
 #: Pages whose title, body and URL try to break out of the markup.
@@ -56,32 +54,11 @@ def assert_inert(html: str, allowed_scripts: tuple[str, ...] = ()) -> BeautifulS
 
 
 @pytest.fixture
-async def peer(tmp_path):
-    p = Peer(peer_config(tmp_path / "peer"))
-    await p.start()
-    yield p
-    await p.stop()
-
-
-@pytest.fixture
-async def http():
-    # unsafe=True: accept cookies from an IP-address host (the peer is on 127.0.0.1)
-    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as s:
-        yield s
-
-
-@pytest.fixture
-async def crawled(peer):
-    """The peer after crawling 25 linked pages about zebras plus the hostile pages."""
-    site = StaticSite({**linked_pages(ZEBRA_PAGES), **HOSTILE_PAGES})
-    url = await site.start()
-    try:
-        job = await peer.start_crawl(_spec([url + "/", url + "/evil"], depth=ZEBRA_PAGES + 2, max_pages=100))
-        await peer.jobs.wait(job.id)
-        assert peer.index.doc_count() == ZEBRA_PAGES + 2
-        yield peer, url
-    finally:
-        await site.stop()
+async def crawled(peer, crawl_site):
+    """The peer after crawling 25 linked pages about zebras plus the hostile pages: (peer, site url)."""
+    url = await crawl_site(peer, {**linked_pages(ZEBRA_PAGES), **HOSTILE_PAGES}, seeds=["/", "/evil"], depth=ZEBRA_PAGES + 2)
+    assert peer.index.doc_count() == ZEBRA_PAGES + 2
+    return peer, url
 
 
 def _spec(urls, **kw):
@@ -299,39 +276,35 @@ async def test_crawl_page_renders_form_and_empty_job_list(peer, http):
     assert soup.find("template", id="job-template") is not None
 
 
-async def test_crawl_form_post_starts_a_job(peer, http):
-    site = StaticSite(linked_pages(5))
-    url = await site.start()
-    try:
-        form = {"urls": f"{url}/\n# a comment\n\n", "depth": "10", "max_pages": "4", "delay": "0"}
-        async with http.post(peer.url + "/crawl", data=form, allow_redirects=False) as r:
-            assert r.status == 303, await r.text()
-            location = r.headers["Location"]
-        match = re.fullmatch(r"/crawl#job-(\w+)", location)
-        assert match
-        job_id = match.group(1)
-        job = peer.jobs.get(job_id)
-        assert job is not None and job.spec.urls == [url + "/"] and job.spec.max_pages == 4 and job.spec.delay == 0
-        await peer.jobs.wait(job_id)
+async def test_crawl_form_post_starts_a_job(peer, http, static_site):
+    url = (await static_site(linked_pages(5))).url
+    form = {"urls": f"{url}/\n# a comment\n\n", "depth": "10", "max_pages": "4", "delay": "0"}
+    async with http.post(peer.url + "/crawl", data=form, allow_redirects=False) as r:
+        assert r.status == 303, await r.text()
+        location = r.headers["Location"]
+    match = re.fullmatch(r"/crawl#job-(\w+)", location)
+    assert match
+    job_id = match.group(1)
+    job = peer.jobs.get(job_id)
+    assert job is not None and job.spec.urls == [url + "/"] and job.spec.max_pages == 4 and job.spec.delay == 0
+    await peer.jobs.wait(job_id)
 
-        html = await get(http, peer.url + "/crawl")
-        soup = assert_inert(html, allowed_scripts=("/static/crawl.js",))
-        row = soup.find("tbody", id=f"job-{job_id}")
-        assert row is not None and row["data-state"] == "done"
-        assert row.select_one('[data-field="seed"]').get_text() == url + "/"
-        assert row.select_one('[data-field="fetched"]').get_text() == "4"
-        assert row.select_one('[data-field="indexed"]').get_text() == "4"
-        assert row.select_one('[data-field="state"]').get_text() == "done"
-        # a finished job offers no pause/resume/cancel
-        assert all(f.has_attr("hidden") for f in row.select("form[data-action]"))
-        assert soup.find(id="jobs-empty").has_attr("hidden")
+    html = await get(http, peer.url + "/crawl")
+    soup = assert_inert(html, allowed_scripts=("/static/crawl.js",))
+    row = soup.find("tbody", id=f"job-{job_id}")
+    assert row is not None and row["data-state"] == "done"
+    assert row.select_one('[data-field="seed"]').get_text() == url + "/"
+    assert row.select_one('[data-field="fetched"]').get_text() == "4"
+    assert row.select_one('[data-field="indexed"]').get_text() == "4"
+    assert row.select_one('[data-field="state"]').get_text() == "done"
+    # a finished job offers no pause/resume/cancel
+    assert all(f.has_attr("hidden") for f in row.select("form[data-action]"))
+    assert soup.find(id="jobs-empty").has_attr("hidden")
 
-        # the redirect target works for a browser following it
-        async with http.post(peer.url + "/crawl", data=form) as r:
-            assert r.status == 200 and str(r.url).startswith(peer.url + "/crawl")
-        assert len(peer.jobs.list()) == 2
-    finally:
-        await site.stop()
+    # the redirect target works for a browser following it
+    async with http.post(peer.url + "/crawl", data=form) as r:
+        assert r.status == 200 and str(r.url).startswith(peer.url + "/crawl")
+    assert len(peer.jobs.list()) == 2
 
 
 @pytest.mark.parametrize(
@@ -355,40 +328,36 @@ async def test_crawl_form_errors_are_shown_with_the_form(peer, http, form, messa
     assert peer.jobs.list() == []
 
 
-async def test_crawl_job_buttons_without_javascript(peer, http):
-    site = StaticSite(linked_pages(30), delay=0.05)
-    url = await site.start()
-    try:
-        job = await peer.start_crawl(_spec([url + "/"], depth=40, max_pages=30))
+async def test_crawl_job_buttons_without_javascript(peer, http, static_site):
+    url = (await static_site(linked_pages(30), delay=0.05)).url
+    job = await peer.start_crawl(_spec([url + "/"], depth=40, max_pages=30))
 
-        async def act(action: str, status: int = 303) -> None:
-            async with http.post(f"{peer.url}/crawl/{job.id}/{action}", allow_redirects=False) as r:
-                assert r.status == status, await r.text()
-                if status == 303:
-                    assert r.headers["Location"] == f"/crawl#job-{job.id}"
+    async def act(action: str, status: int = 303) -> None:
+        async with http.post(f"{peer.url}/crawl/{job.id}/{action}", allow_redirects=False) as r:
+            assert r.status == status, await r.text()
+            if status == 303:
+                assert r.headers["Location"] == f"/crawl#job-{job.id}"
 
-        soup = BeautifulSoup(await get(http, peer.url + "/crawl"), "html.parser")
-        row = soup.find("tbody", id=f"job-{job.id}")
-        visible = {f["data-action"] for f in row.select("form[data-action]") if not f.has_attr("hidden")}
-        assert visible == {"pause", "cancel"}
+    soup = BeautifulSoup(await get(http, peer.url + "/crawl"), "html.parser")
+    row = soup.find("tbody", id=f"job-{job.id}")
+    visible = {f["data-action"] for f in row.select("form[data-action]") if not f.has_attr("hidden")}
+    assert visible == {"pause", "cancel"}
 
-        await act("pause")
-        assert job.state == "paused"
-        soup = BeautifulSoup(await get(http, peer.url + "/crawl"), "html.parser")
-        row = soup.find("tbody", id=f"job-{job.id}")
-        assert row["data-state"] == "paused"
-        assert {f["data-action"] for f in row.select("form[data-action]") if not f.has_attr("hidden")} == {"resume", "cancel"}
+    await act("pause")
+    assert job.state == "paused"
+    soup = BeautifulSoup(await get(http, peer.url + "/crawl"), "html.parser")
+    row = soup.find("tbody", id=f"job-{job.id}")
+    assert row["data-state"] == "paused"
+    assert {f["data-action"] for f in row.select("form[data-action]") if not f.has_attr("hidden")} == {"resume", "cancel"}
 
-        await act("pause", 409)
-        await act("resume")
-        assert job.state == "running"
-        await act("cancel")
-        assert job.state == "cancelled"
-        await act("resume", 409)
-        async with http.post(f"{peer.url}/crawl/nosuchjob/cancel") as r:
-            assert r.status == 404 and "There is no crawl job" in await r.text()
-    finally:
-        await site.stop()
+    await act("pause", 409)
+    await act("resume")
+    assert job.state == "running"
+    await act("cancel")
+    assert job.state == "cancelled"
+    await act("resume", 409)
+    async with http.post(f"{peer.url}/crawl/nosuchjob/cancel") as r:
+        assert r.status == 404 and "There is no crawl job" in await r.text()
 
 
 async def test_cross_site_form_posts_are_refused(peer, http):
@@ -416,50 +385,46 @@ async def test_cross_site_form_posts_are_refused(peer, http):
 # -- admin token ------------------------------------------------------------------------
 
 
-async def test_admin_token_login(tmp_path, http):
-    p = Peer(peer_config(tmp_path / "tokenpeer", admin_token="s3cret"))
-    await p.start()
-    try:
-        # no token: 403 with a login form, and the form cannot start anything
-        html = await get(http, p.url + "/crawl", 403)
-        soup = assert_inert(html)
-        login = soup.find("form", action="/crawl/login")
-        assert login is not None and login["method"] == "post"
-        assert login.find("input", attrs={"name": "token", "type": "password"}) is not None
-        async with http.post(p.url + "/crawl", data={"urls": "http://127.0.0.1:1/"}) as r:
-            assert r.status == 403
-        async with http.post(p.url + "/api/v1/crawl") as r:
-            assert r.status == 403
-        assert p.jobs.list() == []
-        # the home page and status stay public
-        await get(http, p.url + "/")
-        await get(http, p.url + "/status")
+async def test_admin_token_login(tmp_path, http, make_peer):
+    p = await make_peer(tmp_path / "tokenpeer", admin_token="s3cret")
+    # no token: 403 with a login form, and the form cannot start anything
+    html = await get(http, p.url + "/crawl", 403)
+    soup = assert_inert(html)
+    login = soup.find("form", action="/crawl/login")
+    assert login is not None and login["method"] == "post"
+    assert login.find("input", attrs={"name": "token", "type": "password"}) is not None
+    async with http.post(p.url + "/crawl", data={"urls": "http://127.0.0.1:1/"}) as r:
+        assert r.status == 403
+    async with http.post(p.url + "/api/v1/crawl") as r:
+        assert r.status == 403
+    assert p.jobs.list() == []
+    # the home page and status stay public
+    await get(http, p.url + "/")
+    await get(http, p.url + "/status")
 
-        # a wrong token: still 403, with a message
-        async with http.post(p.url + "/crawl/login", data={"token": "guess"}, allow_redirects=False) as r:
-            assert r.status == 403
-            assert "not right" in await r.text()
-            assert "yasearch_admin" not in r.cookies
-        await get(http, p.url + "/crawl", 403)
+    # a wrong token: still 403, with a message
+    async with http.post(p.url + "/crawl/login", data={"token": "guess"}, allow_redirects=False) as r:
+        assert r.status == 403
+        assert "not right" in await r.text()
+        assert "yasearch_admin" not in r.cookies
+    await get(http, p.url + "/crawl", 403)
 
-        # the right token: a cookie, then the console works, including the JSON API its script uses
-        async with http.post(p.url + "/crawl/login", data={"token": "s3cret"}, allow_redirects=False) as r:
-            assert r.status == 303 and r.headers["Location"] == "/crawl"
-            cookie = r.cookies["yasearch_admin"]
-            assert cookie["httponly"] and cookie["samesite"] == "Strict"
-        html = await get(http, p.url + "/crawl")
-        assert BeautifulSoup(html, "html.parser").find("form", id="crawl-form") is not None
-        async with http.post(p.url + "/crawl", data={"urls": "http://127.0.0.1:1/", "max_pages": "1"}, allow_redirects=False) as r:
-            assert r.status == 303
-        async with http.get(p.url + "/api/v1/crawl") as r:
-            assert r.status == 200 and len((await r.json())["jobs"]) == 1
+    # the right token: a cookie, then the console works, including the JSON API its script uses
+    async with http.post(p.url + "/crawl/login", data={"token": "s3cret"}, allow_redirects=False) as r:
+        assert r.status == 303 and r.headers["Location"] == "/crawl"
+        cookie = r.cookies["yasearch_admin"]
+        assert cookie["httponly"] and cookie["samesite"] == "Strict"
+    html = await get(http, p.url + "/crawl")
+    assert BeautifulSoup(html, "html.parser").find("form", id="crawl-form") is not None
+    async with http.post(p.url + "/crawl", data={"urls": "http://127.0.0.1:1/", "max_pages": "1"}, allow_redirects=False) as r:
+        assert r.status == 303
+    async with http.get(p.url + "/api/v1/crawl") as r:
+        assert r.status == 200 and len((await r.json())["jobs"]) == 1
 
-        # another client without the cookie is still locked out; a Bearer header also works
-        async with aiohttp.ClientSession() as other:
-            await get(other, p.url + "/crawl", 403)
-            await get(other, p.url + "/crawl", headers={"Authorization": "Bearer s3cret"})
-    finally:
-        await p.stop()
+    # another client without the cookie is still locked out; a Bearer header also works
+    async with aiohttp.ClientSession() as other:
+        await get(other, p.url + "/crawl", 403)
+        await get(other, p.url + "/crawl", headers={"Authorization": "Bearer s3cret"})
 
 
 async def test_login_without_a_configured_token_explains_loopback(peer, http):
@@ -476,35 +441,19 @@ NET_PAGES = 12  # linked_pages(): crawled by the first peer only
 
 
 @pytest.fixture
-async def network(tmp_path):
+async def network(make_network, crawl_site):
     """Three real peers joined over loopback (UDP + HTTP); only the first crawled anything.
 
     The second has a hostile name, as any other peer may; the third crawled nothing.
     """
-    names = ["alpha", HOSTILE_NAME, "gamma"]
-    peers = [Peer(peer_config(tmp_path / f"p{i}", name=name)) for i, name in enumerate(names)]
-    site = StaticSite(linked_pages(NET_PAGES))
-    url = await site.start()
-    try:
-        for p in peers:
-            await p.start()
-        boot = [("127.0.0.1", peers[0].port)]
-        for p in peers[1:]:
-            await p.join(boot)
-        for p in peers:  # second round: everybody knows everybody and their info
-            await p.join(boot)
-        job = await peers[0].start_crawl(CrawlSpec(urls=[url + "/"], depth=NET_PAGES + 1, max_pages=NET_PAGES, delay=0.0))
-        await peers[0].jobs.wait(job.id)
-        for p in peers:
-            await p.settle()
-        for p in peers:  # announce the new document count
-            await p.dht.refresh_info()
-        assert peers[0].index.doc_count() == NET_PAGES
-        yield peers
-    finally:
-        for p in peers:
-            await p.stop()
-        await site.stop()
+    peers = await make_network(["alpha", HOSTILE_NAME, "gamma"])
+    await crawl_site(peers[0], linked_pages(NET_PAGES), depth=NET_PAGES + 1, max_pages=NET_PAGES)
+    for p in peers:
+        await p.settle()
+    for p in peers:  # announce the new document count
+        await p.dht.refresh_info()
+    assert peers[0].index.doc_count() == NET_PAGES
+    return peers
 
 
 def peer_rows(soup: BeautifulSoup) -> dict[str, dict[str, str]]:

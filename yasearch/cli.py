@@ -60,7 +60,7 @@ async def cmd_peer(args: argparse.Namespace) -> int:
     from yasearch.crawler.types import CrawlSpec
     from yasearch.api import parse_crawl_spec
     from yasearch.errors import ApiError
-    from yasearch.peer import Peer
+    from yasearch.server import start_peer
 
     try:
         config = Config.load(
@@ -79,9 +79,8 @@ async def cmd_peer(args: argparse.Namespace) -> int:
     if bad:
         print(f"yasearch peer: bootstrap {bad[0]!r} is not HOST:PORT (e.g. 192.0.2.7:8090)", file=sys.stderr)
         return 2
-    peer = Peer(config)
     try:
-        await peer.start()
+        peer = await start_peer(config)
     except OSError as e:
         print(f"yasearch peer: {e.strerror or e}", file=sys.stderr)
         return 1

@@ -33,6 +33,7 @@ from yasearch.config import Config
 from yasearch.jobs import Job
 from yasearch.peer import Peer
 from yasearch.progress import ProgressLine, summary
+from yasearch.server import start_peer
 
 log = logging.getLogger(__name__)
 
@@ -212,9 +213,8 @@ async def run_demo(
                 read_timeout=60.0,
                 allow_private_networks=True,  # the demo's site is on loopback
             )
-            peer = Peer(config)
             try:
-                await peer.start()
+                peer = await start_peer(config)
             except OSError as e:
                 print(f"yasearch demo: {e.strerror or e}", file=sys.stderr)
                 return 1

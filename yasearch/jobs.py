@@ -298,6 +298,10 @@ class JobManager:
         self._bg.add(task)
         task.add_done_callback(self._bg.discard)
 
+    def pending_tasks(self) -> list[asyncio.Task]:
+        """Background work not finished yet (Peer.settle waits for it)."""
+        return [t for t in self._bg if not t.done()]
+
     async def _persist_counters_loop(self) -> None:
         while True:
             await asyncio.sleep(2.0)

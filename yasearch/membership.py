@@ -1,0 +1,193 @@
+"""Membership: joining the network, the steady view of who is in it, and upkeep.
+
+The DHT knows which peers answer right now; routing and handoff need a steadier
+view (see :meth:`Membership.stable_members`). This module keeps that view, reacts
+when it changes (save neighbours, re-resolve, hand off held postings) and runs the
+periodic upkeep of a member: republishing our postings and expiring postings
+their origins stopped republishing.
+
+It is given the parts it works with (the DHT node, the resolver, handoff, the
+publisher, the shard store and a few config values), not the Peer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from yasearch.config import Config
+from yasearch.dht import DhtNode
+from yasearch.handoff import Handoff
+from yasearch.network import Contact, Resolver
+from yasearch.publisher import Publisher
+from yasearch.shard import ShardStore
+
+log = logging.getLogger(__name__)
+
+
+def bootstrap_addrs(entries: list[str]) -> list[tuple[str, int]]:
+    """``HOST:PORT`` entries (IPv6 hosts in brackets) as (host, port); malformed ones are skipped."""
+    out = []
+    for entry in entries:
+        host, _, port = entry.rpartition(":")
+        if host and port.isdigit():
+            out.append((host.strip("[]"), int(port)))
+    return out
+
+
+class Membership:
+    def __init__(
+        self,
+        node_id: bytes,
+        dht: DhtNode,
+        resolver: Resolver,
+        handoff: Handoff,
+        publisher: Publisher,
+        shard: ShardStore,
+        config: Config,
+    ) -> None:
+        self.node_id = node_id
+        self.dht = dht
+        self.resolver = resolver
+        self.handoff = handoff
+        self.publisher = publisher
+        self.shard = shard
+        self.config = config
+        self._stable: dict[bytes, tuple[Contact, float]] = {}  # see stable_members()
+        self._loops: list[asyncio.Task[Any]] = []
+
+    def start(self) -> None:
+        """Join through the configured bootstrap peers and run the membership loops."""
+        self._loops = [
+            asyncio.create_task(self._join(), name="join"),
+            asyncio.create_task(self._watch_membership(), name="membership"),
+            asyncio.create_task(self._upkeep(), name="upkeep"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._loops:
+            task.cancel()
+        await asyncio.gather(*self._loops, return_exceptions=True)
+        self._loops = []
+
+    async def _join(self) -> None:
+        try:
+            await self.dht.bootstrap(bootstrap_addrs(self.config.bootstrap))
+            await self.dht.refresh_info()
+            await self.dht.save_neighbours()
+        except Exception:  # noqa: BLE001 - the maintenance loop retries
+            log.warning("could not join the network yet", exc_info=log.isEnabledFor(logging.DEBUG))
+
+    async def join(self, addrs: list[tuple[str, int]]) -> int:
+        """Join through these peers now (tests, the demo); returns contacts known."""
+        n = await self.dht.bootstrap(addrs)
+        await self.dht.refresh_info()
+        self.resolver.invalidate()
+        return n
+
+    async def _watch_membership(self, interval: float = 2.0) -> None:
+        """When peers join or leave, routes change: save neighbours, re-resolve and
+        hand off held postings to peers that became responsible.
+
+        A join counts at once; a departure only after the peer has been missing for
+        ``membership_grace`` seconds, so a busy peer that misses a few pings is not a change
+        (on a loaded network such flaps made every peer hand off and republish
+        all the time). A change is handled by the holders' handoff alone; origins
+        republish on their periodic schedule (``republish_interval``), not on every
+        change. Handoff runs in one background task at a time, so this loop never
+        waits on it.
+        """
+
+        def members() -> set[bytes]:
+            return set(self.stable_members()) | {self.node_id}
+
+        known = members()
+        await self.handoff.membership_changed(known)
+        redistribute: asyncio.Task[None] | None = None
+        again = False
+
+        async def redistribute_loop() -> None:
+            nonlocal again
+            while True:
+                again = False
+                try:
+                    await self.handoff.membership_changed(members())
+                except Exception:  # noqa: BLE001 - republishing repairs it later
+                    log.warning("handoff failed", exc_info=True)
+                if not again:
+                    return
+
+        try:
+            while True:
+                await asyncio.sleep(interval)
+                now = members()
+                if now == known:
+                    continue
+                log.info("membership changed (%d -> %d peers): handoff", len(known), len(now))
+                known = now
+                await self.dht.save_neighbours()
+                self.resolver.invalidate()
+                if redistribute is None or redistribute.done():
+                    redistribute = asyncio.create_task(redistribute_loop(), name="redistribute")
+                else:
+                    again = True
+        finally:
+            if redistribute is not None and not redistribute.done():
+                redistribute.cancel()
+                await asyncio.gather(redistribute, return_exceptions=True)
+
+    def stable_members(self) -> dict[bytes, Contact]:
+        """The other peers, counting one as gone only after ``membership_grace`` s.
+
+        The DHT's own view drops a peer for a while after a few missed UDP replies;
+        on a busy network that flaps. Routing (which peers hold which terms) and
+        handoff use this steadier view, so a slow peer still gets its postings
+        (sends to it are retried) instead of a peer that is not responsible."""
+        now = time.monotonic()
+        if self.dht.running:
+            me = self.node_id.hex()
+            for p in self.dht.known_peers():
+                if p.node_id != me:
+                    node = bytes.fromhex(p.node_id)
+                    self._stable[node] = (Contact(node, p.http_url.rstrip("/")), now)
+        for node, (_c, seen) in list(self._stable.items()):
+            if now - seen > self.config.membership_grace:
+                del self._stable[node]
+        return {node: c for node, (c, _seen) in self._stable.items()}
+
+    def network_totals(self, documents: int, total_length: int) -> tuple[int, int]:
+        """(documents, total length) over this peer (the figures given) and the steady
+        membership.
+
+        Uses the peers of :meth:`stable_members` and their last info records, so a
+        peer that misses a few pings does not make N (and every IDF) jump between
+        two queries."""
+        if self.dht.running:
+            for node in self.stable_members():
+                info = self.dht.info_of(node)
+                if not info:
+                    continue
+                documents += int(info.get("documents", 0))
+                total_length += int(dict(info.get("stats", {})).get("total_length", 0))
+        return documents, total_length
+
+    async def _upkeep(self, interval: float = 60.0) -> None:
+        """Periodic republishing (keeps our postings alive on their holders) and
+        expiry of postings other peers stopped republishing."""
+        last_republish = last_expire = time.monotonic()
+        while True:
+            await asyncio.sleep(interval)
+            now = time.monotonic()
+            try:
+                if now - last_republish >= self.config.republish_interval:
+                    last_republish = now
+                    await self.publisher.republish()
+                if now - last_expire >= min(3600.0, self.config.shard_max_age / 4):
+                    last_expire = now
+                    expired = await self.shard.expire()
+                    if expired:
+                        log.info("expired %d postings no longer republished by their origins", expired)
+            except Exception:  # noqa: BLE001 - retried next round
+                log.warning("upkeep failed", exc_info=True)

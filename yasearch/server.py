@@ -1,0 +1,81 @@
+"""Serving a peer over HTTP: the aiohttp app and its TCP site, outside the Peer.
+
+The HTTP site binds first: with port 0 the operating system picks a free port,
+and the peer's Kademlia node must listen on the same port number over UDP, so
+the peer starts only once the port is known. When the peer stops (or fails to
+start) the site goes too.
+
+    peer = await start_peer(config)       # the CLI, the demo, benchmarks
+    async with serve(config) as peer: ... # scripts and tests
+    server = PeerServer(config)           # when the app itself is needed (tests)
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from yasearch.app import build_app
+from yasearch.config import Config
+from yasearch.peer import Peer
+
+
+class PeerServer:
+    """One peer behind its HTTP site."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.peer = Peer(config)
+        self.app = build_app(self.peer)
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> Peer:
+        """Bind the site, then start the peer on the bound port; returns the peer."""
+        host, port = self.config.host, self.config.port
+        self._runner = web.AppRunner(self.app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port, reuse_address=True)
+        try:
+            await site.start()
+        except OSError as e:
+            await self.close_site()
+            raise OSError(
+                e.errno, f"cannot listen on {host}:{port} ({e.strerror}); "
+                "is another peer running there? choose another --port"
+            ) from None
+        self.peer.on_stop.append(self.close_site)
+        try:
+            await self.peer.start(http_port=self._runner.addresses[0][1])
+        except BaseException:
+            await self.close_site()
+            raise
+        return self.peer
+
+    async def close_site(self) -> None:
+        """Stop serving HTTP (Peer.stop calls this; tests call it to simulate a crash)."""
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+
+    async def stop(self) -> None:
+        """Stop the peer; the site closes with it."""
+        await self.peer.stop()
+        await self.close_site()
+
+
+async def start_peer(config: Config) -> Peer:
+    """A started peer serving HTTP; ``await peer.stop()`` stops both."""
+    return await PeerServer(config).start()
+
+
+@contextlib.asynccontextmanager
+async def serve(config: Config) -> AsyncIterator[Peer]:
+    """``async with serve(config) as peer``: a started peer, stopped on exit."""
+    server = PeerServer(config)
+    await server.start()
+    try:
+        yield server.peer
+    finally:
+        await server.stop()
