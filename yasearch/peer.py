@@ -182,6 +182,11 @@ class Peer:
     async def start_crawl(self, spec: CrawlSpec) -> Job:
         return await self.jobs.create(spec)
 
+    def list_jobs(self) -> list[Job]: return self.jobs.list()
+    def get_job(self, job_id: str) -> Job | None: return self.jobs.get(job_id)
+    def control_job(self, job_id: str, action: str) -> bool:
+        return {"pause": self.jobs.pause, "resume": self.jobs.resume, "cancel": self.jobs.cancel}[action](job_id)
+
     async def suggest(self, q: str, *, limit: int = 10) -> list[str]:
         """Completions of the last word of ``q`` from this peer's indexed titles."""
         return await self.suggester.complete(q, limit=limit)
