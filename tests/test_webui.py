@@ -600,7 +600,8 @@ async def test_search_on_a_peer_that_crawled_nothing(network, http):
 
 
 def test_peer_rows_distrust_what_other_peers_say():
-    from yasearch.webui.routes import _peer_row, relative_time
+    from yasearch.webui.filters import relative_time
+    from yasearch.webui.netpages import _peer_row
 
     row = _peer_row(
         {"peer_id": "ab" * 20, "name": None, "url": "javascript:alert(1)", "version": 3, "documents": -4,
@@ -622,7 +623,7 @@ def test_peer_rows_distrust_what_other_peers_say():
 def test_snippet_filter_lets_only_mark_through():
     import html
 
-    from yasearch.webui.routes import safe_snippet
+    from yasearch.webui.filters import safe_snippet
 
     # what the search module makes round-trips unchanged
     text = "a <b>bold</b> & 'quoted' \"text\" &lt;literal&gt;"
@@ -652,6 +653,6 @@ def test_snippet_filter_lets_only_mark_through():
     ],
 )
 def test_result_links_are_http_only(url, href):
-    from yasearch.webui.routes import safe_href
+    from yasearch.webui.filters import safe_href
 
     assert safe_href(url) == href
