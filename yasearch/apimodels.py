@@ -20,6 +20,7 @@ from msgspec import Meta, Struct
 from yasearch.crawler.types import CrawlSpec
 from yasearch.crawler.urls import canonicalize
 from yasearch.errors import ApiError
+from yasearch.records import DocRecord
 from yasearch.suggest import MAX_SUGGEST_LIMIT, MAX_SUGGEST_QUERY_CHARS
 
 # -- limits (README, "API") ------------------------------------------------------------
@@ -251,7 +252,7 @@ class IndexRecord(Struct):
     host: Annotated[str, Meta(description="host[:port], lowercase")]
 
 
-def index_record(rec: Any) -> IndexRecord:
+def index_record(rec: DocRecord) -> IndexRecord:
     """A DocRecord of the local index as the API shows it."""
     return IndexRecord(
         doc_id=rec.doc_id, url=rec.url, title=rec.title, description=rec.description, language=rec.language,

@@ -219,7 +219,13 @@ def _code(text: str) -> Markup:
     return Markup(re.sub(r"`([^`]+)`", r"<code>\1</code>", str(escape(text))))
 
 
-_ENV = jinja2.Environment(loader=jinja2.FileSystemLoader(str(_HERE)), autoescape=True, undefined=jinja2.StrictUndefined)
+_ENV = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(str(_HERE)),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
 _ENV.filters.update(schema_text=_schema_text, schema_link=_schema_link, code=_code, pretty=lambda v: json.dumps(v, indent=2))
 
 
