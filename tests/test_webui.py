@@ -549,7 +549,8 @@ async def test_search_on_a_peer_that_crawled_nothing(network, http):
 
 
 def test_peer_rows_distrust_what_other_peers_say():
-    from yasearch.webui.routes import _peer_row, relative_time
+    from yasearch.webui.filters import relative_time
+    from yasearch.webui.netpages import _peer_row
 
     row = _peer_row(
         {"peer_id": "ab" * 20, "name": None, "url": "javascript:alert(1)", "version": 3, "documents": -4,
@@ -571,7 +572,7 @@ def test_peer_rows_distrust_what_other_peers_say():
 def test_snippet_filter_lets_only_mark_through():
     import html
 
-    from yasearch.webui.routes import safe_snippet
+    from yasearch.webui.filters import safe_snippet
 
     # what the search module makes round-trips unchanged
     text = "a <b>bold</b> & 'quoted' \"text\" &lt;literal&gt;"
@@ -601,6 +602,72 @@ def test_snippet_filter_lets_only_mark_through():
     ],
 )
 def test_result_links_are_http_only(url, href):
-    from yasearch.webui.routes import safe_href
+    from yasearch.webui.filters import safe_href
 
     assert safe_href(url) == href
+
+
+# -- what every response carries, and the admin rule for remote clients --------------------
+
+
+async def test_security_headers_on_every_response(peer, http):
+    """The middleware adds them to JSON, errors, 404s and static files, not only to rendered pages."""
+    for path, status in (
+        ("/api/v1/status", 200),
+        ("/api/v1/search", 400),
+        ("/api/v1/nothing-here", 404),
+        ("/no-such-page", 404),
+        ("/static/style.css", 200),
+        ("/", 200),
+    ):
+        async with http.get(peer.url + path) as r:
+            assert r.status == status, path
+            assert r.headers["X-Content-Type-Options"] == "nosniff", path
+            assert r.headers["X-Frame-Options"] == "DENY", path
+            assert "default-src 'self'" in r.headers["Content-Security-Policy"], path
+            assert "script-src 'self'" in r.headers["Content-Security-Policy"], path
+    # the API docs page allows its one inline style by hash, and still no inline script
+    async with http.get(peer.url + "/api/v1/docs") as r:
+        csp = r.headers["Content-Security-Policy"]
+    assert "style-src 'self' 'sha256-" in csp and "script-src 'self';" in csp
+
+
+def _remote_app(peer: Peer, remote: str) -> "aiohttp.web.Application":
+    """The peer's real app, with every client appearing to come from ``remote`` (as
+    behind a reverse proxy that sets the client address)."""
+    from aiohttp import web
+
+    from yasearch.server import build_site_app
+
+    @web.middleware
+    async def from_elsewhere(request, handler):
+        return await handler(request.clone(remote=remote))
+
+    app = build_site_app(peer)
+    app.middlewares.insert(0, from_elsewhere)
+    return app
+
+
+async def test_admin_routes_refuse_remote_clients(peer, aiohttp_client):
+    """Without a token only loopback clients are admins: an admin API route answers a
+    JSON 403, an admin UI route its HTML page; public routes stay open."""
+    client = await aiohttp_client(_remote_app(peer, "192.0.2.7"))
+    for method, path in (("GET", "/api/v1/crawl"), ("POST", "/api/v1/crawl"), ("GET", "/api/v1/index/hosts")):
+        async with client.request(method, path, json={"urls": ["http://127.0.0.1:1/"]}) as r:
+            assert r.status == 403, path
+            assert (await r.json())["error"]["code"] == "forbidden"
+    for method, path, text in (("GET", "/crawl", "The crawl console is admin-only"), ("GET", "/index", "from this machine")):
+        async with client.request(method, path) as r:
+            assert r.status == 403 and r.content_type == "text/html", path
+            assert text in " ".join((await r.text()).split()), path
+    async with client.post("/crawl", data={"urls": "http://127.0.0.1:1/"}, allow_redirects=False) as r:
+        assert r.status == 403 and r.content_type == "text/html"
+    assert peer.list_jobs() == []
+    async with client.get("/api/v1/status") as r:
+        assert r.status == 200
+    async with client.get("/") as r:
+        assert r.status == 200
+    # the same app answers a loopback client
+    local = await aiohttp_client(_remote_app(peer, "127.0.0.1"))
+    async with local.get("/api/v1/crawl") as r:
+        assert r.status == 200

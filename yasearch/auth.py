@@ -9,6 +9,9 @@ from aiohttp import web
 
 from yasearch.errors import ApiError
 
+#: The cookie the login forms set (webui) and admin_allowed reads.
+ADMIN_COOKIE = "yasearch_admin"
+
 
 def is_loopback(remote: str | None) -> bool:
     if not remote:
@@ -24,7 +27,7 @@ def admin_allowed(request: web.Request, token: str | None) -> bool:
     a reverse proxy on the same machine would make every client look local)."""
     if token:
         header = request.headers.get("Authorization", "")
-        cookie = request.cookies.get("yasearch_admin", "")
+        cookie = request.cookies.get(ADMIN_COOKIE, "")
         presented = header[7:] if header.startswith("Bearer ") else cookie
         return bool(presented) and hmac.compare_digest(presented.encode(), token.encode())
     return is_loopback(request.remote)
@@ -51,14 +54,16 @@ def same_origin(request: web.Request) -> bool:
     return origin == f"{request.scheme}://{request.host}"
 
 
-def require_admin(request: web.Request, token: str | None) -> None:
+def refusal(request: web.Request, token: str | None) -> ApiError | None:
+    """Why an admin request is refused (None: it is not). Cross-site browser
+    requests are refused for anything but reads, whoever sends them."""
     if request.method not in ("GET", "HEAD", "OPTIONS") and not same_origin(request):
-        raise ApiError(403, "cross_site", "admin route: cross-site requests from browsers are refused")
+        return ApiError(403, "cross_site", "admin route: cross-site requests from browsers are refused")
     if admin_allowed(request, token):
-        return
+        return None
     if token:
-        raise ApiError(403, "forbidden", "admin route: send 'Authorization: Bearer <admin_token>'")
-    raise ApiError(
+        return ApiError(403, "forbidden", "admin route: send 'Authorization: Bearer <admin_token>'")
+    return ApiError(
         403,
         "forbidden",
         "admin route: only loopback clients may use it; set admin_token in the config to allow remote admins",

@@ -21,20 +21,18 @@ import json
 import re
 import time
 from email.utils import formatdate
-from typing import TYPE_CHECKING, Any
+from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlencode, urlsplit
 from xml.sax.saxutils import escape
 
 from aiohttp import web
+from msgspec import Meta, Struct
 
-from yasearch.api import MAX_OFFSET, PEER_KEY, int_param
+from yasearch.apimodels import MAX_OFFSET, OpenSearchSuggestions, Suggestions, SuggestQuery, parse_query
 from yasearch.errors import ApiError
+from yasearch.httpkit import PEER_KEY, route
 from yasearch.query import QueryError
 from yasearch.records import SearchHit, SearchResponse
-from yasearch.suggest import MAX_SUGGEST_LIMIT, MAX_SUGGEST_QUERY_CHARS
-
-if TYPE_CHECKING:
-    from yasearch.peer import Peer
 
 #: Most results one yacysearch request may ask for (maximumRecords).
 MAX_RECORDS = 100
@@ -72,31 +70,49 @@ def _first(query: Any, *names: str) -> str | None:
     return None
 
 
+#: YaCy's parameter -> its aliases, in the order YaCy reads them.
+_ALIASES = {
+    "query": ("query", "search"),
+    "maximumRecords": ("maximumRecords", "count", "rows"),
+    "startRecord": ("startRecord", "offset", "start"),
+}
+
+
+class YacyQuery(Struct):
+    """YaCy's search parameters (each also read under its YaCy aliases)."""
+
+    missing: ClassVar = ("missing_query", "the parameter query is missing or empty (e.g. ?query=zebra)")
+    query: Annotated[str, Meta(min_length=1, description="the search query (alias: search)")]
+    maximumRecords: Annotated[int, Meta(ge=1, le=MAX_RECORDS, description="results per page (aliases: count, rows)")] = 10
+    startRecord: Annotated[int, Meta(ge=0, le=MAX_OFFSET, description="0-based offset of the first result (aliases: offset, start)")] = 0
+    resource: Annotated[Literal["global", "local"], Meta(description="search the network or only this peer's index")] = "global"
+    contentdom: Annotated[str, Meta(description="YaCy content domain; text (yasearch indexes no media: image/audio/video/app answer no items)")] = "text"
+
+
 class YacyParams:
     """Validated YaCy search parameters."""
 
     def __init__(self, request: web.Request) -> None:
         peer = request.app[PEER_KEY]
         q = request.query
-        raw = _first(q, "query", "search")
-        self.query = (raw or "").strip()
-        if not self.query:
-            raise ApiError(400, "missing_query", "the parameter query is missing or empty (e.g. ?query=zebra)")
+        raw = {name: _first(q, *aliases) for name, aliases in _ALIASES.items()}
+        raw["query"] = (raw["query"] or "").strip() or None
+        for name in ("resource", "contentdom"):
+            raw[name] = (q.get(name) or "").strip().lower()
+        params = parse_query({k: v for k, v in raw.items() if v is not None}, YacyQuery)
+        self.query = params.query
         if len(self.query) > peer.config.max_query_chars:
             raise ApiError(
                 400,
                 "query_too_long",
                 f"the query is {len(self.query)} characters; at most {peer.config.max_query_chars} are accepted",
             )
-        self.limit = int_param(_first(q, "maximumRecords", "count", "rows"), "maximumRecords", 10, 1, MAX_RECORDS)
-        self.offset = int_param(_first(q, "startRecord", "offset", "start"), "startRecord", 0, 0, MAX_OFFSET)
-        resource = (q.get("resource") or "global").strip().lower()
-        if resource not in ("global", "local"):
-            raise ApiError(400, "bad_parameter", "resource must be 'global' or 'local'")
-        self.resource = resource
+        self.limit = params.maximumRecords
+        self.offset = params.startRecord
+        self.resource = params.resource
         # YaCy reads unknown content domains as text; image/audio/video/app ask
         # for media results, which a text-only index does not have.
-        self.contentdom = (q.get("contentdom") or "text").strip().lower()
+        self.contentdom = params.contentdom or "text"
         self.media = self.contentdom in _MEDIA_DOMAINS
 
 
@@ -105,7 +121,7 @@ async def _yacy_search(request: web.Request) -> tuple[YacyParams, SearchResponse
     if params.media:
         return params, SearchResponse(query=params.query, total=0, took_ms=0.0, offset=params.offset,
                                       limit=params.limit, scope=params.resource)
-    peer: Peer = request.app[PEER_KEY]
+    peer = request.app[PEER_KEY]
     try:
         resp = await peer.search(params.query, limit=params.limit, offset=params.offset, scope=params.resource)
     except QueryError as e:
@@ -245,30 +261,60 @@ async def opensearch_xml(request: web.Request) -> web.Response:
 
 
 async def suggest(request: web.Request) -> web.Response:
-    peer: Peer = request.app[PEER_KEY]
-    raw = request.query.get("q")
-    if raw is None:
-        raise ApiError(400, "missing_query", "the query parameter q is missing (e.g. ?q=zeb)")
-    if len(raw) > MAX_SUGGEST_QUERY_CHARS:
-        raise ApiError(
-            400, "query_too_long", f"q is {len(raw)} characters; at most {MAX_SUGGEST_QUERY_CHARS} are accepted"
-        )
-    limit = int_param(request.query.get("limit"), "limit", 10, 1, MAX_SUGGEST_LIMIT)
-    fmt = request.query.get("format") or "json"
-    if fmt not in ("json", "opensearch"):
-        raise ApiError(400, "bad_parameter", "format must be 'json' or 'opensearch'")
-    q = raw.lstrip()
-    completions = await peer.suggest(q, limit=limit) if q.strip() else []
-    if fmt == "opensearch":
-        return web.json_response([raw, completions], content_type=SUGGESTIONS_TYPE,
-                                 dumps=lambda o: json.dumps(o, ensure_ascii=False))
-    return web.json_response({"query": raw, "suggestions": completions},
-                             dumps=lambda o: json.dumps(o, ensure_ascii=False))
+    params = parse_query(request.query, SuggestQuery)
+    q = params.q.lstrip()
+    completions = await request.app[PEER_KEY].suggest(q, limit=params.limit) if q.strip() else []
+    dumps = lambda o: json.dumps(o, ensure_ascii=False)  # noqa: E731
+    if params.format == "opensearch":
+        return web.json_response([params.q, completions], content_type=SUGGESTIONS_TYPE, dumps=dumps)
+    return web.json_response({"query": params.q, "suggestions": completions}, dumps=dumps)
+
+
+# -- response shapes (for the API description) ----------------------------------------------
+
+
+class YacyItem(Struct):
+    title: str
+    link: str
+    description: str
+    pubDate: Annotated[str, Meta(description="RFC 822 date, e.g. 'Tue, 15 Nov 1994 08:12:31 GMT'")]
+    guid: str
+    host: str
+    path: str
+    file: str
+    urlhash: str
+    ranking: str
+    code: str = ""
+    origin: Annotated[str, Meta(description="yasearch extension: 'local' or a peer ID")] = ""
+
+
+class YacyChannel(Struct):
+    title: str
+    description: str
+    link: str
+    startIndex: str
+    itemsPerPage: str
+    searchTerms: str
+    totalResults: str
+    items: list[YacyItem]
+    navigation: list[dict[str, Any]] = []
+
+
+class YacySearch(Struct):
+    """YaCy's yacysearch.json shape; as in YaCy, numbers are strings."""
+
+    channels: list[YacyChannel]
 
 
 def setup(app: web.Application) -> None:
-    app.router.add_get("/yacysearch.json", yacysearch_json)
-    app.router.add_get("/yacysearch.rss", yacysearch_rss)
-    app.router.add_get("/opensearch.xml", opensearch_xml)
-    app.router.add_get("/api/v1/suggest", suggest)
-
+    route(app, "GET", "/yacysearch.json", yacysearch_json, tag="compat", summary="YaCy-compatible search (JSON)",
+          query=YacyQuery, response=YacySearch, errors=(400,))
+    route(app, "GET", "/yacysearch.rss", yacysearch_rss, tag="compat",
+          summary="YaCy-compatible search (RSS 2.0 with OpenSearch elements)", query=YacyQuery,
+          response={"application/rss+xml": None}, errors=(400,))
+    route(app, "GET", "/opensearch.xml", opensearch_xml, tag="compat",
+          summary="OpenSearch 1.1 description, so browsers can add this peer as a search engine",
+          response={OPENSEARCH_TYPE: None})
+    route(app, "GET", "/api/v1/suggest", suggest, tag="search",
+          summary="Complete the last word of a query from indexed titles", query=SuggestQuery,
+          response={"application/json": Suggestions, SUGGESTIONS_TYPE: OpenSearchSuggestions}, errors=(400,))

@@ -5,7 +5,7 @@
   text plus a ``seeds`` file such as ``seeds.txt`` (UTF-8, one URL per line, ``#``
   starts a comment). Everything is bounded: the file by :data:`SEED_FILE_MAX_BYTES`,
   its URLs by ``MAX_URLS``, every other field by :data:`FORM_FIELD_MAX_BYTES`. The
-  result goes through :func:`yasearch.api.parse_crawl_spec`, the one set of rules for
+  result goes through :func:`yasearch.apimodels.parse_crawl_spec`, the one set of rules for
   every way a crawl is started.
 * **Live progress.** ``GET /api/v1/crawl/events`` (every job) and
   ``GET /api/v1/crawl/{id}/events`` (one job) are Server-Sent Events streams: a
@@ -29,10 +29,10 @@ from typing import Any, Mapping
 
 from aiohttp import web
 
+from yasearch.apimodels import MAX_URL_CHARS, MAX_URLS
 from yasearch.crawler.urls import canonicalize
-from yasearch.api import MAX_URL_CHARS, MAX_URLS, PEER_KEY
-from yasearch.auth import require_admin
 from yasearch.errors import ApiError
+from yasearch.httpkit import PEER_KEY, route
 
 SEED_FILE_MAX_BYTES = 1024 * 1024
 FORM_FIELD_MAX_BYTES = 1024 * 1024
@@ -234,9 +234,8 @@ def _event(data: Any, event: str | None = None) -> bytes:
 async def crawl_events(request: web.Request) -> web.StreamResponse:
     """``GET /api/v1/crawl/events`` and ``GET /api/v1/crawl/{id}/events`` (admin)."""
     peer = request.app[PEER_KEY]
-    require_admin(request, peer.config.admin_token)
     job_id = request.match_info.get("id")
-    if job_id is not None and peer.jobs.get(job_id) is None:
+    if job_id is not None and peer.get_job(job_id) is None:
         raise ApiError(404, "no_such_job", f"there is no crawl job {job_id[:40]!r}")
     if request.method == "HEAD":
         return web.Response(content_type="text/event-stream", headers={"Cache-Control": "no-store"})
@@ -246,9 +245,9 @@ async def crawl_events(request: web.Request) -> web.StreamResponse:
 
     def snapshot() -> tuple[Any, tuple[tuple[str, str], ...]]:
         if job_id is None:
-            jobs = peer.jobs.list()
+            jobs = peer.list_jobs()
             return {"jobs": [job_event(j) for j in jobs]}, tuple((j.id, j.state) for j in jobs)
-        job = peer.jobs.get(job_id)
+        job = peer.get_job(job_id)
         assert job is not None  # jobs are never forgotten while the peer runs
         return job_event(job), ((job.id, job.state),)
 
@@ -314,9 +313,25 @@ async def _close_streams(app: web.Application) -> None:
         stop.set()
 
 
+#: What the event stream routes say in the API description.
+SSE_DESCRIPTION = (
+    "A text/event-stream: one event at once, then one whenever something changed (at most one a second "
+    "while counters move, at once when a job changes state, once a second while a job runs), a comment "
+    "line as heartbeat, a `bye` event when the peer shuts down. Streams end after an hour; EventSource reconnects. "
+    f"A job in an event lists at most {EVENT_SEED_URLS} seed URLs in `spec.urls`; `spec.url_count` says how many it has."
+)
+
+
 def setup(app: web.Application) -> None:
     """Register the event streams; called from yasearch.api.setup before ``/api/v1/crawl/{id}``."""
     app[SSE_STREAMS] = set()
     app.on_shutdown.append(_close_streams)
-    app.router.add_get("/api/v1/crawl/events", crawl_events)
-    app.router.add_get("/api/v1/crawl/{id}/events", crawl_events)
+    route(app, "GET", "/api/v1/crawl/events", crawl_events, tag="crawl", admin=True,
+          summary="Live progress of every job as Server-Sent Events (admin)",
+          description=SSE_DESCRIPTION + " Each `data:` line is a JobList.",
+          response={"text/event-stream": None}, errors=(503,))
+    route(app, "GET", "/api/v1/crawl/{id}/events", crawl_events, tag="crawl", admin=True,
+          summary="Live progress of one job as Server-Sent Events (admin)",
+          description=SSE_DESCRIPTION + " Each `data:` line is a Job; an `end` event follows the last one when "
+          "the job is done or cancelled, and the stream ends.",
+          response={"text/event-stream": None}, errors=(404, 503), path_params={"id": "the job's ID"})

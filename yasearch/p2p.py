@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from yasearch.errors import ApiError
+from yasearch.httpkit import route
 from yasearch.records import DocRecord, Posting
 
 if TYPE_CHECKING:
@@ -337,9 +338,9 @@ async def verify(request: web.Request) -> web.Response:
 
 def setup(app: web.Application, peer: "Peer") -> None:
     app[P2P_PEER] = peer
-    app.router.add_get("/p2p/v1/info", info)
-    app.router.add_post("/p2p/v1/postings", postings)
-    app.router.add_post("/p2p/v1/docs", docs)
-    app.router.add_post("/p2p/v1/withdraw", withdraw)
-    app.router.add_post("/p2p/v1/lookup", lookup)
-    app.router.add_post("/p2p/v1/verify", verify)
+    route(app, "GET", "/p2p/v1/info", info, tag="p2p", summary="This peer's identity and protocol version")
+    route(app, "POST", "/p2p/v1/postings", postings, tag="p2p", summary="Store postings this peer is responsible for", errors=(400, 413))
+    route(app, "POST", "/p2p/v1/docs", docs, tag="p2p", summary="Store document records for postings held here", errors=(400, 413))
+    route(app, "POST", "/p2p/v1/withdraw", withdraw, tag="p2p", summary="Withdraw postings of removed documents", errors=(400, 413))
+    route(app, "POST", "/p2p/v1/lookup", lookup, tag="p2p", summary="The best postings of terms held here", errors=(400, 413))
+    route(app, "POST", "/p2p/v1/verify", verify, tag="p2p", summary="Check documents of this peer's index against a query", errors=(400, 413))

@@ -1,4 +1,4 @@
-"""Serving a peer over HTTP: the aiohttp app and its TCP site, outside the Peer.
+"""The composition root: a peer, its HTTP app with the web UI, and its TCP site.
 
 The HTTP site binds first: with port 0 the operating system picks a free port,
 and the peer's Kademlia node must listen on the same port number over UDP, so
@@ -17,9 +17,17 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from yasearch import webui
 from yasearch.app import build_app
 from yasearch.config import Config
 from yasearch.peer import Peer
+
+
+def build_site_app(peer: Peer) -> web.Application:
+    """The whole site of a peer: the HTTP floor's app with the web UI mounted on it."""
+    app = build_app(peer)
+    webui.setup(app)
+    return app
 
 
 class PeerServer:
@@ -28,7 +36,7 @@ class PeerServer:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.peer = Peer(config)
-        self.app = build_app(self.peer)
+        self.app = build_site_app(self.peer)
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> Peer:

@@ -2,8 +2,9 @@
 
 Admin-only, by the same rule as the admin API and the crawl console: loopback
 clients, or, when the peer has an admin token, clients presenting it (a cookie set
-by the login form here, or ``Authorization: Bearer``). Removals are POST forms
-checked with :func:`yasearch.auth.same_origin` (CSRF), behind a confirmation page
+by the login form here, or ``Authorization: Bearer``); yasearch.middleware applies
+it and answers refused clients with :func:`refuse`'s page. Removals are POST forms,
+refused when cross-site (CSRF), behind a confirmation page
 (a GET that changes nothing), and end in a redirect (POST/redirect/GET) whose
 query string names what was removed, so reloading the result page removes nothing.
 
@@ -11,8 +12,8 @@ Removing goes through :meth:`Peer.remove_url` / :meth:`Peer.remove_host`: the
 documents leave the local index at once and their postings are withdrawn from the
 peers that hold them through the publisher's persistent queue.
 
-Input validation is the JSON API's (:func:`yasearch.api.url_param`,
-:func:`yasearch.api.host_param`), so the page and the API accept the same things.
+Input validation is the JSON API's (:func:`yasearch.apimodels.url_param`,
+:func:`yasearch.apimodels.host_param`), so the page and the API accept the same things.
 Everything shown from the index (titles, URLs, hosts) is hostile crawled input and
 is only ever autoescaped; links to crawled URLs go through the ``href`` filter.
 """
@@ -23,12 +24,12 @@ import math
 from typing import Any
 from urllib.parse import urlencode
 
+import msgspec
 from aiohttp import web
 
-from yasearch.webui.routes import PEER, crawl_login, render
-from yasearch.api import MAX_HOST_CHARS, MAX_URL_CHARS, host_param, url_param
-from yasearch.auth import admin_allowed, same_origin
+from yasearch.apimodels import MAX_HOST_CHARS, MAX_URL_CHARS, host_param, index_record, url_param
 from yasearch.errors import ApiError
+from yasearch.webui.render import PEER, forbidden_page, refusal_page, render, token_login
 
 #: Rows per page of the hosts table and of one host's document list.
 HOSTS_PER_PAGE = 50
@@ -79,61 +80,23 @@ def _page_param(request: web.Request) -> int | None:
 
 def _record_view(rec: Any) -> dict[str, Any]:
     return {
-        "doc_id": rec.doc_id,
-        "url": rec.url,
-        "title": rec.title,
-        "description": rec.description,
-        "language": rec.language,
-        "length": rec.length,
-        "crawled_at": rec.crawled_at,
-        "host": rec.host,
+        **msgspec.structs.asdict(index_record(rec)),
         "host_url": host_url(rec.host) if rec.host else "",
         "lookup_url": index_url(url=rec.url),
         "remove_url": remove_url_of(url=rec.url),
     }
 
 
-# -- the admin rule ------------------------------------------------------------------
+# -- refusals and the login ------------------------------------------------------------
 
 
-def _forbidden(request: web.Request, wrong_token: bool = False, cross_site: bool = False) -> web.Response:
-    peer = request.app[PEER]
-    return render(
-        request,
-        "index_forbidden.html",
-        status=403,
-        active="index",
-        page_title="Index",
-        token_mode=bool(peer.config.admin_token),
-        wrong_token=wrong_token,
-        cross_site=cross_site,
-    )
-
-
-def _refused(request: web.Request, *, post: bool = False) -> web.Response | None:
-    """A 403 page unless the client is an admin (and, for POSTs, not another site)."""
-    peer = request.app[PEER]
-    if post and not same_origin(request):
-        return _forbidden(request, cross_site=True)
-    if not admin_allowed(request, peer.config.admin_token):
-        return _forbidden(request)
-    return None
+forbidden = forbidden_page("index_forbidden.html", "index", "Index")
+refuse = refusal_page(forbidden)
 
 
 async def index_login(request: web.Request) -> web.Response:
     """The crawl console's token login (same checks, same cookie), back to the index browser."""
-    try:
-        resp = await crawl_login(request)
-    except web.HTTPSeeOther as ok:
-        ok.headers["Location"] = "/index"
-        raise
-    if resp.status != 403:
-        return resp
-    # crawl_login refused with the crawl console's page: no token configured, a
-    # cross-site post, or a wrong token. Say the same here, on this page.
-    cross_site = not same_origin(request)
-    wrong_token = bool(request.app[PEER].config.admin_token) and not cross_site
-    return _forbidden(request, wrong_token=wrong_token, cross_site=cross_site)
+    return await token_login(request, "/index", forbidden)
 
 
 # -- pages ---------------------------------------------------------------------------
@@ -154,8 +117,6 @@ def _flash(request: web.Request) -> dict[str, str] | None:
 
 
 async def index_page(request: web.Request) -> web.Response:
-    if (refused := _refused(request)) is not None:
-        return refused
     peer = request.app[PEER]
     status = 200
     error: str | None = None
@@ -197,8 +158,6 @@ async def index_page(request: web.Request) -> web.Response:
 
 
 async def host_page(request: web.Request) -> web.Response:
-    if (refused := _refused(request)) is not None:
-        return refused
     peer = request.app[PEER]
     try:
         host = host_param(request.query.get("host"))
@@ -230,8 +189,6 @@ async def host_page(request: web.Request) -> web.Response:
 
 async def confirm_page(request: web.Request) -> web.Response:
     """What a removal would remove, with the button that does it (a GET: changes nothing)."""
-    if (refused := _refused(request)) is not None:
-        return refused
     peer = request.app[PEER]
     ctx: dict[str, Any] = {"active": "index", "page_title": "Remove from the index", "error": None, "record": None, "host": "", "count": 0}
     try:
@@ -254,8 +211,6 @@ async def confirm_page(request: web.Request) -> web.Response:
 
 async def remove_submit(request: web.Request) -> web.Response:
     """The confirmed removal: POST (same-origin, admin), then back to /index with a message."""
-    if (refused := _refused(request, post=True)) is not None:
-        return refused
     peer = request.app[PEER]
     data = await request.post()
     try:
@@ -270,12 +225,3 @@ async def remove_submit(request: web.Request) -> web.Response:
     if rec is None or not await peer.remove_url(rec.url):
         raise web.HTTPSeeOther(index_url(url=url))  # shows "not in the index"
     raise web.HTTPSeeOther(index_url(removed_url=rec.url))
-
-
-def setup(app: web.Application) -> None:
-    """Called from yasearch.webui.routes.setup(), after the app has its peer and templates."""
-    app.router.add_get("/index", index_page)
-    app.router.add_get("/index/host", host_page)
-    app.router.add_get("/index/remove", confirm_page)
-    app.router.add_post("/index/remove", remove_submit)
-    app.router.add_post("/index/login", index_login)

@@ -1,6 +1,6 @@
 """What the result page shows besides the hits: facet links and the no-result help.
 
-Kept apart from :mod:`webui.routes` so the handler stays short. Everything here
+Kept apart from :mod:`webui.searchpages` so the handler stays short. Everything here
 works on the query *string*: a facet link adds an operator to what the user
 typed (``site:host``, ``lang:xx``) and an active facet's link removes it again,
 so every refinement is a plain, bookmarkable ``/search?q=`` URL that works

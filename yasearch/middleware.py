@@ -1,0 +1,86 @@
+"""What every request goes through: error handling, the admin rule, security headers.
+
+* :func:`error_middleware`: every failure becomes a clear message, JSON for API
+  and peer clients, never a stack trace.
+* :func:`admin_middleware`: routes declared with ``admin=True`` in the route table
+  (:mod:`yasearch.httpkit`) are checked here, once, by :func:`yasearch.auth.refusal`;
+  handlers do not repeat the check, so a new admin route cannot forget it. API
+  routes are refused with a JSON 403, UI routes with their own HTML page.
+* :func:`security_headers`: an ``on_response_prepare`` hook, so the headers are on
+  every response (JSON, errors, 404s, static files, event streams), not only on
+  pages a helper rendered.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from yasearch.auth import refusal
+from yasearch.errors import ApiError, json_error
+from yasearch.httpkit import PEER_KEY, Handler, route_of, wants_json
+
+log = logging.getLogger(__name__)
+
+#: Defence in depth against an escaping bug: no inline script, no foreign origins.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    # Not "no-referrer": that makes browsers send "Origin: null" on our own form
+    # posts. Result links carry rel="noreferrer", so crawled sites learn nothing.
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+}
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every failure becomes a clear message: JSON for API clients, never a stack trace."""
+    try:
+        return await handler(request)
+    except ApiError as e:
+        if wants_json(request.path):
+            return json_error(e.status, e.code, e.message)
+        return web.Response(status=e.status, text=e.message, content_type="text/plain")
+    except web.HTTPRequestEntityTooLarge:
+        limit = request.app[PEER_KEY].config.max_request_bytes
+        return json_error(413, "too_large", f"the body is larger than the limit of {limit} bytes")
+    except web.HTTPException as e:
+        if not wants_json(request.path) or e.status < 400:
+            raise
+        code = {404: "not_found", 405: "method_not_allowed"}.get(e.status, "http_error")
+        return json_error(e.status, code, e.reason or "error")
+    except Exception:
+        log.exception("error handling %s %s", request.method, request.path)
+        if wants_json(request.path):
+            return json_error(500, "internal_error", "internal error; the peer's log (run with -v) has the details")
+        return web.Response(status=500, text="Internal error; the peer's log has the details.", content_type="text/plain")
+
+
+@web.middleware
+async def admin_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The admin rule for every route the route table flags ``admin``."""
+    info = route_of(request)
+    if info is not None and info.admin:
+        refused = refusal(request, request.app[PEER_KEY].config.admin_token)
+        if refused is not None:
+            if info.refuse is not None:
+                return await info.refuse(request, refused.code)
+            raise refused
+    return await handler(request)
+
+
+async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """``on_response_prepare``: a header a handler set itself (say, a page's own CSP) wins."""
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+
+
+def setup(app: web.Application) -> None:
+    """Install all three; the error middleware outermost, so a refusal is JSON too."""
+    app.middlewares.extend([error_middleware, admin_middleware])
+    app.on_response_prepare.append(security_headers)
