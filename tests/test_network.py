@@ -17,7 +17,9 @@ import pytest
 from yasearch.crawler.types import CrawlSpec
 from peerutil import StaticSite, peer_config
 from yasearch.analysis import analyze
+from yasearch.network import Contact, PeerCallError
 from yasearch.peer import Peer
+from yasearch.wire import LookupRequest, PostingEntry, WirePosting, WireRecord
 
 WORDS = (
     "apple river mountain forest ocean castle engine garden window silver copper marble "
@@ -211,6 +213,13 @@ async def test_recrawled_page_withdraws_its_old_terms(tmp_path: Path) -> None:
         ("/p2p/v1/lookup", b'{"terms": ["apple"], "m": -1}', 400),
         ("/p2p/v1/withdraw", b'{"origin": "' + b"a" * 40 + b'", "doc_ids": [1]}', 400),
         ("/p2p/v1/docs", b'{"origin": "' + b"a" * 40 + b'", "docs": [{"doc_id": "' + b"b" * 40 + b'", "url": "javascript:alert(1)"}]}', 400),
+        # numbers no type holds, JSON nested deeper than any decoder goes, lists over their limits
+        ("/p2p/v1/lookup", b'{"terms": ["apple"], "m": 1' + b"0" * 400 + b"}", 400),
+        ("/p2p/v1/docs", b'{"origin": "' + b"a" * 40 + b'", "docs": [{"doc_id": "' + b"b" * 40 + b'", "url": "http://x/", "crawled_at": 1e400}]}', 400),
+        ("/p2p/v1/lookup", b'{"terms": ["apple"], "x": ' + b"[" * 200_000 + b"]" * 200_000 + b"}", 400),
+        ("/p2p/v1/lookup", b'{"terms": [' + b",".join([b'"apple"'] * 17) + b"]}", 413),
+        ("/p2p/v1/verify", b'{"doc_ids": [' + b",".join([b'"' + b"b" * 40 + b'"'] * 201) + b"]}", 413),
+        ("/p2p/v1/withdraw", b'{"origin": "' + b"a" * 40 + b'", "doc_ids": [], "terms": {"' + b"b" * 40 + b'": [' + b",".join([b'"t"'] * 5001) + b"]}}", 413),
     ],
 )
 async def test_hostile_p2p_requests_change_nothing(tmp_path: Path, path: str, body: bytes, status: int) -> None:
@@ -351,3 +360,59 @@ async def test_holders_hand_off_when_the_origin_is_gone(tmp_path: Path, sites: l
     finally:
         for p in [*peers[1:], newcomer]:
             await p.stop()
+
+
+async def test_a_peer_answers_its_own_calls_without_http(tmp_path: Path) -> None:
+    """A peer that is itself a responsible replica asks its own shard store in-process:
+    a lone peer's global search and a publish to itself send no HTTP request."""
+    site = StaticSite({"/": "<html><head><title>walrus harbor</title></head><body>walrus saffron</body></html>"})
+    await site.start()
+    peer = Peer(peer_config(tmp_path / "p"))
+    await peer.start()
+    try:
+        await crawl(peer, site.url)
+        await peer.settle()
+        got = await peer.search("walrus", scope="global")
+        assert got.total == 1 and got.peers["answered"] == 1 and got.peers["failed"] == 0
+        calls = peer.p2p.local_calls
+        assert calls >= 1
+        # the same holder code stores what a publish addressed to this peer carries
+        entries = [PostingEntry("otter", WirePosting("c" * 40, 1, 0, 5))]
+        accepted = [n async for n in peer.p2p.place(peer.contact(), "a" * 40, entries, _no_records)]
+        assert accepted == [1] and (await peer.shard.df(["otter"]))["otter"] == 1
+        assert peer.p2p.local_calls > calls
+        assert peer.transport.figures()["requests"] == 0
+    finally:
+        await peer.stop()
+        await site.stop()
+
+
+async def _no_records(ids: list[str]) -> list[WireRecord]:
+    return []
+
+
+async def test_a_hostile_reply_is_a_failed_peer(tmp_path: Path) -> None:
+    """Replies are decoded into the same typed messages as requests: a reply of the
+    wrong shape is a failed call, like a peer that is down."""
+    from aiohttp import web
+
+    async def hostile(request: web.Request) -> web.Response:
+        return web.json_response({"df": [1, 2], "postings": {}})
+
+    app = web.Application()
+    app.router.add_post("/p2p/v1/lookup", hostile)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    peer = Peer(peer_config(tmp_path / "p"))
+    await peer.start()
+    try:
+        liar = Contact(b"\x01" * 20, f"http://127.0.0.1:{port}")
+        with pytest.raises(PeerCallError, match="invalid reply"):
+            await peer.p2p.lookup(liar, LookupRequest(terms=["apple"]))
+        assert peer.transport.figures()["failures"] == 1
+    finally:
+        await peer.stop()
+        await runner.cleanup()

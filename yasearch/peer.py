@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 
 from yasearch.crawler.types import CrawlSpec
@@ -29,13 +28,15 @@ from yasearch.history import SAMPLE_INTERVAL, History
 from yasearch.jobs import Job, JobManager
 from yasearch.netsearch import GlobalSearch
 from yasearch.network import Contact, Resolver, Transport
-from yasearch.p2p import PROTOCOL_VERSION
+from yasearch.p2pclient import P2PClient
 from yasearch.publisher import Publisher
 from yasearch.query import parse_query
 from yasearch.records import DocRecord, SearchResponse
 from yasearch.search import search_local
 from yasearch.shard import ShardStore
+from yasearch.shard.service import LocalPeer
 from yasearch.suggest import Suggester
+from yasearch.wire import PROTOCOL_VERSION
 
 log = logging.getLogger(__name__)
 
@@ -62,15 +63,26 @@ class Peer:
             max_age=config.shard_max_age,
         )
         self.dht: DhtNode | None = None
-        self.publisher = Publisher(self, self.data_dir / "publish.db")
-        self.resolver: Resolver | None = None
-        self.transport: Transport | None = None
-        self.global_search = GlobalSearch(self, budget=config.search_budget)
-        self.handoff = Handoff(self)
+        # the network parts get what they use, never the Peer; the DHT and the HTTP
+        # session they need exist once start() has run (see there)
+        self.local = LocalPeer(self.shard, self.verify_documents)
+        self.transport = Transport()
+        self.p2p = P2PClient(self.identity.node_id, self.transport, self.local)
+        self.resolver = Resolver(
+            None, self.contact, replication=config.replication,
+            members=lambda: list(self.stable_members().values()),
+        )
+        self.publisher = Publisher(self.peer_id, self.resolver, self.p2p, self.data_dir / "publish.db")
+        self.global_search = GlobalSearch(
+            self.peer_id, self.resolver, self.p2p, self.index,
+            url_of=self.http_url_of, network_totals=self.network_totals, budget=config.search_budget,
+        )
+        self.handoff = Handoff(
+            self.identity.node_id, self.shard, self.p2p, self.http_url_of, replication=config.replication
+        )
         self.started_at = 0.0
         self.port = config.port
         self._runner: web.AppRunner | None = None
-        self._session: aiohttp.ClientSession | None = None
         self._started = False
         self._total_length = 0
         self._postings_held = 0  # refreshed by status(), sent in our peer info
@@ -121,12 +133,8 @@ class Peer:
             await self.shard.close()
             await self.index.close()
             raise
-        self._session = aiohttp.ClientSession()
-        self.transport = Transport(self._session)
-        self.resolver = Resolver(
-            self.dht, self.contact, replication=self.config.replication,
-            members=lambda: list(self.stable_members().values()),
-        )
+        await self.transport.open()
+        self.resolver.attach(self.dht)
         await self.publisher.start()
         self.jobs.on_indexed.append(lambda docs: self._spawn(self.publisher.enqueue(docs)))
         self.jobs.on_removed.append(lambda ids: self._spawn(self.publisher.remove(ids)))
@@ -156,8 +164,7 @@ class Peer:
             await self.dht.stop()
         if self._runner:
             await self._runner.cleanup()
-        if self._session is not None:
-            await self._session.close()
+        await self.transport.close()
         await self.shard.close()
         await self.index.close()
 
