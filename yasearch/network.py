@@ -81,6 +81,7 @@ class Transport:
     async def close(self) -> None:
         if self.session is not None:
             await self.session.close()
+            self.session = None
 
     async def call(self, contact: Contact, path: str, data: bytes, *, timeout: float | None = None) -> bytes:
         """POST ``data`` (JSON) to ``path`` of ``contact``; the reply body (a 429's too)."""
