@@ -13,10 +13,12 @@ import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from yasearch.ranking import B, DEFAULT_WEIGHTS, K1
+from yasearch.records import DocRecord, Posting
 from yasearch.sqlitedb import SqliteThread
+from yasearch.wire import WirePosting, WireRecord
 
 T = TypeVar("T")
 
@@ -68,38 +70,10 @@ CREATE TABLE IF NOT EXISTS origins (
 """
 
 
-class PostingLike(Protocol):
-    """A posting to store: :class:`yasearch.records.Posting` or a decoded wire posting."""
-
-    @property
-    def doc_id(self) -> str: ...
-    @property
-    def tf(self) -> int: ...
-    @property
-    def flags(self) -> int: ...
-    @property
-    def length(self) -> int: ...
-
-
-class RecordLike(Protocol):
-    """A document record to store (its ``origin`` is not read: the sender's is stored)."""
-
-    @property
-    def doc_id(self) -> str: ...
-    @property
-    def url(self) -> str: ...
-    @property
-    def title(self) -> str: ...
-    @property
-    def description(self) -> str: ...
-    @property
-    def language(self) -> str: ...
-    @property
-    def length(self) -> int: ...
-    @property
-    def crawled_at(self) -> float: ...
-    @property
-    def host(self) -> str: ...
+#: A posting to store: one from this peer's own code or one decoded from a message.
+PostingLike = Posting | WirePosting
+#: A record to store (its ``origin`` is not read: the sender's is stored).
+RecordLike = DocRecord | WireRecord
 
 
 def impact(p: PostingLike) -> float:
