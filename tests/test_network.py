@@ -16,7 +16,9 @@ import pytest
 from yasearch.crawler.types import CrawlSpec
 from peerutil import StaticSite, assert_json_error
 from yasearch.analysis import analyze
+from yasearch.network import Contact, PeerCallError
 from yasearch.peer import Peer
+from yasearch.wire import LookupRequest, PostingEntry, WirePosting, WireRecord
 
 WORDS = (
     "apple river mountain forest ocean castle engine garden window silver copper marble "
@@ -187,6 +189,13 @@ async def test_recrawled_page_withdraws_its_old_terms(start_peers, static_site) 
         ("/p2p/v1/lookup", b'{"terms": ["apple"], "m": -1}', 400),
         ("/p2p/v1/withdraw", b'{"origin": "' + b"a" * 40 + b'", "doc_ids": [1]}', 400),
         ("/p2p/v1/docs", b'{"origin": "' + b"a" * 40 + b'", "docs": [{"doc_id": "' + b"b" * 40 + b'", "url": "javascript:alert(1)"}]}', 400),
+        # numbers no type holds, JSON nested deeper than any decoder goes, lists over their limits
+        ("/p2p/v1/lookup", b'{"terms": ["apple"], "m": 1' + b"0" * 400 + b"}", 400),
+        ("/p2p/v1/docs", b'{"origin": "' + b"a" * 40 + b'", "docs": [{"doc_id": "' + b"b" * 40 + b'", "url": "http://x/", "crawled_at": 1e400}]}', 400),
+        ("/p2p/v1/lookup", b'{"terms": ["apple"], "x": ' + b"[" * 200_000 + b"]" * 200_000 + b"}", 400),
+        ("/p2p/v1/lookup", b'{"terms": [' + b",".join([b'"apple"'] * 17) + b"]}", 413),
+        ("/p2p/v1/verify", b'{"doc_ids": [' + b",".join([b'"' + b"b" * 40 + b'"'] * 201) + b"]}", 413),
+        ("/p2p/v1/withdraw", b'{"origin": "' + b"a" * 40 + b'", "doc_ids": [], "terms": {"' + b"b" * 40 + b'": [' + b",".join([b'"t"'] * 5001) + b"]}}", 413),
     ],
 )
 async def test_hostile_p2p_requests_change_nothing(peer, http, path: str, body: bytes, status: int) -> None:
@@ -298,3 +307,43 @@ async def test_holders_hand_off_when_the_origin_is_gone(start_peers, tmp_path: P
 
     await eventually(handed_off)
     assert (await newcomer.search(WORDS[0])).total == expected.df[TERMS[0]]
+
+
+async def test_a_peer_answers_its_own_calls_without_http(make_peer, crawl_site) -> None:
+    """A peer that is itself a responsible replica asks its own shard store in-process:
+    a lone peer's global search and a publish to itself send no HTTP request."""
+    peer = await make_peer()
+    await crawl_site(peer, {"/": "<html><head><title>walrus harbor</title></head><body>walrus saffron</body></html>"})
+    await peer.settle()
+    got = await peer.search("walrus", scope="global")
+    assert got.total == 1 and got.peers["answered"] == 1 and got.peers["failed"] == 0
+    calls = peer.p2p.local_calls
+    assert calls >= 1
+    # the same holder code stores what a publish addressed to this peer carries
+    entries = [PostingEntry("otter", WirePosting("c" * 40, 1, 0, 5))]
+    accepted = [n async for n in peer.p2p.place(peer.contact(), "a" * 40, entries, _no_records)]
+    assert accepted == [1] and (await peer.shard.df(["otter"]))["otter"] == 1
+    assert peer.p2p.local_calls > calls
+    assert peer.transport.figures()["requests"] == 0
+
+
+async def _no_records(ids: list[str]) -> list[WireRecord]:
+    return []
+
+
+async def test_a_hostile_reply_is_a_failed_peer(make_peer, aiohttp_server) -> None:
+    """Replies are decoded into the same typed messages as requests: a reply of the
+    wrong shape is a failed call, like a peer that is down."""
+    from aiohttp import web
+
+    async def hostile(request: web.Request) -> web.Response:
+        return web.json_response({"df": [1, 2], "postings": {}})
+
+    app = web.Application()
+    app.router.add_post("/p2p/v1/lookup", hostile)
+    server = await aiohttp_server(app)
+    peer = await make_peer()
+    liar = Contact(b"\x01" * 20, f"http://127.0.0.1:{server.port}")
+    with pytest.raises(PeerCallError, match="invalid reply"):
+        await peer.p2p.lookup(liar, LookupRequest(terms=["apple"]))
+    assert peer.transport.figures()["failures"] == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import signal
 import sqlite3
 import sys
@@ -16,6 +17,7 @@ import pytest
 
 from yasearch.records import IN_TITLE, IN_URL, DocRecord, Posting
 from yasearch.shard import ShardStore, UpsertResult, impact
+from yasearch.wire import BadMessage, DocsRequest, PostingsRequest, WithdrawRequest, decode
 
 ROOT = Path(__file__).resolve().parent.parent
 A = "a" * 40  # origin peer IDs
@@ -177,42 +179,60 @@ async def test_quota_refuses_and_counts_without_double_counting(tmp_path: Path) 
         assert st["postings"] == 9 == sum(v["postings"] for v in st["origins"].values())
 
 
+def posting(doc_id: str, tf: object = 1, flags: object = 0, length: object = 10) -> list[object]:
+    return [doc_id, tf, flags, length]
+
+
 @pytest.mark.parametrize(
     "bad",
     [
-        ("x" * 65, Posting(did(9), 1, 0, 10)),
-        ("", Posting(did(9), 1, 0, 10)),
-        ("ok", Posting("not-hex", 1, 0, 10)),
-        ("ok", Posting(did(9).upper(), 1, 0, 10)),
-        ("ok", Posting(did(9), -1, 0, 10)),
-        ("ok", Posting(did(9), 1, 0x100, 10)),
-        ("ok", Posting(did(9), 1, 0, -5)),
-        ("ok", Posting(did(9), 1.5, 0, 10)),  # type: ignore[arg-type]
-        ("ok", Posting(did(9), True, 0, 10)),  # type: ignore[arg-type]
-        ("ok", Posting(did(9), "1", 0, 10)),  # type: ignore[arg-type]
-        (7, Posting(did(9), 1, 0, 10)),
-        ("ok", {"doc_id": did(9)}),
+        ["x" * 65, posting(did(9))],
+        ["", posting(did(9))],
+        ["ok", posting("not-hex")],
+        ["ok", posting(did(9).upper())],
+        ["ok", posting(did(9), tf=-1)],
+        ["ok", posting(did(9), flags=0x100)],
+        ["ok", posting(did(9), length=-5)],
+        ["ok", posting(did(9), tf=1.5)],
+        ["ok", posting(did(9), tf=True)],
+        ["ok", posting(did(9), tf="1")],
+        ["ok", posting(did(9), length=10**400)],
+        ["ok", [*posting(did(9)), 7]],
+        [7, posting(did(9))],
+        ["ok", {"doc_id": did(9)}],
     ],
 )
-async def test_invalid_batch_raises_and_changes_nothing(store: ShardStore, bad: object) -> None:
+async def test_invalid_batch_is_refused_whole_at_the_boundary(store: ShardStore, bad: object) -> None:
+    """The store trusts typed values: a batch is decoded (and validated) whole where
+    it enters the peer, so one bad entry means none of the batch reaches the store."""
     await store.upsert(A, [("apple", Posting(did(1), 1, 0, 10))])
     before = await store.stats()
-    good = [("apple", Posting(did(1), 9, 0, 10)), ("pear", Posting(did(2), 1, 0, 10))]
-    with pytest.raises(ValueError, match="posting #2"):
-        await store.upsert(A, [*good, bad])  # type: ignore[list-item]
+    good = [["apple", posting(did(1), tf=9)], ["pear", posting(did(2))]]
+    body = json.dumps({"origin": A, "postings": [*good, bad]}).encode()
+    with pytest.raises(BadMessage, match=r"\$\.postings\[2\]|array` of at most length 4") as e:
+        req = decode(body, PostingsRequest)
+        await store.upsert(req.origin, [(x.term, x.posting) for x in req.postings])
+    assert e.value.status == 400
     assert await store.stats() == before
     assert await store.postings_for("apple", [did(1)]) == [Posting(did(1), 1, 0, 10)]
 
 
-async def test_invalid_origin_and_records_raise(store: ShardStore) -> None:
-    with pytest.raises(ValueError, match="origin"):
-        await store.upsert("", [("a", Posting(did(1), 1, 0, 1))])
-    await store.upsert(A, [("a", Posting(did(1), 1, 0, 1))])
-    with pytest.raises(ValueError, match="record #1: url"):
-        await store.put_docs(A, [rec(did(1)), rec(did(1), url="h" * 3000)])
-    assert await store.missing_docs([did(1)]) == [did(1)]
-    with pytest.raises(ValueError, match="doc_id"):
-        await store.withdraw(A, ["nope"])
+def test_invalid_origin_records_and_withdrawals_are_refused() -> None:
+    def refused(model: type, body: dict[str, object], where: str) -> None:
+        with pytest.raises(BadMessage, match=where):
+            decode(json.dumps(body).encode(), model)
+
+    ok = [["a", posting(did(1))]]
+    refused(PostingsRequest, {"origin": "", "postings": ok}, r"\$\.origin")
+    good = {"doc_id": did(1), "url": "https://example.org/"}
+    refused(DocsRequest, {"origin": A, "docs": [good, {**good, "url": "https://" + "h" * 3000}]}, r"\$\.docs\[1\]\.url")
+    refused(DocsRequest, {"origin": A, "docs": [{**good, "crawled_at": 10**400}]}, r"\$\.docs\[0\]\.crawled_at")
+    refused(WithdrawRequest, {"origin": A, "doc_ids": ["nope"]}, r"\$\.doc_ids\[0\]")
+    refused(WithdrawRequest, {"origin": A, "doc_ids": [], "terms": {"nope": ["a"]}}, r"\$\.terms")
+    # nested too deep to decode, even where an unknown field would be skipped
+    deep = b'{"origin": "' + A.encode() + b'", "doc_ids": [], "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    with pytest.raises(BadMessage, match="nested"):
+        decode(deep, WithdrawRequest)
 
 
 async def test_expire_removes_stale_postings_and_orphan_records(tmp_path: Path) -> None:
@@ -274,10 +294,11 @@ _WRITER = textwrap.dedent(
     import asyncio, hashlib, sys, time
     sys.path.insert(0, sys.argv[2])
     from yasearch import shard
+    from yasearch.shard import writes
     from yasearch.records import Posting
 
     PER_BATCH, HANG_IN = int(sys.argv[3]), int(sys.argv[4])
-    real_impact, calls = shard.impact, 0
+    real_impact, calls = writes.impact, 0
 
     def impact(p):
         # impact() runs inside the write transaction, once per row: halfway through
@@ -289,7 +310,7 @@ _WRITER = textwrap.dedent(
             time.sleep(60)
         return real_impact(p)
 
-    shard.impact = impact
+    writes.impact = impact
 
     async def main():
         s = await shard.ShardStore(sys.argv[1]).open()

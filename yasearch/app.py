@@ -20,5 +20,5 @@ def build_app(peer: Peer) -> web.Application:
     api.setup(app)
     compat.setup(app)
     openapi.setup(app)
-    p2p.setup(app, peer)
+    p2p.setup(app)
     return app

@@ -15,15 +15,13 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
 
 from yasearch.analysis import term_key
 from yasearch.network import Contact, PeerCallError, xor_distance
-from yasearch.p2p import MAX_DOCS, MAX_POSTINGS, PROTOCOL_VERSION, posting_to_wire, record_to_wire
-from yasearch.publisher import PUBLISH_TIMEOUT
-
-if TYPE_CHECKING:
-    from yasearch.peer import Peer
+from yasearch.p2pclient import P2PClient
+from yasearch.shard import ShardStore
+from yasearch.wire import PostingEntry, WirePosting, WireRecord
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +31,23 @@ def closest(members: set[bytes], key: bytes, r: int) -> list[bytes]:
 
 
 class Handoff:
-    def __init__(self, peer: "Peer") -> None:
-        self.peer = peer
+    """Hands held postings on: ``node_id`` is this peer, ``shard`` what it holds,
+    ``url_of`` finds a peer's HTTP URL by node ID (hex), ``client`` sends."""
+
+    def __init__(
+        self,
+        node_id: bytes,
+        shard: ShardStore,
+        client: P2PClient,
+        url_of: Callable[[str], str | None],
+        *,
+        replication: int = 3,
+    ) -> None:
+        self.node_id = node_id
+        self.shard = shard
+        self.client = client
+        self.url_of = url_of
+        self.replication = replication
         self._members: set[bytes] | None = None
         self.sent = 0
         self.failed = 0
@@ -44,12 +57,12 @@ class Handoff:
         old, self._members = self._members, set(members)
         if old is None or old == members:
             return 0
-        r = self.peer.config.replication
-        me = self.peer.identity.node_id
+        r = self.replication
+        me = self.node_id
         sent = 0
         after = ""
         while True:
-            terms = await self.peer.shard.terms(after, 1000)
+            terms = await self.shard.terms(after, 1000)
             if not terms:
                 break
             after = terms[-1][0]
@@ -68,36 +81,24 @@ class Handoff:
         return sent
 
     async def _send(self, node: bytes, terms: list[str]) -> int:
-        url = self.peer.http_url_of(node.hex())
+        url = self.url_of(node.hex())
         if url is None:
             return 0
         contact = Contact(node, url)
-        by_origin: dict[str, list[list[Any]]] = defaultdict(list)
+        by_origin: dict[str, list[PostingEntry]] = defaultdict(list)
         for term in terms:
-            for origin, p in await self.peer.shard.postings_of_term(term):
-                by_origin[origin].append([term, posting_to_wire(p)])
+            for origin, p in await self.shard.postings_of_term(term):
+                by_origin[origin].append(PostingEntry(term, WirePosting.of(p)))
+
+        async def held(ids: list[str]) -> list[WireRecord]:
+            records = await self.shard.docs(ids)
+            return [WireRecord.of(records[d]) for d in ids if d in records]
+
         sent = 0
         try:
             for origin, entries in by_origin.items():
-                for i in range(0, len(entries), MAX_POSTINGS):
-                    chunk = entries[i : i + MAX_POSTINGS]
-                    reply = await self.peer.transport.call(
-                        contact,
-                        "/p2p/v1/postings",
-                        {"v": PROTOCOL_VERSION, "origin": origin, "postings": chunk},
-                        timeout=PUBLISH_TIMEOUT,
-                    )
-                    sent += int(reply.get("accepted", 0))
-                    missing = [d for d in reply.get("missing_docs", []) if isinstance(d, str)]
-                    records = await self.peer.shard.docs(missing)
-                    wire = [record_to_wire(records[d]) for d in missing if d in records]
-                    for j in range(0, len(wire), MAX_DOCS):
-                        await self.peer.transport.call(
-                            contact,
-                            "/p2p/v1/docs",
-                            {"v": PROTOCOL_VERSION, "origin": origin, "docs": wire[j : j + MAX_DOCS]},
-                            timeout=PUBLISH_TIMEOUT,
-                        )
+                async for accepted in self.client.place(contact, origin, entries, held):
+                    sent += accepted
         except PeerCallError as e:
             # the origins' periodic republish repairs what could not be handed off now
             log.debug("handoff to %s failed: %s", url, e)

@@ -14,20 +14,19 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping
+from typing import Any, Awaitable, Callable, Mapping
 
 from aiohttp import web
 
-if TYPE_CHECKING:
-    from yasearch.peer import Peer
+from yasearch.peer import Peer
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 #: Answers a refused admin request with a page of its own (UI routes); ``reason``
 #: is the refusal's error code, "cross_site" or "forbidden".
 Refuse = Callable[[web.Request, str], Awaitable[web.StreamResponse]]
 
-#: The peer every HTTP module serves (set by yasearch.app.build_app).
-PEER_KEY: web.AppKey["Peer"] = web.AppKey("peer")
+#: The peer every HTTP module serves (set by yasearch.app.build_app): the one app key.
+PEER_KEY: web.AppKey[Peer] = web.AppKey("peer", Peer)
 
 
 @dataclass(frozen=True, eq=False)

@@ -27,20 +27,20 @@ from __future__ import annotations
 import asyncio
 import html
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from yasearch.analysis import analyze
-from yasearch.network import Contact, PeerCallError, first_answer
-from yasearch.p2p import PROTOCOL_VERSION, posting_from_wire, record_from_wire
+from yasearch.index import LocalIndex
+from yasearch.network import Contact, PeerCallError, Resolver, first_answer
+from yasearch.p2pclient import P2PClient
 from yasearch.query import ParsedQuery, language_matches
 from yasearch.ranking import CollectionStats, bm25_scores, rank
 from yasearch.records import DocRecord, Posting, SearchHit, SearchResponse
 from yasearch.search import FACET_CANDIDATES, build_query, count_facets
 from yasearch.snippets import make_snippet
-
-if TYPE_CHECKING:
-    from yasearch.peer import Peer
+from yasearch.wire import MAX_VERIFY_DOCS, LookupReply, LookupRequest, VerifyRequest, present
 
 #: Candidates taken from the rarest term. When its df is at most this, the
 #: result is exact; above, the candidates are its highest-impact postings.
@@ -60,41 +60,63 @@ class _Tally:
 
 
 class GlobalSearch:
-    def __init__(self, peer: "Peer", *, hedge_after: float = 0.3, budget: float = 2.0, top_m: int = TOP_M) -> None:
-        self.peer = peer
+    """Queries the network as ``node_id`` (hex): ``resolver`` finds a term's replicas,
+    ``client`` asks them, ``index`` adds this peer's own pages, ``url_of`` finds an
+    origin's HTTP URL by node ID (hex), ``network_totals`` gives (documents, total
+    length) over the network for BM25."""
+
+    def __init__(
+        self,
+        node_id: str,
+        resolver: Resolver,
+        client: P2PClient,
+        index: LocalIndex,
+        *,
+        url_of: Callable[[str], str | None],
+        network_totals: Callable[[], tuple[int, int]],
+        hedge_after: float = 0.3,
+        budget: float = 2.0,
+        top_m: int = TOP_M,
+    ) -> None:
+        self.node_id = node_id
+        self.resolver = resolver
+        self.client = client
+        self.index = index
+        self.url_of = url_of
+        self.network_totals = network_totals
         self.hedge_after = hedge_after
         self.budget = budget
         self.top_m = top_m
 
     # -- talking to replicas ----------------------------------------------------
 
-    async def _lookup(self, tally: _Tally, term: str, body: dict[str, Any]) -> dict[str, Any]:
-        contacts = await self.peer.resolver.responsible(term)
+    async def _lookup(self, tally: _Tally, term: str, req: LookupRequest) -> LookupReply:
+        contacts = await self.resolver.responsible(term)
 
-        async def ask(c: Contact) -> dict[str, Any]:
+        async def ask(c: Contact) -> LookupReply:
             tally.asked.add(c.node_id)
             try:
-                reply = await self.peer.transport.call(c, "/p2p/v1/lookup", {"v": PROTOCOL_VERSION, **body})
+                reply = await self.client.lookup(c, req)
             except PeerCallError:
                 tally.failed.add(c.node_id)
                 raise
             tally.answered.add(c.node_id)
             return reply
 
-        _c, reply = await first_answer(contacts, ask, hedge_after=self.hedge_after, on_fail=self.peer.resolver.mark_dead)
+        _c, reply = await first_answer(contacts, ask, hedge_after=self.hedge_after, on_fail=self.resolver.mark_dead)
         return reply
 
     async def _df(self, tally: _Tally, terms: list[str]) -> dict[str, int]:
         async def one(t: str) -> tuple[str, int]:
-            reply = await self._lookup(tally, t, {"terms": [t], "m": 0})
-            return t, int(reply.get("df", {}).get(t, 0))
+            reply = await self._lookup(tally, t, LookupRequest(terms=[t], m=0))
+            return t, reply.df.get(t, 0)
 
         pairs = await asyncio.gather(*(one(t) for t in terms))
         return dict(pairs)
 
     @staticmethod
-    def _postings(reply: dict[str, Any], term: str) -> list[Posting]:
-        return [posting_from_wire(e, term) for e in reply.get("postings", {}).get(term, [])]
+    def _postings(reply: LookupReply, term: str) -> list[Posting]:
+        return [p.to_posting() for p in reply.postings.get(term, [])]
 
     # -- the query ----------------------------------------------------------------
 
@@ -142,11 +164,10 @@ class GlobalSearch:
         if df.get(rarest, 0) > 0:
             # compact records (host, language, origin) for filters, facets and phrase
             # checks; full records travel only for the page shown (see _page_records)
-            reply = await self._lookup(tally, rarest, {"terms": [rarest], "m": self.top_m, "records": "compact"})
+            reply = await self._lookup(tally, rarest, LookupRequest(terms=[rarest], m=self.top_m, records="compact"))
             cand[rarest] = self._postings(reply, rarest)
-            for d, rec in reply.get("compact", {}).items():
-                if isinstance(rec, list) and len(rec) == 3 and all(isinstance(x, str) for x in rec):
-                    records[d] = DocRecord(doc_id=d, url="", title="", host=rec[0][:255], language=rec[1][:32], origin=rec[2][:64])
+            for d, rec in (present(reply.compact) or {}).items():
+                records[d] = DocRecord(doc_id=d, url="", title="", host=rec.host, language=rec.language, origin=rec.origin)
         out["rarest"] = rarest
         ids = [p.doc_id for p in cand.get(rarest, [])]
         postings: dict[str, list[Posting]] = {rarest: cand.get(rarest, [])}
@@ -154,7 +175,7 @@ class GlobalSearch:
         if ids:
 
             async def exact(t: str) -> tuple[str, list[Posting]]:
-                reply = await self._lookup(tally, t, {"terms": [t], "candidates": ids})
+                reply = await self._lookup(tally, t, LookupRequest(terms=[t], candidates=ids))
                 return t, self._postings(reply, t)
 
             excluded = [t for t in parsed.excluded if df.get(t, 0) > 0]
@@ -194,21 +215,18 @@ class GlobalSearch:
         ok: dict[str, str] = {}
 
         async def ask(origin: str, docs: list[str]) -> None:
-            url = self.peer.http_url_of(origin)
+            url = self.url_of(origin)
             answered = False
             if url is not None:
                 contact = Contact(bytes.fromhex(origin), url)
                 tally.asked.add(contact.node_id)
                 try:
-                    for i in range(0, len(docs), 200):
-                        reply = await self.peer.transport.call(
-                            contact,
-                            "/p2p/v1/verify",
-                            {"v": PROTOCOL_VERSION, "doc_ids": docs[i : i + 200], "terms": terms, "phrases": phrases},
-                        )
-                        for d, m in reply.get("matches", {}).items():
-                            if d in records and isinstance(m, dict):
-                                ok[d] = str(m.get("snippet", ""))[:1000]
+                    for i in range(0, len(docs), MAX_VERIFY_DOCS):
+                        req = VerifyRequest(doc_ids=docs[i : i + MAX_VERIFY_DOCS], terms=terms, phrases=phrases)
+                        reply = await self.client.verify(contact, req)
+                        for d, m in reply.matches.items():
+                            if d in records:
+                                ok[d] = m.snippet[:1000]
                     answered = True
                     tally.answered.add(contact.node_id)
                 except PeerCallError:
@@ -251,13 +269,13 @@ class GlobalSearch:
                 )
             return {"postings": postings, "hits": hits}
 
-        return await self.peer.index.run_read(run)
+        return await self.index.run_read(run)
 
     # -- ranking ------------------------------------------------------------------
 
     def _network_stats(self) -> tuple[int, float]:
         """N and average length over every known peer (each reports its own index)."""
-        n, total = self.peer.network_totals()
+        n, total = self.network_totals()
         return n, (total / n if n else 0.0)
 
     async def _rank(
@@ -349,17 +367,14 @@ class GlobalSearch:
         tally: _Tally = result["tally"]
         try:
             reply = await asyncio.wait_for(
-                self._lookup(tally, rarest, {"terms": [rarest], "m": 0, "candidates": ids, "records": True}),
+                self._lookup(tally, rarest, LookupRequest(terms=[rarest], m=0, candidates=ids, records=True)),
                 timeout=max(0.2, self.budget / 2),
             )
         except (asyncio.TimeoutError, LookupError, PeerCallError):
             return
-        for d, rec in reply.get("docs", {}).items():
+        for d, rec in (present(reply.docs) or {}).items():
             if d in ids:
-                try:
-                    records[d] = record_from_wire(rec, "docs")
-                except Exception:  # noqa: BLE001 - a malformed record is skipped, not shown
-                    continue
+                records[d] = rec.to_record()
 
     @staticmethod
     def _record_ok(parsed: ParsedQuery, rec: DocRecord | None) -> bool:
@@ -396,30 +411,25 @@ class GlobalSearch:
         """Real snippets for remote results, from their origins, within ``timeout``."""
         want: dict[str, list[SearchHit]] = {}
         for h in hits:
-            if h.origin != "local" and h.origin != self.peer.peer_id:
+            if h.origin != "local" and h.origin != self.node_id:
                 want.setdefault(h.origin, []).append(h)
         if not want or timeout <= 0:
             return
 
         async def ask(origin: str, group: list[SearchHit]) -> None:
-            url = self.peer.http_url_of(origin)
+            url = self.url_of(origin)
             if url is None:
                 return
             try:
-                reply = await self.peer.transport.call(
-                    Contact(bytes.fromhex(origin), url),
-                    "/p2p/v1/verify",
-                    {"v": PROTOCOL_VERSION, "doc_ids": [h.doc_id for h in group], "terms": terms},
-                    timeout=timeout,
-                )
+                req = VerifyRequest(doc_ids=[h.doc_id for h in group], terms=terms)
+                reply = await self.client.verify(Contact(bytes.fromhex(origin), url), req, timeout=timeout)
             except PeerCallError:
                 return
-            matches = reply.get("matches", {})
             for h in group:
-                m = matches.get(h.doc_id)
-                if isinstance(m, dict) and isinstance(m.get("snippet"), str) and m["snippet"]:
+                m = reply.matches.get(h.doc_id)
+                if m is not None and m.snippet:
                     # the origin's text is re-marked here: HTML from another peer is never trusted
-                    h.snippet, h.snippet_html = make_snippet(m["snippet"][:1000], terms, fallback="")
+                    h.snippet, h.snippet_html = make_snippet(m.snippet[:1000], terms, fallback="")
 
         try:
             await asyncio.wait_for(asyncio.gather(*(ask(o, g) for o, g in want.items())), timeout)

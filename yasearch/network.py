@@ -10,14 +10,14 @@ is narrow compared to the spacing of node IDs, which ``group_bits`` grows with t
 network size to keep.
 
 :class:`Transport` sends one p2p request (gzip-compressed JSON over HTTP) and counts
-requests and bytes, because bytes per query is a figure we report.
+requests and bytes, because bytes per query is a figure we report. What the
+requests say is typed in :mod:`yasearch.wire` and sent by :mod:`yasearch.p2pclient`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gzip
-import json
 import math
 import time
 from collections.abc import Awaitable, Callable
@@ -60,7 +60,13 @@ class PeerCallError(Exception):
 
 
 class Transport:
-    def __init__(self, session: aiohttp.ClientSession, *, timeout: float = 5.0) -> None:
+    """HTTP POSTs of p2p messages (encoded bytes in, reply bytes out), counted.
+
+    The session is opened by :meth:`open` when the peer starts, so a transport can
+    be handed to the parts that use it before then.
+    """
+
+    def __init__(self, session: aiohttp.ClientSession | None = None, *, timeout: float = 5.0) -> None:
         self.session = session
         self.timeout = timeout
         self.requests = 0
@@ -68,8 +74,19 @@ class Transport:
         self.bytes_sent = 0
         self.bytes_received = 0
 
-    async def call(self, contact: Contact, path: str, body: dict[str, Any], *, timeout: float | None = None) -> dict[str, Any]:
-        data = json.dumps(body, separators=(",", ":")).encode()
+    async def open(self) -> None:
+        if self.session is None:
+            self.session = aiohttp.ClientSession()
+
+    async def close(self) -> None:
+        if self.session is not None:
+            await self.session.close()
+            self.session = None
+
+    async def call(self, contact: Contact, path: str, data: bytes, *, timeout: float | None = None) -> bytes:
+        """POST ``data`` (JSON) to ``path`` of ``contact``; the reply body (a 429's too)."""
+        if self.session is None:
+            raise RuntimeError("the transport is not open")
         headers = {"Content-Type": "application/json"}
         if len(data) > COMPRESS_ABOVE:
             data = gzip.compress(data, compresslevel=5)
@@ -84,7 +101,7 @@ class Transport:
                 if resp.status >= 400 and resp.status != 429:
                     self.failures += 1
                     raise PeerCallError(contact, f"HTTP {resp.status}: {raw[:200]!r}", resp.status)
-                return json.loads(raw)
+                return raw
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as e:
             self.failures += 1
             raise PeerCallError(contact, type(e).__name__ + (f": {e}" if str(e) else "")) from None
@@ -103,14 +120,14 @@ class Resolver:
 
     def __init__(
         self,
-        dht: "DhtNode",
+        dht: "DhtNode | None",
         self_contact: Callable[[], Contact],
         *,
         replication: int = 3,
         ttl: float = 60.0,
         members: Callable[[], list[Contact]] | None = None,
     ) -> None:
-        self.dht = dht
+        self._dht = dht
         self.members = members
         self.self_contact = self_contact
         self.replication = max(1, replication)
@@ -119,6 +136,24 @@ class Resolver:
         self._pending: dict[tuple[int, int], asyncio.Future[list[Contact]]] = {}
         self._dead: dict[bytes, float] = {}
         self.lookups = 0
+
+    def attach(self, dht: "DhtNode") -> None:
+        """The DHT, once the peer has started it (its UDP port follows the HTTP port)."""
+        self._dht = dht
+        self.invalidate()
+
+    @property
+    def dht(self) -> "DhtNode":
+        if self._dht is None:
+            raise RuntimeError("the resolver has no DHT yet (the peer is not started)")
+        return self._dht
+
+    def others_known(self) -> bool:
+        """Whether any peer but this one is known (a network of one has nobody to ask)."""
+        if self._dht is None:
+            return False
+        me = self.self_contact().hex
+        return any(p.node_id != me for p in self._dht.known_peers())
 
     def group_bits(self) -> int:
         """Enough bits that a group is narrow compared to the spacing of node IDs."""

@@ -18,7 +18,6 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 
 from yasearch.crawler.types import CrawlSpec
 from yasearch.crawler.urls import canonicalize
@@ -33,14 +32,16 @@ from yasearch.jobs import Job, JobManager
 from yasearch.membership import Membership
 from yasearch.netsearch import GlobalSearch
 from yasearch.network import Contact, Resolver, Transport
-from yasearch.p2p import PROTOCOL_VERSION
+from yasearch.p2pclient import P2PClient
 from yasearch.publisher import Publisher
 from yasearch.query import parse_query
 from yasearch.records import DocRecord, SearchResponse
 from yasearch.search import search_local
 from yasearch.shard import ShardStore
+from yasearch.shard.service import LocalPeer
 from yasearch.status import Status
 from yasearch.suggest import Suggester
+from yasearch.wire import PROTOCOL_VERSION
 
 log = logging.getLogger(__name__)
 
@@ -66,11 +67,23 @@ class Peer:
             max_age=config.shard_max_age,
         )
         self.dht: DhtNode | None = None
-        self.publisher = Publisher(self, self.data_dir / "publish.db")
-        self.resolver: Resolver | None = None
-        self.transport: Transport | None = None
-        self.global_search = GlobalSearch(self, budget=config.search_budget)
-        self.handoff = Handoff(self)
+        # the network parts get what they use, never the Peer; the DHT and the HTTP
+        # session they need exist once start() has run (see there)
+        self.local = LocalPeer(self.shard, self.verify_documents)
+        self.transport = Transport()
+        self.p2p = P2PClient(self.identity.node_id, self.transport, self.local)
+        self.resolver = Resolver(
+            None, self.contact, replication=config.replication,
+            members=lambda: list(self.stable_members().values()),
+        )
+        self.publisher = Publisher(self.peer_id, self.resolver, self.p2p, self.data_dir / "publish.db")
+        self.global_search = GlobalSearch(
+            self.peer_id, self.resolver, self.p2p, self.index,
+            url_of=self.http_url_of, network_totals=self.network_totals, budget=config.search_budget,
+        )
+        self.handoff = Handoff(
+            self.identity.node_id, self.shard, self.p2p, self.http_url_of, replication=config.replication
+        )
         self.port = config.port
         self.reporter = Status(
             self.peer_id, self.name, lambda: self.url, config,
@@ -79,7 +92,6 @@ class Peer:
         self.membership: Membership | None = None  # needs the DHT: built in start()
         #: Awaited at the end of stop(), after the DHT: e.g. the HTTP site's cleanup (yasearch.server).
         self.on_stop: list[Callable[[], Awaitable[None]]] = []
-        self._session: aiohttp.ClientSession | None = None
         self._started = False
         self._bg: set[asyncio.Task[Any]] = set()  # one-shot work (settle() waits for it)
 
@@ -123,12 +135,8 @@ class Peer:
             await self.shard.close()
             await self.index.close()
             raise
-        self._session = aiohttp.ClientSession()
-        self.transport = Transport(self._session)
-        self.resolver = Resolver(
-            self.dht, self.contact, replication=self.config.replication,
-            members=lambda: list(self.stable_members().values()),
-        )
+        await self.transport.open()
+        self.resolver.attach(self.dht)
         await self.publisher.start()
         self.jobs.on_indexed.append(lambda docs: self._spawn(self.publisher.enqueue(docs)))
         self.jobs.on_removed.append(lambda ids: self._spawn(self.publisher.remove(ids)))
@@ -158,8 +166,7 @@ class Peer:
             await self.dht.stop()
         for hook in self.on_stop:
             await hook()
-        if self._session is not None:
-            await self._session.close()
+        await self.transport.close()
         await self.shard.close()
         await self.index.close()
 

@@ -29,23 +29,18 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TypeVar
 
-from yasearch.network import Contact, PeerCallError
-from yasearch.p2p import MAX_DOCS, MAX_POSTINGS, PROTOCOL_VERSION, posting_to_wire, record_to_wire
+from yasearch.limits import MAX_DESCRIPTION_CHARS, MAX_LANGUAGE_CHARS, MAX_TITLE_CHARS
+from yasearch.network import Contact, PeerCallError, Resolver
+from yasearch.p2pclient import P2PClient
 from yasearch.ranking import document_length, postings_for_document
-from yasearch.records import DocRecord, Document
+from yasearch.records import Document
 from yasearch.sqlitedb import SqliteThread
-
-if TYPE_CHECKING:
-    from yasearch.peer import Peer
+from yasearch.wire import PostingEntry, WirePosting, WireRecord, WithdrawRequest
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-#: Seconds a holder may take to store one batch: a loaded peer is slow, not gone,
-#: and a timed-out batch is sent again, which only adds to its load.
-PUBLISH_TIMEOUT = 30.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -180,13 +175,14 @@ class Outbox:
         return {"pending": d.get("pending", 0), "published": d.get("sent", 0), "withdrawals": w}
 
 
-def _record(doc: Document, origin: str) -> DocRecord:
-    return DocRecord(
+def _record(doc: Document, origin: str) -> WireRecord:
+    """The record holders keep of one of our pages, trimmed to what they accept."""
+    return WireRecord(
         doc_id=doc.doc_id,
         url=doc.url,
-        title=doc.title[:1024],
-        description=(doc.description or doc.body[:300])[:4096],
-        language=doc.language[:32],
+        title=doc.title[:MAX_TITLE_CHARS],
+        description=(doc.description or doc.body[:300])[:MAX_DESCRIPTION_CHARS],
+        language=doc.language[:MAX_LANGUAGE_CHARS],
         length=document_length(doc),
         crawled_at=doc.crawled_at,
         origin=origin,
@@ -195,8 +191,22 @@ def _record(doc: Document, origin: str) -> DocRecord:
 
 
 class Publisher:
-    def __init__(self, peer: "Peer", path: Path, *, batch_docs: int = 50, interval: float = 0.5) -> None:
-        self.peer = peer
+    """Sends the outbox to the responsible peers: ``node_id`` (hex) is the origin it
+    publishes as, ``resolver`` finds the holders, ``client`` talks to them."""
+
+    def __init__(
+        self,
+        node_id: str,
+        resolver: Resolver,
+        client: P2PClient,
+        path: Path,
+        *,
+        batch_docs: int = 50,
+        interval: float = 0.5,
+    ) -> None:
+        self.node_id = node_id
+        self.resolver = resolver
+        self.client = client
         self.outbox = Outbox(path)
         self.batch_docs = batch_docs
         self.interval = interval
@@ -276,11 +286,7 @@ class Publisher:
         copied into its own shard store. Pages stay pending in the outbox and go
         out when the first peer appears (membership changes trigger a round).
         """
-        dht = self.peer.dht
-        if dht is None:
-            return True
-        me = self.peer.peer_id
-        return not any(p.node_id != me for p in dht.known_peers())
+        return not self.resolver.others_known()
 
     async def _round(self) -> bool:
         """One batch of withdrawals and postings; True if there was work."""
@@ -298,36 +304,32 @@ class Publisher:
         return did
 
     async def _withdraw(self, pairs: list[tuple[str, str]]) -> None:
-        me = self.peer.peer_id
         by_peer: dict[Contact, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
         for doc_id, term in pairs:
-            for c in await self.peer.resolver.responsible(term, skip_failed=False):
+            for c in await self.resolver.responsible(term, skip_failed=False):
                 by_peer[c][doc_id].append(term)
         ok: set[tuple[str, str]] = set(pairs)
         for contact, docs in by_peer.items():
-            # withdraw exactly these terms: keep_terms = every other term the doc has there
-            body = {"v": PROTOCOL_VERSION, "origin": me, "doc_ids": list(docs), "terms": {d: ts for d, ts in docs.items()}}
+            # withdraw exactly these terms (every other term the doc has there stays)
+            req = WithdrawRequest(origin=self.node_id, doc_ids=list(docs), terms=dict(docs))
             try:
-                await self._withdraw_terms(contact, body)
+                await self.client.withdraw(contact, req)
             except PeerCallError as e:
                 log.debug("withdraw to %s failed: %s", contact.url, e)
                 self.failed += 1
-                self.peer.resolver.mark_dead(contact)
+                self.resolver.mark_dead(contact)
                 for d, ts in docs.items():
                     ok.difference_update((d, t) for t in ts)
         if ok:
             await self.outbox.withdrawn(sorted(ok))
 
-    async def _withdraw_terms(self, contact: Contact, body: dict[str, Any]) -> None:
-        await self.peer.transport.call(contact, "/p2p/v1/withdraw", body)
-
     async def _publish(self, rows: list[tuple[str, bytes, list[str]]]) -> None:
-        me = self.peer.peer_id
+        me = self.node_id
         docs = [(_unpack(blob), old_terms) for _d, blob, old_terms in rows]
         loop = asyncio.get_running_loop()
         computed = await loop.run_in_executor(None, lambda: [(d, postings_for_document(d), old) for d, old in docs])
-        per_peer: dict[Contact, list[list[Any]]] = defaultdict(list)
-        records: dict[str, DocRecord] = {}
+        per_peer: dict[Contact, list[PostingEntry]] = defaultdict(list)
+        records: dict[str, WireRecord] = {}
         published: dict[str, list[str]] = {}
         lost: dict[str, list[str]] = {}
         targets_of_doc: dict[str, set[Contact]] = defaultdict(set)
@@ -342,36 +344,24 @@ class Publisher:
             # the load on a network that is already slow to answer
             owed = self._owed.get(doc.doc_id)
             for term, p in plist.items():
-                for c in await self.peer.resolver.responsible(term, skip_failed=False):
+                for c in await self.resolver.responsible(term, skip_failed=False):
                     targets_of_doc[doc.doc_id].add(c)
                     if owed is None or c.node_id in owed:
-                        per_peer[c].append([term, posting_to_wire(p)])
+                        per_peer[c].append(PostingEntry(term, WirePosting.of(p)))
         failed_peers: set[Contact] = set()
 
-        async def send(contact: Contact, entries: list[list[Any]]) -> None:
+        async def have(ids: list[str]) -> list[WireRecord]:
+            return [records[d] for d in ids if d in records]
+
+        async def send(contact: Contact, entries: list[PostingEntry]) -> None:
             try:
-                for i in range(0, len(entries), MAX_POSTINGS):
-                    chunk = entries[i : i + MAX_POSTINGS]
-                    reply = await self.peer.transport.call(
-                        contact,
-                        "/p2p/v1/postings",
-                        {"v": PROTOCOL_VERSION, "origin": me, "postings": chunk},
-                        timeout=PUBLISH_TIMEOUT,
-                    )
-                    missing = [d for d in reply.get("missing_docs", []) if d in records]
-                    for j in range(0, len(missing), MAX_DOCS):
-                        await self.peer.transport.call(
-                            contact,
-                            "/p2p/v1/docs",
-                            {"v": PROTOCOL_VERSION, "origin": me, "docs": [record_to_wire(records[d]) for d in missing[j : j + MAX_DOCS]]},
-                            timeout=PUBLISH_TIMEOUT,
-                        )
-                    self.sent += int(reply.get("accepted", 0))
+                async for accepted in self.client.place(contact, me, entries, have):
+                    self.sent += accepted
             except PeerCallError as e:
                 log.debug("publish to %s failed: %s", contact.url, e)
                 self.failed += 1
                 failed_peers.add(contact)
-                self.peer.resolver.mark_dead(contact)
+                self.resolver.mark_dead(contact)
 
         await asyncio.gather(*(send(c, e) for c, e in per_peer.items()))
         done = {d: terms for d, terms in published.items() if not (targets_of_doc[d] & failed_peers)}
