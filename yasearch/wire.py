@@ -15,6 +15,7 @@ are not sent (``UNSET``); ``null`` is accepted for them, as "absent".
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import lru_cache
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -59,10 +60,16 @@ MAX_SNIPPET_CHARS = 10_000
 #: Counts in replies (accepted, df, ...): far above any real figure, within a double.
 MAX_COUNT = 2**53
 
-_HEX40 = "^[0-9a-f]{40}$"
+# Ids are declared as 40-character strings; that they are lowercase hex is checked
+# once per message over all its ids together (decode(), _hex_ids()): a regex per id
+# was two thirds of the decoding time of a 5,000-posting batch (docs/benchmarks.md).
+_HEX40 = {"pattern": "^[0-9a-f]{40}$"}
+_NOT_HEX = str.maketrans("", "", "0123456789abcdef")
 
-NodeId = Annotated[str, Meta(pattern=_HEX40, description="a node ID: 40 lowercase hex characters")]
-DocId = Annotated[str, Meta(pattern=_HEX40, description="SHA-1 hex of the canonical URL")]
+NodeId = Annotated[str, Meta(min_length=40, max_length=40, extra_json_schema=_HEX40,
+                             description="a node ID: 40 lowercase hex characters")]
+DocId = Annotated[str, Meta(min_length=40, max_length=40, extra_json_schema=_HEX40,
+                            description="SHA-1 hex of the canonical URL")]
 Term = Annotated[str, Meta(min_length=1, max_length=MAX_TERM_CHARS)]
 Count = Annotated[int, Meta(ge=0, le=MAX_COUNT)]
 DocLength = Annotated[int, Meta(ge=0, le=MAX_DOC_LENGTH)]
@@ -311,7 +318,40 @@ def decode(raw: bytes, model: type[T]) -> T:
     except RecursionError:
         raise BadMessage("bad_request", "the JSON is nested too deeply") from None
     _check_version(getattr(msg, "v", PROTOCOL_VERSION))
+    if "".join(_hex_ids(msg)).translate(_NOT_HEX):
+        bad = next(i for i in _hex_ids(msg) if i.translate(_NOT_HEX))
+        raise BadMessage("bad_request", f"id {bad!r} is not 40 lowercase hex characters")
     return msg
+
+
+def _hex_ids(msg: object) -> Iterator[str]:
+    """Every node and document id of a message (see NodeId and DocId)."""
+    if isinstance(msg, PostingsRequest):
+        yield msg.origin
+        yield from (e.posting.doc_id for e in msg.postings)
+        yield from (d.doc_id for d in present(msg.docs) or ())
+    elif isinstance(msg, DocsRequest):
+        yield msg.origin
+        yield from (d.doc_id for d in msg.docs)
+    elif isinstance(msg, WithdrawRequest):
+        yield msg.origin
+        yield from msg.doc_ids
+        yield from present(msg.terms) or ()
+        yield from present(msg.keep_terms) or ()
+    elif isinstance(msg, LookupRequest):
+        yield from present(msg.candidates) or ()
+    elif isinstance(msg, LookupReply):
+        for plist in msg.postings.values():
+            yield from (p.doc_id for p in plist)
+        for docs in (present(msg.docs) or {}, present(msg.compact) or {}):
+            yield from docs
+        yield from (d.doc_id for d in (present(msg.docs) or {}).values())
+    elif isinstance(msg, PostingsReply):
+        yield from msg.missing_docs
+    elif isinstance(msg, (VerifyRequest, VerifyReply)):
+        yield from (msg.doc_ids if isinstance(msg, VerifyRequest) else msg.matches)
+    elif isinstance(msg, InfoReply):
+        yield msg.peer_id
 
 
 def encode(msg: Struct) -> bytes:
