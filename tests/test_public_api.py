@@ -334,8 +334,13 @@ async def test_openapi_describes_every_api_route(peer, http):
             assert declared == set(part[1:-1] for part in path.split("/") if part.startswith("{")), path
 
     routes = _app_routes(peer)
-    api_routes = {(p, m) for p, m in routes if p.startswith("/api/v1/")}
+    api_routes = {(p, m) for p, m in routes if p.startswith(("/api/v1/", "/p2p/v1/"))}
     assert ("/api/v1/search", "get") in api_routes and ("/api/v1/crawl/{id}/{action}", "post") in api_routes
+    assert ("/p2p/v1/postings", "post") in api_routes
+    # the p2p messages are described by the wire models the server decodes with
+    body = doc["paths"]["/p2p/v1/postings"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert body == {"$ref": "#/components/schemas/PostingsRequest"}
+    assert doc["components"]["schemas"]["PostingsRequest"]["properties"]["postings"]["maxItems"] == 5000
     undocumented = sorted(f"{m.upper()} {p}" for p, m in api_routes if m not in doc["paths"].get(p, {}))
     assert not undocumented, f"routes missing from openapi.json: {undocumented}"
     for compat in ("/yacysearch.json", "/yacysearch.rss", "/opensearch.xml"):
