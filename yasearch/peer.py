@@ -113,7 +113,7 @@ class Peer:
         self.index.on_commit.append(lambda _ids: self._spawn(self._refresh_total_length()))
         self.index.on_commit.append(lambda _ids: self._info_changed())
         # Kademlia on UDP port P beside HTTP on TCP port P (DESIGN.md).
-        self.dht = DhtNode(self.identity.node_id, self.config.host, self.port, self.data_dir, self._dht_info)
+        self.dht = DhtNode(self.identity, self.config.host, self.port, self.data_dir, self._dht_info, network=self.config.network)
         try:
             await self.dht.start()
         except OSError:
