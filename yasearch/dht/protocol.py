@@ -29,7 +29,7 @@ from yasearch.identity import Identity
 
 from . import handshake as hs
 from .guard import Address
-from .info import is_node_id
+from .info import is_node_id, validate_info
 from .routing import RecentlyDead, RoutingTable
 from .rpc import RpcEndpoint
 
@@ -232,9 +232,10 @@ class DhtProtocol(RpcEndpoint):
 
     def rpc_prove(self, sender: Address, nodeid: object, pubkey: object, sig: object, cookie: object) -> bool | None:
         """Step 3: the asker signed our cookie; admit it at the address the cookie names."""
-        if not (is_node_id(nodeid) and self.cookies.check(cookie, sender, nodeid)):
+        if not (isinstance(nodeid, bytes) and isinstance(cookie, bytes) and isinstance(pubkey, bytes)):
             return None
-        assert isinstance(nodeid, bytes) and isinstance(pubkey, bytes) and isinstance(cookie, bytes)
+        if not self.cookies.check(cookie, sender, nodeid):
+            return None
         if nodeid == self.source_node.id or not hs.check_proof(
             self.network, self.source_node.id, nodeid, pubkey, sig, cookie
         ):
@@ -254,7 +255,7 @@ class DhtProtocol(RpcEndpoint):
             log.exception("info_provider failed")
             info = {}
         self._info_seq = max(self._info_seq + 1, time.time_ns() // 1000)
-        return hs.seal_info(self.identity, self.network, self._info_seq, hs.validate_info(info))
+        return hs.seal_info(self.identity, self.network, self._info_seq, validate_info(info))
 
     def _cache_info(self, node_id: bytes, sealed: object) -> bool:
         """Keep a signed record of ``node_id`` if it verifies and is newer than ours."""
