@@ -11,6 +11,7 @@ import asyncio
 import json
 import random
 import socket
+import time
 import zlib
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -19,11 +20,10 @@ from typing import Any
 import pytest
 import umsgpack
 from kademlia.node import Node
-from kademlia.protocol import KademliaProtocol
 from kademlia.routing import RoutingTable as UpstreamRoutingTable
-from kademlia.storage import ForgetfulStorage
-from kademlia.utils import digest
 
+from yasearch.identity import Identity
+from yasearch.dht.handshake import open_info, seal_info
 from yasearch.dht import (
     DhtNode,
     DhtProtocol,
@@ -68,13 +68,13 @@ class Cluster:
         return info
 
     async def add(
-        self, *, bootstrap: list[tuple[str, int]] | None = None, node_id: bytes | None = None,
+        self, *, bootstrap: list[tuple[str, int]] | None = None, identity: Identity | None = None,
         data_dir: Path | None = None, port: int = 0, **kw: Any,
     ) -> DhtNode:
-        node_id = node_id or rand_id(self.rng)
+        identity = identity or Identity.generate()
         holder: list[DhtNode] = []
         node = DhtNode(
-            node_id, LOOP, port, data_dir or self.tmp_path / node_id.hex()[:8], self.provider(holder), **kw
+            identity, LOOP, port, data_dir or self.tmp_path / identity.hex[:8], self.provider(holder), **kw
         )
         holder.append(node)
         await node.start()
@@ -347,7 +347,7 @@ async def test_restarted_node_rejoins_from_saved_neighbours(cluster: Cluster) ->
     assert not list(data_dir.glob("*.tmp"))
 
     # other nodes keep talking meanwhile; then x comes back with no bootstrap configured
-    x2 = await cluster.add(node_id=node_id, data_dir=data_dir, port=port)
+    x2 = await cluster.add(identity=x.identity, data_dir=data_dir, port=port)
     assert len(x2.protocol.router.contacts()) == 9
     ids = [n.node_id for n in cluster.live()]
     assert len(ids) == 10 and node_id in ids
@@ -358,13 +358,14 @@ async def test_restarted_node_rejoins_from_saved_neighbours(cluster: Cluster) ->
 
 
 async def test_node_without_neighbours_or_bootstrap_is_a_network_of_one(tmp_path: Path) -> None:
-    node = DhtNode(bytes(20), LOOP, 0, tmp_path, lambda: {"name": "solo"})
+    me = Identity.generate()
+    node = DhtNode(me, LOOP, 0, tmp_path, lambda: {"name": "solo"})
     async with node:
         assert node.port > 0
         assert await node.bootstrap([]) == 0
-        assert [n.id for n in await node.closest_peers(b"\xff" * 20, 3)] == [bytes(20)]
-        assert node.known_peers() == [] and node.info_of(bytes(20)) is None
-    assert node.info_of(bytes(20)) is None  # stopped: no records, no error
+        assert [n.id for n in await node.closest_peers(b"\xff" * 20, 3)] == [me.node_id]
+        assert node.known_peers() == [] and node.info_of(me.node_id) is None
+    assert node.info_of(me.node_id) is None  # stopped: no records, no error
     assert not (tmp_path / "neighbours.json").exists()  # nothing to save: no file
 
 
@@ -387,7 +388,7 @@ async def test_save_neighbours_while_running_and_a_failed_write_is_only_logged(
 
 
 async def test_unreachable_bootstrap_addresses_do_not_fail_start(tmp_path: Path) -> None:
-    node = DhtNode(bytes(19) + b"\x01", LOOP, 0, tmp_path, dict, rpc_timeout=0.2)
+    node = DhtNode(Identity.generate(), LOOP, 0, tmp_path, dict, rpc_timeout=0.2)
     async with node:
         (tmp_path / "neighbours.json").write_text("{not json")
         assert await node.bootstrap([("no-such-host.invalid", 8090), (LOOP, 9)]) == 0
@@ -438,14 +439,19 @@ async def test_hostile_peer_info_is_bounded_and_validated(cluster: Cluster) -> N
         "stats": {"ok": 5, "Bad Key": 1, "neg": -1, "big": 2**60, "b": True},
         "admin": True,
     }
-    ok, answer = await a.protocol.peer_info((LOOP, b.port), a.node_id, hostile)
-    assert ok and answer["name"] == f"peer-{b.node_id.hex()[:6]}"
+    sealed = seal_info(a.identity, "public", time.time_ns(), hostile)  # signed, but hostile
+    ok, answer = await a.protocol.peer_info((LOOP, b.port), a.node_id, sealed)
+    assert ok and open_info(answer, "public", b.node_id)[1]["name"] == f"peer-{b.node_id.hex()[:6]}"
     assert b.info_of(a.node_id) == {"name": "AB" * 32, "stats": {"ok": 5}}
     pa = {p.node_id: p for p in b.known_peers()}[a.node_id.hex()]
     assert pa.http_url == f"http://{LOOP}:{a.port}" and pa.documents == 0
     # a malformed call gets a null answer, is not cached, and the node keeps working
     ok, answer = await a.protocol.peer_info((LOOP, b.port), b"short", {"name": "x"})
     assert answer is None and b.info_of(b"short") is None
+    # a record not signed by the key of the ID it claims is not cached
+    forged = seal_info(a.identity, "public", time.time_ns(), {"name": "forged"})
+    await a.protocol.peer_info((LOOP, b.port), cluster.nodes[1].node_id[:19] + b"\0", forged)
+    assert b.info_of(cluster.nodes[1].node_id[:19] + b"\0") is None
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.sendto(b"\x00" + bytes(20) + b"\xc1garbage", (LOOP, b.port))
         s.sendto(b"\x00" + bytes(20) + b"\x92\xa4ping\x91\x01", (LOOP, b.port))  # ["ping", [1]]
@@ -468,61 +474,39 @@ def test_validate_info_and_http_url_resolution() -> None:
 
 
 # ---------------------------------------------------------------------------
-# fix 3: welcome_if_new handoff
+# fix 3 became: the value store is off
 # ---------------------------------------------------------------------------
 
 
-async def test_welcome_handoff_uses_the_stored_key_as_is() -> None:
-    rng = random.Random(3)
-    key = rand_id(rng)
-    k = int.from_bytes(key, "big")
-    dkey = digest(key)  # where upstream wrongly looks
-    # a contact right next to digest(key): upstream concludes "we are not the closest"
-    contacts = [Node((int.from_bytes(dkey, "big") ^ 1).to_bytes(20, "big"), LOOP, 5000)]
-    contacts += [Node(rand_id(rng), LOOP, 5001 + i) for i in range(30)]
+async def test_the_value_store_is_off(cluster: Cluster) -> None:
+    """STORE is refused and nothing is handed to new nodes (upstream's handoff made a
+    50-byte ping bring back every stored value: see tests/test_hostile_dht.py)."""
+    a = await cluster.add()
+    b = await cluster.add(bootstrap=[(LOOP, a.port)])
+    await cluster.settle()
+    key = rand_id(cluster.rng)
+    ok, stored = await b.protocol.store((LOOP, a.port), b.node_id, key, b"value")
+    assert ok and stored is False
+    assert list(a.protocol.storage) == []
+    calls: list[object] = []
 
-    def make() -> tuple[DhtProtocol, list[tuple[bytes, bytes, object]]]:
-        proto = DhtProtocol(Node((k ^ 1).to_bytes(20, "big"), LOOP, 4999), ForgetfulStorage(), 20)
-        for c in contacts:
-            proto.router.add_contact(c)
-        proto.storage[key] = b"value"
-        calls: list[tuple[bytes, bytes, object]] = []
+    async def call_store(*args: object) -> None:
+        calls.append(args)
 
-        async def call_store(node: Node, skey: bytes, value: object) -> tuple[bool, bool]:
-            calls.append((node.id, skey, value))
-            return (True, True)
-
-        async def call_peer_info(node: Node) -> bool:
-            return True
-
-        proto.call_store = call_store  # type: ignore[method-assign]
-        proto.call_peer_info = call_peer_info  # type: ignore[method-assign]
-        return proto, calls
-
-    newcomer = Node((k ^ 2).to_bytes(20, "big"), LOOP, 6000)  # closer to key than any contact
-    far = Node((k ^ ((1 << 160) - 1)).to_bytes(20, "big"), LOOP, 6001)  # farther than any contact
-
-    proto, calls = make()
-    proto.welcome_if_new(far)
-    proto.welcome_if_new(newcomer)
-    await proto.drain()
-    assert calls == [(newcomer.id, key, b"value")]
-    proto.welcome_if_new(newcomer)  # already known: no second handoff
-    await proto.drain()
-    assert len(calls) == 1
-
-    upstream, up_calls = make()
-    KademliaProtocol.welcome_if_new(upstream, newcomer)
-    await upstream.drain()
-    await asyncio.sleep(0)
-    assert up_calls == [], "upstream hashes the key again and hands nothing over"
+    a.protocol.call_store = call_store  # type: ignore[method-assign]
+    await cluster.add(bootstrap=[(LOOP, a.port)])
+    await cluster.settle()
+    assert calls == []
+    # find_value is answered as find_node
+    ok, found = await b.protocol.find_value((LOOP, a.port), b.node_id, key)
+    assert ok and isinstance(found, list)
 
 
 async def test_rpc_timeout_is_configurable(tmp_path: Path) -> None:
-    node = DhtNode(bytes(19) + b"\x02", LOOP, 0, tmp_path, dict)
+    node = DhtNode(Identity.generate(), LOOP, 0, tmp_path, dict)
     assert node.rpc_timeout == 1.0
     async with node:
         assert node.protocol._wait_timeout == 1.0
-    node = DhtNode(bytes(19) + b"\x03", LOOP, 0, tmp_path, dict, rpc_timeout=0.25)
+    node = DhtNode(Identity.generate(), LOOP, 0, tmp_path, dict, rpc_timeout=0.25)
     async with node:
         assert node.protocol._wait_timeout == 0.25

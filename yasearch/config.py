@@ -54,6 +54,10 @@ class Config:
     index_limitmb: int = 256
 
     # network
+    #: Name of the network this peer belongs to. The DHT handshake carries it and
+    #: peers of different networks never enter each other's routing tables, so a
+    #: test or intranet network cannot leak into the public one (or the reverse).
+    network: str = "public"
     #: Copies of each term's postings: the r XOR-closest live peers hold them.
     replication: int = 3
     #: Every page's postings are sent again this often (seconds), which refreshes
@@ -130,6 +134,8 @@ class Config:
             raise ConfigError(f"port must be 1-65535 (0 = any free port), not {cfg.port}")
         if cfg.crawl_delay < 0:
             raise ConfigError("crawl_delay must be >= 0")
+        if not isinstance(cfg.network, str) or not 0 < len(cfg.network) <= 64:
+            raise ConfigError("network must be a name of 1-64 characters")
         if not 1 <= cfg.replication <= 20:
             raise ConfigError("replication must be 1-20")
         if cfg.search_budget <= 0 or cfg.republish_interval <= 0 or cfg.shard_max_age <= 0:

@@ -128,7 +128,10 @@ class Peer:
         self.index.on_commit.append(lambda _ids: self._spawn(self.reporter.refresh_total_length()))
         self.index.on_commit.append(lambda _ids: self.reporter.info_changed())
         # Kademlia on UDP port P beside HTTP on TCP port P (DESIGN.md).
-        self.dht = DhtNode(self.identity.node_id, self.config.host, self.port, self.data_dir, self.reporter.dht_info)
+        self.dht = DhtNode(
+            self.identity, self.config.host, self.port, self.data_dir, self.reporter.dht_info,
+            network=self.config.network,
+        )
         try:
             await self.dht.start()
         except OSError:

@@ -25,8 +25,10 @@ subclass (and covered by ``tests/test_dht.py``):
    the result. :class:`DhtProtocol` keeps a short-lived *recently dead* set fed by RPC
    timeouts, and :class:`LiveNodeSpiderCrawl` and the routing table filter it out until
    the peer contacts us itself.
-3. ``welcome_if_new`` hands stored values to a new node after computing the key node as
-   ``digest(key)`` although stored keys are already digests; fixed to use the key as is.
+3. ``welcome_if_new`` hands stored values to a new node (and computes the key node as
+   ``digest(key)`` although stored keys are already digests). The value store is now
+   off altogether: STORE is refused and nothing is handed over (it made a 50-byte ping
+   bring back kilobytes, a UDP amplifier).
 4. The RPC timeout is fixed at 5 s (a lookup after peers died took 10-35 s); it is a
    parameter here, 1 s by default.
 5. One missed reply evicts a contact (UDP loses packets; a busy peer answers late).
@@ -39,14 +41,27 @@ enlarged (bursts of replies overflowed the default one on loopback), joining ref
 every bucket as the paper says (with small k, whole regions of the ID space otherwise
 stayed unknown and lookups returned wrong peers), and malformed datagrams, requests and
 node lists are dropped instead of raising inside tasks or aborting a lookup.
+
+Trust between strangers (``docs/security.md``)
+----------------------------------------------
+Node IDs are bound to Ed25519 keys (:mod:`yasearch.identity`); a contact enters the
+routing table only after proving its key in a handshake (:mod:`.handshake`), the
+handshake carries the network name (peers of different networks never admit each
+other), peer info records are signed, the table limits contacts per /24 (/48) for
+global addresses, and the UDP endpoint rate-limits each source and never sends an
+unproven address more than 3x the bytes it sent (:mod:`.guard`).
+
 Layers
 ------
 One layer of the paper per module, as in the ``kademlia`` package; each imports only
 the ones above it in this list:
 
 - :mod:`.info`: peer info records and their validation (untrusted input, bounded);
-- :mod:`.routing`: the routing table (k-buckets) and the recently dead set;
-- :mod:`.protocol`: the RPCs, retransmission, liveness counting, hostile datagrams;
+- :mod:`.routing`: the routing table (k-buckets, subnet limits) and the recently dead set;
+- :mod:`.guard`: per-source rate limit and anti-amplification credit;
+- :mod:`.handshake`: the messages proving key possession, signed info records;
+- :mod:`.rpc`: rpcudp's datagram plumbing, hardened (retransmission, hostile datagrams);
+- :mod:`.protocol`: the RPCs, admission after the handshake, liveness counting;
 - :mod:`.server`: the UDP socket the protocol runs on;
 - :mod:`.lookup`: node lookups (the iterative spider crawl);
 - :mod:`.node`: :class:`DhtNode`, what the peer owns (see its module for the wiring).

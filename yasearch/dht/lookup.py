@@ -4,10 +4,16 @@ A lookup asks the alpha closest not-yet-asked peers for their neighbours of the
 target until the k closest have all answered. Replies are untrusted input: their node
 lists are parsed entry by entry here, and a peer that timed out stays out of the
 result even if a later reply mentions it again (fix 2 in :mod:`yasearch.dht`).
+
+Nodes named in replies are strangers: they may be asked during the lookup, but
+each one that answered must prove its key (the handshake, :mod:`.handshake`) before
+it can be part of the result; an ID nobody can prove (chosen next to a key, or a
+real ID at someone else's address) is dropped and the lookup goes on without it.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from kademlia.crawling import NodeSpiderCrawl, RPCFindResponse
@@ -45,24 +51,36 @@ class LiveNodeSpiderCrawl(NodeSpiderCrawl):
 
     def __init__(self, protocol: DhtProtocol, node: Node, peers: list[Node], ksize: int, alpha: int) -> None:
         self._failed: set[bytes] = set()
+        self._imposters: set[tuple[bytes, str, int]] = set()  # (id, ip, port) that failed the handshake
         self._self_id: bytes = protocol.source_node.id
         super().__init__(protocol, node, [p for p in peers if self._usable_with(protocol, p)], ksize, alpha)
 
     def _usable_with(self, protocol: DhtProtocol, n: Node) -> bool:
-        return n.id != self._self_id and n.id not in self._failed and not protocol.is_recently_dead(n.id)
+        if n.id == self._self_id or n.id in self._failed or (n.id, n.ip, n.port) in self._imposters:
+            return False
+        return not protocol.is_recently_dead(n.id)
 
     def _usable(self, n: Node) -> bool:
         return self._usable_with(self.protocol, n)
 
     async def _nodes_found(self, responses: dict[bytes, Any]) -> list[Node]:
         toremove = []
+        answered: list[Node] = []
         for peerid, response in responses.items():
             response = RPCFindResponse(response)
             if not response.happened():
                 toremove.append(peerid)
                 self._failed.add(peerid)
             else:
+                node = self.nearest.get_node(peerid)
+                if node is not None:
+                    answered.append(node)
                 self.nearest.push([n for n in _parse_node_list(response.response[1]) if self._usable(n)])
+        proven = await asyncio.gather(*(self.protocol.verify_node(n) for n in answered))
+        for node, ok in zip(answered, proven):
+            if not ok:
+                toremove.append(node.id)
+                self._imposters.add((node.id, node.ip, node.port))
         self.nearest.remove(toremove)
         if self.nearest.have_contacted_all():
             return [n for n in self.nearest if self._usable(n)]

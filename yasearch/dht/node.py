@@ -3,7 +3,9 @@
 Wiring (for ``yasearch.peer``)
 ------------------------------
 Start the HTTP site first (it may pick a free port), then
-``DhtNode(identity.node_id, host, http_port, data_dir, info_provider)``, ``await start()``,
+``DhtNode(identity, host, http_port, data_dir, info_provider, network=config.network)``
+(``identity``: :class:`yasearch.identity.Identity`, whose key signs the handshake and
+our info record), ``await start()``,
 ``await bootstrap(config_addrs)`` (always call it, also with ``[]``: it re-joins from
 ``neighbours.json``), and ``await stop()`` on shutdown. ``info_provider()`` returns this
 peer's info dict: ``{"name", "http_url", "version", "documents", "stats": {str: int}}``.
@@ -23,7 +25,7 @@ from typing import Any
 
 from kademlia.node import Node
 
-from yasearch.identity import atomic_write
+from yasearch.identity import Identity, atomic_write
 
 from .info import ID_BYTES, PeerInfo, is_loopback_or_wildcard, is_node_id, is_port, resolve_http_url
 from .lookup import LiveNodeSpiderCrawl
@@ -44,12 +46,15 @@ class DhtNode:
 
     def __init__(
         self,
-        node_id: bytes,
+        identity: Identity,
         host: str,
         port: int,
         data_dir: Path,
         info_provider: Callable[[], dict[str, Any]],
         *,
+        network: str = "public",
+        rate: float = 200.0,
+        burst: float = 400.0,
         rpc_timeout: float = 1.0,
         ksize: int = 20,
         alpha: int = 3,
@@ -60,9 +65,11 @@ class DhtNode:
         info_interval: float = 300.0,
         refresh_interval: float = 900.0,
     ) -> None:
-        if not is_node_id(node_id):
-            raise ValueError("node_id must be 20 bytes")
-        self.node_id = node_id
+        self.identity = identity
+        self.node_id = identity.node_id
+        self.network = network
+        self.rate = rate
+        self.burst = burst
         self.host = host
         self.port = port
         self.data_dir = Path(data_dir)
@@ -112,6 +119,10 @@ class DhtNode:
                 "dead_ttl": self.dead_ttl,
                 "max_failures": self.max_failures,
                 "info_provider": self.info_provider,
+                "identity": self.identity,
+                "network": self.network,
+                "rate": self.rate,
+                "burst": self.burst,
             },
         )
         try:
@@ -173,11 +184,6 @@ class DhtNode:
         sockaddr = infos[0][4]
         return (str(sockaddr[0]), int(sockaddr[1]))
 
-    async def _ping_addr(self, addr: tuple[str, int]) -> Node | None:
-        result = await self.protocol.ping(addr, self.node_id)
-        if result[0] and is_node_id(result[1]) and result[1] != self.node_id:
-            return Node(result[1], addr[0], addr[1])
-        return None
 
     async def bootstrap(self, addrs: Iterable[tuple[str, int]] = ()) -> int:
         """Join the network through ``addrs`` and the neighbours saved by the last run.
@@ -197,7 +203,8 @@ class DhtNode:
                 targets.append(addr)
         if not targets:
             return len(self.protocol.router.contacts())
-        found = await asyncio.gather(*(self._ping_addr(a) for a in targets))
+        # the handshake both finds out who is there and proves it (no unproven seeds)
+        found = await asyncio.gather(*(self.protocol.handshake(a) for a in targets))
         seeds = [n for n in found if n is not None]
         if seeds:
             crawl = LiveNodeSpiderCrawl(self.protocol, self.node, seeds, self.ksize, self.alpha)
@@ -214,7 +221,8 @@ class DhtNode:
         among them, closest first.
 
         A ``NodeSpiderCrawl`` (store-free lookup) seeded from the routing table's nearest
-        live contacts; only peers that answered during the lookup are returned.
+        live contacts; only peers that answered during the lookup and proved their key
+        are returned.
         """
         if not is_node_id(key):
             raise ValueError("key must be 20 bytes")

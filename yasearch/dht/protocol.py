@@ -1,10 +1,16 @@
-"""The RPC layer: kademlia's UDP protocol, hardened, plus the ``peer_info`` RPC.
+"""The RPC layer: kademlia's UDP protocol, hardened, plus the handshake and ``peer_info``.
 
 Liveness is tracked here because this is where replies arrive or time out: a failed
 call marks the peer recently dead (fix 2 in :mod:`yasearch.dht`) and counts towards
 its eviction (fix 5); a request is re-sent once halfway through its timeout (fix 4
 made that timeout short). Every datagram, request and argument from the network is
 checked before use, and a hostile one is dropped, not raised inside a task.
+
+Trust between strangers (docs/security.md): a contact enters the routing table only
+after the handshake of :mod:`.handshake` proved its key, at the address it is filed
+under; the value store is off (STORE is refused, nothing is handed to newcomers);
+every datagram passes the per-source rate limit, and what we send an address that
+has not proven itself is paid from its anti-amplification credit (:mod:`.guard`).
 """
 
 from __future__ import annotations
@@ -14,32 +20,30 @@ import logging
 import math
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
-import umsgpack
 from kademlia.node import Node
-from kademlia.protocol import KademliaProtocol
-from rpcudp.exceptions import MalformedMessage
 
+from yasearch.identity import Identity
+
+from . import handshake as hs
+from .guard import Address
 from .info import is_node_id, validate_info
 from .routing import RecentlyDead, RoutingTable
+from .rpc import RpcEndpoint
 
 log = logging.getLogger(__name__)
 
-# The kademlia value store is unused by yasearch; bound it so a peer cannot fill our memory.
-STORE_MAX_VALUES = 1024
-STORE_MAX_VALUE_BYTES = 1024
-# Same cap as rpcudp: a request must fit one datagram comfortably.
-REQUEST_MAX_BYTES = 8192
+# Verified keys kept (id -> key, address); beyond it, those not in the table are dropped.
+KEYS_MAX = 8192
+INFOS_MAX = 4096
+HANDSHAKE_RETRY = 15.0  # seconds between handshakes started towards one address
 
 
-class DhtProtocol(KademliaProtocol):
-    """kademlia's UDP protocol with the fixes of :mod:`yasearch.dht` and the ``peer_info`` RPC.
-
-    Attribute access matters here: rpcudp turns *any* unknown attribute into a remote
-    call, so every attribute used is created in ``__init__``.
-    """
+class DhtProtocol(RpcEndpoint):
+    """kademlia's UDP protocol with the fixes of :mod:`yasearch.dht`, the handshake and
+    the ``peer_info`` RPC (every attribute is created in ``__init__``: see :class:`RpcEndpoint`)."""
 
     def __init__(
         self,
@@ -51,9 +55,22 @@ class DhtProtocol(KademliaProtocol):
         dead_ttl: float = 45.0,
         max_failures: int = 3,
         info_provider: Callable[[], dict[str, Any]] | None = None,
+        identity: Identity,
+        network: str = "public",
+        rate: float = 200.0,
+        burst: float = 400.0,
     ) -> None:
-        super().__init__(source_node, storage, ksize)
-        self._wait_timeout = rpc_timeout  # fix 4: rpcudp's default is 5 s
+        if source_node.id != identity.node_id:
+            raise ValueError("source_node.id must be the identity's node id")
+        super().__init__(source_node, storage, ksize, rpc_timeout=rpc_timeout, rate=rate, burst=burst)
+        self.identity = identity
+        self.network = network
+        self.cookies = hs.Cookies()
+        self.keys: dict[bytes, tuple[bytes, Address]] = {}  # verified: id -> (public key, address)
+        self._handshakes: dict[Address, asyncio.Future[Node | None]] = {}
+        self._hs_tried: dict[Address, float] = {}  # address -> monotonic time of last attempt
+        self._info_seq = 0
+        self.info_seq: dict[bytes, int] = {}  # node id -> seq of the cached info record
         self.router = RoutingTable(self, ksize, source_node)
         self.dead = RecentlyDead(dead_ttl)
         self.router.is_dead = self.dead.__contains__
@@ -65,44 +82,7 @@ class DhtProtocol(KademliaProtocol):
         self._info_inflight: set[bytes] = set()
         self._info_tried: dict[bytes, float] = {}  # node id -> monotonic time of last unsolicited ask
         self.info_retry = 60.0
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._retransmits: dict[bytes, asyncio.TimerHandle] = {}
-        self.closed = asyncio.Event()  # set once the socket is really closed (port free again)
-        self.counters: dict[str, int] = {
-            "rpcs": 0, "rpc_failures": 0, "retransmits": 0, "evictions": 0, "requests_in": 0,
-        }
-
-    # -- bookkeeping ---------------------------------------------------------
-
-    def spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
-        """Run ``coro`` in the background, keeping a reference so ``stop`` can cancel it."""
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.debug("dht background task failed: %r", task.exception())
-
-    async def drain(self) -> None:
-        """Wait for the background tasks started so far (tests, orderly shutdown)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
-
-    def close(self) -> None:
-        """Cancel background tasks and fail outstanding RPCs, so nothing waits on a closed socket."""
-        for task in list(self._tasks):
-            task.cancel()
-        for msg_id in list(self._outstanding):
-            self._settle(msg_id, (False, None))
-        for handle in self._retransmits.values():
-            handle.cancel()
-        self._retransmits.clear()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed.set()
+        self.counters.update({"rpcs": 0, "rpc_failures": 0, "evictions": 0, "handshakes": 0, "handshakes_failed": 0})
 
     # -- liveness (fixes 2 and 5) ------------------------------------------------
 
@@ -123,8 +103,15 @@ class DhtProtocol(KademliaProtocol):
 
     def handle_call_response(self, result: Any, node: Node) -> Any:
         """Count failures instead of evicting on the first one (fix 5), and remember
-        the failure as "recently dead" so lookups stop returning the node (fix 2)."""
+        the failure as "recently dead" so lookups stop returning the node (fix 2).
+
+        A failure at an address other than the one a known node proved its key at
+        says nothing about that node: anyone can name a verified ID with a dead
+        address in a lookup reply, and must not get the real one evicted that way.
+        """
         self.counters["rpcs"] += 1
+        if not result[0] and node.id in self.keys and not self.is_verified(node):
+            return result
         if not result[0]:
             self.counters["rpc_failures"] += 1
             self.mark_dead(node.id)
@@ -142,32 +129,35 @@ class DhtProtocol(KademliaProtocol):
         self.welcome_if_new(node)
         return result
 
-    def welcome_if_new(self, node: Node) -> None:
-        """Add or refresh a contact that just talked to us directly.
+    def welcome_if_new(self, node: Node, *, budgeted: bool = False) -> None:
+        """A contact talked to us directly: refresh it, or prove it before admission.
 
-        Every call site is direct contact (an incoming request, or a reply to our call),
-        so this is also where a recently dead node comes back to life. Upstream only
-        acted on new nodes, so a peer that restarted on a new port kept its stale address;
-        here ``add_contact`` also refreshes a known contact (and its LRU position).
+        A contact whose key we verified at this very address is added or refreshed
+        (which also brings a recently dead node back to life). Anyone else is asked
+        for the handshake first (at most every ``HANDSHAKE_RETRY`` seconds per address)
+        and admitted when it completes. ``budgeted``: the contact only sent us a
+        request, so the handshake we start is paid from its anti-amplification credit.
 
-        Fix 3: the value-store handoff used ``Node(digest(key))`` although stored keys
-        are digests already, so new nodes rarely got what they should.
+        Fix 3 is gone with the value store: nothing is handed to new nodes.
         """
         if node.id == self.source_node.id or not node.ip or not node.port:
             return
+        if self.is_verified(node):
+            self._admit(node)
+            return
+        address = (node.ip, node.port)
+        now = time.monotonic()
+        if address in self._handshakes or now - self._hs_tried.get(address, -math.inf) < HANDSHAKE_RETRY:
+            return
+        self.spawn(self.handshake(address, budgeted=budgeted))
+
+    def is_verified(self, node: Node) -> bool:
+        """True if ``node`` proved its key at the address it is filed under."""
+        entry = self.keys.get(node.id)
+        return entry is not None and entry[1] == (node.ip, node.port)
+
+    def _admit(self, node: Node) -> None:
         self._seen(node)
-        is_new = self.router.is_new_node(node)
-        if is_new:
-            for key, value in self.storage:
-                keynode = Node(key)
-                neighbors = self.router.find_neighbors(keynode)
-                if neighbors:
-                    last = neighbors[-1].distance_to(keynode)
-                    new_node_close = node.distance_to(keynode) < last
-                    first = neighbors[0].distance_to(keynode)
-                    this_closest = self.source_node.distance_to(keynode) < first
-                if not neighbors or (new_node_close and this_closest):
-                    self.spawn(self.call_store(node, key, value))
         self.router.add_contact(node)
         if node.id not in self.infos and node.id not in self._info_inflight:
             # rate-limited: a peer that does not answer peer_info must not be asked on every datagram
@@ -178,22 +168,119 @@ class DhtProtocol(KademliaProtocol):
                     self._info_tried.clear()
                 self.spawn(self.call_peer_info(node))
 
+    # -- handshake (proof of key possession) -------------------------------------------
+
+    async def verify_node(self, node: Node) -> bool:
+        """True once ``node`` has proven its key at its address (handshaking if needed)."""
+        if self.is_verified(node):
+            return True
+        if node.id == self.source_node.id or not node.ip or not node.port:
+            return False
+        await self.handshake((node.ip, node.port))
+        return self.is_verified(node)
+
+    async def handshake(self, address: Address, *, budgeted: bool = False) -> Node | None:
+        """Run the handshake with whoever is at ``address`` (one at a time per address);
+        the verified, admitted contact, or None."""
+        running = self._handshakes.get(address)
+        if running is not None:
+            return await asyncio.shield(running)
+        self._hs_tried[address] = time.monotonic()
+        if len(self._hs_tried) > 4096:
+            self._hs_tried.clear()
+        future: asyncio.Future[Node | None] = asyncio.get_running_loop().create_future()
+        self._handshakes[address] = future
+        node = None
+        try:
+            node = await self._handshake(address, budgeted)
+        finally:
+            del self._handshakes[address]
+            future.set_result(node)
+            self.counters["handshakes" if node is not None else "handshakes_failed"] += 1
+        return node
+
+    async def _handshake(self, address: Address, budgeted: bool) -> Node | None:
+        own = self.identity
+        nonce = os.urandom(hs.NONCE_BYTES)
+        ok, answer = await self._call_remote(address, "hello", (own.node_id, self.network, nonce), budgeted=budgeted)
+        checked = hs.check_hello_answer(answer, self.network, nonce, own.node_id) if ok else None
+        if checked is None:
+            return None
+        peer_id, pubkey, cookie = checked
+        self.guard.validate(address)  # our nonce came back, signed, from there
+        await self._call_remote(address, "prove", (own.node_id, *hs.proof(own, self.network, cookie, peer_id)))
+        self._remember_key(peer_id, pubkey, address)
+        node = Node(peer_id, address[0], address[1])
+        self._admit(node)
+        return node
+
+    def _remember_key(self, node_id: bytes, pubkey: bytes, address: Address) -> None:
+        self.keys[node_id] = (pubkey, address)
+        if len(self.keys) > KEYS_MAX:
+            held = {n.id for n in self.router.contacts()}
+            for nid in [nid for nid in self.keys if nid not in held][: len(self.keys) // 2]:
+                del self.keys[nid]
+
+    def rpc_hello(self, sender: Address, nodeid: object, network: object, nonce: object) -> list[Any] | None:
+        """Step 2 of the handshake: sign the asker's nonce, hand out a cookie."""
+        if not (is_node_id(nodeid) and hs.is_network(network) and hs.is_challenge(nonce)):
+            return None
+        if network != self.network:
+            return None
+        cookie = self.cookies.make(sender, nodeid)
+        return hs.hello_answer(self.identity, self.network, nonce, nodeid, cookie)
+
+    def rpc_prove(self, sender: Address, nodeid: object, pubkey: object, sig: object, cookie: object) -> bool | None:
+        """Step 3: the asker signed our cookie; admit it at the address the cookie names."""
+        if not (isinstance(nodeid, bytes) and isinstance(cookie, bytes) and isinstance(pubkey, bytes)):
+            return None
+        if not self.cookies.check(cookie, sender, nodeid):
+            return None
+        if nodeid == self.source_node.id or not hs.check_proof(
+            self.network, self.source_node.id, nodeid, pubkey, sig, cookie
+        ):
+            return None
+        self.guard.validate(sender)
+        self._remember_key(nodeid, pubkey, sender)
+        self._admit(Node(nodeid, sender[0], sender[1]))
+        return True
+
     # -- peer info RPC -------------------------------------------------------------
 
-    def own_info(self) -> dict[str, Any]:
+    def own_info(self) -> list[Any]:
+        """Our info record, signed (:func:`.handshake.seal_info`), with a fresh seq."""
         try:
-            return validate_info(self.info_provider())
+            info = self.info_provider()
         except Exception:  # the provider is the peer's code; a bug there must not break the DHT
             log.exception("info_provider failed")
-            return {}
+            info = {}
+        self._info_seq = max(self._info_seq + 1, time.time_ns() // 1000)
+        return hs.seal_info(self.identity, self.network, self._info_seq, validate_info(info))
 
-    def rpc_peer_info(self, sender: tuple[str, int], nodeid: bytes, info: object = None) -> dict[str, Any] | None:
-        """Exchange info records: cache the caller's, answer with ours."""
+    def _cache_info(self, node_id: bytes, sealed: object) -> bool:
+        """Keep a signed record of ``node_id`` if it verifies and is newer than ours."""
+        opened = hs.open_info(sealed, self.network, node_id)
+        if opened is None:
+            return False
+        seq, info = opened
+        if seq <= self.info_seq.get(node_id, -1):
+            return False  # an old record replayed
+        if node_id not in self.infos and len(self.infos) >= INFOS_MAX:
+            held = {n.id for n in self.router.contacts()}
+            for nid in [nid for nid in self.infos if nid not in held]:
+                self.infos.pop(nid, None)
+                self.info_seq.pop(nid, None)
+        self.infos[node_id] = info
+        self.info_seq[node_id] = seq
+        return True
+
+    def rpc_peer_info(self, sender: Address, nodeid: bytes, info: object = None) -> list[Any] | None:
+        """Exchange signed info records: cache the caller's, answer with ours."""
         if not is_node_id(nodeid):
             return None
         # cache before welcoming, so the welcome does not ask the caller for what it just sent
-        self.infos[nodeid] = validate_info(info)
-        self.welcome_if_new(Node(nodeid, sender[0], sender[1]))
+        self._cache_info(nodeid, info)
+        self.welcome_if_new(Node(nodeid, sender[0], sender[1]), budgeted=True)
         return self.own_info()
 
     async def call_peer_info(self, node_to_ask: Node) -> bool:
@@ -204,133 +291,33 @@ class DhtProtocol(KademliaProtocol):
             result = await self.peer_info(address, self.source_node.id, self.own_info())
             self.handle_call_response(result, node_to_ask)
             if result[0]:
-                self.infos[node_to_ask.id] = validate_info(result[1])
+                self._cache_info(node_to_ask.id, result[1])
             return bool(result[0])
         finally:
             self._info_inflight.discard(node_to_ask.id)
 
     # -- validated upstream RPCs ----------------------------------------------------
 
-    def rpc_ping(self, sender: tuple[str, int], nodeid: object) -> bytes | None:
+    def rpc_ping(self, sender: Address, nodeid: object) -> bytes | None:
         if not is_node_id(nodeid):
             return None
-        return super().rpc_ping(sender, nodeid)
+        self.welcome_if_new(Node(nodeid, sender[0], sender[1]), budgeted=True)
+        return self.source_node.id
 
-    def rpc_find_node(self, sender: tuple[str, int], nodeid: object, key: object) -> list[tuple[Any, ...]] | None:
+    def rpc_find_node(self, sender: Address, nodeid: object, key: object) -> list[tuple[Any, ...]] | None:
         if not (is_node_id(nodeid) and is_node_id(key)):
             return None
         source = Node(nodeid, sender[0], sender[1])
-        self.welcome_if_new(source)
+        self.welcome_if_new(source, budgeted=True)
         neighbors = self.router.find_neighbors(Node(key), exclude=source)
         return [tuple(n) for n in neighbors]
 
-    def rpc_find_value(self, sender: tuple[str, int], nodeid: object, key: object) -> Any:
-        if not (is_node_id(nodeid) and is_node_id(key)):
-            return None
-        return super().rpc_find_value(sender, nodeid, key)
+    def rpc_find_value(self, sender: Address, nodeid: object, key: object) -> Any:
+        """The value store is off: answered as ``find_node``."""
+        return self.rpc_find_node(sender, nodeid, key)
 
-    def rpc_store(self, sender: tuple[str, int], nodeid: object, key: object, value: object) -> bool:
-        """Kept for protocol compatibility, bounded: yasearch does not use the value store."""
-        if not (is_node_id(nodeid) and is_node_id(key)):
-            return False
-        if not isinstance(value, (int, float, bool, str, bytes)) or (
-            isinstance(value, (str, bytes)) and len(value) > STORE_MAX_VALUE_BYTES
-        ):
-            return False
-        data = getattr(self.storage, "data", None)
-        if data is not None and key not in data and len(data) >= STORE_MAX_VALUES:
-            return False
-        return super().rpc_store(sender, nodeid, key, value)
-
-    # -- hardened rpcudp plumbing --------------------------------------------------
-
-    def __getattr__(self, name: str) -> Any:
-        """rpcudp's remote-call magic (``self.find_node(addr, ...)`` calls ``rpc_find_node``
-        over there), routed through :meth:`_call_remote`, which retransmits."""
-        if name.startswith("_") or name.startswith("rpc_"):
-            raise AttributeError(name)
-
-        def func(address: tuple[str, int], *args: Any) -> asyncio.Future[tuple[bool, Any]]:
-            return self._call_remote(address, name, args)
-
-        return func
-
-    def _call_remote(self, address: tuple[str, int], name: str, args: tuple[Any, ...]) -> asyncio.Future[tuple[bool, Any]]:
-        """Send one request; the future resolves to ``(True, reply)`` or ``(False, None)``.
-
-        Unlike rpcudp, the datagram is sent a second time (same message id) halfway
-        through the timeout if no reply came. UDP drops packets under bursts; without
-        this a single lost datagram would make a live peer "recently dead" (fix 2) and
-        drop it from lookups for ``dead_ttl``. A dead peer still costs one timeout. All
-        our RPCs are idempotent, so a request handled twice does no harm.
-        """
-        if self.transport is None:
-            raise RuntimeError("DHT protocol is not connected")
-        data = umsgpack.packb([name, list(args)])
-        if len(data) > REQUEST_MAX_BYTES:
-            raise MalformedMessage(f"request {name} is {len(data)} bytes, over {REQUEST_MAX_BYTES}")
-        msg_id = os.urandom(20)
-        txdata = b"\x00" + msg_id + data
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[tuple[bool, Any]] = loop.create_future()
-        timer = loop.call_later(self._wait_timeout, self._timeout, msg_id)
-        self._outstanding[msg_id] = (future, timer)
-        self._retransmits[msg_id] = loop.call_later(self._wait_timeout / 2, self._retransmit, msg_id, txdata, address)
-        self.transport.sendto(txdata, address)
-        return future
-
-    def _retransmit(self, msg_id: bytes, txdata: bytes, address: tuple[str, int]) -> None:
-        self._retransmits.pop(msg_id, None)
-        if msg_id in self._outstanding and self.transport is not None and not self.transport.is_closing():
-            self.counters["retransmits"] += 1
-            self.transport.sendto(txdata, address)
-
-    async def _solve_datagram(self, datagram: bytes, address: Any) -> None:
-        """Upstream lets a garbage datagram raise inside a task; drop it quietly instead."""
-        try:
-            await super()._solve_datagram(datagram, address)
-        except Exception as e:
-            log.debug("dropping malformed datagram from %s: %r", address, e)
-
-    async def _accept_request(self, msg_id: bytes, data: Any, address: Any) -> None:
-        """Dispatch ``rpc_*`` calls, ignoring malformed ones instead of raising in a task."""
-        if not isinstance(data, list) or len(data) != 2:
-            return
-        funcname, args = data
-        if not isinstance(funcname, str) or not isinstance(args, (list, tuple)) or len(args) > 8:
-            return
-        func = getattr(type(self), f"rpc_{funcname}", None)
-        if func is None or not callable(func):
-            return
-        self.counters["requests_in"] += 1
-        try:
-            response = getattr(self, f"rpc_{funcname}")(address, *args)
-            if asyncio.iscoroutine(response):
-                response = await response
-            payload = umsgpack.packb(response)
-        except Exception as e:
-            log.debug("rpc_%s from %s failed: %r", funcname, address, e)
-            return
-        if self.transport is not None:
-            self.transport.sendto(b"\x01" + msg_id + payload, address)
-
-    def _settle(self, msg_id: bytes, result: tuple[bool, Any]) -> None:
-        """Resolve an outstanding request once, by its reply or its timeout, whichever
-        comes first; the other one (and a pending retransmit) then finds nothing to do."""
-        retx = self._retransmits.pop(msg_id, None)
-        if retx is not None:
-            retx.cancel()
-        entry = self._outstanding.pop(msg_id, None)
-        if entry is None:
-            return
-        future, timer = entry
-        timer.cancel()
-        if not future.done():
-            future.set_result(result)
-
-    def _accept_response(self, msg_id: bytes, data: Any, address: Any) -> None:
-        self._settle(msg_id, (True, data))
-
-    def _timeout(self, msg_id: bytes) -> None:
-        """Upstream logs every timeout at ERROR and crashes on a cancelled future."""
-        self._settle(msg_id, (False, None))
+    def rpc_store(self, sender: Address, nodeid: object, key: object, value: object) -> bool:
+        """Refused: yasearch stores postings over HTTP, never in Kademlia's value store
+        (stored values were handed to every newcomer: a 50-byte ping brought back
+        kilobytes, a UDP amplifier)."""
+        return False

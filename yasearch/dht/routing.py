@@ -9,6 +9,7 @@ evicted (fix 5, counted by the protocol).
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -51,17 +52,55 @@ class RecentlyDead:
         return {nid for nid in list(self._expiry) if nid in self}
 
 
+# Address diversity (Ethereum discv5's table limits): contacts from one /24 (IPv4) or
+# /48 (IPv6) network, per bucket and in the whole table.
+SUBNET_PER_BUCKET = 2
+SUBNET_PER_TABLE = 10
+
+
+def subnet_of(host: str) -> str | None:
+    """The /24 (IPv4) or /48 (IPv6) network of a *global* address; None for the rest.
+
+    Loopback, private, link-local, shared (CGNAT) and documentation ranges are exempt
+    from the diversity limits: every test runs many peers on 127.0.0.1, and an intranet
+    network may well run all its peers in one 10.x or 192.168.x subnet. An attacker
+    who can place peers at such addresses is inside that network already.
+    """
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if not ip.is_global:
+        return None
+    prefix = 24 if ip.version == 4 else 48
+    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
+
+
 class RoutingTable(_KRoutingTable):
-    """kademlia's routing table with a correct ``find_neighbors`` (fix 1).
+    """kademlia's routing table with a correct ``find_neighbors`` (fix 1), and limits on
+    how many contacts one network may hold.
 
     ``is_dead`` is consulted to keep recently unresponsive contacts out of lookups and
     out of our replies to others (fix 2), while they stay in their bucket until they
     have failed ``max_failures`` times (fix 5).
+
+    Diversity: at most ``SUBNET_PER_BUCKET`` contacts of one /24 (or /48) per bucket
+    (replacement cache included) and ``SUBNET_PER_TABLE`` in the whole table, for
+    global addresses only (:func:`subnet_of`). Someone with one cheap block of
+    addresses cannot fill the buckets around a key. Long-lived contacts are preferred
+    as in the paper: a full bucket keeps its members while they answer (the newcomer
+    waits in the replacement cache, see :meth:`add_contact`).
+
+    This table admits anyone it is given; the protocol hands it only contacts that
+    proved their key (:mod:`yasearch.dht.handshake`).
     """
 
     def __init__(self, protocol: Any, ksize: int, node: Node) -> None:
         super().__init__(protocol, ksize, node)
         self.is_dead: Callable[[bytes], bool] = lambda _id: False
+        self.refused_diversity = 0
 
     def contacts(self) -> list[Node]:
         """Every contact in every bucket (not the replacement caches)."""
@@ -100,8 +139,29 @@ class RoutingTable(_KRoutingTable):
                 return index
         return None
 
+    def diverse_enough(self, node: Node) -> bool:
+        """Whether ``node`` may join without exceeding the per-subnet limits.
+
+        A contact already held (same ID) may always be refreshed.
+        """
+        subnet = subnet_of(node.ip or "")
+        if subnet is None:
+            return True
+        bucket = self.buckets[self.get_bucket_for(node)]
+        if node.id in bucket.nodes or node.id in bucket.replacement_nodes:
+            return True
+        in_bucket = [*bucket.nodes.values(), *bucket.replacement_nodes.values()]
+        if sum(1 for n in in_bucket if subnet_of(n.ip or "") == subnet) >= SUBNET_PER_BUCKET:
+            return False
+        return sum(1 for n in self.contacts() if subnet_of(n.ip or "") == subnet) < SUBNET_PER_TABLE
+
     def add_contact(self, node: Node) -> None:
-        """As upstream, but the ping of a full bucket's head runs as a tracked task."""
+        """As upstream (a full bucket keeps its members and pings its head; the newcomer
+        waits in the replacement cache), but the ping runs as a tracked task and a node
+        over the subnet limits is refused (:meth:`diverse_enough`)."""
+        if not self.diverse_enough(node):
+            self.refused_diversity += 1
+            return
         index = self.get_bucket_for(node)
         bucket = self.buckets[index]
         if bucket.add_node(node):
