@@ -36,7 +36,7 @@ from yasearch.network import Contact, PeerCallError, Resolver
 from yasearch.p2pclient import P2PClient
 from yasearch.ranking import document_length, postings_for_document
 from yasearch.records import Document
-from yasearch.sqlitedb import SqliteThread
+from yasearch.crawler.sqlite import SqliteThread
 from yasearch.wire import PostingEntry, WirePosting, WireRecord, WithdrawRequest
 
 log = logging.getLogger(__name__)

@@ -12,23 +12,21 @@ stall the event loop, so every statement runs on one dedicated worker thread.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import secrets
 import sqlite3
 import time
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
+from .sqlite import SqliteThread
 from .types import CrawlSpec
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
 
 JOB_STATES = ("running", "paused", "done", "cancelled")
 URL_STATES = ("queued", "fetched", "done", "failed", "skipped")
@@ -67,42 +65,7 @@ class JobRow:
 
 class FrontierStore:
     def __init__(self, path: str | Path) -> None:
-        self._path = str(path)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="crawl-store")
-        self._conn: sqlite3.Connection | None = None
-        self._closed = False
-
-    # -- plumbing ----------------------------------------------------------------
-
-    def _db(self) -> sqlite3.Connection:
-        """The connection, opened lazily on the store thread (so it lives there)."""
-        if self._conn is None:
-            if self._path != ":memory:":
-                Path(self._path).parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self._path, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA busy_timeout=5000")
-            conn.executescript(_SCHEMA)
-            self._conn = conn
-        return self._conn
-
-    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        if self._closed:
-            raise RuntimeError("FrontierStore is closed")
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, lambda: fn(self._db()))
-
-    @staticmethod
-    def _tx(conn: sqlite3.Connection, body: Callable[[sqlite3.Connection], T]) -> T:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            out = body(conn)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-        return out
+        self._db = SqliteThread(path, _SCHEMA, "crawl-store")
 
     # -- jobs --------------------------------------------------------------------
 
@@ -117,7 +80,7 @@ class FrontierStore:
                 (jid, spec_json, "running", now, "{}"),
             )
 
-        await self._run(do)
+        await self._db.run(do)
         return jid
 
     @staticmethod
@@ -131,7 +94,7 @@ class FrontierStore:
         )
 
     async def jobs(self) -> list[JobRow]:
-        rows = await self._run(
+        rows = await self._db.run(
             lambda c: c.execute(
                 "SELECT id, spec, state, created, counters FROM jobs ORDER BY created"
             ).fetchall()
@@ -139,7 +102,7 @@ class FrontierStore:
         return [self._job_row(r) for r in rows]
 
     async def job(self, job_id: str) -> JobRow | None:
-        row = await self._run(
+        row = await self._db.run(
             lambda c: c.execute(
                 "SELECT id, spec, state, created, counters FROM jobs WHERE id=?", (job_id,)
             ).fetchone()
@@ -152,12 +115,12 @@ class FrontierStore:
         if state not in JOB_STATES:
             raise ValueError(f"unknown job state {state!r}")
         if counters is None:
-            await self._run(
+            await self._db.run(
                 lambda c: c.execute("UPDATE jobs SET state=? WHERE id=?", (state, job_id))
             )
         else:
             blob = json.dumps(counters, default=str)
-            await self._run(
+            await self._db.run(
                 lambda c: c.execute(
                     "UPDATE jobs SET state=?, counters=? WHERE id=?", (state, blob, job_id)
                 )
@@ -168,7 +131,7 @@ class FrontierStore:
             conn.execute("DELETE FROM urls WHERE job_id=?", (job_id,))
             conn.execute("DELETE FROM jobs WHERE id=?", (job_id,))
 
-        await self._run(lambda c: self._tx(c, do))
+        await self._db.tx(do)
 
     # -- urls --------------------------------------------------------------------
 
@@ -191,7 +154,7 @@ class FrontierStore:
                     new.append((url, depth))
             return new
 
-        return await self._run(lambda c: self._tx(c, do))
+        return await self._db.tx(do)
 
     async def add_alias(self, job_id: str, url: str, depth: int, of_url: str) -> None:
         """Record that ``url`` (a canonical link or redirect target) was fetched as ``of_url``.
@@ -209,7 +172,7 @@ class FrontierStore:
                 (job_id, url, depth, reason),
             )
 
-        await self._run(do)
+        await self._db.run(do)
 
     async def mark(self, job_id: str, items: Iterable[tuple[str, str, str | None]]) -> None:
         """Set the state of URLs. A 'done' row is never downgraded to 'fetched'.
@@ -232,11 +195,11 @@ class FrontierStore:
                 rows,
             )
 
-        await self._run(lambda c: self._tx(c, do))
+        await self._db.tx(do)
 
     async def pending(self, job_id: str) -> list[tuple[str, int]]:
         """URLs still to (re)fetch: queued, or fetched but not confirmed indexed."""
-        rows = await self._run(
+        rows = await self._db.run(
             lambda c: c.execute(
                 "SELECT url, depth FROM urls WHERE job_id=? AND state IN ('queued','fetched') "
                 "ORDER BY depth",
@@ -246,14 +209,14 @@ class FrontierStore:
         return [(u, d) for u, d in rows]
 
     async def seen_urls(self, job_id: str) -> set[str]:
-        rows = await self._run(
+        rows = await self._db.run(
             lambda c: c.execute("SELECT url FROM urls WHERE job_id=?", (job_id,)).fetchall()
         )
         return {r[0] for r in rows}
 
     async def completed_urls(self, job_id: str) -> set[str]:
         """URLs whose document is indexed: 'done' rows and aliases of 'done' rows."""
-        rows = await self._run(
+        rows = await self._db.run(
             lambda c: c.execute(
                 "SELECT url FROM urls WHERE job_id=?1 AND state='done' "
                 "UNION SELECT a.url FROM urls a JOIN urls d ON d.job_id=a.job_id "
@@ -266,7 +229,7 @@ class FrontierStore:
 
     async def url_states(self, job_id: str) -> dict[str, tuple[str, str | None]]:
         """Every URL of a job with its (state, reason): for inspection and tests."""
-        rows = await self._run(
+        rows = await self._db.run(
             lambda c: c.execute(
                 "SELECT url, state, reason FROM urls WHERE job_id=?", (job_id,)
             ).fetchall()
@@ -274,7 +237,7 @@ class FrontierStore:
         return {u: (s, r) for u, s, r in rows}
 
     async def url_counts(self, job_id: str) -> dict[str, int]:
-        rows = await self._run(
+        rows = await self._db.run(
             lambda c: c.execute(
                 "SELECT state, count(*) FROM urls WHERE job_id=? GROUP BY state", (job_id,)
             ).fetchall()
@@ -282,15 +245,4 @@ class FrontierStore:
         return {s: n for s, n in rows}
 
     async def close(self) -> None:
-        if self._closed:
-            return
-
-        def do() -> None:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, do)
-        self._closed = True
-        self._executor.shutdown(wait=True)
+        await self._db.close()

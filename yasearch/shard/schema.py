@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from yasearch.ranking import B, DEFAULT_WEIGHTS, K1
 from yasearch.records import DocRecord, Posting
-from yasearch.sqlitedb import SqliteThread
+from yasearch.crawler.sqlite import SqliteThread
 from yasearch.wire import WirePosting, WireRecord
 
 T = TypeVar("T")

@@ -4,7 +4,9 @@ A sqlite3 connection must stay on the thread that made it, and a slow commit
 must never stall the event loop, so every statement of a store runs on its own
 single worker thread. WAL with synchronous=NORMAL makes each commit durable
 against process death (not power loss) without an fsync per transaction.
-(``crawler.state`` keeps its own copy: ``crawler`` does not import ``yasearch``.)
+It lives in the crawler package, the lowest floor, because the crawler's own
+frontier store uses it and the crawler imports nothing else of yasearch; the
+peer's stores (shard store, publish outbox) import it from here.
 """
 
 from __future__ import annotations
