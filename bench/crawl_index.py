@@ -234,7 +234,7 @@ async def run_queries(peer: Any, site: sitegen.Site, n: int, seed: int) -> dict[
 async def phase_fetch(urls: list[str], concurrency: int) -> tuple[dict[str, Any], list[Any]]:
     from yasearch.crawler.fetcher import fetch
     from yasearch.crawler.outbound import OutboundPolicy
-from yasearch.crawler.types import CrawlerSettings
+    from yasearch.crawler.types import CrawlerSettings
 
     settings = CrawlerSettings(delay=0.0, concurrency=concurrency, outbound=OutboundPolicy(allow_private=True))
     connector = aiohttp.TCPConnector(limit=concurrency * 2, ttl_dns_cache=300)
