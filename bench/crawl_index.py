@@ -27,8 +27,6 @@ import argparse
 import asyncio
 import json
 import multiprocessing
-import os
-import platform
 import random
 import re
 import statistics
@@ -44,19 +42,15 @@ from typing import Any
 import aiohttp
 
 from bench import sitegen
-
-REPO = Path(__file__).resolve().parent.parent
+from bench.common import (REPO, RunResults, add_query_args, add_report_args, log, machine, pct, report,
+                          served_site, table_lines)
 
 #: Goals from the issue.
 GOAL_QUERY_P50_MS = 10.0
 
 
-def log(msg: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
 @dataclass
-class Results:
+class Results(RunResults):
     pages: int = 0
     site_bytes: int = 0
     scrapy: dict[str, Any] = field(default_factory=dict)
@@ -64,9 +58,6 @@ class Results:
     fetch: dict[str, Any] = field(default_factory=dict)
     parse: dict[str, Any] = field(default_factory=dict)
     index: dict[str, Any] = field(default_factory=dict)
-    query: dict[str, Any] = field(default_factory=dict)
-    machine: dict[str, Any] = field(default_factory=dict)
-    config: dict[str, Any] = field(default_factory=dict)
 
 
 # -- Scrapy ---------------------------------------------------------------------
@@ -215,7 +206,7 @@ async def run_queries(peer: Any, site: sitegen.Site, n: int, seed: int) -> dict[
         hits += resp.total > 0
     lat.sort()
     p50 = statistics.median(lat)
-    p95 = lat[min(len(lat) - 1, int(round(0.95 * len(lat))) - 1)]
+    p95 = pct(lat, 0.95)
     out = {
         "queries": n,
         "with_results": hits,
@@ -346,11 +337,7 @@ def table(r: Results) -> str:
         ("local query p50", g(q, "p50_ms", " ms"), f"{g(q, 'queries')} queries of 1-3 words, peer.search(scope=local)"),
         ("local query p95", g(q, "p95_ms", " ms"), f"max {g(q, 'max_ms')} ms"),
     ]
-    w0 = max(len(a) for a, _, _ in rows)
-    w1 = max(len(b) for _, b, _ in rows)
-    lines = [f"| {'measure'.ljust(w0)} | {'result'.ljust(w1)} | notes", f"|{'-' * (w0 + 2)}|{'-' * (w1 + 2)}|------"]
-    lines += [f"| {a.ljust(w0)} | {b.ljust(w1)} | {c}" for a, b, c in rows]
-    lines.append("")
+    lines = table_lines(rows)
     if ratio is not None:
         verdict = "MET" if ratio >= 1.0 else "NOT MET"
         lines.append(f"ratio yasearch crawl+index / Scrapy crawl-only = {ratio:.2f}  (goal >= 1.00: {verdict})")
@@ -364,16 +351,14 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench crawl", description=__doc__.split("\n")[0])
     ap.add_argument("--pages", type=int, default=600, help="pages in the generated site (default 600)")
     ap.add_argument("--workers", type=int, default=2, help="parse processes of the peer (default 2)")
-    ap.add_argument("--queries", type=int, default=100, help="local queries to time (default 100)")
-    ap.add_argument("--seed", type=int, default=42, help="site and query seed (default 42)")
+    add_query_args(ap, "local")
     ap.add_argument("--no-scrapy", action="store_true", help="skip the Scrapy reference")
     ap.add_argument("--no-phases", action="store_true", help="skip the isolated fetch/parse/index phases")
     ap.add_argument("--no-publish", action="store_true",
                     help="diagnostic: do not publish postings to the DHT during the crawl")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a peer config value, e.g. --set commit_batch=1000 (repeatable)")
-    ap.add_argument("--json", type=Path, help="also write the figures as JSON to this file")
-    ap.add_argument("--strict", action="store_true", help="exit 2 when a goal is not met")
+    add_report_args(ap, "also write the figures as JSON to this file")
     args = ap.parse_args(argv)
 
     from yasearch.config import Config
@@ -386,25 +371,16 @@ def main(argv: list[str] | None = None) -> int:
     overrides = {k: getattr(base, k) for k in overrides}
 
     r = Results()
-    r.machine = {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform(),
-                 "loadavg_at_start": [round(x, 2) for x in os.getloadavg()]}
+    r.machine = machine()
     r.config = {"parse_workers": args.workers, "crawl_concurrency": base.crawl_concurrency,
                 "per_host_concurrency": base.per_host_concurrency, "commit_batch": base.commit_batch,
                 "commit_interval": base.commit_interval, "index_limitmb": base.index_limitmb,
                 "publish": not args.no_publish, **overrides}
-    log(f"python {r.machine['python']}, {r.machine['cpus']} cpus, load {r.machine['loadavg_at_start']}")
 
     with tempfile.TemporaryDirectory(prefix="yasearch-bench-") as tmp_s:
         tmp = Path(tmp_s)
-        t = time.perf_counter()
-        site = sitegen.generate(args.pages, args.seed)
-        sitegen.write(site, tmp / "site")
-        r.pages, r.site_bytes = len(site.pages), site.total_bytes()
-        log(f"site: {r.pages} pages, {r.site_bytes / r.pages / 1000:.1f} KB/page, generated in "
-            f"{time.perf_counter() - t:.1f}s")
-        with sitegen.SiteServer(tmp / "site") as server:
-            url = server.url
-            log(f"serving it at {url} (separate process)")
+        with served_site(args.pages, args.seed, tmp / "site") as (site, url):
+            r.pages, r.site_bytes = len(site.pages), site.total_bytes()
             if not args.no_scrapy:
                 log("Scrapy reference crawl (subprocess, default concurrency) ...")
                 r.scrapy = run_scrapy(url, args.pages, timeout=600)
@@ -421,13 +397,7 @@ def main(argv: list[str] | None = None) -> int:
                 r.fetch, fetched = asyncio.run(phase_fetch(urls, base.per_host_concurrency))
                 r.parse, extracted = phase_parse(fetched, args.workers)
                 r.index = asyncio.run(phase_index(fetched, extracted, tmp / "phase-index", base))
-    r.machine["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
-    print()
-    print(table(r))
-    print(f"\nmachine: {r.machine}")
-    if args.json:
-        args.json.write_text(json.dumps(r.__dict__, indent=2) + "\n")
-        log(f"figures written to {args.json}")
+    report(r, table(r), args.json)
     if args.strict and not args.no_scrapy:
         if r.e2e["pages_per_second"] < r.scrapy["pages_per_second"] or r.query["p50_ms"] > GOAL_QUERY_P50_MS:
             return 2

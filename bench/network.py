@@ -36,7 +36,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import random
 import re
 import signal
@@ -54,8 +53,8 @@ from typing import Any
 import aiohttp
 
 from bench import sitegen
-
-REPO = Path(__file__).resolve().parent.parent
+from bench.common import (REPO, RunResults, add_query_args, add_report_args, log, machine, pct, report,
+                          served_site, table_lines)
 
 #: Goals from the issue (docs: issue 3, "Benchmark").
 GOAL_P50_2TERM_MS = 50.0
@@ -64,10 +63,6 @@ GOAL_LOOKUPS_PER_1000 = 10.0
 GOAL_BYTES_RATIO = 0.10
 GOAL_OVERLAP = 0.95
 FREQUENT_DF = 1000  # "every term has more than 1,000 postings"
-
-
-def log(msg: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
 def free_port() -> int:
@@ -82,12 +77,6 @@ def free_port() -> int:
             return port
         except OSError:
             continue
-
-
-def pct(values: list[float], q: float) -> float:
-    """Nearest-rank percentile (q in 0..1) of a non-empty list."""
-    s = sorted(values)
-    return s[min(len(s) - 1, max(0, int(round(q * len(s))) - 1))]
 
 
 # -- peers as processes ------------------------------------------------------------
@@ -268,13 +257,10 @@ def responsible(term: str, ids: list[str], r: int = 3) -> list[str]:
 
 
 @dataclass
-class Results:
-    config: dict[str, Any] = field(default_factory=dict)
-    machine: dict[str, Any] = field(default_factory=dict)
+class Results(RunResults):
     join: dict[str, Any] = field(default_factory=dict)
     publish: dict[str, Any] = field(default_factory=dict)
     reference: dict[str, Any] = field(default_factory=dict)
-    query: dict[str, Any] = field(default_factory=dict)
     network_stats: dict[str, Any] = field(default_factory=dict)
     query_replicas: dict[str, Any] = field(default_factory=dict)
     goals: list[dict[str, Any]] = field(default_factory=list)
@@ -638,11 +624,7 @@ def table(r: Results) -> str:
         rows.append(("overlap@10", f"{q['overlap_at_10']}",
                      f"{q['overlap_queries']} queries with results; ties counted: {q['overlap_at_10_ties']}; "
                      f"by kind {q['overlap_by_kind']}"))
-    w0 = max(len(a) for a, _, _ in rows)
-    w1 = max(len(b) for _, b, _ in rows)
-    lines = [f"| {'measure'.ljust(w0)} | {'result'.ljust(w1)} | notes", f"|{'-' * (w0 + 2)}|{'-' * (w1 + 2)}|------"]
-    lines += [f"| {a.ljust(w0)} | {b.ljust(w1)} | {c}" for a, b, c in rows]
-    lines.append("")
+    lines = table_lines(rows)
     for g in r.goals:
         lines.append(f"{g['goal']}: {g['value']}  (goal {g['target']}: {g['verdict']})")
     return "\n".join(lines)
@@ -692,8 +674,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench network", description=__doc__.split("\n")[0])
     ap.add_argument("--peers", type=int, default=10, help="crawling peers (default 10; +1 searching, +1 reference)")
     ap.add_argument("--pages", type=int, default=2000, help="pages in the generated site (default 2000)")
-    ap.add_argument("--queries", type=int, default=100, help="global queries to time (default 100)")
-    ap.add_argument("--seed", type=int, default=42, help="site and query seed (default 42)")
+    add_query_args(ap, "global")
     ap.add_argument("--timeout", type=float, default=1800.0,
                     help="seconds allowed for publishing to settle; after that the run goes on, marked unsettled")
     ap.add_argument("--join-timeout", type=float, default=120.0, help="seconds allowed for membership to converge")
@@ -703,9 +684,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="status polling interval in seconds (default 3; each status call scans the shard store)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="a peer config value (TOML syntax), e.g. --set replication=3 (repeatable)")
-    ap.add_argument("--json", type=Path, help="also write the figures (and every query) as JSON to this file")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory (data dirs, peer logs)")
-    ap.add_argument("--strict", action="store_true", help="exit 2 when a goal is not met")
+    add_report_args(ap, "also write the figures (and every query) as JSON to this file")
     args = ap.parse_args(argv)
 
     def interrupted(signum: int, frame: Any) -> None:
@@ -717,22 +697,14 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--peers must be at least 2")
 
     r = Results()
-    r.machine = {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform(),
-                 "loadavg_at_start": [round(x, 2) for x in os.getloadavg()]}
+    r.machine = machine()
     r.config = {"peers": args.peers, "pages": args.pages, "queries": args.queries, "seed": args.seed,
                 "peer_config": ["crawl_delay = 0.0", "parse_workers = 0", "allow_private_networks = true", *args.set]}
-    log(f"python {r.machine['python']}, {r.machine['cpus']} cpus, load {r.machine['loadavg_at_start']}")
     tmp_s = tempfile.mkdtemp(prefix="yasearch-bench-net-")
     tmp = Path(tmp_s)
     try:
-        t = time.perf_counter()
-        site = sitegen.generate(args.pages, args.seed)
-        sitegen.write(site, tmp / "site")
-        log(f"site: {len(site.pages)} pages, {site.total_bytes() / len(site.pages) / 1000:.1f} KB/page, "
-            f"generated in {time.perf_counter() - t:.1f}s")
-        with sitegen.SiteServer(tmp / "site") as server:
-            log(f"serving it at {server.url} (separate process)")
-            asyncio.run(run(args, tmp, site, server.url, r))
+        with served_site(args.pages, args.seed, tmp / "site") as (site, url):
+            asyncio.run(run(args, tmp, site, url, r))
     finally:
         if args.keep:
             log(f"kept {tmp}")
@@ -740,14 +712,8 @@ def main(argv: list[str] | None = None) -> int:
             import shutil
 
             shutil.rmtree(tmp, ignore_errors=True)
-    r.machine["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     r.goals = goals(r)
-    print()
-    print(table(r))
-    print(f"\nmachine: {r.machine}")
-    if args.json:
-        args.json.write_text(json.dumps(r.__dict__, indent=2) + "\n")
-        log(f"figures written to {args.json}")
+    report(r, table(r), args.json)
     if args.strict and any(g["verdict"] == "NOT MET" for g in r.goals):
         return 2
     return 0

@@ -35,6 +35,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from yasearch.childproc import close_child
+
 FANOUT = 5
 SECTIONS = ("library", "guide", "reference", "howto", "tutorial")
 ROBOTS_TXT = "User-agent: *\nAllow: /\n"
@@ -275,14 +277,7 @@ class SiteServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.proc and self.proc.poll() is None:
-            assert self.proc.stdin is not None
-            self.proc.stdin.close()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        close_child(self.proc)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -124,18 +125,24 @@ class StaticSite:
             await self._runner.cleanup()
 
 
-def linked_pages(n: int, words: list[str] | None = None) -> dict[str, str]:
-    """n pages in a chain from "/", each naming a unique word and a shared one."""
-    words = words or [f"uniqueword{i}" for i in range(n)]
+def chain_pages(n: int, page: Callable[[int, str], str]) -> dict[str, str]:
+    """n pages in a chain "/", "/p1", "/p2", ...: ``page(i, link)`` writes page i's HTML
+    around ``link``, the link to the next page ("" on the last one)."""
     pages = {}
     for i in range(n):
         path = "/" if i == 0 else f"/p{i}"
         nxt = f'<a href="/p{i + 1}">next</a>' if i + 1 < n else ""
-        pages[path] = (
-            f"<html><head><title>Page {i} {words[i]}</title></head>"
-            f"<body><h1>Heading {i}</h1><p>common text about zebras and {words[i]}.</p>{nxt}</body></html>"
-        )
+        pages[path] = page(i, nxt)
     return pages
+
+
+def linked_pages(n: int, words: list[str] | None = None) -> dict[str, str]:
+    """n pages in a chain from "/", each naming a unique word and a shared one."""
+    words = words or [f"uniqueword{i}" for i in range(n)]
+    return chain_pages(n, lambda i, nxt: (
+        f"<html><head><title>Page {i} {words[i]}</title></head>"
+        f"<body><h1>Heading {i}</h1><p>common text about zebras and {words[i]}.</p>{nxt}</body></html>"
+    ))
 
 
 async def assert_json_error(resp: aiohttp.ClientResponse, status: int, code: str | None = None) -> dict[str, Any]:
@@ -148,3 +155,19 @@ async def assert_json_error(resp: aiohttp.ClientResponse, status: int, code: str
     if code is not None:
         assert body["error"]["code"] == code, body
     return body["error"]
+
+
+def bad_search_params(q: str, limit: str, offset: str, scope: str,
+                      bad_limits: tuple[str, ...]) -> list[tuple[dict[str, str], str]]:
+    """(query parameters, error code) a search endpoint answers 400 to, its parameters named
+    as it names them: no query, a blank one, one too long, bad ``limit`` values (``bad_limits``),
+    a negative ``offset``, an unknown ``scope``, stopwords only."""
+    return [
+        ({}, "missing_query"),
+        ({q: "   "}, "missing_query"),
+        ({q: "x" * 600}, "query_too_long"),
+        *(({q: "a", limit: v}, "bad_parameter") for v in bad_limits),
+        ({q: "a", offset: "-1"}, "bad_parameter"),
+        ({q: "a", scope: "universe"}, "bad_parameter"),
+        ({q: "the and of"}, "bad_query"),
+    ]

@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -67,17 +68,15 @@ class LocalSite:
         self.handlers[path] = h
         return self
 
-    def huge(self, path: str, size: int, chunk: int = 64 * 1024) -> "LocalSite":
-        """A streamed HTML page of ``size`` bytes (the client is expected to stop early)."""
+    def stream(self, path: str, body: Callable[[], AsyncIterator[bytes]]) -> "LocalSite":
+        """An HTML page streamed chunk by chunk from ``body()``; a client hanging up ends it."""
         async def h(request: web.Request) -> web.StreamResponse:
             resp = web.StreamResponse(headers={"Content-Type": "text/html; charset=utf-8"})
             await resp.prepare(request)
-            await resp.write(b"<html><head><title>huge</title></head><body>")
-            sent = 0
             try:
-                while sent < size:
-                    await resp.write(b"x" * chunk + b" ")
-                    sent += chunk + 1
+                async with aclosing(body()) as chunks:
+                    async for data in chunks:
+                        await resp.write(data)
                 await resp.write_eof()
             except (ConnectionResetError, ConnectionError):
                 pass
@@ -85,21 +84,23 @@ class LocalSite:
         self.handlers[path] = h
         return self
 
+    def huge(self, path: str, size: int, chunk: int = 64 * 1024) -> "LocalSite":
+        """A streamed HTML page of ``size`` bytes (the client is expected to stop early)."""
+        async def body() -> AsyncIterator[bytes]:
+            yield b"<html><head><title>huge</title></head><body>"
+            sent = 0
+            while sent < size:
+                yield b"x" * chunk + b" "
+                sent += chunk + 1
+        return self.stream(path, body)
+
     def drip(self, path: str, interval: float, chunks: int = 1000) -> "LocalSite":
         """An HTML page sent one byte every ``interval`` seconds (a slow-drip server)."""
-        async def h(request: web.Request) -> web.StreamResponse:
-            resp = web.StreamResponse(headers={"Content-Type": "text/html; charset=utf-8"})
-            await resp.prepare(request)
-            try:
-                for _ in range(chunks):
-                    await resp.write(b" ")
-                    await asyncio.sleep(interval)
-                await resp.write_eof()
-            except (ConnectionResetError, ConnectionError):
-                pass
-            return resp
-        self.handlers[path] = h
-        return self
+        async def body() -> AsyncIterator[bytes]:
+            for _ in range(chunks):
+                yield b" "
+                await asyncio.sleep(interval)
+        return self.stream(path, body)
 
     # -- serving -----------------------------------------------------------------
 

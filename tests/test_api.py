@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from peerutil import assert_json_error, linked_pages
+from peerutil import assert_json_error, bad_search_params, linked_pages
 
 
 async def test_crawl_then_search_over_http(peer, http, static_site):
@@ -34,19 +34,7 @@ async def test_crawl_then_search_over_http(peer, http, static_site):
     assert {"postings_held", "peers_known", "crawl", "publish"} <= set(status)
 
 
-@pytest.mark.parametrize(
-    "params, code",
-    [
-        ({}, "missing_query"),
-        ({"q": "   "}, "missing_query"),
-        ({"q": "x" * 600}, "query_too_long"),
-        ({"q": "a", "limit": "many"}, "bad_parameter"),
-        ({"q": "a", "limit": "1000"}, "bad_parameter"),
-        ({"q": "a", "offset": "-1"}, "bad_parameter"),
-        ({"q": "a", "scope": "universe"}, "bad_parameter"),
-        ({"q": "the and of"}, "bad_query"),
-    ],
-)
+@pytest.mark.parametrize("params, code", bad_search_params("q", "limit", "offset", "scope", ("many", "1000")))
 async def test_search_rejects_bad_parameters(peer, http, params, code):
     async with http.get(peer.url + "/api/v1/search", params=params) as r:
         await assert_json_error(r, 400, code)

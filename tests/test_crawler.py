@@ -172,6 +172,13 @@ async def test_robots_unreachable_disallows_the_host(make_site, crawl, crawl_sto
 # -- politeness --------------------------------------------------------------------
 
 
+def assert_spaced(site: LocalSite, count: int, seconds: float) -> None:
+    """``site`` saw ``count`` gaps between requests (robots.txt's request counted), none
+    shorter than ``seconds``."""
+    gaps = site.gaps()
+    assert len(gaps) == count and min(gaps) >= seconds - EPSILON, gaps
+
+
 async def test_per_host_delay_between_requests(make_site, crawl):
     site = await make_site(robots="User-agent: *\nAllow: /\n")
     site.html("/", links=["/a", "/b", "/c"])
@@ -182,9 +189,7 @@ async def test_per_host_delay_between_requests(make_site, crawl):
 
     assert len(run.pages) == 4
     assert site.paths()[0] == "/robots.txt"
-    gaps = site.gaps(include_robots=True)
-    assert len(gaps) == 4
-    assert min(gaps) >= 0.2 - EPSILON, gaps
+    assert_spaced(site, 4, 0.2)
 
 
 async def test_settings_delay_is_the_default(make_site, crawl):
@@ -194,8 +199,7 @@ async def test_settings_delay_is_the_default(make_site, crawl):
 
     await crawl([site.url("/")], settings_=settings(delay=0.2))
 
-    gaps = site.gaps()
-    assert len(gaps) == 2 and min(gaps) >= 0.2 - EPSILON, gaps
+    assert_spaced(site, 2, 0.2)
 
 
 @pytest.mark.parametrize("job_delay", [0.0, 0.05])
@@ -209,9 +213,7 @@ async def test_robots_crawl_delay_wins_when_larger(make_site, crawl, job_delay):
                       settings_=settings(concurrency=8))
 
     assert len(run.pages) == 3
-    gaps = site.gaps(include_robots=True)
-    assert len(gaps) == 3
-    assert min(gaps) >= 0.3 - EPSILON, gaps
+    assert_spaced(site, 3, 0.3)
 
 
 async def test_job_delay_wins_over_smaller_crawl_delay(make_site, crawl):
@@ -221,8 +223,7 @@ async def test_job_delay_wins_over_smaller_crawl_delay(make_site, crawl):
 
     await crawl([site.url("/")], delay=0.25)
 
-    gaps = site.gaps()
-    assert len(gaps) == 2 and min(gaps) >= 0.25 - EPSILON, gaps
+    assert_spaced(site, 2, 0.25)
 
 
 async def test_redirect_hops_keep_the_delay(make_site, crawl):
@@ -524,6 +525,14 @@ def chain_site(site: LocalSite, n: int) -> LocalSite:
     return site
 
 
+async def paused_run(make_site, crawl_store: FrontierStore, http, n: int) -> tuple[LocalSite, Run, asyncio.Task]:
+    """A run over a chain of ``n`` pages, paused before its task starts: (site, run, task)."""
+    site = chain_site(await make_site(), n)
+    run = Run(crawl_store, http, [site.url("/p0")])
+    run.crawler.pause()
+    return site, run, asyncio.create_task(run.run())
+
+
 async def test_pause_stops_new_fetches_until_resumed(make_site, crawl_store, http):
     site = chain_site(await make_site(), 5)
 
@@ -552,10 +561,7 @@ async def test_pause_stops_new_fetches_until_resumed(make_site, crawl_store, htt
 
 
 async def test_paused_before_run_starts_nothing(make_site, crawl_store, http):
-    site = chain_site(await make_site(), 2)
-    run = Run(crawl_store, http, [site.url("/p0")])
-    run.crawler.pause()
-    task = asyncio.create_task(run.run())
+    site, run, task = await paused_run(make_site, crawl_store, http, 2)
     await asyncio.sleep(0.2)
     assert site.hits == [] and run.crawler.state == "paused"
     run.crawler.resume()
@@ -593,10 +599,7 @@ async def test_cancel_before_run(make_site, crawl_store, http):
 
 
 async def test_cancel_while_paused(make_site, crawl_store, http):
-    site = chain_site(await make_site(), 3)
-    run = Run(crawl_store, http, [site.url("/p0")])
-    run.crawler.pause()
-    task = asyncio.create_task(run.run())
+    site, run, task = await paused_run(make_site, crawl_store, http, 3)
     await asyncio.sleep(0.05)
     run.crawler.cancel()
     await asyncio.wait_for(task, 5)

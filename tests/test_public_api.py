@@ -8,7 +8,7 @@ from email.utils import parsedate_to_datetime
 import pytest
 from markupsafe import escape
 
-from peerutil import assert_json_error
+from peerutil import assert_json_error, bad_search_params
 from yasearch.app import build_app
 from yasearch.peer import Peer
 
@@ -121,18 +121,7 @@ async def test_yacysearch_resource_local_and_global(crawled, http):
 
 
 @pytest.mark.parametrize(
-    "params, code",
-    [
-        ({}, "missing_query"),
-        ({"query": "  "}, "missing_query"),
-        ({"query": "x" * 600}, "query_too_long"),
-        ({"query": "a", "maximumRecords": "ten"}, "bad_parameter"),
-        ({"query": "a", "maximumRecords": "0"}, "bad_parameter"),
-        ({"query": "a", "maximumRecords": "101"}, "bad_parameter"),
-        ({"query": "a", "startRecord": "-1"}, "bad_parameter"),
-        ({"query": "a", "resource": "universe"}, "bad_parameter"),
-        ({"query": "the and of"}, "bad_query"),
-    ],
+    "params, code", bad_search_params("query", "maximumRecords", "startRecord", "resource", ("ten", "0", "101"))
 )
 async def test_yacysearch_bad_parameters(peer, http, params, code):
     async with http.get(peer.url + "/yacysearch.json", params=params) as r:

@@ -14,6 +14,7 @@ import aiohttp
 import pytest
 from bs4 import BeautifulSoup
 
+from peerutil import chain_pages
 from yasearch.openapi import spec as openapi_spec
 from yasearch.query import QueryError, parse_query
 from yasearch.search import count_facets, facet_host, facet_language
@@ -24,15 +25,10 @@ DE_PAGES = 3
 
 def pages(n: int, lang: str, word: str) -> dict[str, str]:
     """n linked pages that all mention zebras, each with a unique word."""
-    out = {}
-    for i in range(n):
-        path = "/" if i == 0 else f"/p{i}"
-        nxt = f'<a href="/p{i + 1}">next</a>' if i + 1 < n else ""
-        out[path] = (
-            f'<html lang="{lang}"><head><title>{word.title()} page {i} {word}{i}</title></head>'
-            f"<body><p>zebras and {word} number {i}, with stripes.</p>{nxt}</body></html>"
-        )
-    return out
+    return chain_pages(n, lambda i, nxt: (
+        f'<html lang="{lang}"><head><title>{word.title()} page {i} {word}{i}</title></head>'
+        f"<body><p>zebras and {word} number {i}, with stripes.</p>{nxt}</body></html>"
+    ))
 
 
 @pytest.fixture

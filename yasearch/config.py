@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from yasearch import __version__
+from yasearch.crawler.types import CrawlerSettings
 
 DEFAULT_PORT = 8090
 
@@ -30,16 +31,16 @@ class Config:
     #: when unset, admin routes answer loopback clients only.
     admin_token: str | None = None
 
-    # crawler
-    crawl_delay: float = 1.0
-    crawl_concurrency: int = 16
-    per_host_concurrency: int = 8
-    connect_timeout: float = 10.0
-    read_timeout: float = 20.0
-    max_body_bytes: int = 5 * 1024 * 1024
-    max_redirects: int = 5
+    # crawler: the defaults are the crawler's own (CrawlerSettings), declared once there
+    crawl_delay: float = CrawlerSettings.delay
+    crawl_concurrency: int = CrawlerSettings.concurrency
+    per_host_concurrency: int = CrawlerSettings.per_host_concurrency
+    connect_timeout: float = CrawlerSettings.connect_timeout
+    read_timeout: float = CrawlerSettings.read_timeout
+    max_body_bytes: int = CrawlerSettings.max_body_bytes
+    max_redirects: int = CrawlerSettings.max_redirects
     #: Seconds one page fetch may take in all (a slow-drip server cannot hold it).
-    fetch_deadline: float = 30.0
+    fetch_deadline: float = CrawlerSettings.fetch_deadline
     #: Let the crawler reach loopback, private and link-local addresses. Off, a
     #: link or redirect written by a stranger cannot make this peer fetch (and
     #: index, and publish) its own admin pages or the operator's LAN. On for

@@ -28,6 +28,7 @@ from typing import Any
 
 import aiohttp
 
+from yasearch.childproc import close_child
 from yasearch.crawler.types import CrawlSpec
 from yasearch.config import Config
 from yasearch.jobs import Job
@@ -77,13 +78,7 @@ class DocSite:
         return self.url
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            assert self.proc.stdin is not None
-            self.proc.stdin.close()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        close_child(self.proc)
 
 
 # -- splitting the crawl -----------------------------------------------------------
