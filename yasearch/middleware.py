@@ -20,6 +20,7 @@ import logging
 from collections.abc import Iterable
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from yasearch.auth import refusal
 from yasearch.errors import ApiError, json_error
@@ -53,6 +54,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except web.HTTPRequestEntityTooLarge:
         limit = request.app[PEER_KEY].config.max_request_bytes
         return json_error(413, "too_large", f"the body is larger than the limit of {limit} bytes")
+    except HttpProcessingError as e:  # a malformed body part (multipart headers, say) read by the handler
+        status = e.code if 400 <= e.code < 500 else 400
+        message = "the request body could not be read: malformed " + ("multipart/form-data" if "multipart" in request.content_type else "body")
+        if wants_json(request.path):
+            return json_error(status, "bad_request", message)
+        return web.Response(status=status, text=message, content_type="text/plain")
     except web.HTTPException as e:
         if not wants_json(request.path) or e.status < 400:
             raise
