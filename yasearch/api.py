@@ -37,6 +37,8 @@ async def read_json(request: web.Request, limit: int) -> Any:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise ApiError(400, "bad_json", "the body is not valid JSON") from None
+    except RecursionError:
+        raise ApiError(400, "bad_json", "the JSON is nested too deeply") from None
 
 
 # -- handlers -----------------------------------------------------------------

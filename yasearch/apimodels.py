@@ -41,7 +41,7 @@ MAX_HOST_CHARS = 300
 
 # -- requests ------------------------------------------------------------------------------
 
-Url = Annotated[str, Meta(max_length=MAX_URL_CHARS)]
+Url = Annotated[str, Meta(max_length=MAX_URL_CHARS, extra_json_schema={"format": "uri", "pattern": "^https?://"})]
 Regex = Annotated[str, Meta(max_length=MAX_PATTERN_CHARS)]
 Regexes = Annotated[list[Regex], Meta(max_length=MAX_PATTERNS)] | Regex
 #: A whole number that JSON may spell 2 or 2.0 (both were always accepted).

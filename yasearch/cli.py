@@ -81,6 +81,9 @@ async def cmd_peer(args: argparse.Namespace) -> int:
         return 2
     try:
         peer = await start_peer(config)
+    except ConfigError as e:
+        print(f"yasearch peer: {e}", file=sys.stderr)
+        return 2
     except OSError as e:
         print(f"yasearch peer: {e.strerror or e}", file=sys.stderr)
         return 1

@@ -30,6 +30,12 @@ class Config:
     #: When set, admin routes accept any client presenting it as a Bearer token;
     #: when unset, admin routes answer loopback clients only.
     admin_token: str | None = None
+    #: Names (``name`` or ``name:port``) this peer answers to besides its addresses
+    #: and localhost; a request for any other name is refused (DNS rebinding).
+    public_names: list[str] = field(default_factory=list)
+    #: Addresses of reverse proxies whose ``X-Forwarded-Proto: https`` is believed
+    #: (the admin cookie is then ``Secure``).
+    trusted_proxies: list[str] = field(default_factory=lambda: ["127.0.0.1", "::1"])
 
     # crawler: the defaults are the crawler's own (CrawlerSettings), declared once there
     crawl_delay: float = CrawlerSettings.delay
@@ -82,6 +88,15 @@ class Config:
     def base_url(self) -> str:
         host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
         return f"http://{host}:{self.port}"
+
+    def exposure_error(self) -> str | None:
+        """Why this config must not start: other machines reach it and no admin_token is set."""
+        if self.admin_token or self.host in ("localhost", "::1") or self.host.startswith("127."):
+            return None
+        return (
+            f"host = {self.host!r} serves other machines: set admin_token too "
+            "(or listen on 127.0.0.1), so admin routes are not guarded by the client's address alone"
+        )
 
     @property
     def version(self) -> str:
@@ -141,4 +156,7 @@ class Config:
             raise ConfigError("replication must be 1-20")
         if cfg.search_budget <= 0 or cfg.republish_interval <= 0 or cfg.shard_max_age <= 0:
             raise ConfigError("search_budget, republish_interval and shard_max_age must be > 0")
+        exposed = cfg.exposure_error()
+        if exposed:
+            raise ConfigError(exposed)
         return cfg

@@ -1,7 +1,9 @@
-"""What every request goes through: error handling, the admin rule, security headers.
+"""What every request goes through: error handling, the Host allowlist, the admin rule, security headers.
 
 * :func:`error_middleware`: every failure becomes a clear message, JSON for API
   and peer clients, never a stack trace.
+* :func:`host_middleware`: refuses (421) a request whose ``Host`` is not one of
+  this peer's names, on every route: what a DNS-rebinding page sends.
 * :func:`admin_middleware`: routes declared with ``admin=True`` in the route table
   (:mod:`yasearch.httpkit`) are checked here, once, by :func:`yasearch.auth.refusal`;
   handlers do not repeat the check, so a new admin route cannot forget it. API
@@ -13,9 +15,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+from collections.abc import Iterable
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from yasearch.auth import refusal
 from yasearch.errors import ApiError, json_error
@@ -49,6 +54,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except web.HTTPRequestEntityTooLarge:
         limit = request.app[PEER_KEY].config.max_request_bytes
         return json_error(413, "too_large", f"the body is larger than the limit of {limit} bytes")
+    except HttpProcessingError as e:  # a malformed body part (multipart headers, say) read by the handler
+        status = e.code if 400 <= e.code < 500 else 400
+        message = "the request body could not be read: malformed " + ("multipart/form-data" if "multipart" in request.content_type else "body")
+        if wants_json(request.path):
+            return json_error(status, "bad_request", message)
+        return web.Response(status=status, text=message, content_type="text/plain")
     except web.HTTPException as e:
         if not wants_json(request.path) or e.status < 400:
             raise
@@ -59,6 +70,65 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if wants_json(request.path):
             return json_error(500, "internal_error", "internal error; the peer's log (run with -v) has the details")
         return web.Response(status=500, text="Internal error; the peer's log has the details.", content_type="text/plain")
+
+
+#: Names that always mean this machine (browsers never rebind them).
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
+
+
+def _split_host(host: str) -> tuple[str, str]:
+    """``Host`` header -> (lowercase name without a trailing dot, port or "")."""
+    host = host.strip().lower()
+    if host.startswith("["):  # [v6] or [v6]:port
+        end = host.find("]")
+        name, rest = host[1 : end if end > 0 else len(host)], host[end + 1 :] if end > 0 else ""
+        return name, rest[1:] if rest.startswith(":") else rest
+    name, _, port = host.partition(":")
+    return name.rstrip("."), port
+
+
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+def host_allowed(host: str | None, public_names: Iterable[str]) -> bool:
+    """Whether a ``Host`` header names this peer.
+
+    Loopback names and IP literals pass: a browser sends a literal address only
+    when the page itself was loaded from that address, so it cannot be a rebound
+    name (and other peers dial each other by address). Other names must be among
+    ``public_names`` (``name`` for any port, ``name:port`` for that port only). A
+    request without ``Host`` (HTTP/1.0 tools) comes from no browser and passes.
+    """
+    if host is None:
+        return True
+    name, port = _split_host(host)
+    if name in LOOPBACK_NAMES or _is_ip(name):
+        return True
+    for allowed in public_names:
+        a_name, a_port = _split_host(allowed)
+        if a_name == name and (not a_port or a_port == port):
+            return True
+    return False
+
+
+@web.middleware
+async def host_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse requests for a name that is not this peer's (DNS rebinding), on every route."""
+    config = request.app[PEER_KEY].config
+    names = [*config.public_names, *([config.host] if config.host else [])]
+    if not host_allowed(request.headers.get("Host"), names):
+        raise ApiError(
+            421,
+            "unknown_host",
+            f"this peer does not answer to the name {request.headers.get('Host', '')[:100]!r}; "
+            "use its address, localhost, or a name listed in its public_names setting",
+        )
+    return await handler(request)
 
 
 @web.middleware
@@ -81,6 +151,6 @@ async def security_headers(request: web.Request, response: web.StreamResponse) -
 
 
 def setup(app: web.Application) -> None:
-    """Install all three; the error middleware outermost, so a refusal is JSON too."""
-    app.middlewares.extend([error_middleware, admin_middleware])
+    """Install them all; the error middleware outermost, so a refusal is JSON too."""
+    app.middlewares.extend([error_middleware, host_middleware, admin_middleware])
     app.on_response_prepare.append(security_headers)

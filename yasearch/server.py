@@ -19,7 +19,7 @@ from aiohttp import web
 
 from yasearch import webui
 from yasearch.app import build_app
-from yasearch.config import Config
+from yasearch.config import Config, ConfigError
 from yasearch.peer import Peer
 
 
@@ -40,7 +40,11 @@ class PeerServer:
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> Peer:
-        """Bind the site, then start the peer on the bound port; returns the peer."""
+        """Bind the site, then start the peer on the bound port; returns the peer.
+        A config that exposes admin routes without a token raises ConfigError."""
+        exposed = self.config.exposure_error()
+        if exposed:
+            raise ConfigError(exposed)
         host, port = self.config.host, self.config.port
         self._runner = web.AppRunner(self.app, access_log=None)
         await self._runner.setup()

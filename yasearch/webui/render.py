@@ -13,7 +13,7 @@ from typing import Any, Protocol
 import jinja2
 from aiohttp import web
 
-from yasearch.auth import ADMIN_COOKIE, same_origin
+from yasearch.auth import ADMIN_COOKIE, SESSION_SECONDS, over_https, same_origin, session_cookie
 from yasearch.httpkit import PEER_KEY, Handler, Refuse, route
 from yasearch.webui.filters import display_url, format_number, relative_time, safe_href, safe_snippet, short_id, utc_time
 
@@ -97,11 +97,14 @@ def refusal_page(forbidden: Forbidden) -> Refuse:
 
 
 async def token_login(request: web.Request, done: str, forbidden: Forbidden) -> web.Response:
-    """Trade the admin token for a cookie, so the console's fetch() calls carry it; then to ``done``.
+    """Trade the admin token for a session cookie, so the console's fetch() calls carry it; then to ``done``.
 
-    SameSite=Strict keeps other sites from riding on it; HttpOnly keeps scripts off it.
+    The cookie is an HMAC session value, not the token (yasearch.auth.session_cookie).
+    SameSite=Strict keeps other sites from riding on it; HttpOnly keeps scripts off it;
+    Secure when the login came over HTTPS (directly or through a trusted proxy).
     """
-    token = request.app[PEER].config.admin_token
+    config = request.app[PEER].config
+    token = config.admin_token
     cross_site = not same_origin(request)
     if not token or cross_site:
         return forbidden(request, cross_site=cross_site)
@@ -110,5 +113,6 @@ async def token_login(request: web.Request, done: str, forbidden: Forbidden) -> 
     if not presented or not hmac.compare_digest(presented.encode(), token.encode()):
         return forbidden(request, wrong_token=True)
     resp = web.HTTPSeeOther(done)
-    resp.set_cookie(ADMIN_COOKIE, token, httponly=True, samesite="Strict", secure=request.secure, path="/")
+    resp.set_cookie(ADMIN_COOKIE, session_cookie(token), httponly=True, samesite="Strict",
+                    secure=over_https(request, config.trusted_proxies), path="/", max_age=SESSION_SECONDS)
     raise resp
