@@ -173,12 +173,23 @@ def test_find_neighbors_finds_contacts_upstream_misses_entirely() -> None:
 # ---------------------------------------------------------------------------
 
 
+async def lookups(askers: list[DhtNode], keys: list[bytes], at_once: int = 10) -> list[Any]:
+    """The 3 closest peers of each key, asked by its asker, a few lookups at a time: on a
+    loaded machine dozens of concurrent lookups over one loopback can time out RPCs, which
+    (rightly) makes a node look dead for a while, and these tests are about routing."""
+    results: list[Any] = []
+    for i in range(0, len(keys), at_once):
+        batch = zip(askers[i : i + at_once], keys[i : i + at_once])
+        results += await asyncio.gather(*(a.closest_peers(k, 3) for a, k in batch))
+    return results
+
+
 async def test_cluster_lookups_match_brute_force(cluster: Cluster) -> None:
     nodes = await cluster.grow(20)
     ids = [n.node_id for n in nodes]
     keys = [rand_id(cluster.rng) for _ in range(45)] + ids[:5]  # include keys equal to node IDs
     askers = [cluster.rng.choice(nodes) for _ in keys]
-    results = await asyncio.gather(*(a.closest_peers(k, 3) for a, k in zip(askers, keys)))
+    results = await lookups(askers, keys)
     for key, asker, got in zip(keys, askers, results):
         assert [n.id for n in got] == xor_closest(ids, key, 3), f"lookup from {asker.node_id.hex()[:6]}"
     # the asker appears as itself when it is among the closest
@@ -193,7 +204,7 @@ async def test_cluster_with_small_buckets_needs_and_survives_multi_hop(cluster: 
     ids = [n.node_id for n in nodes]
     keys = [rand_id(cluster.rng) for _ in range(30)]
     askers = [cluster.rng.choice(nodes) for _ in keys]
-    results = await asyncio.gather(*(a.closest_peers(k, 3) for a, k in zip(askers, keys)))
+    results = await lookups(askers, keys)
     for key, got in zip(keys, results):
         assert [n.id for n in got] == xor_closest(ids, key, 3)
 
