@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 
+from yasearch.crawler.outbound import OutboundPolicy
 from yasearch.crawler.types import CrawlSpec
 from yasearch.crawler.urls import canonicalize
 from yasearch.analysis import doc_id
@@ -70,7 +71,7 @@ class Peer:
         # the network parts get what they use, never the Peer; the DHT and the HTTP
         # session they need exist once start() has run (see there)
         self.local = LocalPeer(self.shard, self.verify_documents)
-        self.transport = Transport()
+        self.transport = Transport(policy=OutboundPolicy(allow_private=config.allow_private_networks))
         self.p2p = P2PClient(self.identity.node_id, self.transport, self.local)
         self.resolver = Resolver(
             None, self.contact, replication=config.replication,
