@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -67,6 +68,13 @@ class Config:
     shard_max_age: float = 3 * 24 * 3600.0
     #: Postings one origin peer may place in this peer's shard store.
     shard_quota_per_origin: int = 2_000_000
+    #: Postings this peer's shard store holds in all: new ones are refused beyond it.
+    shard_max_postings: int = 20_000_000
+    #: Postings the origins sending from one IP address may hold here together
+    #: (fresh origin ids from one address share it).
+    shard_quota_per_source: int = 4_000_000
+    #: Source networks not counted per address (many peers on one machine).
+    shard_quota_exempt: list[str] = field(default_factory=lambda: ["127.0.0.0/8", "::1/128"])
     #: A peer missing from the DHT for this long (seconds) counts as gone: its terms
     #: are handed off. Shorter flaps of a busy peer are not membership changes.
     membership_grace: float = 60.0
@@ -140,4 +148,9 @@ class Config:
             raise ConfigError("replication must be 1-20")
         if cfg.search_budget <= 0 or cfg.republish_interval <= 0 or cfg.shard_max_age <= 0:
             raise ConfigError("search_budget, republish_interval and shard_max_age must be > 0")
+        try:
+            for net in cfg.shard_quota_exempt:
+                ipaddress.ip_network(net, strict=False)
+        except ValueError as e:
+            raise ConfigError(f"shard_quota_exempt: {e}") from None
         return cfg

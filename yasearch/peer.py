@@ -39,6 +39,7 @@ from yasearch.query import parse_query
 from yasearch.records import DocRecord, SearchResponse
 from yasearch.search import search_local
 from yasearch.shard import ShardStore
+from yasearch.shard.quotas import Caps
 from yasearch.shard.service import LocalPeer
 from yasearch.status import Status
 from yasearch.suggest import Suggester
@@ -66,6 +67,7 @@ class Peer:
             self.data_dir / "shard.db",
             quota_per_origin=config.shard_quota_per_origin,
             max_age=config.shard_max_age,
+            caps=Caps(config.shard_max_postings, config.shard_quota_per_source, tuple(config.shard_quota_exempt)),
         )
         self.dht: DhtNode | None = None
         # the network parts get what they use, never the Peer; the DHT and the HTTP
