@@ -80,6 +80,10 @@ class Config:
     membership_grace: float = 60.0
     #: Total time budget of a global search (seconds); partial results after it.
     search_budget: float = 2.0
+    #: Checks of remote results: "origin" (the origin checks phrases and gives
+    #: snippets), "off" (nobody is asked), "fetch" (also re-fetch the top results
+    #: through the crawler and drop pages gone or without the query terms).
+    verify: str = "origin"
 
     # HTTP limits
     max_request_bytes: int = 1024 * 1024
@@ -148,6 +152,8 @@ class Config:
             raise ConfigError("replication must be 1-20")
         if cfg.search_budget <= 0 or cfg.republish_interval <= 0 or cfg.shard_max_age <= 0:
             raise ConfigError("search_budget, republish_interval and shard_max_age must be > 0")
+        if cfg.verify not in ("off", "origin", "fetch"):
+            raise ConfigError(f"verify must be off, origin or fetch, not {cfg.verify!r}")
         try:
             for net in cfg.shard_quota_exempt:
                 ipaddress.ip_network(net, strict=False)

@@ -37,6 +37,7 @@ from yasearch.p2pclient import P2PClient
 from yasearch.publisher import Publisher
 from yasearch.query import parse_query
 from yasearch.records import DocRecord, SearchResponse
+from yasearch.resultcheck import ResultChecker, checker_settings
 from yasearch.search import search_local
 from yasearch.shard import ShardStore
 from yasearch.shard.quotas import Caps
@@ -83,6 +84,8 @@ class Peer:
         self.global_search = GlobalSearch(
             self.peer_id, self.resolver, self.p2p, self.index,
             url_of=self.http_url_of, network_totals=self.network_totals, budget=config.search_budget,
+            verify=config.verify,
+            checker=ResultChecker(checker_settings(config)) if config.verify == "fetch" else None,
         )
         self.handoff = Handoff(
             self.identity.node_id, self.shard, self.p2p, self.http_url_of, replication=config.replication
@@ -173,6 +176,8 @@ class Peer:
         for hook in self.on_stop:
             await hook()
         await self.transport.close()
+        if self.global_search.checker is not None:
+            await self.global_search.checker.close()
         await self.shard.close()
         await self.index.close()
 
