@@ -148,3 +148,12 @@ async def assert_json_error(resp: aiohttp.ClientResponse, status: int, code: str
     if code is not None:
         assert body["error"]["code"] == code, body
     return body["error"]
+
+
+async def eventually(check: Any, timeout: float = 60.0) -> None:
+    """Poll real state until ``await check()`` holds (background work, retries)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await check():
+        assert loop.time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.1)

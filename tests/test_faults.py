@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from peerutil import ROOT, peer_config
+from peerutil import ROOT, eventually, peer_config
 from yasearch.index import IndexDegradedError, IndexDirectoryError, LocalIndex
 from yasearch.records import Document
 from yasearch.server import PeerServer
@@ -63,14 +63,6 @@ def page(i: int) -> Document:
     words = " ".join(f"word{i}x{j}" for j in range(3000))
     return Document(doc_id=hashlib.sha1(f"p{i}".encode()).hexdigest(), url=f"http://example.org/{i}",
                     host="example.org", title=f"Page {i} zebra", body=f"zebra {words}")
-
-
-async def eventually(check, timeout: float = 60.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not await check():
-        assert loop.time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.1)
 
 
 async def test_a_full_disk_degrades_the_peer_which_recovers_when_space_returns(small_fs: Path, tmp_path: Path, http) -> None:
