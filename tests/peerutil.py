@@ -171,3 +171,12 @@ def bad_search_params(q: str, limit: str, offset: str, scope: str,
         ({q: "a", scope: "universe"}, "bad_parameter"),
         ({q: "the and of"}, "bad_query"),
     ]
+
+
+async def eventually(check: Any, timeout: float = 60.0) -> None:
+    """Poll real state until ``await check()`` holds (background work, retries)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await check():
+        assert loop.time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.1)

@@ -218,6 +218,8 @@ class Status(Struct):
     peers_known: Count
     crawl: dict[str, Any]
     publish: PublishFigures
+    state: Annotated[str, Meta(description='"ok", or "degraded" while a part cannot write (see faults)')] = "ok"
+    faults: Annotated[dict[str, Any], Meta(description="part -> {error, since} of each degraded part")] = {}
     url: str = ""
     uptime_s: float = 0.0
     dht: dict[str, Any] = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -74,11 +75,22 @@ class Config:
     shard_max_age: float = 3 * 24 * 3600.0
     #: Postings one origin peer may place in this peer's shard store.
     shard_quota_per_origin: int = 2_000_000
+    #: Postings this peer's shard store holds in all: new ones are refused beyond it.
+    shard_max_postings: int = 20_000_000
+    #: Postings the origins sending from one IP address may hold here together
+    #: (fresh origin ids from one address share it).
+    shard_quota_per_source: int = 4_000_000
+    #: Source networks not counted per address (many peers on one machine).
+    shard_quota_exempt: list[str] = field(default_factory=lambda: ["127.0.0.0/8", "::1/128"])
     #: A peer missing from the DHT for this long (seconds) counts as gone: its terms
     #: are handed off. Shorter flaps of a busy peer are not membership changes.
     membership_grace: float = 60.0
     #: Total time budget of a global search (seconds); partial results after it.
     search_budget: float = 2.0
+    #: Checks of remote results: "origin" (the origin checks phrases and gives
+    #: snippets), "off" (nobody is asked), "fetch" (also re-fetch the top results
+    #: through the crawler and drop pages gone or without the query terms).
+    verify: str = "origin"
 
     # HTTP limits
     max_request_bytes: int = 1024 * 1024
@@ -159,4 +171,11 @@ class Config:
         exposed = cfg.exposure_error()
         if exposed:
             raise ConfigError(exposed)
+        if cfg.verify not in ("off", "origin", "fetch"):
+            raise ConfigError(f"verify must be off, origin or fetch, not {cfg.verify!r}")
+        try:
+            for net in cfg.shard_quota_exempt:
+                ipaddress.ip_network(net, strict=False)
+        except ValueError as e:
+            raise ConfigError(f"shard_quota_exempt: {e}") from None
         return cfg

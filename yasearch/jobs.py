@@ -27,7 +27,7 @@ from yasearch.crawler.types import CrawlerSettings, CrawlProgress, CrawlSpec, Pa
 from yasearch.crawler.urls import host_of
 from yasearch.analysis import doc_id
 from yasearch.config import Config
-from yasearch.index import LocalIndex
+from yasearch.index import IndexDegradedError, LocalIndex
 from yasearch.records import Document
 
 log = logging.getLogger(__name__)
@@ -105,7 +105,7 @@ class JobManager:
                 await job.task
             except (asyncio.CancelledError, Exception):  # noqa: BLE001 - shutting down anyway
                 pass
-        await self.index.flush()
+        await self._flush()
         for job in self.jobs.values():
             await self.store.set_job_state(job.id, job.state, _counters(job.progress))
         if self._session:
@@ -113,6 +113,18 @@ class JobManager:
         if self._pool:
             self._pool.shutdown(wait=False, cancel_futures=True)
         await self.store.close()
+
+    async def _flush(self) -> None:
+        """Commit the index; while it is degraded (a full disk), wait for it to
+        recover, unless the peer is stopping."""
+        while True:
+            try:
+                return await self.index.flush()
+            except IndexDegradedError:
+                if self._stopping:
+                    log.warning("stopping with the index degraded: the last pages are not committed")
+                    return
+                await asyncio.sleep(1.0)
 
     def _settings(self) -> CrawlerSettings:
         c = self.config
@@ -229,7 +241,7 @@ class JobManager:
             log.exception("crawl job %s failed", job.id)
             job.progress.fail("", "internal_error")
         # Make the last pages durable before the job reports done.
-        await self.index.flush()
+        await self._flush()
         if job.state == "running" and not self._stopping:
             job.state = "done"
         # Interrupted by stop(): the job stays 'running'/'paused' on disk and resumes at start.

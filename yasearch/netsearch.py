@@ -38,6 +38,7 @@ from yasearch.p2pclient import P2PClient
 from yasearch.query import ParsedQuery, language_matches
 from yasearch.ranking import CollectionStats, bm25_scores, rank
 from yasearch.records import DocRecord, Posting, SearchHit, SearchResponse
+from yasearch.resultcheck import ResultChecker
 from yasearch.search import FACET_CANDIDATES, build_query, count_facets
 from yasearch.snippets import make_snippet
 from yasearch.wire import MAX_VERIFY_DOCS, LookupReply, LookupRequest, VerifyRequest, present
@@ -63,7 +64,10 @@ class GlobalSearch:
     """Queries the network as ``node_id`` (hex): ``resolver`` finds a term's replicas,
     ``client`` asks them, ``index`` adds this peer's own pages, ``url_of`` finds an
     origin's HTTP URL by node ID (hex), ``network_totals`` gives (documents, total
-    length) over the network for BM25."""
+    length) over the network for BM25. ``verify`` (config ``verify``): "origin"
+    asks the origins for phrases and snippets, "off" asks nobody (records only),
+    "fetch" also has ``checker`` re-fetch the top remote results
+    (:mod:`yasearch.resultcheck`) and drops those that fail."""
 
     def __init__(
         self,
@@ -77,6 +81,8 @@ class GlobalSearch:
         hedge_after: float = 0.3,
         budget: float = 2.0,
         top_m: int = TOP_M,
+        verify: str = "origin",
+        checker: ResultChecker | None = None,
     ) -> None:
         self.node_id = node_id
         self.resolver = resolver
@@ -87,6 +93,8 @@ class GlobalSearch:
         self.hedge_after = hedge_after
         self.budget = budget
         self.top_m = top_m
+        self.verify = verify
+        self.checker = checker
 
     # -- talking to replicas ----------------------------------------------------
 
@@ -137,6 +145,10 @@ class GlobalSearch:
         hits, total, facets = await self._rank(parsed, result, limit, offset)
         remaining = self.budget - (time.perf_counter() - started)
         await self.remote_snippets(hits, list(parsed.terms), min(remaining, 0.5))
+        if self.checker is not None and self.verify == "fetch" and parsed.terms:
+            kept = await self.checker.keep(hits, list(parsed.terms), local=("local", self.node_id))
+            total -= len(hits) - len(kept)
+            hits = kept
         return SearchResponse(
             query=parsed.raw,
             total=total,
@@ -215,7 +227,7 @@ class GlobalSearch:
         ok: dict[str, str] = {}
 
         async def ask(origin: str, docs: list[str]) -> None:
-            url = self.url_of(origin)
+            url = self.url_of(origin) if self.verify != "off" else None
             answered = False
             if url is not None:
                 contact = Contact(bytes.fromhex(origin), url)
@@ -410,7 +422,7 @@ class GlobalSearch:
     async def remote_snippets(self, hits: list[SearchHit], terms: list[str], timeout: float) -> None:
         """Real snippets for remote results, from their origins, within ``timeout``."""
         want: dict[str, list[SearchHit]] = {}
-        for h in hits:
+        for h in hits if self.verify != "off" else []:
             if h.origin != "local" and h.origin != self.node_id:
                 want.setdefault(h.origin, []).append(h)
         if not want or timeout <= 0:

@@ -28,6 +28,7 @@ import aiohttp
 from kademlia.node import Node
 
 from yasearch.analysis import term_key
+from yasearch.crawler.outbound import OutboundPolicy, guarded_session, is_blocked
 
 if TYPE_CHECKING:
     from yasearch.dht import DhtNode
@@ -63,12 +64,23 @@ class Transport:
     """HTTP POSTs of p2p messages (encoded bytes in, reply bytes out), counted.
 
     The session is opened by :meth:`open` when the peer starts, so a transport can
-    be handed to the parts that use it before then.
+    be handed to the parts that use it before then. A peer URL is whatever another
+    peer advertised, so with a ``policy`` every dial passes the crawler's outbound
+    policy: IP literals are checked before the request, names by the session's
+    resolver after DNS resolution (``http://0x7f000001:P`` resolves to loopback).
     """
 
-    def __init__(self, session: aiohttp.ClientSession | None = None, *, timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession | None = None,
+        *,
+        timeout: float = 5.0,
+        policy: OutboundPolicy | None = None,
+    ) -> None:
         self.session = session
         self.timeout = timeout
+        self.policy = policy
+        self.blocked = 0  # dials refused by the outbound policy
         self.requests = 0
         self.failures = 0
         self.bytes_sent = 0
@@ -76,7 +88,7 @@ class Transport:
 
     async def open(self) -> None:
         if self.session is None:
-            self.session = aiohttp.ClientSession()
+            self.session = guarded_session(self.policy) if self.policy is not None else aiohttp.ClientSession()
 
     async def close(self) -> None:
         if self.session is not None:
@@ -91,6 +103,9 @@ class Transport:
         if len(data) > COMPRESS_ABOVE:
             data = gzip.compress(data, compresslevel=5)
             headers["Content-Encoding"] = "gzip"
+        if self.policy is not None and not self.policy.url_allowed(contact.url):
+            self.blocked += 1
+            raise PeerCallError(contact, "blocked: the outbound policy refuses this address")
         self.requests += 1
         self.bytes_sent += len(data)
         t = aiohttp.ClientTimeout(total=timeout or self.timeout)
@@ -104,6 +119,9 @@ class Transport:
                 return raw
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as e:
             self.failures += 1
+            if is_blocked(e):
+                self.blocked += 1
+                raise PeerCallError(contact, "blocked: the outbound policy refuses this address") from None
             raise PeerCallError(contact, type(e).__name__ + (f": {e}" if str(e) else "")) from None
 
     def figures(self) -> dict[str, int]:
@@ -112,6 +130,7 @@ class Transport:
             "failures": self.failures,
             "bytes_sent": self.bytes_sent,
             "bytes_received": self.bytes_received,
+            "blocked": self.blocked,
         }
 
 

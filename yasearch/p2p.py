@@ -92,10 +92,10 @@ async def postings(request: web.Request) -> web.Response:
     """Store postings a peer publishes; answer with the doc ids we lack records for.
 
     ``docs`` may ride along (records of documents the sender knows we lack);
-    otherwise the reply's ``missing_docs`` asks for them. 429 when the origin's
-    quota refused every posting.
+    otherwise the reply's ``missing_docs`` asks for them. 429 when the quotas (the
+    origin's, the sender address's, the store's cap) refused every posting.
     """
-    reply = await _local(request).postings(await read_message(request, PostingsRequest))
+    reply = await _local(request).postings(await read_message(request, PostingsRequest), request.remote)
     return json_reply(request, reply, 429 if reply.refused_quota and not reply.accepted else 200)
 
 

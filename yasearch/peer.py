@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 
+from yasearch.crawler.outbound import OutboundPolicy
 from yasearch.crawler.types import CrawlSpec
 from yasearch.crawler.urls import canonicalize
 from yasearch.analysis import doc_id
@@ -36,8 +37,10 @@ from yasearch.p2pclient import P2PClient
 from yasearch.publisher import Publisher
 from yasearch.query import parse_query
 from yasearch.records import DocRecord, SearchResponse
+from yasearch.resultcheck import ResultChecker, checker_settings
 from yasearch.search import search_local
 from yasearch.shard import ShardStore
+from yasearch.shard.quotas import Caps
 from yasearch.shard.service import LocalPeer
 from yasearch.status import Status
 from yasearch.suggest import Suggester
@@ -65,12 +68,13 @@ class Peer:
             self.data_dir / "shard.db",
             quota_per_origin=config.shard_quota_per_origin,
             max_age=config.shard_max_age,
+            caps=Caps(config.shard_max_postings, config.shard_quota_per_source, tuple(config.shard_quota_exempt)),
         )
         self.dht: DhtNode | None = None
         # the network parts get what they use, never the Peer; the DHT and the HTTP
         # session they need exist once start() has run (see there)
         self.local = LocalPeer(self.shard, self.verify_documents)
-        self.transport = Transport()
+        self.transport = Transport(policy=OutboundPolicy(allow_private=config.allow_private_networks))
         self.p2p = P2PClient(self.identity.node_id, self.transport, self.local)
         self.resolver = Resolver(
             None, self.contact, replication=config.replication,
@@ -80,6 +84,8 @@ class Peer:
         self.global_search = GlobalSearch(
             self.peer_id, self.resolver, self.p2p, self.index,
             url_of=self.http_url_of, network_totals=self.network_totals, budget=config.search_budget,
+            verify=config.verify,
+            checker=ResultChecker(checker_settings(config)) if config.verify == "fetch" else None,
         )
         self.handoff = Handoff(
             self.identity.node_id, self.shard, self.p2p, self.http_url_of, replication=config.replication
@@ -170,6 +176,8 @@ class Peer:
         for hook in self.on_stop:
             await hook()
         await self.transport.close()
+        if self.global_search.checker is not None:
+            await self.global_search.checker.close()
         await self.shard.close()
         await self.index.close()
 

@@ -123,6 +123,14 @@ class Status:
             "total_length": self.total_length,
         }
 
+    def health(self) -> dict[str, Any]:
+        """``state`` "ok", or "degraded" with the ``faults`` of the parts that cannot
+        write now (the index after a full disk: it recovers by itself)."""
+        faults: dict[str, Any] = {}
+        if self.index.fault is not None:
+            faults["index"] = {"error": self.index.fault, "since": self.index.fault_since}
+        return {"state": "degraded" if faults else "ok", "faults": faults}
+
     async def status(self) -> dict[str, Any]:
         publish = await self.publisher.figures()
         shard = await self.shard.totals()
@@ -131,6 +139,7 @@ class Status:
             "peer_id": self.peer_id,
             "name": self.name,
             "version": __version__,
+            **self.health(),
             "url": self.url,
             "uptime_s": round(time.time() - self.started_at, 1),
             "documents": self.index.doc_count(),
@@ -145,7 +154,10 @@ class Status:
                 "handoff": {"sent": self.handoff.sent, "failed": self.handoff.failed},
                 "p2p": self.transport.figures() if self.transport else {},
             },
-            "index": {"path": str(Path(self.config.data_dir) / "index"), "documents": self.index.doc_count()},
+            "index": {
+                "path": str(Path(self.config.data_dir) / "index"), "documents": self.index.doc_count(),
+                "faults": self.index.faults, "recoveries": self.index.recoveries,
+            },
         }
 
     async def peers(self) -> list[dict[str, Any]]:

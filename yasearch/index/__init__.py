@@ -11,7 +11,7 @@ One job per module, imports only downward (each from the ones above it):
 * :mod:`.local` - the :class:`LocalIndex` facade the rest of yasearch uses.
 """
 
-from yasearch.index.local import IndexClosedError, LocalIndex
+from yasearch.index.local import IndexClosedError, IndexDegradedError, IndexDirectoryError, LocalIndex
 from yasearch.index.reader import ReadView
 from yasearch.index.schema import (
     MAX_STORED_BODY_CHARS,
@@ -23,6 +23,8 @@ from yasearch.index.schema import (
 
 __all__ = [
     "IndexClosedError",
+    "IndexDegradedError",
+    "IndexDirectoryError",
     "LocalIndex",
     "MAX_STORED_BODY_CHARS",
     "PHRASE_FIELDS",

@@ -10,11 +10,21 @@ Why it is shaped like this:
   queue is full, which is the crawler's backpressure); the writer task commits
   every ``commit_interval`` seconds or ``commit_batch`` documents, then tells
   the ``on_commit`` callbacks which documents became durable.
+* A full disk does not kill the writer: the index turns *degraded*
+  (:attr:`LocalIndex.fault`, shown by the status), keeps the documents the
+  failed commit held, removes the failed commit's files, and retries with a
+  growing delay; when a retry commits, it is healthy again. Meanwhile the crawler
+  waits on the full queue, and calls that need a commit (delete, flush) fail at
+  once with :class:`IndexDegradedError` instead of hanging.
+* An index directory with segment files but no TOC is refused
+  (:class:`IndexDirectoryError`): Whoosh would open it as a new empty index and
+  delete the segments at the first commit.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import threading
 import time
@@ -28,15 +38,35 @@ from whoosh.query import Term
 
 from yasearch.index.reader import ReadView
 from yasearch.index.schema import make_schema
-from yasearch.index.writer import WriteOp, WriteOutcome, WriterState, sync_new_files
+from yasearch.index.writer import (
+    WriteOp,
+    WriteOutcome,
+    WriterFault,
+    WriterState,
+    probe_writable,
+    segments_without_toc,
+    sync_new_files,
+)
 from yasearch.ranking import CollectionStats
 from yasearch.records import DocRecord, Document, Posting
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+#: Seconds between retries of a degraded writer: doubling from the first to the last.
+RETRY_DELAYS = (0.5, 30.0)
 
 
 class IndexClosedError(RuntimeError):
     """The index is not open (never opened, or already closed)."""
+
+
+class IndexDegradedError(RuntimeError):
+    """The index cannot commit now (the disk is full, say); it retries by itself."""
+
+
+class IndexDirectoryError(OSError):
+    """The index directory is in a state this peer refuses to open (one line to show)."""
 
 
 class LocalIndex:
@@ -80,6 +110,12 @@ class LocalIndex:
         self._length_cache: dict[tuple[str, int], int] = {}
         self._synced: set[str] = set()
         self._error: BaseException | None = None
+        #: Why the writer cannot commit now ("OSError: [Errno 28] ..."), None when healthy.
+        self.fault: str | None = None
+        self.fault_since: float | None = None
+        #: Faults seen and recoveries made since open (status figures).
+        self.faults = 0
+        self.recoveries = 0
 
     # ---- lifecycle
 
@@ -90,7 +126,12 @@ class LocalIndex:
         self._write_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="index-writer")
         self._read_pool = ThreadPoolExecutor(max_workers=self.reader_threads, thread_name_prefix="index-reader")
         loop = asyncio.get_running_loop()
-        self._ix = await loop.run_in_executor(self._write_pool, self._open_sync)
+        try:
+            self._ix = await loop.run_in_executor(self._write_pool, self._open_sync)
+        except BaseException:
+            self._write_pool.shutdown(wait=False)
+            self._read_pool.shutdown(wait=False)
+            raise
         self._state = WriterState(self._ix, self.limitmb, self.commit_batch, self._after_commit_sync)
         self._queue = asyncio.Queue(maxsize=self.queue_size)
         self._error = None
@@ -98,6 +139,13 @@ class LocalIndex:
 
     def _open_sync(self) -> Any:
         self.directory.mkdir(parents=True, exist_ok=True)
+        orphans = segments_without_toc(self.directory)
+        if orphans:
+            raise IndexDirectoryError(
+                f"index {self.directory} has {len(orphans)} segment file(s) but no table of contents "
+                "(_MAIN_<n>.toc): refusing to start, which would delete them; restore the .toc file "
+                "or move the directory away to start with an empty index"
+            )
         if whoosh_index.exists_in(str(self.directory)):
             ix = whoosh_index.open_dir(str(self.directory))
         else:
@@ -110,7 +158,9 @@ class LocalIndex:
         """Commit what is pending, stop the writer, release files and threads."""
         if self._ix is None:
             return
-        if self._writer_task is not None and not self._writer_task.done() and self._error is None:
+        if self.fault is not None:
+            log.warning("index %s closed while degraded (%s): uncommitted documents are lost", self.directory, self.fault)
+        elif self._writer_task is not None and not self._writer_task.done() and self._error is None:
             await self._submit(WriteOp("stop"))
         if self._writer_task is not None:
             self._writer_task.cancel()
@@ -152,6 +202,8 @@ class LocalIndex:
 
     async def _submit(self, op: WriteOp) -> Any:
         queue = self._check_open()
+        if self.fault is not None:
+            raise IndexDegradedError(f"the index cannot commit now ({self.fault}); it retries by itself")
         op.future = asyncio.get_running_loop().create_future()
         await queue.put(op)
         return await op.future
@@ -178,37 +230,48 @@ class LocalIndex:
         await self._submit(WriteOp("flush"))
 
     async def _writer_loop(self) -> None:
-        """Drain the queue into the writer thread; commit on size or time."""
+        """Drain the queue into the writer thread; commit on size or time; retry after a fault."""
         assert self._queue is not None and self._state is not None
         queue, state = self._queue, self._state
-        loop = asyncio.get_running_loop()
         getter: asyncio.Task[WriteOp] | None = None
         dirty_since: float | None = None
+        backlog: list[WriteOp] = []  # ops to apply again after a fault, oldest first
+        delay = RETRY_DELAYS[0]
         try:
             while True:
-                if getter is None:
-                    getter = asyncio.ensure_future(queue.get())
-                timeout = None
-                if dirty_since is not None:
-                    timeout = max(0.0, dirty_since + self.commit_interval - time.monotonic())
-                done, _ = await asyncio.wait({getter}, timeout=timeout)
-                ops: list[WriteOp] = []
-                if done:
-                    ops.append(getter.result())
-                    getter = None
-                    while len(ops) < 256 and not queue.empty():
-                        ops.append(queue.get_nowait())
+                if self.fault is not None:
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, RETRY_DELAYS[1])
+                    ops, backlog = backlog + [WriteOp("flush")], []
                 else:
-                    ops.append(WriteOp("flush"))  # interval elapsed: time-based commit
+                    if getter is None:
+                        getter = asyncio.ensure_future(queue.get())
+                    timeout = None
+                    if dirty_since is not None:
+                        timeout = max(0.0, dirty_since + self.commit_interval - time.monotonic())
+                    done, _ = await asyncio.wait({getter}, timeout=timeout)
+                    ops = []
+                    if done:
+                        ops.append(getter.result())
+                        getter = None
+                        while len(ops) < 256 and not queue.empty():
+                            ops.append(queue.get_nowait())
+                    else:
+                        ops.append(WriteOp("flush"))  # interval elapsed: time-based commit
                 try:
-                    outcome = await loop.run_in_executor(self._write_pool, state.apply, ops)
-                except Exception as e:
-                    self._error = e
-                    for op in ops:
-                        if op.future is not None and not op.future.done():
-                            op.future.set_exception(e)
-                    raise
+                    outcome = await self._apply(ops, probe=self.fault is not None)
+                except WriterFault as f:
+                    backlog = self._faulted(f)
+                    dirty_since = None
+                    if any(op.kind == "stop" for op in f.unsettled):
+                        return
+                    continue
                 self._deliver(outcome)
+                if self.fault is not None:
+                    log.warning("index %s recovered: committing again", self.directory)
+                    self.fault = self.fault_since = None
+                    self.recoveries += 1
+                    delay = RETRY_DELAYS[0]
                 if state.writer is not None and state.dirty:
                     if dirty_since is None:
                         dirty_since = time.monotonic()
@@ -219,6 +282,49 @@ class LocalIndex:
         finally:
             if getter is not None:
                 getter.cancel()
+
+    async def _apply(self, ops: list[WriteOp], *, probe: bool) -> WriteOutcome:
+        """``ops`` in the writer thread (after a write probe while degraded); any
+        error but an I/O fault stops the writer for good, as before."""
+        assert self._state is not None
+        state = self._state
+
+        def run() -> WriteOutcome:
+            if probe:
+                try:
+                    probe_writable(self.directory)
+                except OSError as e:
+                    raise WriterFault(e, WriteOutcome(), ops) from e
+            return state.apply(ops)
+
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._write_pool, run)
+        except WriterFault:
+            raise
+        except Exception as e:
+            self._error = e
+            self.fault = f"index writer failed: {type(e).__name__}: {e}"
+            for op in ops:
+                if op.future is not None and not op.future.done():
+                    op.future.set_exception(e)
+            raise
+
+    def _faulted(self, f: WriterFault) -> list[WriteOp]:
+        """On the loop, after an I/O fault: deliver what got done, fail the calls
+        that wait for a commit, and return the ops to apply again."""
+        self._deliver(f.outcome)
+        if self.fault is None:
+            log.warning("index %s degraded: %s; retrying until it commits", self.directory, f.error)
+            self.faults += 1
+            self.fault_since = time.time()
+        self.fault = f"{type(f.error).__name__}: {f.error}"
+        retry: list[WriteOp] = []
+        for op in f.unsettled:
+            if op.future is not None and not op.future.done():
+                op.future.set_exception(IndexDegradedError(f"the index cannot commit now ({self.fault})"))
+            elif op.kind in ("add", "delete"):
+                retry.append(op)
+        return retry
 
     def _deliver(self, outcome: WriteOutcome) -> None:
         """On the loop: tell callbacks what got committed, then wake waiters."""

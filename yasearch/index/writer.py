@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from whoosh.index import LockError
+from whoosh.index import TOC, LockError
 from whoosh.writing import IndexWriter
 
 from yasearch.index.codec import FastPool, fast_codec
@@ -70,6 +71,19 @@ class WriteOutcome:
     results: list[tuple[WriteOp, Any]] = field(default_factory=list)
 
 
+class WriterFault(Exception):
+    """An I/O error (a full disk, say) in the writer thread. Nothing is lost but
+    what Whoosh held: ``outcome`` is what got done before it, and ``unsettled``
+    are the ops to apply again (those in the writer that was thrown away, then
+    the rest of the batch), oldest first."""
+
+    def __init__(self, error: OSError, outcome: WriteOutcome, unsettled: list[WriteOp]) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.outcome = outcome
+        self.unsettled = unsettled
+
+
 class WriterState:
     """Whoosh writer state; touched only by the single writer thread."""
 
@@ -81,6 +95,7 @@ class WriterState:
         self.writer: IndexWriter | None = None
         self.added: dict[str, None] = {}  # doc ids updated in the open writer
         self.dirty = False  # the open writer has changes (adds or deletes)
+        self.pending: list[WriteOp] = []  # adds and deletes in the open writer, to redo after a fault
 
     def _w(self) -> IndexWriter:
         if self.writer is None:
@@ -106,47 +121,129 @@ class WriterState:
         self.writer = None
         self.added = {}
         self.dirty = False
+        self.pending = []
 
     def apply(self, ops: list[WriteOp]) -> WriteOutcome:
+        """Apply ``ops`` in order; an OSError becomes a :class:`WriterFault` after the
+        open writer is thrown away and the files of the failed commit are removed."""
         out = WriteOutcome()
-        for op in ops:
-            if op.kind == "add":
-                assert op.doc is not None
-                # Whoosh's update_document only finds *committed* duplicates,
-                # so a second version of a document in the same writer would
-                # be a duplicate: commit the first one before replacing it.
-                if op.doc.doc_id in self.added:
-                    self.commit(out)
-                self._w().update_document(**whoosh_fields(op.doc))
-                forget_analyzed()
-                self.added[op.doc.doc_id] = None
-                self.dirty = True
-                if len(self.added) >= self.commit_batch:
-                    self.commit(out)
-            elif op.kind == "delete":
-                if op.key in self.added:
-                    self.commit(out)
-                if self._w().delete_by_term("doc_id", op.key):
-                    self.dirty = True
-                out.results.append((op, None))
-            elif op.kind == "delete_host":
-                self.commit(out)
-                count = self._w().delete_by_term("host", op.key.lower())
-                self.dirty = self.dirty or bool(count)
-                self.commit(out)
-                out.results.append((op, count))
-            elif op.kind == "flush":
-                self.commit(out)
-                out.results.append((op, None))
-            elif op.kind == "stop":
-                self.commit(out)
-                out.results.append((op, None))
+        for i, op in enumerate(ops):
+            try:
+                self._apply(op, out)
+            except OSError as e:
+                pending, self.pending = self.pending, []
+                seen = {id(p) for p in pending}
+                self.abort()
+                discard_unreferenced(self.ix)
+                raise WriterFault(e, out, pending + [o for o in ops[i:] if id(o) not in seen]) from e
         return out
 
+    def _apply(self, op: WriteOp, out: WriteOutcome) -> None:
+        if op.kind == "add":
+            assert op.doc is not None
+            # Whoosh's update_document only finds *committed* duplicates,
+            # so a second version of a document in the same writer would
+            # be a duplicate: commit the first one before replacing it.
+            if op.doc.doc_id in self.added:
+                self.commit(out)
+            self._w().update_document(**whoosh_fields(op.doc))
+            forget_analyzed()
+            self.pending.append(op)
+            self.added[op.doc.doc_id] = None
+            self.dirty = True
+            if len(self.added) >= self.commit_batch:
+                self.commit(out)
+        elif op.kind == "delete":
+            if op.key in self.added:
+                self.commit(out)
+            if self._w().delete_by_term("doc_id", op.key):
+                self.dirty = True
+            self.pending.append(op)
+            out.results.append((op, None))
+        elif op.kind == "delete_host":
+            self.commit(out)
+            count = self._w().delete_by_term("host", op.key.lower())
+            self.dirty = self.dirty or bool(count)
+            self.commit(out)
+            out.results.append((op, count))
+        elif op.kind == "flush":
+            self.commit(out)
+            out.results.append((op, None))
+        elif op.kind == "stop":
+            self.commit(out)
+            out.results.append((op, None))
+
     def abort(self) -> None:
-        if self.writer is not None:
-            self.writer.cancel()
-            self.writer = None
+        writer, self.writer = self.writer, None
+        self.added = {}
+        self.dirty = False
+        self.pending = []
+        if writer is not None:
+            try:
+                writer.cancel()
+            except Exception:  # noqa: BLE001 - a writer broken by an I/O error: free what it held
+                lock = getattr(writer, "writelock", None)
+                for release in (getattr(lock, "release", None), getattr(writer._tempstorage, "destroy", None)):
+                    try:
+                        if release is not None:
+                            release()
+                    except Exception:  # noqa: BLE001 - the leftover files are removed by discard_unreferenced
+                        pass
+
+
+def discard_unreferenced(ix: Any) -> None:
+    """Remove what a failed commit left in the index directory (segment files no
+    TOC names, temporary TOCs and pool directories), which would keep a full disk
+    full. The live TOC and its segments are never touched."""
+    storage = ix.storage
+    folder = Path(storage.folder)
+    try:
+        toc = TOC.read(storage, ix.indexname)
+    except Exception:  # noqa: BLE001 - no readable TOC: touch nothing
+        return
+    live_toc = TOC._filename(ix.indexname, toc.generation)
+    live = {s.segment_id() for s in toc.segments}
+    segment = TOC._segment_pattern(ix.indexname)
+    for name in os.listdir(folder):
+        path = folder / name
+        m = segment.match(name)
+        try:
+            if path.is_dir() and name.endswith(".tmp"):
+                shutil.rmtree(path, ignore_errors=True)
+            elif name.startswith(f"_{ix.indexname}_") and name != live_toc:
+                path.unlink()
+            elif m is not None and m.group(1) not in live:
+                path.unlink()
+        except OSError:
+            pass
+
+
+def segments_without_toc(directory: Path, indexname: str = "MAIN") -> list[str]:
+    """Segment files in ``directory`` when it has no TOC (else []). Whoosh would
+    open such a directory as a new empty index and delete them at its first commit."""
+    if not directory.is_dir():
+        return []
+    names = os.listdir(directory)
+    toc = TOC._pattern(indexname)
+    if any(toc.match(n) for n in names):
+        return []
+    segment = TOC._segment_pattern(indexname)
+    return sorted(n for n in names if segment.match(n) and (directory / n).is_file())
+
+
+def probe_writable(directory: Path, size: int = 64 * 1024) -> None:
+    """Write, sync and remove a small file: raises OSError while the disk is full."""
+    path = directory / ".yasearch-probe"
+    try:
+        with open(path, "wb") as f:
+            f.write(b"\0" * size)
+            f.flush()
+            os.fsync(f.fileno())
+    finally:
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
 
 
 

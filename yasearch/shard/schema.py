@@ -18,6 +18,8 @@ from typing import Any, TypeVar
 from yasearch.ranking import B, DEFAULT_WEIGHTS, K1
 from yasearch.records import DocRecord, Posting
 from yasearch.crawler.sqlite import SqliteThread
+from yasearch.shard import quotas
+from yasearch.shard.quotas import Caps
 from yasearch.wire import WirePosting, WireRecord
 
 T = TypeVar("T")
@@ -96,8 +98,9 @@ class UpsertResult:
     """What happened to one upsert batch."""
 
     accepted: int  # stored (new or updated)
-    refused_quota: int  # not stored because the origin is at its quota
+    refused_quota: int  # not stored: the origin, its source address or the whole store is at its cap
     created: int = 0  # of ``accepted``, how many were new (term, doc_id) pairs
+    refused_full: int = 0  # of ``refused_quota``, how many because the store is at ``max_postings``
 
 
 def chunks(items: list[Any], n: int = _CHUNK) -> Iterable[list[Any]]:
@@ -114,21 +117,35 @@ class StoreBase:
         *,
         quota_per_origin: int = DEFAULT_QUOTA_PER_ORIGIN,
         max_age: float = DEFAULT_MAX_AGE,
+        caps: Caps | None = None,
     ) -> None:
         if quota_per_origin < 0:
             raise ValueError("quota_per_origin must be >= 0")
         if max_age <= 0:
             raise ValueError("max_age must be > 0")
-        self._sql = SqliteThread(path, SCHEMA, "shard-store")
+        self._sql = SqliteThread(path, SCHEMA + quotas.SCHEMA, "shard-store")
         self.quota_per_origin = quota_per_origin
         self.max_age = float(max_age)
+        #: The global cap and the per-source quota (:mod:`.quotas`).
+        self.caps = caps or Caps()
+        #: Postings held (cached sum of the origins table; None = read it again).
+        self._total: int | None = None
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         return await self._sql.run(fn)
 
     async def _tx(self, body: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``body`` in one write transaction: all of it is committed or none."""
-        return await self._sql.tx(body)
+        try:
+            return await self._sql.tx(body)
+        except BaseException:
+            self._total = None  # the body may have counted what was rolled back
+            raise
+
+    def _total_held(self, conn: sqlite3.Connection) -> int:
+        if self._total is None:
+            self._total = quotas.total_postings(conn)
+        return self._total
 
     @staticmethod
     def _held(conn: sqlite3.Connection, origin: str) -> int:

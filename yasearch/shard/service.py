@@ -42,10 +42,11 @@ class LocalPeer:
         self.shard = shard
         self.verify_documents = verify_documents
 
-    async def postings(self, req: PostingsRequest) -> PostingsReply:
-        """Store postings (and records riding along); name the records we lack."""
+    async def postings(self, req: PostingsRequest, source: str | None = None) -> PostingsReply:
+        """Store postings (and records riding along); name the records we lack.
+        ``source``: the sender's IP address (per-source quota), None for this peer."""
         batch = [(e.term, e.posting) for e in req.postings]
-        result = await self.shard.upsert(req.origin, batch)
+        result = await self.shard.upsert(req.origin, batch, source=source)
         if req.docs:
             await self.shard.put_docs(req.origin, req.docs)
         missing = await self.shard.missing_docs(dict.fromkeys(p.doc_id for _, p in batch))

@@ -14,6 +14,7 @@ import sqlite3
 import time
 from collections.abc import Collection, Iterable, Mapping, Sequence
 
+from yasearch.shard import quotas
 from yasearch.shard.schema import PostingLike, RecordLike, StoreBase, UpsertResult, impact
 
 
@@ -23,6 +24,8 @@ class ShardWrites(StoreBase):
         origin: str,
         postings: Sequence[tuple[str, PostingLike]],
         ts: float | None = None,
+        *,
+        source: str | None = None,
     ) -> UpsertResult:
         """Store postings from ``origin``, replacing any with the same (term, doc_id).
 
@@ -34,10 +37,16 @@ class ShardWrites(StoreBase):
         (they do not grow its share). A posting taken over from another origin
         moves to this origin's count. ``ts`` (default now) is the freshness stamp
         that :meth:`expire` looks at.
+
+        ``source`` is the sender's IP address (None: this peer itself). New
+        postings are also refused once the store holds ``caps.max_postings`` and
+        once the sender's address holds ``caps.quota_per_source`` (:mod:`.quotas`).
         """
         batch = list(postings)
         updated = time.time() if ts is None else ts
         quota = self.quota_per_origin
+        caps = self.caps
+        src = caps.source_key(source)
 
         def body(conn: sqlite3.Connection) -> UpsertResult:
             counts: dict[str, int] = {}
@@ -47,19 +56,29 @@ class ShardWrites(StoreBase):
                     counts[o] = self._held(conn, o)
                 return counts[o]
 
-            accepted = refused = created = 0
+            accepted = refused = created = full = 0
+            total = self._total_held(conn)
+            if src is not None:
+                quotas.bind(conn, origin, src, count(origin))
+            src_held = quotas.source_held(conn, src) if src is not None else 0
             for term, p in batch:
                 row = conn.execute(
                     "SELECT origin FROM postings WHERE term=? AND doc_id=?", (term, p.doc_id)
                 ).fetchone()
                 prev = row[0] if row else None
                 if prev != origin:
-                    if count(origin) >= quota:
+                    if count(origin) >= quota or (src is not None and src_held >= caps.quota_per_source):
                         refused += 1
                         continue
+                    if prev is None and total >= caps.max_postings:
+                        refused += 1
+                        full += 1
+                        continue
                     counts[origin] += 1
+                    src_held += 1
                     if prev is None:
                         created += 1
+                        total += 1
                     else:
                         counts[prev] = count(prev) - 1
                 conn.execute(
@@ -71,14 +90,17 @@ class ShardWrites(StoreBase):
                 )
                 accepted += 1
             self._save_counts(conn, counts)
-            return UpsertResult(accepted=accepted, refused_quota=refused, created=created)
+            return UpsertResult(accepted=accepted, refused_quota=refused, created=created, refused_full=full)
 
         if not batch:
             return UpsertResult(0, 0, 0)
         return await self._tx(body)
 
-    @staticmethod
-    def _save_counts(conn: sqlite3.Connection, counts: dict[str, int]) -> None:
+    def _save_counts(self, conn: sqlite3.Connection, counts: dict[str, int]) -> None:
+        changes = [(o, self._held(conn, o), n) for o, n in counts.items()]
+        quotas.moved(conn, changes)
+        if self._total is not None:
+            self._total += sum(new - old for _o, old, new in changes)
         for o, n in counts.items():
             if n > 0:
                 conn.execute(
