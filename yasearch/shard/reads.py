@@ -99,24 +99,7 @@ class ShardReads(StoreBase):
 
     async def docs(self, doc_ids: Iterable[str]) -> dict[str, DocRecord]:
         """Records of the given documents that we hold, by doc_id."""
-        ids = list(dict.fromkeys(doc_ids))
-
-        def q(conn: sqlite3.Connection) -> dict[str, DocRecord]:
-            out: dict[str, DocRecord] = {}
-            for chunk in chunks(ids):
-                marks = ",".join("?" * len(chunk))
-                for r in conn.execute(
-                    "SELECT doc_id, url, title, description, language, length, crawled_at, "
-                    f"origin, host FROM docs WHERE doc_id IN ({marks})",
-                    chunk,
-                ):
-                    out[r[0]] = DocRecord(
-                        doc_id=r[0], url=r[1], title=r[2], description=r[3], language=r[4],
-                        length=r[5], crawled_at=r[6], origin=r[7], host=r[8],
-                    )
-            return out
-
-        return await self._run(q) if ids else {}
+        return {d: r.to_record() for d, r in (await self.signed_docs(doc_ids)).items()}
 
     async def signed_docs(self, doc_ids: Iterable[str]) -> dict[str, WireRecord]:
         """Records of the given documents with their origins' signatures (for lookup
