@@ -55,6 +55,7 @@ import aiohttp
 from bench import sitegen
 from bench.common import (REPO, RunResults, add_query_args, add_report_args, log, machine, pct, report,
                           served_site, table_lines)
+from yasearch.wire import PROTOCOL_VERSION
 
 #: Goals from the issue (docs: issue 3, "Benchmark").
 GOAL_P50_2TERM_MS = 50.0
@@ -430,7 +431,7 @@ async def replica_check(http: aiohttp.ClientSession, by_id: dict[str, PeerProc],
     for t in terms:
         dfs = []
         for pid in responsible(t, list(by_id), r):
-            _, body, _ = await post_json(http, by_id[pid].url + "/p2p/v1/lookup", {"v": 1, "terms": [t], "m": 0})
+            _, body, _ = await post_json(http, by_id[pid].url + "/p2p/v1/lookup", {"v": PROTOCOL_VERSION, "terms": [t], "m": 0})
             dfs.append(int(body.get("df", {}).get(t, 0)))
         total += max(dfs)
         if len(set(dfs)) > 1:
@@ -450,8 +451,8 @@ async def measure_bytes_per_posting(http: aiohttp.ClientSession, by_id: dict[str
     samples: list[float] = []
     for t in terms:
         holder = by_id[responsible(t, list(by_id), 1)[0]]
-        _, r0, b0 = await post_json(http, holder.url + "/p2p/v1/lookup", {"v": 1, "terms": [t], "m": 0})
-        _, r1, b1 = await post_json(http, holder.url + "/p2p/v1/lookup", {"v": 1, "terms": [t], "m": 2000})
+        _, r0, b0 = await post_json(http, holder.url + "/p2p/v1/lookup", {"v": PROTOCOL_VERSION, "terms": [t], "m": 0})
+        _, r1, b1 = await post_json(http, holder.url + "/p2p/v1/lookup", {"v": PROTOCOL_VERSION, "terms": [t], "m": 2000})
         n = len(r1.get("postings", {}).get(t, []))
         if n:
             samples.append((b1 - b0) / n)
@@ -464,7 +465,7 @@ async def run_queries(http: aiohttp.ClientSession, searcher: PeerProc, ref: Peer
     df: dict[str, int] = {}
     for t in sorted({t for _, ts, _ in queries for t in ts}):
         holder = by_id[responsible(t, list(by_id), 1)[0]]
-        status, body, _ = await post_json(http, holder.url + "/p2p/v1/lookup", {"v": 1, "terms": [t], "m": 0})
+        status, body, _ = await post_json(http, holder.url + "/p2p/v1/lookup", {"v": PROTOCOL_VERSION, "terms": [t], "m": 0})
         if status != 200:
             raise RuntimeError(f"lookup of {t!r} at {holder.name} answered {status}: {body}")
         df[t] = int(body.get("df", {}).get(t, 0))

@@ -9,6 +9,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import forger
+from yasearch.identity import Identity
 from yasearch.records import Posting
 from yasearch.shard import ShardStore
 from yasearch.shard.quotas import Caps
@@ -75,26 +77,29 @@ async def test_loopback_sources_are_exempt_by_default_but_the_global_cap_is_not(
         assert (await s.upsert(_origin(9), _batch("x", 5), source="::ffff:127.0.0.1")).refused_full == 5
 
 
-async def test_counts_follow_an_origin_that_moves_and_takeovers_and_expiry(tmp_path: Path) -> None:
+async def test_counts_follow_an_origin_that_moves_and_expiry(tmp_path: Path) -> None:
     async with ShardStore(tmp_path / "m.db", max_age=100.0, caps=Caps(quota_per_source=100, exempt=())) as s:
         await s.upsert(_origin(1), _batch("a", 10), source=SOURCE, ts=1000.0)
         await s.upsert(_origin(1), _batch("b", 5), source=OTHER, ts=1000.0)  # moved: all 15 go with it
-        await s.upsert(_origin(2), _batch("a", 3), source=SOURCE, ts=2000.0)  # takes over 3 of origin 1's
+        # another origin cannot take origin 1's postings over (signed writes: the owner rule)
+        assert (await s.upsert(_origin(2), _batch("a", 3), source=SOURCE, ts=2000.0)).refused_owner == 3
+        await s.upsert(_origin(2), _batch("c", 3), source=SOURCE, ts=2000.0)
         _counts_match(tmp_path / "m.db")
         await s.expire(now=1050.0 + 100.0)  # origin 1's go, origin 2's stay
         _counts_match(tmp_path / "m.db")
         assert (await s.totals())["postings"] == 3
 
 
-async def _post(http, url: str, origin: str, n: int, prefix: str) -> tuple[int, dict]:
-    entries = [[f"{prefix}{i}", ["c" * 40, 1, 0, 5]] for i in range(n)]
-    async with http.post(url + "/p2p/v1/postings", json={"origin": origin, "postings": entries}) as r:
+async def _post(http, url: str, n: int, prefix: str) -> tuple[int, dict]:
+    """A batch signed by a fresh key: a new origin id per request, as a sybil makes them."""
+    body = forger.postings(Identity.generate(), [(f"{prefix}{i}", "c" * 40, 1, 0, 5) for i in range(n)])
+    async with http.post(url + "/p2p/v1/postings", data=body, headers={"Content-Type": "application/json"}) as r:
         return r.status, await r.json()
 
 
 async def test_sybil_origins_from_one_address_are_refused_over_http(make_peer, http) -> None:
     peer = await make_peer(shard_quota_per_source=10, shard_quota_exempt=[])
-    replies = [await _post(http, peer.url, _origin(i), 4, f"s{i}-") for i in range(4)]
+    replies = [await _post(http, peer.url, 4, f"s{i}-") for i in range(4)]
     assert [r[1]["accepted"] for r in replies] == [4, 4, 2, 0]
     assert replies[-1][0] == 429
     assert (await peer.shard.stats())["postings"] == 10
@@ -103,7 +108,7 @@ async def test_sybil_origins_from_one_address_are_refused_over_http(make_peer, h
 async def test_unauthenticated_posts_cannot_fill_the_store_over_http(make_peer, http) -> None:
     peer = await make_peer(shard_max_postings=12)
     for i in range(5):
-        await _post(http, peer.url, _origin(i), 5, f"f{i}-")
-    status, reply = await _post(http, peer.url, _origin(9), 5, "last")
+        await _post(http, peer.url, 5, f"f{i}-")
+    status, reply = await _post(http, peer.url, 5, "last")
     assert status == 429 and reply["accepted"] == 0
     assert (await peer.shard.stats())["postings"] == 12

@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import contextlib
 import random
+import time
 from pathlib import Path
 
 import pytest
 
 from yasearch.crawler.types import CrawlSpec
 from peerutil import StaticSite, assert_json_error
+import forger
 from yasearch.analysis import analyze
+from yasearch.identity import Identity
 from yasearch.network import Contact, PeerCallError
 from yasearch.peer import Peer
-from yasearch.wire import LookupRequest, PostingEntry, WirePosting, WireRecord
+from yasearch.wire import LookupRequest, PostingEntry, PostingsRequest, WirePosting, WireRecord, sign
 
 WORDS = (
     "apple river mountain forest ocean castle engine garden window silver copper marble "
@@ -207,16 +210,17 @@ async def test_hostile_p2p_requests_change_nothing(peer, http, path: str, body: 
 
 async def test_oversized_and_quota_exceeding_publishers_are_refused(peer, http) -> None:
     peer.shard.quota_per_origin = 10
-    origin = "a" * 40
+    key = Identity.generate()
+    origin = key.hex
     huge = b'{"origin": "' + origin.encode() + b'", "postings": [' + b",".join([b'["t", ["' + b"b" * 40 + b'", 1, 0, 5]]'] * 60000) + b"]}"
     async with http.post(peer.url + "/p2p/v1/postings", data=huge) as r:
         assert r.status == 413
-    entries = [[f"term{i}", ["c" * 40, 1, 0, 5]] for i in range(25)]
-    async with http.post(peer.url + "/p2p/v1/postings", json={"origin": origin, "postings": entries}) as r:
+    entries = [(f"term{i}", "c" * 40, 1, 0, 5) for i in range(25)]
+    async with http.post(peer.url + "/p2p/v1/postings", data=forger.postings(key, entries)) as r:
         assert r.status == 200
         reply = await r.json()
     assert reply["accepted"] == 10 and reply["refused_quota"] == 15
-    async with http.post(peer.url + "/p2p/v1/postings", json={"origin": origin, "postings": entries[20:]}) as r:
+    async with http.post(peer.url + "/p2p/v1/postings", data=forger.postings(key, entries[20:])) as r:
         assert r.status == 429
     assert (await peer.shard.stats())["postings"] == 10
 
@@ -321,7 +325,8 @@ async def test_a_peer_answers_its_own_calls_without_http(make_peer, crawl_site) 
     assert calls >= 1
     # the same holder code stores what a publish addressed to this peer carries
     entries = [PostingEntry("otter", WirePosting("c" * 40, 1, 0, 5))]
-    accepted = [n async for n in peer.p2p.place(peer.contact(), "a" * 40, entries, _no_records)]
+    batch = sign(PostingsRequest(origin=peer.peer_id, postings=entries, signed_at=time.time()), peer.identity)
+    accepted = [n async for n in peer.p2p.place(peer.contact(), [batch], _no_records)]
     assert accepted == [1] and (await peer.shard.df(["otter"]))["otter"] == 1
     assert peer.p2p.local_calls > calls
     assert peer.transport.figures()["requests"] == 0

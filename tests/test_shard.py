@@ -30,7 +30,7 @@ def did(n: int | str) -> str:
 
 def rec(doc_id: str, url: str | None = None, **kw: object) -> DocRecord:
     url = url or f"https://example.org/{doc_id[:8]}"
-    return DocRecord(doc_id=doc_id, url=url, title="T", **kw)  # type: ignore[arg-type]
+    return DocRecord(doc_id=doc_id, url=url, **{"title": "T", "origin": A, **kw})  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -103,14 +103,19 @@ async def test_missing_docs_and_put_docs(store: ShardStore) -> None:
     d1, d2, d3 = did(1), did(2), did(3)
     await store.upsert(A, [("apple", Posting(d1, 1, 0, 10)), ("apple", Posting(d2, 1, 0, 10))])
     assert await store.missing_docs([d1, d2, d3, d1]) == [d1, d2, d3]
-    # d3 has no posting here: its record is not accepted (records follow postings)
-    stored = await store.put_docs(A, [rec(d1, origin="someone-else", host="example.org"), rec(d3)])
+    # d3 has no posting here: its record is not accepted (records follow postings);
+    # nor is a record of d2 by an origin whose postings of d2 are not held here
+    stored = await store.put_docs([rec(d1, host="example.org"), rec(d3), rec(d2, origin=Bo)])
     assert stored == 1
     assert await store.missing_docs([d1, d2, d3]) == [d2, d3]
     docs = await store.docs([d1, d2])
     assert list(docs) == [d1]
-    assert docs[d1].origin == A  # the sender, not what the record claims
+    assert docs[d1].origin == A
     assert docs[d1].host == "example.org"
+    # only its origin replaces a record, and only with one as recent
+    assert await store.put_docs([rec(d1, title="older", crawled_at=-1.0)]) == 0
+    assert await store.put_docs([rec(d1, title="newer", crawled_at=5.0)]) == 1
+    assert (await store.docs([d1]))[d1].title == "newer"
     assert await store.stats() == {
         "postings": 2,
         "terms": 1,
@@ -123,7 +128,7 @@ async def test_missing_docs_and_put_docs(store: ShardStore) -> None:
 async def test_withdraw_all_removes_postings_and_record(store: ShardStore) -> None:
     d1, d2 = did(1), did(2)
     await store.upsert(A, [(t, Posting(d, 1, 0, 10)) for t in ("apple", "pear") for d in (d1, d2)])
-    await store.put_docs(A, [rec(d1), rec(d2)])
+    await store.put_docs([rec(d1), rec(d2)])
     assert await store.withdraw(A, [d1]) == 2
     assert await store.df(["apple", "pear"]) == {"apple": 1, "pear": 1}
     assert await store.missing_docs([d1, d2]) == [d1]
@@ -138,7 +143,7 @@ async def test_withdraw_keeping_current_terms_for_a_recrawl(store: ShardStore) -
     d = did(1)
     old = ["apple", "pear", "plum"]
     await store.upsert(A, [(t, Posting(d, 1, 0, 10)) for t in old])
-    await store.put_docs(A, [rec(d)])
+    await store.put_docs([rec(d)])
     # re-crawl: now the page holds apple and kiwi
     await store.upsert(A, [(t, Posting(d, 2, 0, 12)) for t in ("apple", "kiwi")])
     removed = await store.withdraw(A, [d], keep_terms={d: {"apple", "kiwi"}})
@@ -167,16 +172,25 @@ async def test_quota_refuses_and_counts_without_double_counting(tmp_path: Path) 
         # other origins are unaffected
         r = await s.upsert(Bo, [("u", Posting(did(i), 1, 0, 10)) for i in range(5)])
         assert (r.accepted, r.refused_quota) == (5, 0)
-        # taking over a posting from A moves it from A's count to B's
-        r = await s.upsert(Bo, [("t", Posting(did(0), 1, 0, 10))])
-        assert (r.accepted, r.refused_quota) == (0, 1)  # B is full too
+        # a posting A holds is A's: B can neither take it over nor withdraw it
         await s.withdraw(Bo, [did(4)])
         r = await s.upsert(Bo, [("t", Posting(did(0), 1, 0, 10))])
-        assert (r.accepted, r.refused_quota, r.created) == (1, 0, 0)
-        assert (await s.origin_count(A), await s.origin_count(Bo)) == (4, 5)
+        assert (r.accepted, r.refused_quota, r.refused_owner) == (0, 0, 1)
+        assert await s.withdraw(Bo, [did(0)], only_terms={did(0): ["t"]}) == 0
+        assert await s.postings_for("t", [did(0)]) == [Posting(did(0), 9, 0, 10)]
+        assert (await s.origin_count(A), await s.origin_count(Bo)) == (5, 4)
         # the kept counts agree with the rows
         st = await s.stats()
         assert st["postings"] == 9 == sum(v["postings"] for v in st["origins"].values())
+
+
+async def test_an_older_batch_or_withdrawal_replayed_changes_nothing(store: ShardStore) -> None:
+    d = did(1)
+    await store.upsert(A, [("t", Posting(d, 5, 0, 10))], signed_at=200.0)
+    r = await store.upsert(A, [("t", Posting(d, 1, 0, 10))], signed_at=100.0)  # replayed old batch
+    assert r.accepted == 0 and await store.postings_for("t", [d]) == [Posting(d, 5, 0, 10)]
+    assert await store.withdraw(A, [d], signed_at=150.0) == 0  # a withdrawal older than the posting
+    assert await store.withdraw(A, [d], signed_at=250.0) == 1
 
 
 def posting(doc_id: str, tf: object = 1, flags: object = 0, length: object = 10) -> list[object]:
@@ -209,7 +223,7 @@ async def test_invalid_batch_is_refused_whole_at_the_boundary(store: ShardStore,
     before = await store.stats()
     good = [["apple", posting(did(1), tf=9)], ["pear", posting(did(2))]]
     body = json.dumps({"origin": A, "postings": [*good, bad]}).encode()
-    with pytest.raises(BadMessage, match=r"\$\.postings\[2\]|array` of at most length 4|not 40 lowercase hex") as e:
+    with pytest.raises(BadMessage, match=r"\$\.postings\[2\]|array` of at most length 4|not lowercase hex") as e:
         req = decode(body, PostingsRequest)
         await store.upsert(req.origin, [(x.term, x.posting) for x in req.postings])
     assert e.value.status == 400
@@ -244,7 +258,7 @@ async def test_expire_removes_stale_postings_and_orphan_records(tmp_path: Path) 
         await s.upsert(A, old, ts=now - 4 * day)
         fresh = [("pear", Posting(d_mixed, 1, 0, 1)), ("pear", Posting(d_new, 1, 0, 1))]
         await s.upsert(Bo, fresh, ts=now - day)
-        await s.put_docs(A, [rec(d_old), rec(d_mixed), rec(d_new)])
+        await s.put_docs([rec(d_old), rec(d_mixed), rec(d_new, origin=Bo)])
         assert await s.expire(now=now) == 2
         assert await s.df(["apple", "pear"]) == {"apple": 0, "pear": 2}
         assert await s.missing_docs([d_old, d_mixed, d_new]) == [d_old]
@@ -262,7 +276,7 @@ async def test_reopen_keeps_data(tmp_path: Path) -> None:
     path = tmp_path / "sub" / "shard.db"
     async with ShardStore(path) as s:
         await s.upsert(A, [("apple", Posting(did(1), 3, IN_TITLE, 40))])
-        await s.put_docs(A, [rec(did(1), language="en", crawled_at=12.5)])
+        await s.put_docs([rec(did(1), language="en", crawled_at=12.5)])
     async with ShardStore(path) as s:
         assert await s.top("apple", 5) == [Posting(did(1), 3, IN_TITLE, 40)]
         doc = (await s.docs([did(1)]))[did(1)]

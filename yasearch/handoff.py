@@ -7,6 +7,11 @@ change, and sends the term's postings (with their origins and records) to the
 peers that became responsible. That is what restores r copies when a holder
 leaves and what a joining peer receives without waiting for every origin.
 
+A holder cannot sign for an origin, so it hands on what the origin signed: each
+signed batch the postings came from, unchanged, with ``only`` naming the entries
+the new holder is to store, and the records with their origins' signatures. The
+receiver checks them exactly as if the origin had sent them.
+
 The comparison uses the peers this node knows (its routing table): exact while
 the network has at most k (20) peers, a good approximation beyond.
 """
@@ -14,14 +19,15 @@ the network has at most k (20) peers, a good approximation beyond.
 from __future__ import annotations
 
 import logging
+import zlib
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 from yasearch.analysis import term_key
 from yasearch.network import Contact, PeerCallError, xor_distance
 from yasearch.p2pclient import P2PClient
 from yasearch.shard import ShardStore
-from yasearch.wire import PostingEntry, WirePosting, WireRecord
+from yasearch.wire import BadMessage, PostingsRequest, WireRecord, decode
 
 log = logging.getLogger(__name__)
 
@@ -85,22 +91,34 @@ class Handoff:
         if url is None:
             return 0
         contact = Contact(node, url)
-        by_origin: dict[str, list[PostingEntry]] = defaultdict(list)
-        for term in terms:
-            for origin, p in await self.shard.postings_of_term(term):
-                by_origin[origin].append(PostingEntry(term, WirePosting.of(p)))
 
         async def held(ids: list[str]) -> list[WireRecord]:
-            records = await self.shard.docs(ids)
-            return [WireRecord.of(records[d]) for d in ids if d in records]
+            records = await self.shard.signed_docs(ids)
+            return [records[d] for d in ids if d in records]
 
         sent = 0
         try:
-            for origin, entries in by_origin.items():
-                async for accepted in self.client.place(contact, origin, entries, held):
+            async for req in self._batches(terms):
+                async for accepted in self.client.place(contact, [req], held):
                     sent += accepted
         except PeerCallError as e:
             # the origins' periodic republish repairs what could not be handed off now
             log.debug("handoff to %s failed: %s", url, e)
             self.failed += 1
         return sent
+
+    async def _batches(self, terms: list[str]) -> AsyncIterator[PostingsRequest]:
+        """The origins' signed batches holding postings of ``terms``, each with
+        ``only`` set to the entries of those terms still held from it."""
+        for batch_id, pairs in (await self.shard.held_batches(terms)).items():
+            body = await self.shard.batch_body(batch_id)
+            if body is None:
+                continue
+            try:  # checked again, as the receiver will: a batch too old to pass is not sent
+                req = decode(zlib.decompress(body), PostingsRequest)
+            except (BadMessage, zlib.error):
+                continue
+            want = set(pairs)
+            req.only = [i for i, e in enumerate(req.postings) if (e.term, e.posting.doc_id) in want]
+            if req.only:
+                yield req

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import statistics
 import time
 from typing import Any
 
@@ -25,6 +26,31 @@ from yasearch.publisher import Publisher
 from yasearch.shard import ShardStore
 
 log = logging.getLogger(__name__)
+
+#: A peer's self-reported document count counts for at most this many times the
+#: (lower) median of all reported counts, ours included ...
+CLAMP_FACTOR = 10
+#: ... but never less than this (a small network of small peers is not distorted).
+CLAMP_FLOOR_DOCUMENTS = 1_000
+#: A peer's reported average document length (tokens) counts up to this.
+MAX_AVERAGE_LENGTH = 20_000
+
+
+def clamped_totals(own: tuple[int, int], others: list[tuple[int, int]]) -> tuple[int, int]:
+    """(documents, total length) over this peer (``own``, its own true figures) and
+    the ``others``' self-reported ones, each of those clamped: its documents to
+    ``CLAMP_FACTOR`` x the lower median of everyone's counts (at least
+    ``CLAMP_FLOOR_DOCUMENTS``), its average length to ``MAX_AVERAGE_LENGTH``. So one
+    peer announcing 2**53 documents moves N by a bounded factor, not to 2**53."""
+    documents, total_length = own
+    if not others:
+        return documents, total_length
+    cap = max(CLAMP_FLOOR_DOCUMENTS, CLAMP_FACTOR * statistics.median_low([own[0]] + [d for d, _ in others]))
+    for docs, length in others:
+        docs = min(docs, cap)
+        documents += docs
+        total_length += min(length, docs * MAX_AVERAGE_LENGTH)
+    return documents, total_length
 
 
 def bootstrap_addrs(entries: list[str]) -> list[tuple[str, int]]:
@@ -163,15 +189,14 @@ class Membership:
 
         Uses the peers of :meth:`stable_members` and their last info records, so a
         peer that misses a few pings does not make N (and every IDF) jump between
-        two queries."""
+        two queries; their figures are clamped (:func:`clamped_totals`)."""
+        others: list[tuple[int, int]] = []
         if self.dht.running:
             for node in self.stable_members():
                 info = self.dht.info_of(node)
-                if not info:
-                    continue
-                documents += int(info.get("documents", 0))
-                total_length += int(dict(info.get("stats", {})).get("total_length", 0))
-        return documents, total_length
+                if info:
+                    others.append((int(info.get("documents", 0)), int(dict(info.get("stats", {})).get("total_length", 0))))
+        return clamped_totals((documents, total_length), others)
 
     async def _upkeep(self, interval: float = 60.0) -> None:
         """Periodic republishing (keeps our postings alive on their holders) and

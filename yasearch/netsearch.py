@@ -25,6 +25,7 @@ is counted as failed and the answer is partial):
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import html
 import time
 from collections.abc import Callable
@@ -41,13 +42,28 @@ from yasearch.records import DocRecord, Posting, SearchHit, SearchResponse
 from yasearch.resultcheck import ResultChecker
 from yasearch.search import FACET_CANDIDATES, build_query, count_facets
 from yasearch.snippets import make_snippet
-from yasearch.wire import MAX_VERIFY_DOCS, LookupReply, LookupRequest, VerifyRequest, present
+from yasearch.wire import MAX_LOOKUP_TERMS, MAX_VERIFY_DOCS, LookupReply, LookupRequest, VerifyRequest, present
 
 #: Candidates taken from the rarest term. When its df is at most this, the
 #: result is exact; above, the candidates are its highest-impact postings.
 TOP_M = 1000
 #: Local candidates considered (the local index's own best matches).
 LOCAL_CANDIDATES = 1000
+#: Terms of one query that go to the network (required first, then excluded); the
+#: rest are ignored, as web search engines ignore words past a limit. Each term
+#: costs requests to its replicas, so a 170-word query must not cost 170 of them.
+MAX_QUERY_TERMS = MAX_LOOKUP_TERMS
+
+
+def capped(parsed: ParsedQuery, limit: int = MAX_QUERY_TERMS) -> ParsedQuery:
+    """``parsed`` with at most ``limit`` distinct terms, required and excluded together."""
+    terms = list(dict.fromkeys(parsed.terms))[:limit]
+    excluded = [t for t in dict.fromkeys(parsed.excluded) if t not in terms][: limit - len(terms)]
+    if len(terms) == len(parsed.terms) and len(excluded) == len(parsed.excluded):
+        return parsed
+    kept = set(terms)
+    phrases = [p for p in parsed.phrases if set(p) <= kept]
+    return dataclasses.replace(parsed, terms=terms, excluded=excluded, phrases=phrases)
 
 
 @dataclass
@@ -55,6 +71,8 @@ class _Tally:
     asked: set[bytes] = field(default_factory=set)
     answered: set[bytes] = field(default_factory=set)
     failed: set[bytes] = field(default_factory=set)
+    #: term -> the replica whose answer was taken last
+    last_answer: dict[str, bytes] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, int]:
         return {"asked": len(self.asked), "answered": len(self.answered), "failed": len(self.failed - self.answered)}
@@ -98,8 +116,8 @@ class GlobalSearch:
 
     # -- talking to replicas ----------------------------------------------------
 
-    async def _lookup(self, tally: _Tally, term: str, req: LookupRequest) -> LookupReply:
-        contacts = await self.resolver.responsible(term)
+    async def _lookup(self, tally: _Tally, term: str, req: LookupRequest, skip: bytes | None = None) -> LookupReply:
+        contacts = [c for c in await self.resolver.responsible(term) if c.node_id != skip]
 
         async def ask(c: Contact) -> LookupReply:
             tally.asked.add(c.node_id)
@@ -111,13 +129,27 @@ class GlobalSearch:
             tally.answered.add(c.node_id)
             return reply
 
-        _c, reply = await first_answer(contacts, ask, hedge_after=self.hedge_after, on_fail=self.resolver.mark_dead)
+        c, reply = await first_answer(contacts, ask, hedge_after=self.hedge_after, on_fail=self.resolver.mark_dead)
+        tally.last_answer[term] = c.node_id
         return reply
 
     async def _df(self, tally: _Tally, terms: list[str]) -> dict[str, int]:
+        """df of each term from one replica; a df larger than the network's N (which
+        no honest replica reports) is checked against a second replica and the
+        smaller taken, at most N."""
+        n, _avg = self._network_stats()
+
         async def one(t: str) -> tuple[str, int]:
             reply = await self._lookup(tally, t, LookupRequest(terms=[t], m=0))
-            return t, reply.df.get(t, 0)
+            df = reply.df.get(t, 0)
+            if 0 < n < df:
+                try:
+                    second = await self._lookup(tally, t, LookupRequest(terms=[t], m=0), skip=tally.last_answer.get(t))
+                    df = min(df, second.df.get(t, 0))
+                except (LookupError, PeerCallError):
+                    pass
+                df = min(df, n)
+            return t, df
 
         pairs = await asyncio.gather(*(one(t) for t in terms))
         return dict(pairs)
@@ -130,6 +162,7 @@ class GlobalSearch:
 
     async def search(self, parsed: ParsedQuery, *, limit: int = 10, offset: int = 0) -> SearchResponse:
         started = time.perf_counter()
+        parsed = capped(parsed)
         tally = _Tally()
         result: dict[str, Any] = {"postings": {}, "records": {}, "df": {}, "tally": tally}
         task = asyncio.ensure_future(self._collect(parsed, tally, result))

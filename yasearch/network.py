@@ -35,6 +35,10 @@ if TYPE_CHECKING:
 
 #: Bodies larger than this are gzip-compressed.
 COMPRESS_ABOVE = 1024
+#: Inflated bytes read of one reply. The largest honest reply (a lookup of 16 terms'
+#: 2,000 postings each, or of 5,000 full records) stays well below; a peer sending
+#: more (or a gzip bomb) has failed the call.
+MAX_REPLY_BYTES = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -76,11 +80,13 @@ class Transport:
         *,
         timeout: float = 5.0,
         policy: OutboundPolicy | None = None,
+        max_reply: int = MAX_REPLY_BYTES,
     ) -> None:
         self.session = session
         self.timeout = timeout
         self.policy = policy
         self.blocked = 0  # dials refused by the outbound policy
+        self.max_reply = max_reply
         self.requests = 0
         self.failures = 0
         self.bytes_sent = 0
@@ -111,8 +117,9 @@ class Transport:
         t = aiohttp.ClientTimeout(total=timeout or self.timeout)
         try:
             async with self.session.post(contact.url + path, data=data, headers=headers, timeout=t) as resp:
-                raw = await resp.read()
-                self.bytes_received += int(resp.headers.get("Content-Length", len(raw)))
+                raw = await self._read_capped(resp)
+                wire_bytes = resp.headers.get("Content-Length", "")
+                self.bytes_received += int(wire_bytes) if wire_bytes.isdigit() else len(raw)
                 if resp.status >= 400 and resp.status != 429:
                     self.failures += 1
                     raise PeerCallError(contact, f"HTTP {resp.status}: {raw[:200]!r}", resp.status)
@@ -123,6 +130,17 @@ class Transport:
                 self.blocked += 1
                 raise PeerCallError(contact, "blocked: the outbound policy refuses this address") from None
             raise PeerCallError(contact, type(e).__name__ + (f": {e}" if str(e) else "")) from None
+
+    async def _read_capped(self, resp: aiohttp.ClientResponse) -> bytes:
+        """The reply body, inflated as it arrives, but never more than ``max_reply`` bytes."""
+        parts: list[bytes] = []
+        size = 0
+        async for chunk in resp.content.iter_chunked(64 * 1024):
+            size += len(chunk)
+            if size > self.max_reply:
+                raise ValueError(f"reply larger than {self.max_reply} bytes")
+            parts.append(chunk)
+        return b"".join(parts)
 
     def figures(self) -> dict[str, int]:
         return {

@@ -44,6 +44,8 @@ from yasearch.wire import (
 )
 
 M = TypeVar("M", bound=Struct)
+#: Requests refused with 403 when not signed by their origin (records: by theirs).
+SIGNED = (PostingsRequest, DocsRequest, WithdrawRequest)
 
 
 
@@ -154,5 +156,5 @@ def setup(app: web.Application) -> None:
     for r in ROUTES:
         route(
             app, r.method, r.path, r.handler, tag="p2p", summary=r.summary, body=r.request, response=r.response,
-            errors=() if r.method == "GET" else (400, 413),
+            errors=() if r.method == "GET" else (400, 403, 413) if r.request in SIGNED else (400, 413),
         )

@@ -13,7 +13,7 @@ to itself would only cost a round trip, a socket and two encodings.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import TypeVar
 
 from msgspec import Struct
@@ -22,13 +22,11 @@ from yasearch.network import Contact, PeerCallError, Transport
 from yasearch.shard.service import LocalPeer
 from yasearch.wire import (
     MAX_DOCS,
-    MAX_POSTINGS,
     BadMessage,
     DocsReply,
     DocsRequest,
     LookupReply,
     LookupRequest,
-    PostingEntry,
     PostingsReply,
     PostingsRequest,
     VerifyReply,
@@ -96,15 +94,15 @@ class P2PClient:
         return await self._call(contact, "/p2p/v1/verify", req, VerifyReply, self.local.verify, timeout)
 
     async def place(
-        self, contact: Contact, origin: str, entries: list[PostingEntry], records: RecordSource
+        self, contact: Contact, batches: Iterable[PostingsRequest], records: RecordSource
     ) -> AsyncIterator[int]:
-        """Postings of ``origin`` to a holder in batches, each followed by the records
+        """Signed posting batches to a holder, each followed by the (signed) records
         the holder says it lacks (the YaCy exchange: a record travels once, not with
         every posting). Yields the postings accepted per batch; a failure raises
         :class:`PeerCallError` after the batches already yielded."""
-        for i in range(0, len(entries), MAX_POSTINGS):
-            reply = await self.postings(contact, PostingsRequest(origin=origin, postings=entries[i : i + MAX_POSTINGS]))
+        for req in batches:
+            reply = await self.postings(contact, req)
             missing = list(await records(reply.missing_docs))
             for j in range(0, len(missing), MAX_DOCS):
-                await self.docs(contact, DocsRequest(origin=origin, docs=missing[j : j + MAX_DOCS]))
+                await self.docs(contact, DocsRequest(origin=self.node_id.hex(), docs=missing[j : j + MAX_DOCS]))
             yield reply.accepted

@@ -80,7 +80,7 @@ class Peer:
             None, self.contact, replication=config.replication,
             members=lambda: list(self.stable_members().values()),
         )
-        self.publisher = Publisher(self.peer_id, self.resolver, self.p2p, self.data_dir / "publish.db")
+        self.publisher = Publisher(self.identity, self.resolver, self.p2p, self.data_dir / "publish.db")
         self.global_search = GlobalSearch(
             self.peer_id, self.resolver, self.p2p, self.index,
             url_of=self.http_url_of, network_totals=self.network_totals, budget=config.search_budget,

@@ -31,13 +31,14 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TypeVar
 
+from yasearch.identity import Identity
 from yasearch.limits import MAX_DESCRIPTION_CHARS, MAX_LANGUAGE_CHARS, MAX_TITLE_CHARS
 from yasearch.network import Contact, PeerCallError, Resolver
 from yasearch.p2pclient import P2PClient
 from yasearch.ranking import document_length, postings_for_document
 from yasearch.records import Document
 from yasearch.crawler.sqlite import SqliteThread
-from yasearch.wire import PostingEntry, WirePosting, WireRecord, WithdrawRequest
+from yasearch.wire import MAX_POSTINGS, PostingEntry, PostingsRequest, WirePosting, WireRecord, WithdrawRequest, sign
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -191,12 +192,13 @@ def _record(doc: Document, origin: str) -> WireRecord:
 
 
 class Publisher:
-    """Sends the outbox to the responsible peers: ``node_id`` (hex) is the origin it
-    publishes as, ``resolver`` finds the holders, ``client`` talks to them."""
+    """Sends the outbox to the responsible peers: ``identity`` is the origin it
+    publishes as and signs with (every batch, record and withdrawal), ``resolver``
+    finds the holders, ``client`` talks to them."""
 
     def __init__(
         self,
-        node_id: str,
+        identity: Identity,
         resolver: Resolver,
         client: P2PClient,
         path: Path,
@@ -204,7 +206,8 @@ class Publisher:
         batch_docs: int = 50,
         interval: float = 0.5,
     ) -> None:
-        self.node_id = node_id
+        self.identity = identity
+        self.node_id = identity.hex
         self.resolver = resolver
         self.client = client
         self.outbox = Outbox(path)
@@ -311,7 +314,8 @@ class Publisher:
         ok: set[tuple[str, str]] = set(pairs)
         for contact, docs in by_peer.items():
             # withdraw exactly these terms (every other term the doc has there stays)
-            req = WithdrawRequest(origin=self.node_id, doc_ids=list(docs), terms=dict(docs))
+            req = WithdrawRequest(origin=self.node_id, doc_ids=list(docs), terms=dict(docs), signed_at=time.time())
+            req = sign(req, self.identity)
             try:
                 await self.client.withdraw(contact, req)
             except PeerCallError as e:
@@ -334,7 +338,7 @@ class Publisher:
         lost: dict[str, list[str]] = {}
         targets_of_doc: dict[str, set[Contact]] = defaultdict(set)
         for doc, plist, old_terms in computed:
-            records[doc.doc_id] = _record(doc, me)
+            records[doc.doc_id] = sign(_record(doc, me), self.identity)
             published[doc.doc_id] = sorted(plist)
             gone = sorted(set(old_terms) - set(plist))
             if gone:
@@ -353,9 +357,16 @@ class Publisher:
         async def have(ids: list[str]) -> list[WireRecord]:
             return [records[d] for d in ids if d in records]
 
+        def batches(entries: list[PostingEntry]) -> list[PostingsRequest]:
+            now = time.time()
+            return [
+                sign(PostingsRequest(origin=me, postings=entries[i : i + MAX_POSTINGS], signed_at=now), self.identity)
+                for i in range(0, len(entries), MAX_POSTINGS)
+            ]
+
         async def send(contact: Contact, entries: list[PostingEntry]) -> None:
             try:
-                async for accepted in self.client.place(contact, me, entries, have):
+                async for accepted in self.client.place(contact, batches(entries), have):
                     self.sent += accepted
             except PeerCallError as e:
                 log.debug("publish to %s failed: %s", contact.url, e)

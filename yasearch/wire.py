@@ -15,12 +15,18 @@ are not sent (``UNSET``); ``null`` is accepted for them, as "absent".
 
 from __future__ import annotations
 
+import hashlib
+import time
 from collections.abc import Iterator
 from functools import lru_cache
 from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
+from msgspec.structs import replace
+
+from yasearch.crawler.urls import host_of
+from yasearch.identity import Identity, node_id_of, verify
 
 from yasearch.limits import (
     MAX_DESCRIPTION_CHARS,
@@ -37,7 +43,8 @@ from yasearch.limits import (
 )
 from yasearch.records import DocRecord, Posting
 
-PROTOCOL_VERSION = 1
+#: 2: posting batches, withdrawals and document records are signed by their origin.
+PROTOCOL_VERSION = 2
 #: Postings in one /postings request (YaCy caps a transfer at 1,000 URLs; a
 #: posting is much smaller than a URL entry, so a few thousand is still small).
 MAX_POSTINGS = 5_000
@@ -59,6 +66,10 @@ MAX_P2P_BODY = 4 * 1024 * 1024
 MAX_SNIPPET_CHARS = 10_000
 #: Counts in replies (accepted, df, ...): far above any real figure, within a double.
 MAX_COUNT = 2**53
+#: A signed message's ``signed_at`` may be this far in the future (clock skew) ...
+MAX_CLOCK_SKEW = 600.0
+#: ... and this old (a holder hands on batches as long as it holds their postings).
+MAX_SIGNATURE_AGE = 30 * 24 * 3600.0
 
 # Ids are declared as 40-character strings; that they are lowercase hex is checked
 # once per message over all its ids together (decode(), _hex_ids()): a regex per id
@@ -81,6 +92,9 @@ Host = Annotated[str, Meta(max_length=MAX_HOST_CHARS)]
 Origin = Annotated[str, Meta(max_length=MAX_ORIGIN_CHARS)]
 UnixTime = Annotated[float, Meta(ge=0, lt=MAX_UNIX_TIME)]
 TermsOfDocs = Annotated[dict[DocId, list[Term]], Meta(max_length=MAX_DOC_IDS)]
+PubKey = Annotated[str, Meta(max_length=64, description="the origin's Ed25519 public key: 64 lowercase hex characters")]
+Signature = Annotated[str, Meta(max_length=128, description="Ed25519 signature: 128 lowercase hex characters")]
+Phrases = Annotated[list[Annotated[list[Term], Meta(min_length=1, max_length=MAX_PHRASE_WORDS)]], Meta(max_length=MAX_PHRASES)]
 
 T = TypeVar("T")
 
@@ -112,7 +126,8 @@ class PostingEntry(Struct, array_like=True, forbid_unknown_fields=True, frozen=T
 
 
 class WireRecord(Struct, frozen=True):
-    """A document record: what a result row shows about a document."""
+    """A document record: what a result row shows about a document, signed by its
+    ``origin`` (``sig`` over :func:`signed_bytes`; ``pubkey`` hashes to ``origin``)."""
 
     doc_id: DocId
     url: Url
@@ -123,6 +138,8 @@ class WireRecord(Struct, frozen=True):
     crawled_at: UnixTime = 0.0
     host: Host = ""
     origin: Origin = ""
+    pubkey: PubKey = ""
+    sig: Signature = ""
 
     @classmethod
     def of(cls, r: DocRecord) -> WireRecord:
@@ -163,11 +180,20 @@ class InfoReply(Struct):
 
 
 class PostingsRequest(Struct):
-    """Store postings of the sender's documents; ``docs`` may ride along."""
+    """Store a batch of postings of ``origin``'s documents, signed by it; ``docs`` may ride along.
+
+    A holder handing postings on forwards the origin's batch unchanged (it cannot
+    sign for the origin) and names in ``only`` the entries (indices) to store.
+    Neither ``docs`` nor ``only`` is signed: records are signed one by one.
+    """
 
     origin: NodeId
     postings: Annotated[list[PostingEntry], Meta(max_length=MAX_POSTINGS)]
+    signed_at: UnixTime = 0.0
+    pubkey: PubKey = ""
+    sig: Signature = ""
     docs: Annotated[list[WireRecord], Meta(max_length=MAX_DOCS)] | None | UnsetType = UNSET
+    only: Annotated[list[Annotated[int, Meta(ge=0, lt=MAX_POSTINGS)]], Meta(max_length=MAX_POSTINGS)] | None | UnsetType = UNSET
     v: int = PROTOCOL_VERSION
 
 
@@ -177,10 +203,13 @@ class PostingsReply(Struct):
     accepted: Count
     refused_quota: Count
     missing_docs: Annotated[list[DocId], Meta(max_length=MAX_POSTINGS)] = []
+    #: Postings of the same (term, document) held for another origin (never overwritten).
+    refused_owner: Count = 0
 
 
 class DocsRequest(Struct):
-    """Document records, the ones a /postings reply said were missing."""
+    """Document records, the ones a /postings reply said were missing; each is
+    signed by its own origin (a holder handing records on sends other origins')."""
 
     origin: NodeId
     docs: Annotated[list[WireRecord], Meta(max_length=MAX_DOCS)]
@@ -192,12 +221,17 @@ class DocsReply(Struct):
 
 
 class WithdrawRequest(Struct):
-    """Remove the origin's postings of documents: all, only ``terms``, or all but ``keep_terms``."""
+    """Remove the origin's postings of documents: all, only ``terms``, or all but ``keep_terms``.
+
+    Signed by the origin; removes only postings it signed before ``signed_at``."""
 
     origin: NodeId
     doc_ids: Annotated[list[DocId], Meta(max_length=MAX_DOC_IDS)]
     terms: TermsOfDocs | None | UnsetType = UNSET
     keep_terms: TermsOfDocs | None | UnsetType = UNSET
+    signed_at: UnixTime = 0.0
+    pubkey: PubKey = ""
+    sig: Signature = ""
     v: int = PROTOCOL_VERSION
 
     def __post_init__(self) -> None:
@@ -237,14 +271,7 @@ class VerifyRequest(Struct):
 
     doc_ids: Annotated[list[DocId], Meta(max_length=MAX_VERIFY_DOCS)]
     terms: Annotated[list[Term], Meta(max_length=MAX_LOOKUP_TERMS)] | None | UnsetType = UNSET
-    phrases: (
-        Annotated[
-            list[Annotated[list[Term], Meta(min_length=1, max_length=MAX_PHRASE_WORDS)]],
-            Meta(max_length=MAX_PHRASES),
-        ]
-        | None
-        | UnsetType
-    ) = UNSET
+    phrases: Phrases | None | UnsetType = UNSET
     v: int = PROTOCOL_VERSION
 
 
@@ -267,7 +294,8 @@ class BadMessage(ValueError):
     """A body that is not a valid message of the expected type.
 
     ``code`` is the error code a server answers with: ``bad_json``, ``bad_request``,
-    ``bad_version`` or ``too_many`` (a list or object over its limit: 413).
+    ``bad_version``, ``too_many`` (a list or object over its limit: 413) or
+    ``bad_signature`` (not signed by the origin it names: 403).
     """
 
     def __init__(self, code: str, message: str) -> None:
@@ -277,7 +305,7 @@ class BadMessage(ValueError):
 
     @property
     def status(self) -> int:
-        return 413 if self.code == "too_many" else 400
+        return {"too_many": 413, "bad_signature": 403}.get(self.code, 400)
 
 
 class _Versioned(Struct):
@@ -320,7 +348,8 @@ def decode(raw: bytes, model: type[T]) -> T:
     _check_version(getattr(msg, "v", PROTOCOL_VERSION))
     if "".join(_hex_ids(msg)).translate(_NOT_HEX):
         bad = next(i for i in _hex_ids(msg) if i.translate(_NOT_HEX))
-        raise BadMessage("bad_request", f"id {bad!r} is not 40 lowercase hex characters")
+        raise BadMessage("bad_request", f"id {bad!r} is not lowercase hex")
+    _check_signed(msg)
     return msg
 
 
@@ -329,12 +358,16 @@ def _hex_ids(msg: object) -> Iterator[str]:
     if isinstance(msg, PostingsRequest):
         yield msg.origin
         yield from (e.posting.doc_id for e in msg.postings)
-        yield from (d.doc_id for d in present(msg.docs) or ())
+        yield from _record_ids(present(msg.docs) or ())
+        yield msg.pubkey
+        yield msg.sig
     elif isinstance(msg, DocsRequest):
         yield msg.origin
-        yield from (d.doc_id for d in msg.docs)
+        yield from _record_ids(msg.docs)
     elif isinstance(msg, WithdrawRequest):
         yield msg.origin
+        yield msg.pubkey
+        yield msg.sig
         yield from msg.doc_ids
         yield from present(msg.terms) or ()
         yield from present(msg.keep_terms) or ()
@@ -345,13 +378,20 @@ def _hex_ids(msg: object) -> Iterator[str]:
             yield from (p.doc_id for p in plist)
         for docs in (present(msg.docs) or {}, present(msg.compact) or {}):
             yield from docs
-        yield from (d.doc_id for d in (present(msg.docs) or {}).values())
+        yield from _record_ids((present(msg.docs) or {}).values())
     elif isinstance(msg, PostingsReply):
         yield from msg.missing_docs
     elif isinstance(msg, (VerifyRequest, VerifyReply)):
         yield from (msg.doc_ids if isinstance(msg, VerifyRequest) else msg.matches)
     elif isinstance(msg, InfoReply):
         yield msg.peer_id
+
+
+def _record_ids(records: Any) -> Iterator[str]:
+    for r in records:
+        yield r.doc_id
+        yield r.pubkey
+        yield r.sig
 
 
 def encode(msg: Struct) -> bytes:
@@ -362,3 +402,91 @@ def encode(msg: Struct) -> bytes:
 def present(value: T | None | UnsetType) -> T | None:
     """An optional field's value, or None when it was not sent (or sent as ``null``)."""
     return None if isinstance(value, UnsetType) else value
+
+
+# -- signatures ---------------------------------------------------------------------
+
+#: Signed messages and records, each with its own domain tag (a signature of one
+#: kind can never pass for another).
+_TAGS: dict[type, bytes] = {
+    PostingsRequest: b"yasearch-postings-v2\0",
+    WithdrawRequest: b"yasearch-withdraw-v2\0",
+    WireRecord: b"yasearch-record-v2\0",
+}
+Signed = TypeVar("Signed", PostingsRequest, WithdrawRequest, WireRecord)
+
+
+def signed_bytes(msg: PostingsRequest | WithdrawRequest | WireRecord) -> bytes:
+    """What the origin signs: a tag and the message's compact JSON with ``sig`` empty
+    (and, for a batch, without ``docs`` and ``only``). The receiver re-encodes the
+    values it decoded, so it checks exactly what it will act on."""
+    if isinstance(msg, PostingsRequest):
+        body: Struct = replace(msg, sig="", docs=UNSET, only=UNSET)
+    else:
+        body = replace(msg, sig="")
+    return _TAGS[type(msg)] + _encoder.encode(body)
+
+
+def sign(msg: Signed, identity: Identity) -> Signed:
+    """``msg`` with this peer's public key and its signature (``origin`` must be ours)."""
+    msg = replace(msg, pubkey=identity.public_key.hex(), sig="")
+    return replace(msg, sig=identity.sign(signed_bytes(msg)).hex())
+
+
+def signature_ok(msg: PostingsRequest | WithdrawRequest | WireRecord, origin: str) -> bool:
+    """Whether ``msg`` is signed by the key whose node ID is ``origin``."""
+    try:
+        pubkey, sig = bytes.fromhex(msg.pubkey), bytes.fromhex(msg.sig)
+    except ValueError:
+        return False
+    return node_id_of(pubkey).hex() == origin and verify(pubkey, sig, signed_bytes(msg))
+
+
+def batch_body(req: PostingsRequest) -> bytes:
+    """A signed batch as a holder keeps it to hand on later: the origin's fields and signature."""
+    return _encoder.encode(replace(req, docs=UNSET, only=UNSET))
+
+
+def record_problem(r: WireRecord) -> str | None:
+    """Why a record cannot be stored or shown, or None: it must be signed by its
+    origin, its id must be the hash of its URL and its host the URL's host."""
+    if not signature_ok(r, r.origin):
+        return f"record {r.doc_id} is not signed by its origin"
+    if hashlib.sha1(r.url.encode("utf-8")).hexdigest() != r.doc_id:
+        return f"record {r.doc_id}: the id is not the hash of its URL"
+    if host_of(r.url) != r.host:
+        return f"record {r.doc_id}: the host is not the URL's host"
+    return None
+
+
+def _fresh(signed_at: float) -> bool:
+    now = time.time()
+    return now - MAX_SIGNATURE_AGE <= signed_at <= now + MAX_CLOCK_SKEW
+
+
+def _check_signed(msg: object) -> None:
+    """The checks a message's fields cannot express: signatures bound to the origin,
+    ids bound to URLs, tf <= length. Raises :class:`BadMessage`."""
+    records: Any = ()
+    if isinstance(msg, (PostingsRequest, WithdrawRequest)):
+        if not signature_ok(msg, msg.origin):
+            raise BadMessage("bad_signature", f"the message is not signed by its origin {msg.origin}")
+        if not _fresh(msg.signed_at):
+            raise BadMessage("bad_request", f"signed_at {msg.signed_at} is too old or in the future")
+    if isinstance(msg, PostingsRequest):
+        if any(e.posting.tf > e.posting.length for e in msg.postings):
+            raise BadMessage("bad_request", "a posting's tf exceeds its document's length")
+        if any(i >= len(msg.postings) for i in present(msg.only) or ()):
+            raise BadMessage("bad_request", "an index in only is past the end of postings")
+        records = present(msg.docs) or ()
+    elif isinstance(msg, DocsRequest):
+        records = msg.docs
+    elif isinstance(msg, LookupReply):
+        docs = present(msg.docs) or {}
+        if any(d != r.doc_id for d, r in docs.items()):
+            raise BadMessage("bad_request", "a record is filed under another document's id")
+        records = docs.values()
+    for r in records:
+        problem = record_problem(r)
+        if problem is not None:
+            raise BadMessage("bad_signature", problem)

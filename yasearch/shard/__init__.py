@@ -29,11 +29,13 @@ Design points, each because of a failure it prevents:
 * **Expiry.** Origins republish periodically; a posting not refreshed within
   ``max_age`` belongs to a peer that left or a page that was dropped, and goes.
 
-Origin semantics: a posting is keyed by ``(term, doc_id)`` only, so when two peers
-crawled the same URL the last writer wins and the posting moves to that origin's
-quota. ``withdraw`` only removes postings that the withdrawing origin holds: one peer
-cannot delete another's postings (the other's next republish would restore them
-anyway, but it should not have to).
+Origin semantics: a posting is keyed by ``(term, doc_id)`` only and belongs to the
+origin that stored it first: only that origin (whose signed batches the p2p boundary
+has verified, :mod:`yasearch.wire`) may overwrite or withdraw it, and only with a
+batch signed later than the one stored. When two peers crawled the same URL, the
+first one's postings stand until it withdraws them or they expire. Each posting
+keeps the origin's signed batch it came from (``batches``), so a holder hands on
+what the origin signed, never something of its own (:mod:`yasearch.handoff`).
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from yasearch.shard.schema import (
     RecordLike,
     UpsertResult,
     impact,
+    migrate,
 )
 from yasearch.shard.writes import ShardWrites
 
@@ -71,7 +74,7 @@ class ShardStore(ShardWrites, ShardReads):
 
     async def open(self) -> ShardStore:
         """Open (creating if needed) the database; returns self for chaining."""
-        await self._run(lambda c: None)
+        await self._run(migrate)
         return self
 
     async def close(self) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from yasearch.records import DocRecord, Posting
 from yasearch.shard.schema import StoreBase, chunks
+from yasearch.wire import WireRecord
 
 
 class ShardReads(StoreBase):
@@ -98,24 +99,47 @@ class ShardReads(StoreBase):
 
     async def docs(self, doc_ids: Iterable[str]) -> dict[str, DocRecord]:
         """Records of the given documents that we hold, by doc_id."""
+        return {d: r.to_record() for d, r in (await self.signed_docs(doc_ids)).items()}
+
+    async def signed_docs(self, doc_ids: Iterable[str]) -> dict[str, WireRecord]:
+        """Records of the given documents with their origins' signatures (for lookup
+        replies, which searching peers check, and for handoff)."""
         ids = list(dict.fromkeys(doc_ids))
 
-        def q(conn: sqlite3.Connection) -> dict[str, DocRecord]:
-            out: dict[str, DocRecord] = {}
+        def q(conn: sqlite3.Connection) -> dict[str, WireRecord]:
+            out: dict[str, WireRecord] = {}
             for chunk in chunks(ids):
                 marks = ",".join("?" * len(chunk))
                 for r in conn.execute(
-                    "SELECT doc_id, url, title, description, language, length, crawled_at, "
-                    f"origin, host FROM docs WHERE doc_id IN ({marks})",
+                    "SELECT doc_id, url, title, description, language, length, crawled_at, host, origin, "
+                    f"pubkey, sig FROM docs WHERE doc_id IN ({marks})",
                     chunk,
                 ):
-                    out[r[0]] = DocRecord(
-                        doc_id=r[0], url=r[1], title=r[2], description=r[3], language=r[4],
-                        length=r[5], crawled_at=r[6], origin=r[7], host=r[8],
-                    )
+                    out[r[0]] = WireRecord(*r)
             return out
 
         return await self._run(q) if ids else {}
+
+    async def held_batches(self, terms: list[str]) -> dict[int, list[tuple[str, str]]]:
+        """The signed batches the postings of ``terms`` came from: batch id -> the
+        (term, doc_id) pairs of ``terms`` still held from it (handoff)."""
+
+        def q(conn: sqlite3.Connection) -> dict[int, list[tuple[str, str]]]:
+            out: dict[int, list[tuple[str, str]]] = {}
+            for chunk in chunks(terms):
+                marks = ",".join("?" * len(chunk))
+                for b, t, d in conn.execute(
+                    f"SELECT batch, term, doc_id FROM postings WHERE term IN ({marks}) AND batch IS NOT NULL", chunk
+                ):
+                    out.setdefault(b, []).append((t, d))
+            return out
+
+        return await self._run(q) if terms else {}
+
+    async def batch_body(self, batch_id: int) -> bytes | None:
+        """The compressed body of one signed batch (see :meth:`held_batches`)."""
+        row = await self._run(lambda c: c.execute("SELECT body FROM batches WHERE id=?", (batch_id,)).fetchone())
+        return row[0] if row else None
 
     async def origin_count(self, origin: str) -> int:
         """Postings ``origin`` holds here (what its quota is measured against)."""

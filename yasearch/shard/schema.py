@@ -49,6 +49,8 @@ CREATE TABLE IF NOT EXISTS postings (
     length INTEGER NOT NULL,
     impact REAL NOT NULL,
     updated REAL NOT NULL,
+    signed REAL NOT NULL DEFAULT 0,
+    batch INTEGER,
     PRIMARY KEY (term, doc_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS postings_impact ON postings(term, impact DESC, doc_id);
@@ -63,13 +65,27 @@ CREATE TABLE IF NOT EXISTS docs (
     crawled_at REAL NOT NULL,
     origin TEXT NOT NULL,
     host TEXT NOT NULL,
-    updated REAL NOT NULL
+    updated REAL NOT NULL,
+    pubkey TEXT NOT NULL DEFAULT '',
+    sig TEXT NOT NULL DEFAULT ''
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS origins (
     origin TEXT PRIMARY KEY,
     postings INTEGER NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS batches (
+    id INTEGER PRIMARY KEY,
+    hash BLOB NOT NULL UNIQUE,
+    body BLOB NOT NULL
+);
 """
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    """A store from before signed postings (protocol 1) holds nothing anyone can
+    verify: it is emptied once, and the origins' republishing fills it again."""
+    if "signed" not in {r[1] for r in conn.execute("PRAGMA table_info(postings)")}:
+        conn.executescript("DROP TABLE postings; DROP TABLE docs; DROP TABLE origins;" + SCHEMA)
 
 
 #: A posting to store: one from this peer's own code or one decoded from a message.
@@ -101,6 +117,7 @@ class UpsertResult:
     refused_quota: int  # not stored: the origin, its source address or the whole store is at its cap
     created: int = 0  # of ``accepted``, how many were new (term, doc_id) pairs
     refused_full: int = 0  # of ``refused_quota``, how many because the store is at ``max_postings``
+    refused_owner: int = 0  # not stored: another origin holds that (term, doc_id)
 
 
 def chunks(items: list[Any], n: int = _CHUNK) -> Iterable[list[Any]]:

@@ -10,6 +10,8 @@ the same.
 
 from __future__ import annotations
 
+import hashlib
+import zlib
 from collections.abc import Awaitable, Callable
 
 from yasearch.shard import ShardStore
@@ -25,9 +27,9 @@ from yasearch.wire import (
     VerifyReply,
     VerifyRequest,
     WirePosting,
-    WireRecord,
     WithdrawReply,
     WithdrawRequest,
+    batch_body,
     present,
 )
 
@@ -43,20 +45,36 @@ class LocalPeer:
         self.verify_documents = verify_documents
 
     async def postings(self, req: PostingsRequest, source: str | None = None) -> PostingsReply:
-        """Store postings (and records riding along); name the records we lack.
-        ``source``: the sender's IP address (per-source quota), None for this peer."""
+        """Store an origin's signed batch (or the entries ``only`` names of one handed
+        on) and the records riding along; name the records we lack.
+
+        The batch itself is kept with the postings, so this peer can hand them on
+        as the origin signed them. Signatures were checked where the request was
+        decoded (:func:`yasearch.wire.decode`); a call from this peer itself
+        carries its own signed batch. ``source``: the sender's IP address (per-source
+        quota), None for this peer."""
         batch = [(e.term, e.posting) for e in req.postings]
-        result = await self.shard.upsert(req.origin, batch, source=source)
+        only = present(req.only)
+        if only is not None:
+            batch = [batch[i] for i in dict.fromkeys(only)]
+        body = batch_body(req)
+        kept = (hashlib.sha1(body).digest(), zlib.compress(body, 1))
+        result = await self.shard.upsert(req.origin, batch, signed_at=req.signed_at, batch=kept, source=source)
         if req.docs:
-            await self.shard.put_docs(req.origin, req.docs)
+            await self.shard.put_docs(req.docs)
         missing = await self.shard.missing_docs(dict.fromkeys(p.doc_id for _, p in batch))
-        return PostingsReply(accepted=result.accepted, refused_quota=result.refused_quota, missing_docs=missing)
+        return PostingsReply(
+            accepted=result.accepted, refused_quota=result.refused_quota,
+            missing_docs=missing, refused_owner=result.refused_owner,
+        )
 
     async def docs(self, req: DocsRequest) -> DocsReply:
-        return DocsReply(stored=await self.shard.put_docs(req.origin, req.docs))
+        return DocsReply(stored=await self.shard.put_docs(req.docs))
 
     async def withdraw(self, req: WithdrawRequest) -> WithdrawReply:
-        removed = await self.shard.withdraw(req.origin, req.doc_ids, present(req.keep_terms), present(req.terms))
+        removed = await self.shard.withdraw(
+            req.origin, req.doc_ids, present(req.keep_terms), present(req.terms), signed_at=req.signed_at
+        )
         return WithdrawReply(removed=removed)
 
     async def lookup(self, req: LookupRequest) -> LookupReply:
@@ -70,9 +88,8 @@ class LocalPeer:
             out[t] = [WirePosting.of(p) for p in plist]
             seen.update(dict.fromkeys(p.doc_id for p in plist))
         reply = LookupReply(df=df, postings=out)
-        if req.records is True:
-            recs = await self.shard.docs(list(seen))
-            reply.docs = {d: WireRecord.of(r) for d, r in recs.items()}
+        if req.records is True:  # with the origins' signatures: the asker checks them
+            reply.docs = await self.shard.signed_docs(list(seen))
         elif req.records == "compact":
             recs = await self.shard.docs(list(seen))
             reply.compact = {d: CompactRecord(r.host, r.language, r.origin) for d, r in recs.items()}

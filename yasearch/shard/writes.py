@@ -5,7 +5,8 @@ mid-batch leaves either the whole batch or none of it. The values are trusted:
 they were validated once, where they entered this peer (:mod:`yasearch.wire`).
 What this module guards is the store's own invariants: an origin's quota, the
 per-origin counts (kept in the same transaction as the postings, so they never
-drift), and that one origin cannot withdraw another's postings.
+drift), and that one origin can neither overwrite nor withdraw another's postings
+or records.
 """
 
 from __future__ import annotations
@@ -26,75 +27,90 @@ class ShardWrites(StoreBase):
         ts: float | None = None,
         *,
         source: str | None = None,
+        signed_at: float | None = None,
+        batch: tuple[bytes, bytes] | None = None,
     ) -> UpsertResult:
-        """Store postings from ``origin``, replacing any with the same (term, doc_id).
+        """Store postings from ``origin``, replacing its own with the same (term, doc_id).
 
         The batch is written in one transaction. Its values were validated where
-        they entered the peer (:mod:`yasearch.wire`); here only the quota is
-        enforced. Entries are applied in order; once ``origin``
-        holds ``quota_per_origin`` postings, further *new* postings are refused and
-        counted, while updates of postings it already holds are still accepted
-        (they do not grow its share). A posting taken over from another origin
-        moves to this origin's count. ``ts`` (default now) is the freshness stamp
-        that :meth:`expire` looks at.
+        they entered the peer (:mod:`yasearch.wire`, which also checked that
+        ``origin`` signed them); here the store's rules are enforced, in order:
 
-        ``source`` is the sender's IP address (None: this peer itself). New
-        postings are also refused once the store holds ``caps.max_postings`` and
-        once the sender's address holds ``caps.quota_per_source`` (:mod:`.quotas`).
+        * a (term, doc_id) held for another origin is never overwritten
+          (``refused_owner``); one ``origin`` holds already is replaced only by a
+          batch signed at least as late (``signed_at``; an older one replayed is
+          skipped);
+        * once ``origin`` holds ``quota_per_origin`` postings, further *new*
+          postings are refused and counted, while updates are still accepted;
+        * ``source`` is the sender's IP address (None: this peer itself). New
+          postings are also refused once the store holds ``caps.max_postings`` and
+          once the sender's address holds ``caps.quota_per_source`` (:mod:`.quotas`).
+
+        ``batch`` is ``(hash, compressed body)`` of the origin's signed batch, kept
+        so a holder can hand the postings on verifiably. ``ts`` (default: the
+        signing time, at most now) is the freshness stamp :meth:`expire` reads,
+        so a batch handed on does not live longer than its origin made it.
         """
-        batch = list(postings)
-        updated = time.time() if ts is None else ts
+        items = list(postings)
+        now = time.time()
+        signed = signed_at if signed_at is not None else (now if ts is None else ts)
+        updated = min(signed, now) if ts is None else ts
         quota = self.quota_per_origin
         caps = self.caps
         src = caps.source_key(source)
 
         def body(conn: sqlite3.Connection) -> UpsertResult:
-            counts: dict[str, int] = {}
-
-            def count(o: str) -> int:
-                if o not in counts:
-                    counts[o] = self._held(conn, o)
-                return counts[o]
-
-            accepted = refused = created = full = 0
+            held = self._held(conn, origin)
+            batch_id = self._keep_batch(conn, batch) if batch is not None else None
+            accepted = refused = created = owned = full = 0
             total = self._total_held(conn)
             if src is not None:
-                quotas.bind(conn, origin, src, count(origin))
+                quotas.bind(conn, origin, src, held)
             src_held = quotas.source_held(conn, src) if src is not None else 0
-            for term, p in batch:
+            for term, p in items:
                 row = conn.execute(
-                    "SELECT origin FROM postings WHERE term=? AND doc_id=?", (term, p.doc_id)
+                    "SELECT origin, signed FROM postings WHERE term=? AND doc_id=?", (term, p.doc_id)
                 ).fetchone()
-                prev = row[0] if row else None
-                if prev != origin:
-                    if count(origin) >= quota or (src is not None and src_held >= caps.quota_per_source):
+                if row is None:
+                    if held >= quota or (src is not None and src_held >= caps.quota_per_source):
                         refused += 1
                         continue
-                    if prev is None and total >= caps.max_postings:
+                    if total >= caps.max_postings:
                         refused += 1
                         full += 1
                         continue
-                    counts[origin] += 1
+                    held += 1
                     src_held += 1
-                    if prev is None:
-                        created += 1
-                        total += 1
-                    else:
-                        counts[prev] = count(prev) - 1
+                    created += 1
+                    total += 1
+                elif row[0] != origin:
+                    owned += 1
+                    continue
+                elif row[1] > signed:
+                    continue  # a replay of an older batch
                 conn.execute(
-                    "INSERT INTO postings(term, doc_id, origin, tf, flags, length, impact, "
-                    "updated) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(term, doc_id) DO UPDATE SET "
-                    "origin=excluded.origin, tf=excluded.tf, flags=excluded.flags, "
-                    "length=excluded.length, impact=excluded.impact, updated=excluded.updated",
-                    (term, p.doc_id, origin, p.tf, p.flags, p.length, impact(p), updated),
+                    "INSERT INTO postings(term, doc_id, origin, tf, flags, length, impact, updated, signed, batch) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(term, doc_id) DO UPDATE SET "
+                    "tf=excluded.tf, flags=excluded.flags, length=excluded.length, impact=excluded.impact, "
+                    "updated=excluded.updated, signed=excluded.signed, batch=excluded.batch",
+                    (term, p.doc_id, origin, p.tf, p.flags, p.length, impact(p), updated, signed, batch_id),
                 )
                 accepted += 1
-            self._save_counts(conn, counts)
-            return UpsertResult(accepted=accepted, refused_quota=refused, created=created, refused_full=full)
+            if created:
+                self._save_counts(conn, {origin: held})
+            return UpsertResult(
+                accepted=accepted, refused_quota=refused, created=created, refused_full=full, refused_owner=owned
+            )
 
-        if not batch:
+        if not items:
             return UpsertResult(0, 0, 0)
         return await self._tx(body)
+
+    @staticmethod
+    def _keep_batch(conn: sqlite3.Connection, batch: tuple[bytes, bytes]) -> int:
+        digest, blob = batch
+        conn.execute("INSERT OR IGNORE INTO batches(hash, body) VALUES (?,?)", (digest, blob))
+        return int(conn.execute("SELECT id FROM batches WHERE hash=?", (digest,)).fetchone()[0])
 
     def _save_counts(self, conn: sqlite3.Connection, counts: dict[str, int]) -> None:
         changes = [(o, self._held(conn, o), n) for o, n in counts.items()]
@@ -111,17 +127,15 @@ class ShardWrites(StoreBase):
             else:
                 conn.execute("DELETE FROM origins WHERE origin=?", (o,))
 
-    async def put_docs(
-        self, origin: str, records: Sequence[RecordLike], ts: float | None = None
-    ) -> int:
-        """Store document records sent by ``origin``; returns how many were stored.
+    async def put_docs(self, records: Sequence[RecordLike], ts: float | None = None) -> int:
+        """Store document records; returns how many were stored.
 
-        Only records of documents that some posting here names are kept: records
-        follow postings (the YaCy exchange: postings, then :meth:`missing_docs`, then
-        the missing records), and refusing orphans means records cannot be used to
-        get around the posting quota. The stored ``origin`` is the sender, not the
-        record's own ``origin`` field, so a peer cannot attribute pages to another.
-        One transaction, like :meth:`upsert`.
+        Each record is stored under its own ``origin``, which the p2p boundary has
+        checked signed it (a holder handing records on sends other origins'). A
+        record is kept only when that origin holds a posting here naming the
+        document (records follow postings, the YaCy exchange, so records cannot
+        get around the posting quota), and it replaces a stored record only of
+        the same origin and a crawl at least as recent. One transaction.
         """
         batch = list(records)
         updated = time.time() if ts is None else ts
@@ -130,18 +144,22 @@ class ShardWrites(StoreBase):
             stored = 0
             for r in batch:
                 if conn.execute(
-                    "SELECT 1 FROM postings WHERE doc_id=? LIMIT 1", (r.doc_id,)
+                    "SELECT 1 FROM postings WHERE doc_id=? AND origin=? LIMIT 1", (r.doc_id, r.origin)
                 ).fetchone() is None:
                     continue
-                conn.execute(
-                    "INSERT OR REPLACE INTO docs(doc_id, url, title, description, language, "
-                    "length, crawled_at, origin, host, updated) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                cur = conn.execute(
+                    "INSERT INTO docs(doc_id, url, title, description, language, length, crawled_at, origin, "
+                    "host, updated, pubkey, sig) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(doc_id) DO UPDATE SET "
+                    "url=excluded.url, title=excluded.title, description=excluded.description, "
+                    "language=excluded.language, length=excluded.length, crawled_at=excluded.crawled_at, "
+                    "host=excluded.host, updated=excluded.updated, pubkey=excluded.pubkey, sig=excluded.sig "
+                    "WHERE docs.origin=excluded.origin AND docs.crawled_at<=excluded.crawled_at",
                     (
-                        r.doc_id, r.url, r.title, r.description, r.language,
-                        r.length, float(r.crawled_at), origin, r.host, updated,
+                        r.doc_id, r.url, r.title, r.description, r.language, r.length, float(r.crawled_at),
+                        r.origin, r.host, updated, getattr(r, "pubkey", ""), getattr(r, "sig", ""),
                     ),
                 )
-                stored += 1
+                stored += cur.rowcount > 0
             return stored
 
         if not batch:
@@ -154,6 +172,7 @@ class ShardWrites(StoreBase):
         doc_ids: Iterable[str],
         keep_terms: Mapping[str, Collection[str]] | None = None,
         only_terms: Mapping[str, Collection[str]] | None = None,
+        signed_at: float = float("inf"),
     ) -> int:
         """Remove ``origin``'s postings of the given documents; returns how many went.
 
@@ -163,7 +182,9 @@ class ShardWrites(StoreBase):
         With ``keep_terms[doc_id]`` given, the postings of those terms stay (a
         re-crawl: the origin sends the document's current terms, and every term it
         no longer contains stops matching). A document record goes when no posting
-        (of any origin) names the document any more. One transaction.
+        (of any origin) names the document any more. Only postings signed before
+        the withdrawal's ``signed_at`` go (a withdrawal replayed later cannot remove
+        what the origin published since). One transaction.
         """
         ids = list(dict.fromkeys(doc_ids))
         keep = keep_terms or {}
@@ -175,7 +196,7 @@ class ShardWrites(StoreBase):
                 held = [
                     r[0]
                     for r in conn.execute(
-                        "SELECT term FROM postings WHERE doc_id=? AND origin=?", (d, origin)
+                        "SELECT term FROM postings WHERE doc_id=? AND origin=? AND signed<=?", (d, origin, signed_at)
                     )
                 ]
                 kept = set(keep.get(d, ()))
@@ -222,6 +243,10 @@ class ShardWrites(StoreBase):
             conn.execute(
                 "DELETE FROM docs WHERE NOT EXISTS "
                 "(SELECT 1 FROM postings p WHERE p.doc_id = docs.doc_id)"
+            )
+            # signed batches no posting comes from any more (superseded or withdrawn)
+            conn.execute(
+                "DELETE FROM batches WHERE id NOT IN (SELECT batch FROM postings WHERE batch IS NOT NULL)"
             )
             return total
 
