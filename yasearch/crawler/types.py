@@ -24,6 +24,10 @@ class CrawlSpec:
     deny: list[str] = field(default_factory=list)
     #: Only follow links to the hosts of the seed URLs.
     same_site: bool = False
+    #: Read the seed hosts' sitemaps (robots.txt ``Sitemap:`` lines and /sitemap.xml).
+    sitemaps: bool = True
+    #: Keep every fetched HTML response in a WARC file (where: the caller decides).
+    warc: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -72,6 +76,12 @@ class Page:
     depth: int = 0
     #: Canonical URL the crawler requested (differs from url after a redirect or rel=canonical).
     requested_url: str = ""
+    #: Validators of the response (for the next conditional GET).
+    etag: str = ""
+    last_modified: str = ""
+    #: The sitemap's hints for this URL, when a sitemap listed it.
+    changefreq: str = ""
+    lastmod: str = ""
 
 
 @dataclass
