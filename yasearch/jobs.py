@@ -74,6 +74,8 @@ class JobManager:
         #: Called on the loop with the documents of each durable commit / removed doc ids.
         self.on_indexed: list[Callable[[list[Document]], None]] = []
         self.on_removed: list[Callable[[list[str]], None]] = []
+        #: Called with every page a job hands to the index (the recrawl schedule tracks them).
+        self.on_page: list[Callable[[Page], None]] = []
         #: doc_id -> job of committed pages not yet published (for the job's
         #: "published" counter); bounded, so a peer alone for long forgets the oldest.
         self._publishing: dict[str, str] = {}
@@ -206,16 +208,33 @@ class JobManager:
 
     # -- running -------------------------------------------------------------
 
+    def warc_path(self, job_id: str) -> Path:
+        """Where a job with ``warc: true`` keeps what it fetched."""
+        return Path(self.config.data_dir) / "warc" / f"{job_id}.warc.gz"
+
+    def crawler(self, job_id: str, spec: CrawlSpec, sink: Callable[[Page], Any], **kw: Any) -> Crawler:
+        """A crawler with this peer's settings, session and parse pool (the recrawl runs one);
+        ``concurrency`` overrides the settings', the rest goes to :class:`Crawler`."""
+        settings = self._settings()
+        if "concurrency" in kw:
+            settings.concurrency = max(1, kw.pop("concurrency"))
+        return Crawler(
+            job_id, spec, settings, self.store, sink, session=self._http(), parse_pool=self._parse_pool(), **kw
+        )
+
+    async def index_document(self, doc: Document) -> None:
+        """Index a document outside any job; it is published once its commit is durable."""
+        if self.on_indexed:
+            self._docs[doc.doc_id] = doc
+        await self.index.add(doc)
+
     def _launch(self, job: Job, paused: bool = False) -> None:
-        job.crawler = Crawler(
+        job.crawler = self.crawler(
             job.id,
             job.spec,
-            self._settings(),
-            self.store,
             lambda page, job=job: self._sink(job, page),
-            session=self._http(),
-            parse_pool=self._parse_pool(),
             progress=job.progress,
+            warc_path=self.warc_path(job.id) if job.spec.warc else None,
         )
         if paused:
             job.crawler.pause()
@@ -249,17 +268,9 @@ class JobManager:
             job.progress.skipped += 1
             await self.store.mark(job.id, [(requested, "skipped", "noindex")])
             return
-        doc = Document(
-            doc_id=did,
-            url=page.url,
-            host=host_of(page.url),
-            title=page.title,
-            headings=page.headings,
-            body=page.body,
-            description=page.description,
-            language=page.language,
-            crawled_at=page.fetched_at,
-        )
+        doc = page_document(page)
+        for callback in self.on_page:
+            callback(page)
         self._uncommitted.setdefault(did, []).append((job.id, requested))
         if self.on_indexed:
             self._docs[did] = doc
@@ -311,6 +322,21 @@ class JobManager:
                         await self.store.set_job_state(job.id, job.state, _counters(job.progress))
                     except Exception:  # noqa: BLE001 - a failed progress save is retried next round
                         log.debug("could not save progress of %s", job.id, exc_info=True)
+
+
+def page_document(page: Page) -> Document:
+    """The index document of a crawled page."""
+    return Document(
+        doc_id=doc_id(page.url),
+        url=page.url,
+        host=host_of(page.url),
+        title=page.title,
+        headings=page.headings,
+        body=page.body,
+        description=page.description,
+        language=page.language,
+        crawled_at=page.fetched_at,
+    )
 
 
 _COUNTERS = ("fetched", "indexed", "failed", "published", "skipped")

@@ -35,6 +35,7 @@ from yasearch.network import Contact, Resolver, Transport
 from yasearch.p2pclient import P2PClient
 from yasearch.publisher import Publisher
 from yasearch.query import parse_query
+from yasearch.recrawl import Recrawler
 from yasearch.records import DocRecord, SearchResponse
 from yasearch.search import search_local
 from yasearch.shard import ShardStore
@@ -60,6 +61,7 @@ class Peer:
             limitmb=config.index_limitmb,
         )
         self.jobs = JobManager(config, self.index)
+        self.recrawler = Recrawler(config, self.jobs, self._remove_doc_ids)
         self.suggester = Suggester(self.index)
         self.shard = ShardStore(
             self.data_dir / "shard.db",
@@ -145,6 +147,7 @@ class Peer:
         self.jobs.on_removed.append(lambda ids: self._spawn(self.publisher.remove(ids)))
         self.publisher.on_published.append(self.jobs.published)
         await self.jobs.start()
+        self.recrawler.start()
         self.reporter.connect(self.dht, self.resolver, self.transport)
         self.membership = Membership(
             self.identity.node_id, self.dht, self.resolver, self.handoff, self.publisher, self.shard, self.config
@@ -159,6 +162,7 @@ class Peer:
         if not self._started:
             return
         self._started = False
+        await self.recrawler.stop()
         await self.jobs.stop()
         for task in self._bg:
             task.cancel()
@@ -264,6 +268,7 @@ class Peer:
 
     async def settle(self) -> None:
         """Until background work (index commits, publishing) has caught up. For tests and the demo."""
+        await self.recrawler.settle()
         await self.index.flush()
         while True:
             pending = [t for t in self._bg if not t.done()] + self.jobs.pending_tasks()
@@ -307,7 +312,9 @@ class Peer:
         return self.membership.network_totals(docs, total) if self.membership is not None else (docs, total)
 
     async def status(self) -> dict[str, Any]:
-        return await self.reporter.status()
+        status = await self.reporter.status()
+        status["recrawl"] = await self.recrawler.figures()
+        return status
 
     async def peers(self) -> list[dict[str, Any]]:
         return await self.reporter.peers()
