@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from yasearch import __version__
+from yasearch import __version__, archivecli
 from yasearch.client import DEFAULT_PEER, PeerClient, PeerError
 from yasearch.config import DEFAULT_PORT, Config, ConfigError
 
@@ -115,7 +115,7 @@ async def cmd_demo(args: argparse.Namespace) -> int:
 
 
 async def cmd_crawl(args: argparse.Namespace) -> int:
-    from yasearch.progress import ProgressLine, summary
+    from yasearch.progress import watch
 
     body: dict[str, Any] = {"urls": args.urls, "depth": args.depth, "max_pages": args.max_pages}
     if args.delay is not None:
@@ -124,30 +124,23 @@ async def cmd_crawl(args: argparse.Namespace) -> int:
         body["allow"] = args.allow
     if args.deny:
         body["deny"] = args.deny
+    if args.no_sitemaps:
+        body["sitemaps"] = False
+    if args.warc:
+        body["warc"] = True
     async with PeerClient(args.peer, args.token) as client:
         job = await client.request("POST", "/api/v1/crawl", json=body)
         if args.no_wait:
             print(job["id"])
             return 0
         print(f"crawl job {job['id']} started on {args.peer}", file=sys.stderr, flush=True)
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        bar = ProgressLine()
-        state: dict[str, Any] = job
-        try:
-            while True:
-                state = await client.request("GET", f"/api/v1/crawl/{job['id']}")
-                bar.update(state)
-                if state["state"] not in ("running", "paused"):
-                    break
-                await asyncio.sleep(0.5)
-        except (KeyboardInterrupt, asyncio.CancelledError):
-            bar.close()
-            print(f"stopped watching; job {job['id']} goes on in the peer", file=sys.stderr)
+        state = await watch(client, job)
+        if state is None:
             return 130
-        finally:
-            bar.close()
-        print(summary(state, loop.time() - started), flush=True)
+        if args.warc:
+            with open(args.warc, "wb") as out:
+                size = await client.download(f"/api/v1/crawl/{job['id']}/warc", out)
+            print(f"WARC of what was fetched: {args.warc} ({size:,} bytes)", file=sys.stderr)
     if state["state"] != "done":
         print(f"yasearch crawl: the job ended as {state['state']!r}, not 'done'", file=sys.stderr)
         return 1
@@ -247,7 +240,10 @@ def build_parser() -> argparse.ArgumentParser:
     crawl.add_argument("--peer", default=DEFAULT_PEER)
     crawl.add_argument("--token", help="admin token (or YASEARCH_TOKEN)")
     crawl.add_argument("--no-wait", action="store_true", help="print the job id and return")
+    crawl.add_argument("--no-sitemaps", action="store_true", help="do not read the seed hosts' sitemaps")
+    crawl.add_argument("--warc", type=Path, metavar="FILE", help="also save what was fetched as a WARC file here")
     crawl.set_defaults(func=cmd_crawl)
+    archivecli.add_parsers(sub)
 
     search = sub.add_parser("search", help="query a running peer")
     search.add_argument("query", nargs="+")

@@ -16,7 +16,7 @@ import time
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, AsyncIterator, Callable
 
 import aiohttp
 
@@ -154,6 +154,33 @@ class JobManager:
         self.jobs[job_id] = job
         self._launch(job)
         return job
+
+    async def create_import(self, spec: CrawlSpec, items: AsyncIterator[Document | str]) -> Job:
+        """A job that indexes documents read from a file (yasearch.archive) instead of
+        crawling: each item is a document or the reason a record was skipped."""
+        job_id = await self.store.create_job(spec)
+        job = Job(job_id, spec, "running", time.time())
+        self.jobs[job_id] = job
+        job.task = asyncio.create_task(self._run_import(job, items), name=f"import-{job_id}")
+        return job
+
+    async def _run_import(self, job: Job, items: AsyncIterator[Document | str]) -> None:
+        try:
+            async for item in items:
+                if isinstance(item, str):
+                    job.progress.skipped += 1
+                    job.progress.skip_reasons[item] += 1
+                    continue
+                job.progress.fetched += 1
+                self._uncommitted.setdefault(item.doc_id, []).append((job.id, item.url))
+                await self.index_document(item)
+        except Exception as e:  # noqa: BLE001 - an unreadable file fails the job, not the peer
+            log.warning("import job %s: %s", job.id, e)
+            job.progress.fail("", "unreadable")
+        await self.index.flush()
+        job.state = "done"
+        job.progress.finished_at = time.time()
+        await self.store.set_job_state(job.id, job.state, _counters(job.progress))
 
     def get(self, job_id: str) -> Job | None:
         return self.jobs.get(job_id)

@@ -16,12 +16,13 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, AsyncIterator
 
 
 from yasearch.crawler.types import CrawlSpec
 from yasearch.crawler.urls import canonicalize
 from yasearch.analysis import doc_id
+from yasearch.archive import document_line, in_thread, read_documents
 from yasearch.config import Config
 from yasearch.identity import load_or_create
 from yasearch.index import LocalIndex
@@ -190,6 +191,21 @@ class Peer:
 
     async def start_crawl(self, spec: CrawlSpec) -> Job:
         return await self.jobs.create(spec)
+
+    async def import_file(self, path: Path) -> Job:
+        """Index the documents of a JSON Lines or WARC file as a job (then published);
+        the file is deleted when the job has read it."""
+        spec = CrawlSpec(urls=[], depth=0, max_pages=0, sitemaps=False)
+        items = in_thread(read_documents(path), finally_=lambda: path.unlink(missing_ok=True))
+        return await self.jobs.create_import(spec, items)
+
+    async def export_lines(self) -> AsyncIterator[bytes]:
+        """This peer's local index as JSON Lines, one document a line, host by host."""
+        for host, _count in await self.index.documents_by_host():
+            ids = await self.index.doc_ids_of_host(host)
+            for i in range(0, len(ids), 200):
+                for stored in await self.index.stored_fields(ids[i : i + 200]):
+                    yield document_line(stored)
 
     def list_jobs(self) -> list[Job]:
         return self.jobs.list()

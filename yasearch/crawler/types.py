@@ -98,6 +98,7 @@ class CrawlProgress:
     finished_at: float | None = None
     failures: Counter = field(default_factory=Counter)  # reason -> count
     recent_failures: deque = field(default_factory=lambda: deque(maxlen=50))  # (url, reason, time)
+    skip_reasons: Counter = field(default_factory=Counter)  # reason -> count (imports fill it)
 
     def fail(self, url: str, reason: str) -> None:
         self.failed += 1
@@ -118,6 +119,7 @@ class CrawlProgress:
             "skipped": self.skipped,
             "pages_per_second": round(self.pages_per_second(), 2),
             "failures": dict(self.failures),
+            "skip_reasons": dict(self.skip_reasons),
             "recent_failures": [
                 {"url": u, "reason": r, "time": t} for (u, r, t) in list(self.recent_failures)[-20:]
             ],
