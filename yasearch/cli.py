@@ -16,6 +16,7 @@ from typing import Any
 from yasearch import __version__, archivecli
 from yasearch.client import DEFAULT_PEER, PeerClient, PeerError
 from yasearch.config import DEFAULT_PORT, Config, ConfigError
+from yasearch.seedlist import group_by_options, parse_seed_lines
 
 log = logging.getLogger("yasearch")
 
@@ -28,13 +29,27 @@ def _setup_logging(verbosity: int) -> None:
         logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 
 
-def read_seeds(path: Path) -> list[str]:
-    urls = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        line = line.split("#", 1)[0].strip()
-        if line:
-            urls.append(line)
-    return urls
+async def crawl_seed_list(peer: Any, path: Path) -> None:
+    """One crawl job per set of per-line options of the seed list; unusable lines are named."""
+    from yasearch.api import parse_crawl_spec
+    from yasearch.crawler.types import CrawlSpec
+    from yasearch.errors import ApiError
+
+    try:
+        seeds, errors = parse_seed_lines(path.read_text(encoding="utf-8-sig"))
+    except (OSError, UnicodeDecodeError) as e:
+        print(f"yasearch peer: cannot use seed list {path}: {e}", file=sys.stderr)
+        return
+    for n, msg in errors:
+        print(f"yasearch peer: {path} line {n}: {msg} (line skipped)", file=sys.stderr)
+    for options, urls in group_by_options(seeds):
+        try:
+            spec: CrawlSpec = parse_crawl_spec({"urls": urls, "depth": 1, "max_pages": 1000, **options})
+        except ApiError as e:
+            print(f"yasearch peer: cannot use seed list {path}: {e.message}", file=sys.stderr)
+            continue
+        job = await peer.start_crawl(spec)
+        print(f"crawling {len(spec.urls)} seed URLs from {path} (job {job.id}); progress at {peer.url}/crawl")
 
 
 def default_seeds() -> Path | None:
@@ -89,13 +104,7 @@ async def cmd_peer(args: argparse.Namespace) -> int:
         print(f"joining the network through {', '.join(config.bootstrap)}", flush=True)
     seeds = args.seeds or config.seeds or (None if args.no_seeds else default_seeds())
     if seeds and not peer.jobs.list():
-        try:
-            spec: CrawlSpec = parse_crawl_spec({"urls": read_seeds(Path(seeds)), "depth": 1, "max_pages": 1000})
-        except (OSError, ApiError) as e:
-            print(f"yasearch peer: cannot use seed list {seeds}: {getattr(e, 'message', e)}", file=sys.stderr)
-        else:
-            job = await peer.start_crawl(spec)
-            print(f"crawling {len(spec.urls)} seed URLs from {seeds} (job {job.id}); progress at {peer.url}/crawl")
+        await crawl_seed_list(peer, Path(seeds))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
