@@ -137,6 +137,15 @@ async def test_unchanged_pages_cost_one_conditional_request_and_nothing_else(mak
     assert figures["due"] == 0
 
 
+async def test_the_status_page_shows_the_recrawl_figures(peer, site, http):
+    await crawl(peer, site)
+    async with http.get(peer.url + "/status") as r:
+        page = await r.text()
+    assert 'id="status-recrawl"' in page and "Recrawl (freshness)" in page
+    for label in ("tracked", "due", "revisited", "unchanged", "changed", "gone"):
+        assert f"<dt>{label}</dt>" in page
+
+
 async def test_a_changed_page_is_reindexed_and_its_lost_terms_withdrawn_on_another_peer(make_network, site):
     origin, _, asker = await make_network(["p0", "p1", "p2"])
     await crawl(origin, site)
