@@ -99,8 +99,10 @@ class JobManager:
             self._flusher.cancel()
         running = [j for j in self.jobs.values() if j.task and not j.task.done()]
         for job in running:
-            assert job.crawler is not None
-            job.crawler.cancel()  # stop fetching; the job stays 'running' on disk so it resumes
+            if job.crawler is not None:
+                job.crawler.cancel()  # stop fetching; the job stays 'running' on disk so it resumes
+            elif job.task is not None:
+                job.task.cancel()  # an import: what was indexed stays, the rest is not read
         for job in running:
             assert job.task is not None
             try:
