@@ -2,6 +2,7 @@
 
 ``crawl``: crawl + index + query on one peer (:mod:`bench.crawl_index`);
 ``network``: N peers as processes, publishing and global search (:mod:`bench.network`);
+``recrawl``: a revisit round against a full recrawl, WARC import against crawling (:mod:`bench.recrawl`);
 ``wire``: decoding + validating one p2p postings batch, msgspec vs pydantic (:mod:`bench.wire`).
 See docs/benchmarks.md for what is measured and the results.
 """
@@ -17,17 +18,21 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m bench crawl [--pages N] [--workers N] [--queries N] [--no-scrapy] "
               "[--set KEY=VALUE] [--json FILE] [--strict]\n"
               "       python -m bench network [--peers N] [--pages N] [--queries N] [--json FILE] [--strict]\n"
+              "       python -m bench recrawl [--pages N] [--changed F] [--gone F] [--json FILE] [--strict]\n"
               "       python -m bench wire [--postings N] [--runs N]\n\n"
               "  crawl   crawl + index a generated local site, Scrapy as the reference, query latency\n"
               "          (python -m bench crawl --help for every option)\n"
               "  network N peers as processes on loopback: publish throughput, DHT lookups, global query\n"
               "          latency, bytes per query, overlap@10 (python -m bench network --help)\n"
+              "  recrawl a revisit round (conditional GETs) against a full recrawl; WARC import rate\n"
               "  wire    decode + validate one 5,000-posting p2p batch: msgspec vs pydantic v2")
         return 0 if argv else 2
     cmd, rest = argv[0], argv[1:]
-    if cmd in ("crawl", "network", "wire"):
+    if cmd in ("crawl", "network", "recrawl", "wire"):
         if cmd == "crawl":
             from bench.crawl_index import main as run_main
+        elif cmd == "recrawl":
+            from bench.recrawl import main as run_main
         elif cmd == "network":
             from bench.network import main as run_main
         else:
@@ -43,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
             print(f"benchmark failed: {e}", file=sys.stderr)
             return 1
-    print(f"unknown command {cmd!r}; try: python -m bench crawl | network | wire", file=sys.stderr)
+    print(f"unknown command {cmd!r}; try: python -m bench crawl | network | recrawl | wire", file=sys.stderr)
     return 2
 
 

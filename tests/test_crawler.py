@@ -42,6 +42,8 @@ class Run:
                  on_page=None, **spec: object) -> None:
         spec.setdefault("depth", 20)
         spec.setdefault("max_pages", 100)
+        # these tests count a site's requests: sitemap reading has tests of its own (test_sitemaps.py)
+        spec.setdefault("sitemaps", False)
         self.store = store
         self.job_id = job_id
         self.pages: list[Page] = []

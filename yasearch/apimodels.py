@@ -64,6 +64,8 @@ class CrawlRequest(Struct, forbid_unknown_fields=True):
     allow: Annotated[Regexes, Meta(description="URL regexes; only matching URLs are crawled")] = []
     deny: Annotated[Regexes, Meta(description="URL regexes never crawled")] = []
     same_site: Annotated[bool, Meta(description="only follow links to the seeds' hosts")] = False
+    sitemaps: Annotated[bool, Meta(description="read the seed hosts' sitemaps (robots.txt Sitemap: lines, /sitemap.xml)")] = True
+    warc: Annotated[bool, Meta(description="keep every fetched HTML response in a WARC file (GET /api/v1/crawl/{id}/warc)")] = False
 
 
 class CrawlForm(Struct):
@@ -448,6 +450,8 @@ def parse_crawl_spec(body: Any) -> CrawlSpec:
         allow=_regexes("allow", req.allow),
         deny=_regexes("deny", req.deny),
         same_site=req.same_site,
+        sitemaps=req.sitemaps,
+        warc=req.warc,
     )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from yasearch import api, compat, middleware, openapi, p2p
+from yasearch import api, archiveapi, compat, middleware, openapi, p2p
 from yasearch.httpkit import PEER_KEY
 from yasearch.peer import Peer
 
@@ -18,6 +18,7 @@ def build_app(peer: Peer) -> web.Application:
     middleware.setup(app)
     app[PEER_KEY] = peer
     api.setup(app)
+    archiveapi.setup(app)
     compat.setup(app)
     openapi.setup(app)
     p2p.setup(app)

@@ -13,9 +13,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from yasearch import __version__
+from yasearch import __version__, archivecli
 from yasearch.client import DEFAULT_PEER, PeerClient, PeerError
 from yasearch.config import DEFAULT_PORT, Config, ConfigError
+from yasearch.seedlist import group_by_options, parse_seed_lines
 
 log = logging.getLogger("yasearch")
 
@@ -28,13 +29,27 @@ def _setup_logging(verbosity: int) -> None:
         logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 
 
-def read_seeds(path: Path) -> list[str]:
-    urls = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        line = line.split("#", 1)[0].strip()
-        if line:
-            urls.append(line)
-    return urls
+async def crawl_seed_list(peer: Any, path: Path) -> None:
+    """One crawl job per set of per-line options of the seed list; unusable lines are named."""
+    from yasearch.api import parse_crawl_spec
+    from yasearch.crawler.types import CrawlSpec
+    from yasearch.errors import ApiError
+
+    try:
+        seeds, errors = parse_seed_lines(path.read_text(encoding="utf-8-sig"))
+    except (OSError, UnicodeDecodeError) as e:
+        print(f"yasearch peer: cannot use seed list {path}: {e}", file=sys.stderr)
+        return
+    for n, msg in errors:
+        print(f"yasearch peer: {path} line {n}: {msg} (line skipped)", file=sys.stderr)
+    for options, urls in group_by_options(seeds):
+        try:
+            spec: CrawlSpec = parse_crawl_spec({"urls": urls, "depth": 1, "max_pages": 1000, **options})
+        except ApiError as e:
+            print(f"yasearch peer: cannot use seed list {path}: {e.message}", file=sys.stderr)
+            continue
+        job = await peer.start_crawl(spec)
+        print(f"crawling {len(spec.urls)} seed URLs from {path} (job {job.id}); progress at {peer.url}/crawl")
 
 
 def default_seeds() -> Path | None:
@@ -92,13 +107,7 @@ async def cmd_peer(args: argparse.Namespace) -> int:
         print(f"joining the network through {', '.join(config.bootstrap)}", flush=True)
     seeds = args.seeds or config.seeds or (None if args.no_seeds else default_seeds())
     if seeds and not peer.jobs.list():
-        try:
-            spec: CrawlSpec = parse_crawl_spec({"urls": read_seeds(Path(seeds)), "depth": 1, "max_pages": 1000})
-        except (OSError, ApiError) as e:
-            print(f"yasearch peer: cannot use seed list {seeds}: {getattr(e, 'message', e)}", file=sys.stderr)
-        else:
-            job = await peer.start_crawl(spec)
-            print(f"crawling {len(spec.urls)} seed URLs from {seeds} (job {job.id}); progress at {peer.url}/crawl")
+        await crawl_seed_list(peer, Path(seeds))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -118,7 +127,7 @@ async def cmd_demo(args: argparse.Namespace) -> int:
 
 
 async def cmd_crawl(args: argparse.Namespace) -> int:
-    from yasearch.progress import ProgressLine, summary
+    from yasearch.progress import watch
 
     body: dict[str, Any] = {"urls": args.urls, "depth": args.depth, "max_pages": args.max_pages}
     if args.delay is not None:
@@ -127,30 +136,23 @@ async def cmd_crawl(args: argparse.Namespace) -> int:
         body["allow"] = args.allow
     if args.deny:
         body["deny"] = args.deny
+    if args.no_sitemaps:
+        body["sitemaps"] = False
+    if args.warc:
+        body["warc"] = True
     async with PeerClient(args.peer, args.token) as client:
         job = await client.request("POST", "/api/v1/crawl", json=body)
         if args.no_wait:
             print(job["id"])
             return 0
         print(f"crawl job {job['id']} started on {args.peer}", file=sys.stderr, flush=True)
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        bar = ProgressLine()
-        state: dict[str, Any] = job
-        try:
-            while True:
-                state = await client.request("GET", f"/api/v1/crawl/{job['id']}")
-                bar.update(state)
-                if state["state"] not in ("running", "paused"):
-                    break
-                await asyncio.sleep(0.5)
-        except (KeyboardInterrupt, asyncio.CancelledError):
-            bar.close()
-            print(f"stopped watching; job {job['id']} goes on in the peer", file=sys.stderr)
+        state = await watch(client, job)
+        if state is None:
             return 130
-        finally:
-            bar.close()
-        print(summary(state, loop.time() - started), flush=True)
+        if args.warc:
+            with open(args.warc, "wb") as out:
+                size = await client.download(f"/api/v1/crawl/{job['id']}/warc", out)
+            print(f"WARC of what was fetched: {args.warc} ({size:,} bytes)", file=sys.stderr)
     if state["state"] != "done":
         print(f"yasearch crawl: the job ended as {state['state']!r}, not 'done'", file=sys.stderr)
         return 1
@@ -250,7 +252,10 @@ def build_parser() -> argparse.ArgumentParser:
     crawl.add_argument("--peer", default=DEFAULT_PEER)
     crawl.add_argument("--token", help="admin token (or YASEARCH_TOKEN)")
     crawl.add_argument("--no-wait", action="store_true", help="print the job id and return")
+    crawl.add_argument("--no-sitemaps", action="store_true", help="do not read the seed hosts' sitemaps")
+    crawl.add_argument("--warc", type=Path, metavar="FILE", help="also save what was fetched as a WARC file here")
     crawl.set_defaults(func=cmd_crawl)
+    archivecli.add_parsers(sub)
 
     search = sub.add_parser("search", help="query a running peer")
     search.add_argument("query", nargs="+")

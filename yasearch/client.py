@@ -58,3 +58,26 @@ class PeerClient:
             ) from None
         except aiohttp.ClientError as e:
             raise PeerError(f"talking to the peer at {self.base_url} failed: {e}") from None
+
+
+    async def download(self, path: str, out: Any) -> int:
+        """Stream a GET's body into the binary file ``out``; returns the bytes written."""
+        assert self._session is not None
+        written = 0
+        try:
+            async with self._session.get(self.base_url + path, timeout=aiohttp.ClientTimeout(total=None)) as resp:
+                if resp.status >= 400:
+                    raise PeerError(f"{self.base_url} answered {resp.status} to {path}")
+                async for chunk in resp.content.iter_chunked(256 * 1024):
+                    out.write(chunk)
+                    written += len(chunk)
+        except aiohttp.ClientConnectionError:
+            raise PeerError(f"cannot reach a peer at {self.base_url}; start one with `yasearch peer` or pass --peer URL") from None
+        return written
+
+    async def upload(self, path: str, file: Any) -> Any:
+        """POST the binary file ``file`` streamed as the body; the JSON answer."""
+        return await self.request(
+            "POST", path, data=file, headers={"Content-Type": "application/octet-stream"},
+            timeout=aiohttp.ClientTimeout(total=None),
+        )

@@ -56,6 +56,19 @@ class Config:
     user_agent: str = f"yasearch/{__version__} (peer-to-peer search engine; robots.txt honoured)"
     parse_workers: int = 2
 
+    # recrawl (yasearch.recrawl): every indexed page is revisited, adaptively
+    #: Bounds of a page's revisit interval (seconds): halved when it changed, doubled when not.
+    recrawl_min_interval: float = 86400.0
+    recrawl_max_interval: float = 60 * 86400.0
+    #: Share of crawl_concurrency the background recrawl may use (0 = no recrawl).
+    recrawl_share: float = 0.25
+    #: Consecutive failed revisits (5xx, timeout, DNS) after which a page is removed.
+    recrawl_max_failures: int = 5
+    #: First retry of a failed revisit after this many seconds, doubling per failure.
+    recrawl_retry_delay: float = 3600.0
+    #: How often the recrawl looks for due pages (seconds).
+    recrawl_check_interval: float = 60.0
+
     # index
     commit_interval: float = 1.0
     commit_batch: int = 500

@@ -24,15 +24,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 from typing import Any, Mapping
 
 from aiohttp import web
 
-from yasearch.apimodels import MAX_URL_CHARS, MAX_URLS
-from yasearch.crawler.urls import canonicalize
+from yasearch.apimodels import MAX_URLS
 from yasearch.errors import ApiError
 from yasearch.httpkit import PEER_KEY, route
+from yasearch.seedlist import describe_errors, parse_seed_lines
 
 SEED_FILE_MAX_BYTES = 1024 * 1024
 FORM_FIELD_MAX_BYTES = 1024 * 1024
@@ -42,7 +41,6 @@ SEED_FILE_FIELD = "seeds"
 MAX_FORM_BYTES = SEED_FILE_MAX_BYTES + len(FORM_FIELDS) * FORM_FIELD_MAX_BYTES
 
 #: '#' at the start of a line or after whitespace starts a comment ('#' inside a URL is a fragment).
-_COMMENT = re.compile(r"(^|\s)#.*$")
 
 
 def _mib(n: int) -> str:
@@ -68,19 +66,16 @@ def parse_seed_file(data: bytes, filename: str = "") -> list[str]:
         ) from None
     if "\x00" in text:
         raise ApiError(400, "seed_file_not_text", f"{name} is not a text file; a seed list is plain text, one URL per line")
-    urls: list[str] = []
-    for n, line in enumerate(text.splitlines(), 1):
-        line = _COMMENT.sub("", line).strip()
-        if not line:
-            continue
-        parts = line.split()
-        if len(parts) > 1:
-            raise ApiError(400, "bad_seed_file", f"{name} line {n}: one URL per line, found {len(parts)} words: {line[:120]!r}")
-        if len(urls) >= MAX_URLS:
-            raise ApiError(413, "too_many_urls", f"{name} lists more than {MAX_URLS:,} URLs (line {n}); split it into several jobs")
-        if len(line) > MAX_URL_CHARS or canonicalize(line) is None:
-            raise ApiError(400, "bad_seed_file", f"{name} line {n}: not an absolute http(s) URL: {line[:200]!r}")
-        urls.append(line)
+    seeds, errors = parse_seed_lines(text)
+    # one job per upload: options on a line would apply to every seed of it (seeds.txt
+    # of `yasearch peer` runs one job per set of options instead)
+    errors += [(s.line, "per-line options are not taken in an uploaded list: set them in the form")
+               for s in seeds if s.options]
+    if errors:
+        raise ApiError(400, "bad_seed_file", describe_errors(name, sorted(errors)))
+    if len(seeds) > MAX_URLS:
+        raise ApiError(413, "too_many_urls", f"{name} lists more than {MAX_URLS:,} URLs (line {seeds[MAX_URLS].line}); split it into several jobs")
+    urls = [s.url for s in seeds]
     if not urls:
         raise ApiError(
             400,

@@ -16,7 +16,7 @@ import time
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, AsyncIterator, Callable
 
 import aiohttp
 
@@ -74,6 +74,8 @@ class JobManager:
         #: Called on the loop with the documents of each durable commit / removed doc ids.
         self.on_indexed: list[Callable[[list[Document]], None]] = []
         self.on_removed: list[Callable[[list[str]], None]] = []
+        #: Called with every page a job hands to the index (the recrawl schedule tracks them).
+        self.on_page: list[Callable[[Page], None]] = []
         #: doc_id -> job of committed pages not yet published (for the job's
         #: "published" counter); bounded, so a peer alone for long forgets the oldest.
         self._publishing: dict[str, str] = {}
@@ -97,8 +99,10 @@ class JobManager:
             self._flusher.cancel()
         running = [j for j in self.jobs.values() if j.task and not j.task.done()]
         for job in running:
-            assert job.crawler is not None
-            job.crawler.cancel()  # stop fetching; the job stays 'running' on disk so it resumes
+            if job.crawler is not None:
+                job.crawler.cancel()  # stop fetching; the job stays 'running' on disk so it resumes
+            elif job.task is not None:
+                job.task.cancel()  # an import: what was indexed stays, the rest is not read
         for job in running:
             assert job.task is not None
             try:
@@ -165,6 +169,33 @@ class JobManager:
         self._launch(job)
         return job
 
+    async def create_import(self, spec: CrawlSpec, items: AsyncIterator[Document | str]) -> Job:
+        """A job that indexes documents read from a file (yasearch.archive) instead of
+        crawling: each item is a document or the reason a record was skipped."""
+        job_id = await self.store.create_job(spec)
+        job = Job(job_id, spec, "running", time.time())
+        self.jobs[job_id] = job
+        job.task = asyncio.create_task(self._run_import(job, items), name=f"import-{job_id}")
+        return job
+
+    async def _run_import(self, job: Job, items: AsyncIterator[Document | str]) -> None:
+        try:
+            async for item in items:
+                if isinstance(item, str):
+                    job.progress.skipped += 1
+                    job.progress.skip_reasons[item] += 1
+                    continue
+                job.progress.fetched += 1
+                self._uncommitted.setdefault(item.doc_id, []).append((job.id, item.url))
+                await self.index_document(item)
+        except Exception as e:  # noqa: BLE001 - an unreadable file fails the job, not the peer
+            log.warning("import job %s: %s", job.id, e)
+            job.progress.fail("", "unreadable")
+        await self.index.flush()
+        job.state = "done"
+        job.progress.finished_at = time.time()
+        await self.store.set_job_state(job.id, job.state, _counters(job.progress))
+
     def get(self, job_id: str) -> Job | None:
         return self.jobs.get(job_id)
 
@@ -218,16 +249,33 @@ class JobManager:
 
     # -- running -------------------------------------------------------------
 
+    def warc_path(self, job_id: str) -> Path:
+        """Where a job with ``warc: true`` keeps what it fetched."""
+        return Path(self.config.data_dir) / "warc" / f"{job_id}.warc.gz"
+
+    def crawler(self, job_id: str, spec: CrawlSpec, sink: Callable[[Page], Any], **kw: Any) -> Crawler:
+        """A crawler with this peer's settings, session and parse pool (the recrawl runs one);
+        ``concurrency`` overrides the settings', the rest goes to :class:`Crawler`."""
+        settings = self._settings()
+        if "concurrency" in kw:
+            settings.concurrency = max(1, kw.pop("concurrency"))
+        return Crawler(
+            job_id, spec, settings, self.store, sink, session=self._http(), parse_pool=self._parse_pool(), **kw
+        )
+
+    async def index_document(self, doc: Document) -> None:
+        """Index a document outside any job; it is published once its commit is durable."""
+        if self.on_indexed:
+            self._docs[doc.doc_id] = doc
+        await self.index.add(doc)
+
     def _launch(self, job: Job, paused: bool = False) -> None:
-        job.crawler = Crawler(
+        job.crawler = self.crawler(
             job.id,
             job.spec,
-            self._settings(),
-            self.store,
             lambda page, job=job: self._sink(job, page),
-            session=self._http(),
-            parse_pool=self._parse_pool(),
             progress=job.progress,
+            warc_path=self.warc_path(job.id) if job.spec.warc else None,
         )
         if paused:
             job.crawler.pause()
@@ -261,17 +309,9 @@ class JobManager:
             job.progress.skipped += 1
             await self.store.mark(job.id, [(requested, "skipped", "noindex")])
             return
-        doc = Document(
-            doc_id=did,
-            url=page.url,
-            host=host_of(page.url),
-            title=page.title,
-            headings=page.headings,
-            body=page.body,
-            description=page.description,
-            language=page.language,
-            crawled_at=page.fetched_at,
-        )
+        doc = page_document(page)
+        for callback in self.on_page:
+            callback(page)
         self._uncommitted.setdefault(did, []).append((job.id, requested))
         if self.on_indexed:
             self._docs[did] = doc
@@ -323,6 +363,21 @@ class JobManager:
                         await self.store.set_job_state(job.id, job.state, _counters(job.progress))
                     except Exception:  # noqa: BLE001 - a failed progress save is retried next round
                         log.debug("could not save progress of %s", job.id, exc_info=True)
+
+
+def page_document(page: Page) -> Document:
+    """The index document of a crawled page."""
+    return Document(
+        doc_id=doc_id(page.url),
+        url=page.url,
+        host=host_of(page.url),
+        title=page.title,
+        headings=page.headings,
+        body=page.body,
+        description=page.description,
+        language=page.language,
+        crawled_at=page.fetched_at,
+    )
 
 
 _COUNTERS = ("fetched", "indexed", "failed", "published", "skipped")

@@ -16,13 +16,14 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, AsyncIterator
 
 
 from yasearch.crawler.outbound import OutboundPolicy
 from yasearch.crawler.types import CrawlSpec
 from yasearch.crawler.urls import canonicalize
 from yasearch.analysis import doc_id
+from yasearch.archive import document_line, in_thread, read_documents
 from yasearch.config import Config
 from yasearch.identity import load_or_create
 from yasearch.index import LocalIndex
@@ -36,6 +37,7 @@ from yasearch.network import Contact, Resolver, Transport
 from yasearch.p2pclient import P2PClient
 from yasearch.publisher import Publisher
 from yasearch.query import parse_query
+from yasearch.recrawl import Recrawler
 from yasearch.records import DocRecord, SearchResponse
 from yasearch.resultcheck import ResultChecker, checker_settings
 from yasearch.search import search_local
@@ -63,6 +65,7 @@ class Peer:
             limitmb=config.index_limitmb,
         )
         self.jobs = JobManager(config, self.index)
+        self.recrawler = Recrawler(config, self.jobs, self._remove_doc_ids)
         self.suggester = Suggester(self.index)
         self.shard = ShardStore(
             self.data_dir / "shard.db",
@@ -151,6 +154,7 @@ class Peer:
         self.jobs.on_removed.append(lambda ids: self._spawn(self.publisher.remove(ids)))
         self.publisher.on_published.append(self.jobs.published)
         await self.jobs.start()
+        self.recrawler.start()
         self.reporter.connect(self.dht, self.resolver, self.transport)
         self.membership = Membership(
             self.identity.node_id, self.dht, self.resolver, self.handoff, self.publisher, self.shard, self.config
@@ -165,6 +169,7 @@ class Peer:
         if not self._started:
             return
         self._started = False
+        await self.recrawler.stop()
         await self.jobs.stop()
         for task in self._bg:
             task.cancel()
@@ -194,6 +199,21 @@ class Peer:
 
     async def start_crawl(self, spec: CrawlSpec) -> Job:
         return await self.jobs.create(spec)
+
+    async def import_file(self, path: Path) -> Job:
+        """Index the documents of a JSON Lines or WARC file as a job (then published);
+        the file is deleted when the job has read it."""
+        spec = CrawlSpec(urls=[], depth=0, max_pages=0, sitemaps=False)
+        items = in_thread(read_documents(path), finally_=lambda: path.unlink(missing_ok=True))
+        return await self.jobs.create_import(spec, items)
+
+    async def export_lines(self) -> AsyncIterator[bytes]:
+        """This peer's local index as JSON Lines, one document a line, host by host."""
+        for host, _count in await self.index.documents_by_host():
+            ids = await self.index.doc_ids_of_host(host)
+            for i in range(0, len(ids), 200):
+                for stored in await self.index.stored_fields(ids[i : i + 200]):
+                    yield document_line(stored)
 
     def list_jobs(self) -> list[Job]:
         return self.jobs.list()
@@ -272,6 +292,7 @@ class Peer:
 
     async def settle(self) -> None:
         """Until background work (index commits, publishing) has caught up. For tests and the demo."""
+        await self.recrawler.settle()
         await self.index.flush()
         while True:
             pending = [t for t in self._bg if not t.done()] + self.jobs.pending_tasks()
@@ -315,7 +336,9 @@ class Peer:
         return self.membership.network_totals(docs, total) if self.membership is not None else (docs, total)
 
     async def status(self) -> dict[str, Any]:
-        return await self.reporter.status()
+        status = await self.reporter.status()
+        status["recrawl"] = await self.recrawler.figures()
+        return status
 
     async def peers(self) -> list[dict[str, Any]]:
         return await self.reporter.peers()

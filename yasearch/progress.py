@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import sys
 import time
@@ -17,8 +18,8 @@ def _counts(job: dict[str, Any]) -> str:
 
 def render(job: dict[str, Any], width: int = 30) -> str:
     spec = job.get("spec") or {}
-    target = max(int(spec.get("max_pages") or 1), 1)
     done = int(job.get("fetched", 0))
+    target = max(int(spec.get("max_pages") or 0) or done, 1)  # an import has no max_pages
     frac = min(done / target, 1.0) if job.get("state") in ("running", "paused") else 1.0
     filled = int(frac * width)
     bar = "#" * filled + "." * (width - filled)
@@ -33,10 +34,35 @@ def summary(job: dict[str, Any], elapsed: float | None = None) -> str:
     took = f" in {elapsed:.1f} s" if elapsed is not None else ""
     failures = job.get("failures") or {}
     why = " (" + ", ".join(f"{k} {v}" for k, v in sorted(failures.items())) + ")" if failures else ""
+    skips = job.get("skip_reasons") or {}
+    skipped = " (" + ", ".join(f"{k} {v}" for k, v in sorted(skips.items())) + ")" if skips else ""
     return (
         f"crawl {job.get('id', '?')} {job.get('state', '?')}{took}: fetched {job.get('fetched', 0)}, "
-        f"indexed {job.get('indexed', 0)}, failed {job.get('failed', 0)}{why}, skipped {job.get('skipped', 0)}"
+        f"indexed {job.get('indexed', 0)}, failed {job.get('failed', 0)}{why}, skipped {job.get('skipped', 0)}{skipped}"
     )
+
+
+async def watch(client: Any, job: dict[str, Any]) -> dict[str, Any] | None:
+    """Show a job's progress until it ends; its last state, or None when the user stopped watching."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    bar = ProgressLine()
+    state: dict[str, Any] = job
+    try:
+        while True:
+            state = await client.request("GET", f"/api/v1/crawl/{job['id']}")
+            bar.update(state)
+            if state["state"] not in ("running", "paused"):
+                break
+            await asyncio.sleep(0.5)
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        bar.close()
+        print(f"stopped watching; job {job['id']} goes on in the peer", file=sys.stderr)
+        return None
+    finally:
+        bar.close()
+    print(summary(state, loop.time() - started), flush=True)
+    return state
 
 
 class ProgressLine:

@@ -13,7 +13,8 @@ import asyncio
 import concurrent.futures
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
 
 import aiohttp
 
@@ -21,13 +22,18 @@ from .extract import Extracted, extract
 from .fetcher import FetchResult, fetch
 from .frontier import Frontier
 from .robots import RobotsCache, RobotsRules
+from .sitemaps import SitemapEntry, read_body, read_sitemaps
 from .state import FrontierStore
 from .types import CrawlerSettings, CrawlProgress, CrawlSpec, Page
 from .urls import UrlFilter, canonicalize, host_of
+from .warc import WarcFile
 
 log = logging.getLogger(__name__)
 
 Sink = Callable[[Page], Awaitable[None]]
+#: Told the outcome of every URL that did not become a page: (url, reason), with
+#: the fetcher's reasons (``not_modified``, ``http_404``, ``timeout``, ...).
+OutcomeSink = Callable[[str, str], Awaitable[None]]
 
 
 class Crawler:
@@ -42,6 +48,9 @@ class Crawler:
         session: aiohttp.ClientSession,
         parse_pool: concurrent.futures.Executor | None,
         progress: CrawlProgress | None = None,
+        validators: Mapping[str, tuple[str, str]] | None = None,
+        on_outcome: OutcomeSink | None = None,
+        warc_path: str | Path | None = None,
     ) -> None:
         self.job_id = job_id
         self.spec = spec
@@ -51,6 +60,11 @@ class Crawler:
         self.session = session
         self.parse_pool = parse_pool
         self.progress = progress if progress is not None else CrawlProgress()
+        #: url -> (ETag, Last-Modified) of an earlier visit: those URLs get conditional GETs.
+        self.validators = validators or {}
+        self.on_outcome = on_outcome
+        self.warc = WarcFile(warc_path) if warc_path else None
+        self._hints: dict[str, SitemapEntry] = {}  # sitemap entries of queued URLs
 
         self._seeds: list[str] = []
         for u in spec.urls:
@@ -165,6 +179,8 @@ class Crawler:
             self.progress.finished_at = time.time()
             if self._state != "cancelled":
                 self._state = "done"
+            if self.warc is not None:
+                self.warc.close()
 
     async def _load(self) -> None:
         """Resume from the store if this job has URLs there, else start from the seeds."""
@@ -185,6 +201,48 @@ class Crawler:
             self._frontier.mark_seen(u)
         for u, d in await self.store.add_urls(self.job_id, [(u, 0) for u in seeds]):
             self._frontier.push(u, d)
+        if self.spec.sitemaps and self.spec.depth >= 1:
+            await self._read_sitemaps(seeds)
+
+    async def _read_sitemaps(self, seeds: list[str]) -> None:
+        """Queue the URLs the seed hosts' sitemaps list (depth 1, the job's URL rules)."""
+        timeout = aiohttp.ClientTimeout(
+            total=self.settings.fetch_deadline, sock_connect=self.settings.connect_timeout,
+            sock_read=self.settings.read_timeout,
+        )
+
+        async def polite_body(url: str) -> bytes | None:
+            if not self.settings.outbound.url_allowed(url):
+                return None
+            host = host_of(url)
+            rules = await self._host_rules(url)
+            if not rules.allowed(url):
+                return None
+            await self._frontier.claim(host)
+            try:
+                await self._frontier.wait_turn(host)
+                return await read_body(self.session, url, self.settings.user_agent, timeout)
+            finally:
+                self._frontier.release(host, contacted=True)
+
+        origins = list(dict.fromkeys(u.split("/", 3)[0] + "//" + host_of(u) for u in seeds))
+        for origin in origins:
+            if self._stop:
+                return
+            rules = await self._host_rules(origin + "/")
+            start = list(dict.fromkeys([*rules.sitemaps, origin + "/sitemap.xml"]))
+            entries = await read_sitemaps(start, polite_body, max_urls=max(self.spec.max_pages * 10, 100))
+            fresh = []
+            for e in entries:
+                if self._frontier.seen(e.url) or not self._filter.accepts(e.url):
+                    continue
+                self._frontier.mark_seen(e.url)
+                self._hints[e.url] = e
+                fresh.append((e.url, 1))
+            for u, d in await self.store.add_urls(self.job_id, fresh):
+                self._frontier.push(u, d)
+            if fresh:
+                log.info("job %s: %d URLs from the sitemaps of %s", self.job_id, len(fresh), origin)
 
     async def _worker(self) -> None:
         max_pages = self.spec.max_pages
@@ -289,7 +347,9 @@ class Crawler:
                 return True
 
             contacted = True
-            result = await fetch(self.session, url, self.settings, hop_allowed=hop)
+            result = await fetch(
+                self.session, url, self.settings, hop_allowed=hop, validators=self.validators.get(url)
+            )
             if result.status:
                 self.progress.fetched += 1
             if duplicate:
@@ -300,7 +360,11 @@ class Crawler:
                 else:
                     self.progress.fail(url, result.reason)
                     await self._mark(url, "failed", result.reason)
+                if self.on_outcome is not None:
+                    await self.on_outcome(url, result.reason)
             else:
+                if self.warc is not None:
+                    self.warc.write(result)
                 await self._handle_page(url, depth, result)
         finally:
             if held is not None:
@@ -349,7 +413,12 @@ class Crawler:
             truncated=result.truncated,
             depth=depth,
             requested_url=url,
+            etag=result.etag,
+            last_modified=result.last_modified,
         )
+        hint = self._hints.get(url)
+        if hint is not None:
+            page.changefreq, page.lastmod = hint.changefreq, hint.lastmod
         # Claim the aliases before anyone else can queue them, then persist.
         for alias in {final, page_url} - {url}:
             self._frontier.mark_seen(alias)

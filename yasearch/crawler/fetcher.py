@@ -5,6 +5,7 @@ in the UI: ``dns``, ``refused``, ``timeout``, ``http_<code>`` (exact status, e.g
 ``http_404``, ``http_500``), ``too_many_redirects``, ``bad_url``, ``bad_encoding``,
 ``blocked`` (an address the outbound policy refuses: loopback, private, ...),
 ``error``; and the *skip* reasons ``not_html`` and ``robots`` (see :data:`SKIP_REASONS`).
+A conditional request (``validators``) answered 304 has the reason ``not_modified``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import asyncio
 import logging
 import socket
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import aiohttp
 
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml", "text/plain"})
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 #: Outcomes that are not the site's fault and must not count as failures.
-SKIP_REASONS = frozenset({"not_html", "robots"})
+SKIP_REASONS = frozenset({"not_html", "robots", "not_modified"})
 _CHUNK = 64 * 1024
 _ACCEPT = "text/html,application/xhtml+xml;q=0.9,text/plain;q=0.8,*/*;q=0.1"
 
@@ -42,6 +43,13 @@ class FetchResult:
     charset: str | None = None
     reason: str | None = None  # None = success
     redirects: int = 0
+    #: Validators of the final response, for the next conditional GET.
+    etag: str = ""
+    last_modified: str = ""
+    #: The final response's status line parts and headers (a WARC record needs them).
+    http_version: str = "1.1"
+    reason_phrase: str = ""
+    headers: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -92,18 +100,21 @@ async def fetch(
     settings: CrawlerSettings,
     *,
     hop_allowed: HopCheck | None = None,
+    validators: tuple[str, str] | None = None,
 ) -> FetchResult:
     """Fetch ``url``; the result's ``reason`` says why it is not a usable page.
 
     Redirects are followed by hand so that every hop is canonicalised and can be
     vetted by ``hop_allowed`` (robots.txt and URL rules of the target) and by the
     outbound policy, which aiohttp's automatic redirects would bypass. The whole
-    fetch runs under ``settings.fetch_deadline``.
+    fetch runs under ``settings.fetch_deadline``. ``validators`` (ETag,
+    Last-Modified of an earlier visit, either may be empty) make it a
+    conditional GET.
     """
     result = FetchResult(url=url, final_url=url)
     try:
         async with asyncio.timeout(settings.fetch_deadline):
-            return await _fetch(session, url, settings, hop_allowed, result)
+            return await _fetch(session, url, settings, hop_allowed, result, validators)
     except TimeoutError:
         result.reason = "timeout"
         return result
@@ -115,11 +126,18 @@ async def _fetch(
     settings: CrawlerSettings,
     hop_allowed: HopCheck | None,
     result: FetchResult,
+    validators: tuple[str, str] | None = None,
 ) -> FetchResult:
     timeout = aiohttp.ClientTimeout(
         total=None, sock_connect=settings.connect_timeout, sock_read=settings.read_timeout
     )
     headers = {"User-Agent": settings.user_agent, "Accept": _ACCEPT}
+    if validators is not None:
+        etag, last_modified = validators
+        if etag:
+            headers["If-None-Match"] = etag
+        if last_modified:
+            headers["If-Modified-Since"] = last_modified
     current = url
     try:
         for hop in range(settings.max_redirects + 1):
@@ -132,6 +150,11 @@ async def _fetch(
             ) as resp:
                 result.status = resp.status
                 result.final_url = current
+                result.etag = resp.headers.get("ETag", "")
+                result.last_modified = resp.headers.get("Last-Modified", "")
+                result.http_version = f"{resp.version.major}.{resp.version.minor}" if resp.version else "1.1"
+                result.reason_phrase = resp.reason or ""
+                result.headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in resp.raw_headers]
                 location = resp.headers.get("Location")
                 if resp.status in REDIRECT_STATUSES and location:
                     target = canonicalize(location, base=current)
@@ -148,6 +171,9 @@ async def _fetch(
                     result.redirects += 1
                     current = target
                     continue
+                if resp.status == 304 and validators is not None:
+                    result.reason = "not_modified"
+                    return result
                 if not 200 <= resp.status < 300:
                     result.reason = f"http_{resp.status}"
                     return result

@@ -60,6 +60,16 @@ class RobotsRules:
             return None
         return float(d) if d is not None and d >= 0 else None
 
+    @property
+    def sitemaps(self) -> list[str]:
+        """The robots.txt ``Sitemap:`` URLs (at most 50)."""
+        if self.parser is None:
+            return []
+        try:
+            return list(self.parser.sitemaps)[:50]
+        except Exception:
+            return []
+
 
 def _origin(url: str) -> str:
     p = urlsplit(url)

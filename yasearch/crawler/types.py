@@ -24,6 +24,10 @@ class CrawlSpec:
     deny: list[str] = field(default_factory=list)
     #: Only follow links to the hosts of the seed URLs.
     same_site: bool = False
+    #: Read the seed hosts' sitemaps (robots.txt ``Sitemap:`` lines and /sitemap.xml).
+    sitemaps: bool = True
+    #: Keep every fetched HTML response in a WARC file (where: the caller decides).
+    warc: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -72,6 +76,12 @@ class Page:
     depth: int = 0
     #: Canonical URL the crawler requested (differs from url after a redirect or rel=canonical).
     requested_url: str = ""
+    #: Validators of the response (for the next conditional GET).
+    etag: str = ""
+    last_modified: str = ""
+    #: The sitemap's hints for this URL, when a sitemap listed it.
+    changefreq: str = ""
+    lastmod: str = ""
 
 
 @dataclass
@@ -88,6 +98,7 @@ class CrawlProgress:
     finished_at: float | None = None
     failures: Counter = field(default_factory=Counter)  # reason -> count
     recent_failures: deque = field(default_factory=lambda: deque(maxlen=50))  # (url, reason, time)
+    skip_reasons: Counter = field(default_factory=Counter)  # reason -> count (imports fill it)
 
     def fail(self, url: str, reason: str) -> None:
         self.failed += 1
@@ -108,6 +119,7 @@ class CrawlProgress:
             "skipped": self.skipped,
             "pages_per_second": round(self.pages_per_second(), 2),
             "failures": dict(self.failures),
+            "skip_reasons": dict(self.skip_reasons),
             "recent_failures": [
                 {"url": u, "reason": r, "time": t} for (u, r, t) in list(self.recent_failures)[-20:]
             ],

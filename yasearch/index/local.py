@@ -431,6 +431,15 @@ class LocalIndex:
 
         return await self.run_read(run)
 
+    async def stored_fields(self, doc_ids: list[str]) -> list[dict[str, Any]]:
+        """The stored fields of those of these documents that are live (export)."""
+
+        def run(view: ReadView) -> list[dict[str, Any]]:
+            nums = (view.docnum_of(d) for d in doc_ids)
+            return [view.stored(n) for n in nums if n is not None]
+
+        return await self.run_read(run)
+
     async def documents_of_host(self, host: str, offset: int = 0, limit: int = 50) -> tuple[int, list[DocRecord]]:
         """(number of live documents of ``host``, one page of their records ordered by URL)."""
 
