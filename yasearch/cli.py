@@ -108,10 +108,11 @@ async def cmd_peer(args: argparse.Namespace) -> int:
 
 async def cmd_demo(args: argparse.Namespace) -> int:
     from yasearch.demo import run_demo
+    from yasearch.lifecycle import until_signal
 
-    return await run_demo(
+    return await until_signal(run_demo(
         peers=args.peers, port=args.port, pages=args.pages, data_dir=args.data_dir, exit_after_crawl=args.exit_after_crawl
-    )
+    ))
 
 
 async def cmd_crawl(args: argparse.Namespace) -> int:

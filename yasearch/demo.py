@@ -110,7 +110,9 @@ def crawl_specs(base: str, modules: list[str], pages: int, n: int) -> list[Crawl
     base = base if base.endswith("/") else base + "/"
     budgets = split_pages(pages, n)
     if n == 1 or not modules:
-        return [CrawlSpec(urls=[base], depth=3, max_pages=pages, delay=0.0)]
+        # only the documentation site: its pages link to docs.python.org, and the
+        # demo promises that nothing leaves the machine
+        return [CrawlSpec(urls=[base], depth=3, max_pages=pages, delay=0.0, allow=[f"^{re.escape(base)}"])]
     specs = []
     for i in range(n):
         share = modules[i::n]
@@ -192,6 +194,7 @@ async def run_demo(
     if data_dir is None:
         tmp = tempfile.TemporaryDirectory(prefix="yasearch-demo-")
         data_dir = Path(tmp.name)
+        print(f"Demo data in {data_dir} (removed when the demo stops)", flush=True)
     network: list[Peer] = []
     try:
         print(f"Serving Python's documentation at {url} (loopback only)", flush=True)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
 import time
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from yasearch.crawler.urls import host_of
 from yasearch.analysis import doc_id
 from yasearch.config import Config
 from yasearch.index import LocalIndex
+from yasearch.procpool import close_pool, parse_pool
 from yasearch.records import Document
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ class JobManager:
         self.store = FrontierStore(Path(config.data_dir) / "crawl.db")
         self.jobs: dict[str, Job] = {}
         self._session: aiohttp.ClientSession | None = None
-        self._pool: Executor | None = None
+        self._pool: ProcessPoolExecutor | None = None
         # doc_id -> (job_id, requested url) of pages handed to the index, not yet committed
         self._uncommitted: dict[str, list[tuple[str, str]]] = {}
         self._flusher: asyncio.Task | None = None
@@ -111,7 +111,7 @@ class JobManager:
         if self._session:
             await self._session.close()
         if self._pool:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+            await close_pool(self._pool)
         await self.store.close()
 
     def _settings(self) -> CrawlerSettings:
@@ -139,9 +139,7 @@ class JobManager:
         if self.config.parse_workers <= 0:
             return None
         if self._pool is None:
-            # forkserver: workers must not inherit the writer threads and sockets of the peer
-            ctx = multiprocessing.get_context("forkserver")
-            self._pool = ProcessPoolExecutor(max_workers=self.config.parse_workers, mp_context=ctx)
+            self._pool = parse_pool(self.config.parse_workers)
         return self._pool
 
     # -- jobs ----------------------------------------------------------------
