@@ -61,6 +61,7 @@ async def cmd_peer(args: argparse.Namespace) -> int:
     from yasearch.api import parse_crawl_spec
     from yasearch.errors import ApiError
     from yasearch.server import start_peer
+    from yasearch.startup import check_data_dir, explain, spawn_seed_report
 
     try:
         config = Config.load(
@@ -80,14 +81,17 @@ async def cmd_peer(args: argparse.Namespace) -> int:
         print(f"yasearch peer: bootstrap {bad[0]!r} is not HOST:PORT (e.g. 192.0.2.7:8090)", file=sys.stderr)
         return 2
     try:
+        check_data_dir(config.data_dir)
         peer = await start_peer(config)
-    except OSError as e:
-        print(f"yasearch peer: {e.strerror or e}", file=sys.stderr)
+    except Exception as e:  # noqa: BLE001 - every startup failure is one line (-v: the traceback)
+        log.info("startup failed", exc_info=True)
+        print(f"yasearch peer: {explain(e)}", file=sys.stderr)
         return 1
     print(f"yasearch {__version__}: peer {peer.name} ({peer.peer_id[:12]}) up; web UI at {peer.url}/", flush=True)
     if config.bootstrap:
         print(f"joining the network through {', '.join(config.bootstrap)}", flush=True)
     seeds = args.seeds or config.seeds or (None if args.no_seeds else default_seeds())
+    seed_report = None
     if seeds and not peer.jobs.list():
         try:
             spec: CrawlSpec = parse_crawl_spec({"urls": read_seeds(Path(seeds)), "depth": 1, "max_pages": 1000})
@@ -96,12 +100,15 @@ async def cmd_peer(args: argparse.Namespace) -> int:
         else:
             job = await peer.start_crawl(spec)
             print(f"crawling {len(spec.urls)} seed URLs from {seeds} (job {job.id}); progress at {peer.url}/crawl")
+            seed_report = spawn_seed_report(peer, job.id)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     print("stopping (committing the index) ...", file=sys.stderr)
+    if seed_report is not None:
+        seed_report.cancel()
     await peer.stop()
     return 0
 
@@ -150,7 +157,11 @@ async def cmd_crawl(args: argparse.Namespace) -> int:
             bar.close()
         print(summary(state, loop.time() - started), flush=True)
     if state["state"] != "done":
-        print(f"yasearch crawl: the job ended as {state['state']!r}, not 'done'", file=sys.stderr)
+        why = f": {state['error']}" if state.get("error") else ""
+        print(f"yasearch crawl: the job ended as {state['state']!r}, not 'done'{why}", file=sys.stderr)
+        return 1
+    if not state.get("indexed"):
+        print("yasearch crawl: nothing was indexed", file=sys.stderr)
         return 1
     return 0
 

@@ -52,6 +52,8 @@ class Job:
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"id": self.id, "state": self.state, "created": self.created}
         d.update(self.progress.to_dict())
+        if self.state == "failed":
+            d["error"] = failure_summary(self.progress)
         d["spec"] = self.spec.to_dict()
         return d
 
@@ -229,7 +231,7 @@ class JobManager:
         # Make the last pages durable before the job reports done.
         await self.index.flush()
         if job.state == "running" and not self._stopping:
-            job.state = "done"
+            job.state = "failed" if all_failed(job.progress) else "done"
         # Interrupted by stop(): the job stays 'running'/'paused' on disk and resumes at start.
         if job.progress.finished_at is None:
             job.progress.finished_at = time.time()
@@ -309,6 +311,16 @@ class JobManager:
                         await self.store.set_job_state(job.id, job.state, _counters(job.progress))
                     except Exception:  # noqa: BLE001 - a failed progress save is retried next round
                         log.debug("could not save progress of %s", job.id, exc_info=True)
+
+
+def all_failed(p: CrawlProgress) -> bool:
+    """Every URL the job tried failed: nothing indexed, nothing skipped, some failures."""
+    return p.failed > 0 and p.indexed == 0 and p.skipped == 0
+
+
+def failure_summary(p: CrawlProgress) -> str:
+    """'every fetch failed: dns 369, timeout 2' (the commonest reasons first)."""
+    return "every fetch failed: " + ", ".join(f"{reason} {n}" for reason, n in p.failures.most_common(5))
 
 
 _COUNTERS = ("fetched", "indexed", "failed", "published", "skipped")
