@@ -13,9 +13,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from yasearch import __version__
+from yasearch import __version__, jobscli
 from yasearch.client import DEFAULT_PEER, PeerClient, PeerError
 from yasearch.config import DEFAULT_PORT, Config, ConfigError
+from yasearch.units import plural
 
 log = logging.getLogger("yasearch")
 
@@ -179,7 +180,7 @@ async def cmd_search(args: argparse.Namespace) -> int:
         print(json.dumps(data, indent=2))
         return 0
     peers = data.get("peers", {})
-    print(f"{data['total']} results in {data['took_ms']:.0f} ms (peers asked {peers.get('asked', 0)}, answered {peers.get('answered', 0)})")
+    print(f"{plural(data['total'], 'result')} in {data['took_ms']:.0f} ms (peers asked {peers.get('asked', 0)}, answered {peers.get('answered', 0)})")
     for i, hit in enumerate(data["results"], start=1 + data.get("offset", 0)):
         print(f"\n{i}. {_clean(hit.get('title') or hit['url'])}\n   {_clean(hit['url'])}")
         if hit.get("snippet"):
@@ -217,6 +218,9 @@ async def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+_PEER_HELP = f"the peer's URL or HOST:PORT (default {DEFAULT_PEER}, or YASEARCH_PEER)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="yasearch", description="A peer-to-peer web search engine.")
     p.add_argument("--version", action="version", version=f"yasearch {__version__}")
@@ -250,30 +254,31 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=cmd_demo)
 
     crawl = sub.add_parser("crawl", help="ask a running peer to crawl, and show progress")
-    crawl.add_argument("urls", nargs="+", metavar="URL")
-    crawl.add_argument("--depth", type=int, default=2)
-    crawl.add_argument("--max-pages", type=int, default=100)
+    crawl.add_argument("urls", nargs="+", metavar="URL", help="where to start (http or https)")
+    crawl.add_argument("--depth", type=int, default=2, help="links to follow from the start URLs (default 2)")
+    crawl.add_argument("--max-pages", type=int, default=100, help="stop after this many pages (default 100)")
     crawl.add_argument("--delay", type=float, help="seconds between requests to one host")
     crawl.add_argument("--allow", action="append", help="only URLs matching this regex (repeatable)")
     crawl.add_argument("--deny", action="append", help="skip URLs matching this regex (repeatable)")
-    crawl.add_argument("--peer", default=DEFAULT_PEER)
+    crawl.add_argument("--peer", default=DEFAULT_PEER, help=_PEER_HELP)
     crawl.add_argument("--token", help="admin token (or YASEARCH_TOKEN)")
     crawl.add_argument("--no-wait", action="store_true", help="print the job id and return")
     crawl.set_defaults(func=cmd_crawl)
 
     search = sub.add_parser("search", help="query a running peer")
-    search.add_argument("query", nargs="+")
-    search.add_argument("--peer", default=DEFAULT_PEER)
+    search.add_argument("query", nargs="+", help="words; \"a phrase\", -word, site:host (see the web UI's syntax help)")
+    search.add_argument("--peer", default=DEFAULT_PEER, help=_PEER_HELP)
     search.add_argument("--local", action="store_true", help="only this peer's own index")
-    search.add_argument("--json", action="store_true")
+    search.add_argument("--json", action="store_true", help="print the peer's JSON answer")
     search.add_argument("--limit", type=int, default=10, help="results per page (1-100, default 10)")
     search.add_argument("--offset", type=int, default=0, help="skip this many results (for the next pages)")
     search.set_defaults(func=cmd_search)
 
     status = sub.add_parser("status", help="peer, index, DHT and crawl figures")
-    status.add_argument("--peer", default=DEFAULT_PEER)
-    status.add_argument("--json", action="store_true")
+    status.add_argument("--peer", default=DEFAULT_PEER, help=_PEER_HELP)
+    status.add_argument("--json", action="store_true", help="print the peer's JSON answer")
     status.set_defaults(func=cmd_status)
+    jobscli.add_parser(sub)
     return p
 
 

@@ -185,6 +185,15 @@ class JobManager:
         job.crawler.cancel()
         return True
 
+    async def delete(self, job_id: str) -> bool:
+        """Forget a finished job and its frontier; False while it runs or is paused."""
+        job = self.jobs.get(job_id)
+        if job is None or job.state in ACTIVE or (job.task is not None and not job.task.done()):
+            return False
+        del self.jobs[job_id]
+        await self.store.delete_job(job_id)
+        return True
+
     async def wait(self, job_id: str) -> Job:
         """Wait until a job has finished and its pages are committed (used by tests and the CLI)."""
         job = self.jobs[job_id]
@@ -235,6 +244,8 @@ class JobManager:
         # Interrupted by stop(): the job stays 'running'/'paused' on disk and resumes at start.
         if job.progress.finished_at is None:
             job.progress.finished_at = time.time()
+        if job.state not in ACTIVE:
+            job.progress.queued = 0  # a finished job's left-over frontier is not a queue
         await self.store.set_job_state(job.id, job.state, _counters(job.progress))
 
     async def _sink(self, job: Job, page: Page) -> None:
