@@ -14,12 +14,14 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 
 from aiohttp import web
 
 from yasearch.auth import refusal
 from yasearch.errors import ApiError, json_error
-from yasearch.httpkit import PEER_KEY, Handler, route_of, wants_json
+from yasearch.httpkit import PEER_KEY, Handler, Route, route_of, wants_json
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +76,32 @@ async def admin_middleware(request: web.Request, handler: Handler) -> web.Stream
     return await handler(request)
 
 
+#: Called with (route, status, seconds) after every request to a declared route (metrics).
+OBSERVERS: web.AppKey[list[Callable[[Route, int, float], None]]] = web.AppKey("observers", list)
+
+
+@web.middleware
+async def timing_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Times every request to a declared route for the observers (outside the error
+    middleware, so errors are counted with the status they were answered with)."""
+    info = route_of(request)
+    observers = request.app.get(OBSERVERS)
+    if info is None or not observers:
+        return await handler(request)
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as e:
+        status = e.status
+        raise
+    finally:
+        for observe in observers:
+            observe(info, status, time.perf_counter() - started)
+
+
 async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
     """``on_response_prepare``: a header a handler set itself (say, a page's own CSP) wins."""
     for name, value in SECURITY_HEADERS.items():
@@ -82,5 +110,5 @@ async def security_headers(request: web.Request, response: web.StreamResponse) -
 
 def setup(app: web.Application) -> None:
     """Install all three; the error middleware outermost, so a refusal is JSON too."""
-    app.middlewares.extend([error_middleware, admin_middleware])
+    app.middlewares.extend([timing_middleware, error_middleware, admin_middleware])
     app.on_response_prepare.append(security_headers)
