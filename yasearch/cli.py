@@ -16,7 +16,7 @@ from typing import Any
 from yasearch import __version__, jobscli
 from yasearch.client import DEFAULT_PEER, PeerClient, PeerError
 from yasearch.config import DEFAULT_PORT, Config, ConfigError
-from yasearch.units import plural
+from yasearch.units import duration, plural
 
 log = logging.getLogger("yasearch")
 
@@ -62,6 +62,7 @@ async def cmd_peer(args: argparse.Namespace) -> int:
     from yasearch.api import parse_crawl_spec
     from yasearch.errors import ApiError
     from yasearch.server import start_peer
+    from yasearch.logsetup import add_log_file
     from yasearch.startup import check_data_dir, explain, spawn_seed_report
 
     try:
@@ -73,6 +74,8 @@ async def cmd_peer(args: argparse.Namespace) -> int:
             name=args.name,
             host=args.host,
             allow_private_networks=True if args.allow_private_networks else None,
+            log_file=args.log_file,
+            access_log=args.access_log,
         )
     except ConfigError as e:
         print(f"yasearch peer: {e}", file=sys.stderr)
@@ -83,6 +86,8 @@ async def cmd_peer(args: argparse.Namespace) -> int:
         return 2
     try:
         check_data_dir(config.data_dir)
+        if config.log_file:
+            add_log_file(config.log_file)
         peer = await start_peer(config)
     except Exception as e:  # noqa: BLE001 - every startup failure is one line (-v: the traceback)
         log.info("startup failed", exc_info=True)
@@ -200,6 +205,8 @@ def _clean(text: str) -> str:
 
 
 async def cmd_status(args: argparse.Namespace) -> int:
+    from yasearch.status import backlog_note
+
     async with PeerClient(args.peer) as client:
         data = await client.request("GET", "/api/v1/status")
     if args.json:
@@ -207,10 +214,12 @@ async def cmd_status(args: argparse.Namespace) -> int:
         return 0
     crawl = data.get("crawl", {})
     pub = data.get("publish", {})
-    print(f"peer       {data['name']} ({data['peer_id']}) version {data['version']}")
+    print(f"peer       {data['name']} ({data['peer_id']}) version {data['version']}, up {duration(data.get('uptime_s', 0))}")
     print(f"documents  {data['documents']}")
     print(f"network    peers known {data.get('peers_known', 0)}, postings held {data.get('postings_held', 0)}")
     print(f"publish    pending {pub.get('pending', 0)}, sent {pub.get('sent', 0)}, failed {pub.get('failed', 0)}")
+    if pub.get("pending"):
+        print(f"           {backlog_note(data)}")
     print(
         f"crawl      jobs {crawl.get('jobs', 0)} (running {crawl.get('running', 0)}), fetched {crawl.get('fetched', 0)}, "
         f"indexed {crawl.get('indexed', 0)}, failed {crawl.get('failed', 0)}, queued {crawl.get('queued', 0)}"
@@ -240,6 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--allow-private-networks", action="store_true",
         help="let the crawler reach loopback and private addresses (your own network); off by default",
     )
+    peer.add_argument("--log-file", help="also write the log to this file (rotated at 10 MB, 5 kept)")
+    peer.add_argument("--access-log", metavar="FILE", help="log every HTTP request to FILE (combined format; - = stdout)")
     peer.set_defaults(func=cmd_peer)
 
     demo = sub.add_parser("demo", help="offline demo: N peers on loopback crawl Python's docs; the UI is served")

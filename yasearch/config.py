@@ -74,6 +74,12 @@ class Config:
     #: Total time budget of a global search (seconds); partial results after it.
     search_budget: float = 2.0
 
+    # logs (rotated at 10 MB, 5 old files kept)
+    #: Also write the log to this file ("" = stderr only).
+    log_file: str = ""
+    #: HTTP access log in the combined format: a file, "-" for stdout, "" for none.
+    access_log: str = ""
+
     # HTTP limits
     max_request_bytes: int = 1024 * 1024
     max_query_chars: int = 512

@@ -20,6 +20,7 @@ from aiohttp import web
 from yasearch import webui
 from yasearch.app import build_app
 from yasearch.config import Config
+from yasearch.logsetup import ACCESS_FORMAT, access_logger
 from yasearch.peer import Peer
 
 
@@ -42,7 +43,12 @@ class PeerServer:
     async def start(self) -> Peer:
         """Bind the site, then start the peer on the bound port; returns the peer."""
         host, port = self.config.host, self.config.port
-        self._runner = web.AppRunner(self.app, access_log=None)
+        if self.config.access_log:
+            self._runner = web.AppRunner(
+                self.app, access_log=access_logger(self.config.access_log), access_log_format=ACCESS_FORMAT
+            )
+        else:
+            self._runner = web.AppRunner(self.app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port, reuse_address=True)
         try:
