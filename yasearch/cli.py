@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from yasearch import __version__, jobscli
+from yasearch import __version__, configcli, jobscli
 from yasearch.client import DEFAULT_PEER, PeerClient, PeerError
 from yasearch.config import DEFAULT_PORT, Config, ConfigError
 from yasearch.units import duration, plural
@@ -290,6 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="print the peer's JSON answer")
     status.set_defaults(func=cmd_status)
     jobscli.add_parser(sub)
+    configcli.add_parser(sub)
     return p
 
 

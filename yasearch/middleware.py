@@ -21,7 +21,7 @@ from aiohttp import web
 
 from yasearch.auth import refusal
 from yasearch.errors import ApiError, json_error
-from yasearch.httpkit import PEER_KEY, Handler, Route, route_of, wants_json
+from yasearch.httpkit import NOT_FOUND_PAGE, PEER_KEY, Handler, Route, route_of, wants_json
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         limit = request.app[PEER_KEY].config.max_request_bytes
         return json_error(413, "too_large", f"the body is larger than the limit of {limit} bytes")
     except web.HTTPException as e:
+        if e.status == 404 and not wants_json(request.path) and NOT_FOUND_PAGE in request.app:
+            return await request.app[NOT_FOUND_PAGE](request)
         if not wants_json(request.path) or e.status < 400:
             raise
         code = {404: "not_found", 405: "method_not_allowed"}.get(e.status, "http_error")
