@@ -4,9 +4,11 @@ the forkserver, the resource tracker and parse workers included)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from peerutil import ROOT
@@ -56,3 +58,15 @@ async def wait_output(proc: subprocess.Popen[bytes], log: Path, text: str, timeo
         assert asyncio.get_running_loop().time() < deadline, f"no {text!r} in:\n{out}"
         await asyncio.sleep(0.2)
     return out
+
+
+@contextlib.contextmanager
+def session(*args: str, tmp: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """:func:`start_session`, killed at the end if the test left it running."""
+    proc = start_session(*args, tmp=tmp, log=log)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from procutil import session_processes, start_session, wait_gone, wait_output
+from procutil import session, session_processes, wait_gone, wait_output
 from yasearch.crawler.urls import UrlFilter
 from yasearch.demo import crawl_specs
 
@@ -27,8 +27,7 @@ def test_the_single_peer_demo_follows_no_link_off_its_site() -> None:
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 async def test_a_signal_stops_the_demo_with_every_child_and_its_temp_dir(tmp_path: Path, sig: signal.Signals) -> None:
     log = tmp_path / "demo.log"
-    proc = start_session("demo", "--port", "0", "--pages", "6", tmp=tmp_path, log=log)
-    try:
+    with session("demo", "--port", "0", "--pages", "6", tmp=tmp_path, log=log) as proc:
         out = await wait_output(proc, log, "Press Ctrl-C to stop.")
         assert "failed 0" in out, out  # nothing off the loopback site was tried
         data = Path(out.split("Demo data in ", 1)[1].split(" (", 1)[0])
@@ -38,38 +37,23 @@ async def test_a_signal_stops_the_demo_with_every_child_and_its_temp_dir(tmp_pat
         assert await asyncio.to_thread(proc.wait, 10) == 0, log.read_text()
         assert await wait_gone(proc.pid, 10) == []
         assert not data.exists()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 async def test_a_killed_demo_leaves_no_worker_forkserver_or_tracker(tmp_path: Path) -> None:
     log = tmp_path / "demo.log"
-    proc = start_session("demo", "--port", "0", "--pages", "6", tmp=tmp_path, log=log)
-    try:
+    with session("demo", "--port", "0", "--pages", "6", tmp=tmp_path, log=log) as proc:
         await wait_output(proc, log, "Press Ctrl-C to stop.")
         proc.kill()  # no clean-up code runs in the demo itself
         proc.wait()
         assert await wait_gone(proc.pid, 10) == []
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 async def test_sigterm_stops_a_peer_cleanly(tmp_path: Path) -> None:
     log = tmp_path / "peer.log"
-    proc = start_session(
-        "peer", "--port", "0", "--data-dir", str(tmp_path / "data"), "--no-seeds", tmp=tmp_path, log=log
-    )
-    try:
+    args = ("peer", "--port", "0", "--data-dir", str(tmp_path / "data"), "--no-seeds")
+    with session(*args, tmp=tmp_path, log=log) as proc:
         await wait_output(proc, log, "up; web UI at")
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(proc.wait, 10) == 0, log.read_text()
         assert await wait_gone(proc.pid, 10) == []
         assert "Traceback" not in log.read_text()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()

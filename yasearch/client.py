@@ -13,7 +13,8 @@ DEFAULT_PEER = os.environ.get("YASEARCH_PEER", "http://127.0.0.1:8090")
 def peer_url(text: str) -> str:
     """``--peer`` as given: a URL, or ``HOST:PORT`` like ``--bootstrap`` takes (http is meant)."""
     text = text.strip().rstrip("/")
-    return text if "://" in text or not text else "http://" + text
+    _, sep, port = text.rpartition(":")
+    return "http://" + text if "://" not in text and sep and port.isdigit() else text
 
 
 class PeerError(RuntimeError):
