@@ -105,3 +105,9 @@ async def test_an_offline_peer_says_its_seeds_are_unreachable(tmp_path: Path) ->
         assert "seed URLs are unreachable" in p.log.read_text() and "offline" in p.log.read_text()
     finally:
         assert p.terminate() == 0
+
+
+async def test_the_demo_says_the_same_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "demo").write_text("")
+    run = await yasearch("demo", "--port", "0", "--pages", "2", "--data-dir", str(tmp_path / "demo"), timeout=60)
+    one_line(run, f"data dir {tmp_path / 'demo'} is a file")

@@ -84,6 +84,11 @@ async def cmd_peer(args: argparse.Namespace) -> int:
     if bad:
         print(f"yasearch peer: bootstrap {bad[0]!r} is not HOST:PORT (e.g. 192.0.2.7:8090)", file=sys.stderr)
         return 2
+    # from here on SIGTERM/SIGINT stop the peer cleanly, even one that arrives while it starts
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     try:
         check_data_dir(config.data_dir)
         if config.log_file:
@@ -107,10 +112,6 @@ async def cmd_peer(args: argparse.Namespace) -> int:
             job = await peer.start_crawl(spec)
             print(f"crawling {len(spec.urls)} seed URLs from {seeds} (job {job.id}); progress at {peer.url}/crawl")
             seed_report = spawn_seed_report(peer, job.id)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     print("stopping (committing the index) ...", file=sys.stderr)
     if seed_report is not None:

@@ -35,6 +35,7 @@ from yasearch.jobs import Job
 from yasearch.peer import Peer
 from yasearch.progress import ProgressLine, summary
 from yasearch.server import start_peer
+from yasearch.startup import check_data_dir, explain
 
 log = logging.getLogger(__name__)
 
@@ -212,9 +213,11 @@ async def run_demo(
                 allow_private_networks=True,  # the demo's site is on loopback
             )
             try:
+                check_data_dir(config.data_dir)
                 peer = await start_peer(config)
-            except OSError as e:
-                print(f"yasearch demo: {e.strerror or e}", file=sys.stderr)
+            except Exception as e:  # noqa: BLE001 - one line, as for `yasearch peer` (-v: the traceback)
+                log.info("startup failed", exc_info=True)
+                print(f"yasearch demo: {explain(e)}", file=sys.stderr)
                 return 1
             network.append(peer)
             print(f"Peer {peer.name} is up; web UI at {peer.url}/", flush=True)
