@@ -12,7 +12,7 @@ import pytest
 from peerutil import PeerProcess, StaticSite, assert_json_error, free_port, linked_pages
 from test_cli import yasearch
 from yasearch.cli import build_parser
-from yasearch.units import duration, plural
+from yasearch.units import duration, plural, size
 
 
 async def test_a_finished_job_can_be_deleted_a_running_one_not(peer, http, crawl_site, static_site) -> None:
@@ -78,3 +78,4 @@ def test_every_flag_has_help() -> None:
 def test_plurals_and_durations() -> None:
     assert [plural(1, "result"), plural(2, "result"), plural(1060, "host")] == ["1 result", "2 results", "1,060 hosts"]
     assert [duration(4.6), duration(158.6), duration(3600), duration(93784)] == ["5 s", "2 min 39 s", "1 h", "1 d 2 h"]
+    assert [size(999), size(1536), size(5 * 1024 * 1024)] == ["999 B", "1.5 KiB", "5.0 MiB"]

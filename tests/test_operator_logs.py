@@ -42,6 +42,7 @@ async def test_the_status_page_speaks_human_units_and_explains_the_backlog(peer,
     page = await (await http.get(peer.url + "/status")).text()
     assert "Uptime (s)" not in page
     assert re.search(r"<dt>Uptime</dt><dd>\d+ (s|min)", page), page
+    assert re.search(r"<dt>P2P bytes sent</dt><dd>\d+(\.\d)? (B|KiB|MiB)</dd>", page), page
     status = await peer.status()
     assert status["publish"]["pending"] == 3  # alone: the postings wait for other peers, and say so
     assert "3 documents (or withdrawals) wait for other peers" in page and "--bootstrap" in page

@@ -24,3 +24,13 @@ def duration(seconds: float) -> str:
         if len(parts) == 2:
             break
     return " ".join(p for p in parts if not p.startswith("0 ")) or "0 s"
+
+
+def size(n: int | float) -> str:
+    """Bytes for people: 999 -> "999 B", 1536 -> "1.5 KiB", 5242880 -> "5.0 MiB"."""
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"
