@@ -23,7 +23,7 @@ def setup(app: web.Application) -> None:
     page(app, "GET", "/crawl", crawlpages.crawl_page, admin=True, refuse=crawlpages.refuse)
     page(app, "POST", "/crawl", crawlpages.crawl_submit, admin=True, refuse=crawlpages.refuse)
     page(app, "POST", "/crawl/login", crawlpages.crawl_login)
-    page(app, "POST", "/crawl/{id}/{action:pause|resume|cancel}", crawlpages.crawl_action, admin=True,
+    page(app, "POST", "/crawl/{id}/{action:pause|resume|cancel|delete}", crawlpages.crawl_action, admin=True,
          refuse=crawlpages.refuse)
     page(app, "GET", "/network", netpages.network_page)
     page(app, "GET", "/status", netpages.status_page)
