@@ -259,7 +259,7 @@ async def test_console_live_progress_over_sse_and_cancel(peer, page, tmp_path, s
     await row.get_by_role("button", name="Cancel").click()
     await expect(row.locator('[data-field="state"]')).to_have_text("cancelled")
     assert peer.jobs.get(job_id).state == "cancelled"
-    await expect(row.get_by_role("button")).to_have_count(0)
+    await expect(row.get_by_role("button")).to_have_text(["Delete"])  # all a finished job offers
     fetched = int((await row.locator('[data-field="fetched"]').text_content()).replace(",", ""))
     assert fetched < n
     assert await p.evaluate("window.__sameDocument") is True
@@ -286,6 +286,13 @@ async def test_console_live_progress_over_sse_and_cancel(peer, page, tmp_path, s
     await expect(p.locator("#form-message")).to_contain_text("bad.txt has no URLs")
     page.problems = [m for m in page.problems if "400" not in m]  # the refused upload's console line
     assert len(peer.jobs.list()) == 2
+
+    # the cancelled job is deleted with its button: its row goes, the peer forgets it
+    cancelled = p.locator(f'tbody.job[data-job-id="{job_id}"]')
+    await cancelled.get_by_role("button", name="Delete").click()
+    await expect(cancelled).to_have_count(0)
+    await expect(row).to_have_count(1)
+    assert peer.jobs.get(job_id) is None
 
 
 async def test_console_falls_back_to_polling_without_event_source(peer, browser, tmp_path, static_site):  # noqa: F811

@@ -297,8 +297,8 @@ async def test_crawl_form_post_starts_a_job(peer, http, static_site):
     assert row.select_one('[data-field="fetched"]').get_text() == "4"
     assert row.select_one('[data-field="indexed"]').get_text() == "4"
     assert row.select_one('[data-field="state"]').get_text() == "done"
-    # a finished job offers no pause/resume/cancel
-    assert all(f.has_attr("hidden") for f in row.select("form[data-action]"))
+    # a finished job offers no pause/resume/cancel, only delete
+    assert [f["data-action"] for f in row.select("form[data-action]") if not f.has_attr("hidden")] == ["delete"]
     assert soup.find(id="jobs-empty").has_attr("hidden")
 
     # the redirect target works for a browser following it
@@ -336,7 +336,7 @@ async def test_crawl_job_buttons_without_javascript(peer, http, static_site):
         async with http.post(f"{peer.url}/crawl/{job.id}/{action}", allow_redirects=False) as r:
             assert r.status == status, await r.text()
             if status == 303:
-                assert r.headers["Location"] == f"/crawl#job-{job.id}"
+                assert r.headers["Location"] == ("/crawl" if action == "delete" else f"/crawl#job-{job.id}")
 
     soup = BeautifulSoup(await get(http, peer.url + "/crawl"), "html.parser")
     row = soup.find("tbody", id=f"job-{job.id}")
@@ -351,11 +351,18 @@ async def test_crawl_job_buttons_without_javascript(peer, http, static_site):
     assert {f["data-action"] for f in row.select("form[data-action]") if not f.has_attr("hidden")} == {"resume", "cancel"}
 
     await act("pause", 409)
+    await act("delete", 409)  # a paused job is deleted only once cancelled
     await act("resume")
     assert job.state == "running"
     await act("cancel")
     assert job.state == "cancelled"
     await act("resume", 409)
+    await peer.jobs.wait(job.id)
+    soup = BeautifulSoup(await get(http, peer.url + "/crawl"), "html.parser")
+    row = soup.find("tbody", id=f"job-{job.id}")
+    assert {f["data-action"] for f in row.select("form[data-action]") if not f.has_attr("hidden")} == {"delete"}
+    await act("delete")
+    assert peer.get_job(job.id) is None
     async with http.post(f"{peer.url}/crawl/nosuchjob/cancel") as r:
         assert r.status == 404 and "There is no crawl job" in await r.text()
 

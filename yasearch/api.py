@@ -93,6 +93,13 @@ async def crawl_action(request: web.Request) -> web.Response:
     return web.json_response(job.to_dict())
 
 
+async def crawl_delete(request: web.Request) -> web.Response:
+    job = _job(request)
+    if not await request.app[PEER_KEY].delete_job(job.id):
+        raise ApiError(409, "bad_state", f"cannot delete a job that is {job.state}; cancel it first")
+    return web.json_response(job.to_dict())
+
+
 async def status(request: web.Request) -> web.Response:
     return web.json_response(await request.app[PEER_KEY].status())
 
@@ -177,6 +184,9 @@ def setup(app: web.Application) -> None:
           response=m.Job, errors=(404,), path_params=_ID)
     route(app, "POST", "/api/v1/crawl/{id}/{action:pause|resume|cancel}", crawl_action, tag="crawl", admin=True,
           summary="Pause, resume or cancel a job (admin)", response=m.Job, errors=(404, 409), path_params=_ID)
+    route(app, "DELETE", "/api/v1/crawl/{id}", crawl_delete, tag="crawl", admin=True,
+          summary="Forget a finished job and its frontier; answers its last record (admin)",
+          response=m.Job, errors=(404, 409), path_params=_ID)
     route(app, "GET", "/api/v1/status", status, tag="peer", summary="This peer: index, DHT, crawl and publish figures",
           response=m.Status)
     route(app, "GET", "/api/v1/peers", peers, tag="peer", summary="This peer and the peers it knows", response=m.PeerList)

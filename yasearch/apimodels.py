@@ -185,7 +185,7 @@ class Failure(Struct):
 
 class Job(Struct):
     id: str
-    state: Literal["running", "paused", "done", "cancelled"]
+    state: Literal["running", "paused", "done", "cancelled", "failed"]
     queued: Count
     fetched: Count
     indexed: Count
@@ -197,6 +197,7 @@ class Job(Struct):
     failures: Annotated[dict[str, int], Meta(description="failure reason -> count")] = {}
     recent_failures: list[Failure] = []
     spec: Annotated[dict[str, Any], Meta(description="the crawl request as accepted")] = {}
+    error: Annotated[str, Meta(description="why a 'failed' job failed")] = ""
 
 
 class JobList(Struct):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from yasearch import api, archiveapi, compat, middleware, openapi, p2p
+from yasearch import api, archiveapi, compat, metrics, middleware, openapi, p2p
 from yasearch.httpkit import PEER_KEY
 from yasearch.peer import Peer
 
@@ -22,4 +22,5 @@ def build_app(peer: Peer) -> web.Application:
     compat.setup(app)
     openapi.setup(app)
     p2p.setup(app)
+    metrics.setup(app)
     return app

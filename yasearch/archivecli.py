@@ -47,7 +47,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     export.set_defaults(func=cmd_export)
 
     imp = sub.add_parser("import", help="index a JSON Lines export or a WARC file (.warc, .warc.gz) on a running peer")
-    imp.add_argument("file", type=Path, metavar="FILE")
+    imp.add_argument("file", type=Path, metavar="FILE", help="a JSON Lines export, or a WARC file (.warc, .warc.gz)")
     imp.add_argument("--peer", default=DEFAULT_PEER, help=f"the peer's URL (default {DEFAULT_PEER})")
     imp.add_argument("--token", help="admin token (or YASEARCH_TOKEN)")
     imp.set_defaults(func=cmd_import)

@@ -10,13 +10,20 @@ import aiohttp
 DEFAULT_PEER = os.environ.get("YASEARCH_PEER", "http://127.0.0.1:8090")
 
 
+def peer_url(text: str) -> str:
+    """``--peer`` as given: a URL, or ``HOST:PORT`` like ``--bootstrap`` takes (http is meant)."""
+    text = text.strip().rstrip("/")
+    _, sep, port = text.rpartition(":")
+    return "http://" + text if "://" not in text and sep and port.isdigit() else text
+
+
 class PeerError(RuntimeError):
     """The peer could not be reached or refused the request; the message says what to do."""
 
 
 class PeerClient:
     def __init__(self, base_url: str = DEFAULT_PEER, token: str | None = None) -> None:
-        self.base_url = base_url.rstrip("/")
+        self.base_url = peer_url(base_url)
         self.token = token or os.environ.get("YASEARCH_TOKEN")
         self._session: aiohttp.ClientSession | None = None
 

@@ -105,6 +105,12 @@ class Config:
     #: through the crawler and drop pages gone or without the query terms).
     verify: str = "origin"
 
+    # logs (rotated at 10 MB, 5 old files kept)
+    #: Also write the log to this file ("" = stderr only).
+    log_file: str = ""
+    #: HTTP access log in the combined format: a file, "-" for stdout, "" for none.
+    access_log: str = ""
+
     # HTTP limits
     max_request_bytes: int = 1024 * 1024
     max_query_chars: int = 512

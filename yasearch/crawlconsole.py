@@ -286,7 +286,7 @@ async def crawl_events(request: web.Request) -> web.StreamResponse:
                 await resp.write(_event(payload))
                 last_sent = last_write = now
                 last_key, last_states = key, states
-                if job_id is not None and states[0][1] in ("done", "cancelled"):
+                if job_id is not None and states[0][1] in ("done", "cancelled", "failed"):
                     await resp.write(_event({"id": job_id, "state": states[0][1]}, "end"))
                     break
             elif now - last_write >= SSE_HEARTBEAT:

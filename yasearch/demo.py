@@ -35,6 +35,7 @@ from yasearch.jobs import Job
 from yasearch.peer import Peer
 from yasearch.progress import ProgressLine, summary
 from yasearch.server import start_peer
+from yasearch.startup import check_data_dir, explain
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +111,9 @@ def crawl_specs(base: str, modules: list[str], pages: int, n: int) -> list[Crawl
     base = base if base.endswith("/") else base + "/"
     budgets = split_pages(pages, n)
     if n == 1 or not modules:
-        return [CrawlSpec(urls=[base], depth=3, max_pages=pages, delay=0.0)]
+        # only the documentation site: its pages link to docs.python.org, and the
+        # demo promises that nothing leaves the machine
+        return [CrawlSpec(urls=[base], depth=3, max_pages=pages, delay=0.0, allow=[f"^{re.escape(base)}"])]
     specs = []
     for i in range(n):
         share = modules[i::n]
@@ -192,6 +195,7 @@ async def run_demo(
     if data_dir is None:
         tmp = tempfile.TemporaryDirectory(prefix="yasearch-demo-")
         data_dir = Path(tmp.name)
+        print(f"Demo data in {data_dir} (removed when the demo stops)", flush=True)
     network: list[Peer] = []
     try:
         print(f"Serving Python's documentation at {url} (loopback only)", flush=True)
@@ -209,9 +213,11 @@ async def run_demo(
                 allow_private_networks=True,  # the demo's site is on loopback
             )
             try:
+                check_data_dir(config.data_dir)
                 peer = await start_peer(config)
-            except OSError as e:
-                print(f"yasearch demo: {e.strerror or e}", file=sys.stderr)
+            except Exception as e:  # noqa: BLE001 - one line, as for `yasearch peer` (-v: the traceback)
+                log.info("startup failed", exc_info=True)
+                print(f"yasearch demo: {explain(e)}", file=sys.stderr)
                 return 1
             network.append(peer)
             print(f"Peer {peer.name} is up; web UI at {peer.url}/", flush=True)

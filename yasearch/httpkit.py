@@ -25,6 +25,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 #: is the refusal's error code, "cross_site" or "forbidden".
 Refuse = Callable[[web.Request, str], Awaitable[web.StreamResponse]]
 
+#: The page a browser gets for a 404 outside the API (the web UI sets it, with the site's navigation).
+NOT_FOUND_PAGE: web.AppKey[Handler] = web.AppKey("not_found_page")
+
 #: The peer every HTTP module serves (set by yasearch.app.build_app): the one app key.
 PEER_KEY: web.AppKey[Peer] = web.AppKey("peer", Peer)
 

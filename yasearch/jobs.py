@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
 import time
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from yasearch.crawler.urls import host_of
 from yasearch.analysis import doc_id
 from yasearch.config import Config
 from yasearch.index import IndexDegradedError, LocalIndex
+from yasearch.procpool import close_pool, parse_pool
 from yasearch.records import Document
 
 log = logging.getLogger(__name__)
@@ -52,6 +52,8 @@ class Job:
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"id": self.id, "state": self.state, "created": self.created}
         d.update(self.progress.to_dict())
+        if self.state == "failed":
+            d["error"] = failure_summary(self.progress)
         d["spec"] = self.spec.to_dict()
         return d
 
@@ -63,7 +65,7 @@ class JobManager:
         self.store = FrontierStore(Path(config.data_dir) / "crawl.db")
         self.jobs: dict[str, Job] = {}
         self._session: aiohttp.ClientSession | None = None
-        self._pool: Executor | None = None
+        self._pool: ProcessPoolExecutor | None = None
         # doc_id -> (job_id, requested url) of pages handed to the index, not yet committed
         self._uncommitted: dict[str, list[tuple[str, str]]] = {}
         self._flusher: asyncio.Task | None = None
@@ -115,7 +117,7 @@ class JobManager:
         if self._session:
             await self._session.close()
         if self._pool:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+            await close_pool(self._pool)
         await self.store.close()
 
     async def _flush(self) -> None:
@@ -155,9 +157,7 @@ class JobManager:
         if self.config.parse_workers <= 0:
             return None
         if self._pool is None:
-            # forkserver: workers must not inherit the writer threads and sockets of the peer
-            ctx = multiprocessing.get_context("forkserver")
-            self._pool = ProcessPoolExecutor(max_workers=self.config.parse_workers, mp_context=ctx)
+            self._pool = parse_pool(self.config.parse_workers)
         return self._pool
 
     # -- jobs ----------------------------------------------------------------
@@ -228,6 +228,15 @@ class JobManager:
         job.crawler.cancel()
         return True
 
+    async def delete(self, job_id: str) -> bool:
+        """Forget a finished job and its frontier; False while it runs or is paused."""
+        job = self.jobs.get(job_id)
+        if job is None or job.state in ACTIVE or (job.task is not None and not job.task.done()):
+            return False
+        del self.jobs[job_id]
+        await self.store.delete_job(job_id)
+        return True
+
     async def wait(self, job_id: str) -> Job:
         """Wait until a job has finished and its pages are committed (used by tests and the CLI)."""
         job = self.jobs[job_id]
@@ -291,10 +300,12 @@ class JobManager:
         # Make the last pages durable before the job reports done.
         await self._flush()
         if job.state == "running" and not self._stopping:
-            job.state = "done"
+            job.state = "failed" if all_failed(job.progress) else "done"
         # Interrupted by stop(): the job stays 'running'/'paused' on disk and resumes at start.
         if job.progress.finished_at is None:
             job.progress.finished_at = time.time()
+        if job.state not in ACTIVE:
+            job.progress.queued = 0  # a finished job's left-over frontier is not a queue
         await self.store.set_job_state(job.id, job.state, _counters(job.progress))
 
     async def _sink(self, job: Job, page: Page) -> None:
@@ -378,6 +389,16 @@ def page_document(page: Page) -> Document:
         language=page.language,
         crawled_at=page.fetched_at,
     )
+
+
+def all_failed(p: CrawlProgress) -> bool:
+    """Every URL the job tried failed: nothing indexed, nothing skipped, some failures."""
+    return p.failed > 0 and p.indexed == 0 and p.skipped == 0
+
+
+def failure_summary(p: CrawlProgress) -> str:
+    """'every fetch failed: dns 369, timeout 2' (the commonest reasons first)."""
+    return "every fetch failed: " + ", ".join(f"{reason} {n}" for reason, n in p.failures.most_common(5))
 
 
 _COUNTERS = ("fetched", "indexed", "failed", "published", "skipped")

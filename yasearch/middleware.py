@@ -17,14 +17,15 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from yasearch.auth import refusal
 from yasearch.errors import ApiError, json_error
-from yasearch.httpkit import PEER_KEY, Handler, route_of, wants_json
+from yasearch.httpkit import NOT_FOUND_PAGE, PEER_KEY, Handler, Route, route_of, wants_json
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             return json_error(status, "bad_request", message)
         return web.Response(status=status, text=message, content_type="text/plain")
     except web.HTTPException as e:
+        if e.status == 404 and not wants_json(request.path) and NOT_FOUND_PAGE in request.app:
+            return await request.app[NOT_FOUND_PAGE](request)
         if not wants_json(request.path) or e.status < 400:
             raise
         code = {404: "not_found", 405: "method_not_allowed"}.get(e.status, "http_error")
@@ -144,6 +147,32 @@ async def admin_middleware(request: web.Request, handler: Handler) -> web.Stream
     return await handler(request)
 
 
+#: Called with (route, status, seconds) after every request to a declared route (metrics).
+OBSERVERS: web.AppKey[list[Callable[[Route, int, float], None]]] = web.AppKey("observers", list)
+
+
+@web.middleware
+async def timing_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Times every request to a declared route for the observers (outside the error
+    middleware, so errors are counted with the status they were answered with)."""
+    info = route_of(request)
+    observers = request.app.get(OBSERVERS)
+    if info is None or not observers:
+        return await handler(request)
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as e:
+        status = e.status
+        raise
+    finally:
+        for observe in observers:
+            observe(info, status, time.perf_counter() - started)
+
+
 async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
     """``on_response_prepare``: a header a handler set itself (say, a page's own CSP) wins."""
     for name, value in SECURITY_HEADERS.items():
@@ -151,6 +180,6 @@ async def security_headers(request: web.Request, response: web.StreamResponse) -
 
 
 def setup(app: web.Application) -> None:
-    """Install them all; the error middleware outermost, so a refusal is JSON too."""
-    app.middlewares.extend([error_middleware, host_middleware, admin_middleware])
+    """Install them all; the error middleware outermost (inside the timing), so a refusal is JSON too."""
+    app.middlewares.extend([timing_middleware, error_middleware, host_middleware, admin_middleware])
     app.on_response_prepare.append(security_headers)

@@ -224,6 +224,10 @@ class Peer:
     def control_job(self, job_id: str, action: str) -> bool:
         return {"pause": self.jobs.pause, "resume": self.jobs.resume, "cancel": self.jobs.cancel}[action](job_id)
 
+    async def delete_job(self, job_id: str) -> bool:
+        """Forget a finished job (done, failed or cancelled); False while it is active."""
+        return await self.jobs.delete(job_id)
+
     async def suggest(self, q: str, *, limit: int = 10) -> list[str]:
         """Completions of the last word of ``q`` from this peer's indexed titles."""
         return await self.suggester.complete(q, limit=limit)

@@ -20,6 +20,7 @@ from aiohttp import web
 from yasearch import webui
 from yasearch.app import build_app
 from yasearch.config import Config, ConfigError
+from yasearch.logsetup import ACCESS_FORMAT, access_logger
 from yasearch.peer import Peer
 
 
@@ -46,7 +47,12 @@ class PeerServer:
         if exposed:
             raise ConfigError(exposed)
         host, port = self.config.host, self.config.port
-        self._runner = web.AppRunner(self.app, access_log=None)
+        if self.config.access_log:
+            self._runner = web.AppRunner(
+                self.app, access_log=access_logger(self.config.access_log), access_log_format=ACCESS_FORMAT
+            )
+        else:
+            self._runner = web.AppRunner(self.app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port, reuse_address=True)
         try:

@@ -32,6 +32,20 @@ from yasearch.shard import ShardStore
 log = logging.getLogger(__name__)
 
 
+def backlog_note(status: dict[str, Any]) -> str:
+    """Why documents wait to be published: what the publish backlog figure means now."""
+    pending = int((status.get("publish") or {}).get("pending", 0))
+    if not pending:
+        return "Nothing waits to be published."
+    what = f"{pending:,} document{'s' if pending != 1 else ''} (or withdrawal{'s' if pending != 1 else ''})"
+    if not status.get("peers_known"):
+        return (
+            f"{what} wait for other peers: this peer knows none yet, so its postings stay in its own "
+            "index and are published once it joins a network (start it with --bootstrap HOST:PORT)."
+        )
+    return f"{what} are being sent to the peers responsible for their terms."
+
+
 class Status:
     def __init__(
         self,

@@ -28,7 +28,7 @@ from .types import CrawlSpec
 log = logging.getLogger(__name__)
 
 
-JOB_STATES = ("running", "paused", "done", "cancelled")
+JOB_STATES = ("running", "paused", "done", "cancelled", "failed")
 URL_STATES = ("queued", "fetched", "done", "failed", "skipped")
 #: Reason prefix of rows recording that a URL is the canonical (or redirect target)
 #: of another fetched URL; the rest of the reason is that URL.

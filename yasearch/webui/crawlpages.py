@@ -72,15 +72,16 @@ async def crawl_submit(request: web.Request) -> web.Response:
 
 
 async def crawl_action(request: web.Request) -> web.Response:
-    """Pause/resume/cancel buttons without JavaScript."""
+    """Pause/resume/cancel/delete buttons without JavaScript."""
     peer = request.app[PEER]
     job_id, action = request.match_info["id"], request.match_info["action"]
     job = peer.get_job(job_id)
     if job is None:
         return await crawl_page(request, 404, f"There is no crawl job “{job_id[:40]}”.")
-    if not peer.control_job(job_id, action):
+    done = await peer.delete_job(job_id) if action == "delete" else peer.control_job(job_id, action)
+    if not done:
         return await crawl_page(request, 409, f"Cannot {action} job {job_id[:40]}: it is {job.state}.")
-    raise web.HTTPSeeOther(f"/crawl#job-{job_id}")
+    raise web.HTTPSeeOther("/crawl" if action == "delete" else f"/crawl#job-{job_id}")
 
 
 async def crawl_login(request: web.Request) -> web.Response:

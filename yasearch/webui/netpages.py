@@ -6,6 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
+from yasearch.status import backlog_note
 from yasearch.history import FIGURES
 from yasearch.webui import netviz
 from yasearch.webui.filters import safe_href
@@ -103,5 +104,6 @@ async def status_page(request: web.Request) -> web.Response:
         overview=overview,
         sections=sections,
         peers=peers,
+        backlog_note=backlog_note(status),
     )
 

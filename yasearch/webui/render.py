@@ -13,6 +13,7 @@ from typing import Any, Protocol
 import jinja2
 from aiohttp import web
 
+from yasearch.units import duration, plural, size
 from yasearch.auth import ADMIN_COOKIE, SESSION_SECONDS, over_https, same_origin, session_cookie
 from yasearch.httpkit import PEER_KEY, Handler, Refuse, route
 from yasearch.webui.filters import display_url, format_number, relative_time, safe_href, safe_snippet, short_id, utc_time
@@ -36,6 +37,9 @@ def make_env() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters["num"] = format_number
+    env.filters["plural"] = lambda n, word: plural(n, word, sep=False)
+    env.filters["duration"] = duration
+    env.filters["size"] = size
     env.filters["href"] = safe_href
     env.filters["display_url"] = display_url
     env.filters["snippet"] = safe_snippet

@@ -11,7 +11,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from yasearch.webui import crawlpages, indexbrowser, netpages, searchpages
-from yasearch.webui.render import JINJA, STATIC, make_env, page
+from yasearch.httpkit import NOT_FOUND_PAGE
+from yasearch.webui.render import JINJA, STATIC, make_env, page, render
 
 
 def setup(app: web.Application) -> None:
@@ -22,7 +23,7 @@ def setup(app: web.Application) -> None:
     page(app, "GET", "/crawl", crawlpages.crawl_page, admin=True, refuse=crawlpages.refuse)
     page(app, "POST", "/crawl", crawlpages.crawl_submit, admin=True, refuse=crawlpages.refuse)
     page(app, "POST", "/crawl/login", crawlpages.crawl_login)
-    page(app, "POST", "/crawl/{id}/{action:pause|resume|cancel}", crawlpages.crawl_action, admin=True,
+    page(app, "POST", "/crawl/{id}/{action:pause|resume|cancel|delete}", crawlpages.crawl_action, admin=True,
          refuse=crawlpages.refuse)
     page(app, "GET", "/network", netpages.network_page)
     page(app, "GET", "/status", netpages.status_page)
@@ -32,3 +33,9 @@ def setup(app: web.Application) -> None:
     page(app, "POST", "/index/remove", indexbrowser.remove_submit, admin=True, refuse=indexbrowser.refuse)
     page(app, "POST", "/index/login", indexbrowser.index_login)
     app.router.add_static("/static/", STATIC, name="static")
+    app[NOT_FOUND_PAGE] = not_found
+
+
+async def not_found(request: web.Request) -> web.Response:
+    """The 404 page: the site's navigation and where to go instead."""
+    return render(request, "not_found.html", status=404, page_title="Not found", path=request.path)

@@ -135,6 +135,7 @@
       pause: job.state === "running",
       resume: job.state === "paused",
       cancel: job.state === "running" || job.state === "paused",
+      delete: job.state !== "running" && job.state !== "paused",
     };
     for (const f of row.querySelectorAll("form[data-action]")) f.hidden = !allowed[f.dataset.action];
 
@@ -245,6 +246,11 @@
     const button = f.querySelector("button");
     button.disabled = true;
     try {
+      if (f.dataset.action === "delete") {
+        await api("DELETE", `${API}/${encodeURIComponent(id)}`);
+        f.closest("tbody.job").remove();
+        return;
+      }
       await api("POST", `${API}/${encodeURIComponent(id)}/${f.dataset.action}`);
     } catch (e) {
       say(e.message || String(e), "error");
