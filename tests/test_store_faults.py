@@ -3,11 +3,13 @@ p2p writes 503 ``storage_full`` with ``Retry-After``, never 500, and the publish
 outbox (the origin's side) keeps what it could not write and sends it later; both
 make the peer report ``degraded`` and recover by themselves when space returns,
 and nothing acknowledged is lost. On a real small tmpfs (root only, like
-tests/test_faults.py; skipped with a message elsewhere)."""
+tests/test_faults.py; skipped with a message elsewhere). The crawl frontier, whose
+store fails a few writes, pauses the crawl and loses no page."""
 
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +18,10 @@ import pytest
 
 import forger
 from peerutil import eventually, peer_config
+from test_crawler import Run
 from test_faults import _mount_tmpfs, fill
+from yasearch.crawler.sqlite import StorageFullError
+from yasearch.crawler.state import FrontierStore
 from yasearch.identity import Identity
 from yasearch.records import Document
 from yasearch.server import PeerServer
@@ -144,3 +149,44 @@ async def test_a_full_outbox_keeps_its_pages_degrades_and_publishes_when_space_r
     finally:
         await origin_server.stop()
         await holder_server.stop()
+
+
+class FillingStore(FrontierStore):
+    """A frontier store whose disk is full for ``full_writes`` writes after the seeds are in."""
+
+    def __init__(self, path: Path, full_writes: int) -> None:
+        super().__init__(path)
+        self.full_writes = full_writes
+        self.refused = 0
+        self._seeded = False
+
+    def _disk(self) -> None:
+        if self._seeded and self.refused < self.full_writes:
+            self.refused += 1
+            raise StorageFullError("crawl-store", sqlite3.OperationalError("database or disk is full"))
+        self._seeded = True
+
+    async def add_urls(self, job_id, items):  # type: ignore[override]
+        self._disk()
+        return await super().add_urls(job_id, items)
+
+    async def mark(self, job_id, items):  # type: ignore[override]
+        self._disk()
+        return await super().mark(job_id, items)
+
+
+async def test_a_full_frontier_store_pauses_the_crawl_and_loses_no_page(make_site, http, tmp_path: Path) -> None:
+    site = await make_site()
+    site.html("/", links=["/a", "/b"])
+    site.html("/a", links=["/c"])
+    site.html("/b", links=["/c"])
+    site.html("/c")
+    store = FillingStore(tmp_path / "crawl.db", full_writes=3)
+    try:
+        run = await Run(store, http, [site.url("/")]).run(timeout=60)
+        assert store.refused == 3
+        assert sorted(run.paths(site)) == ["/", "/a", "/b", "/c"]
+        states = await store.url_states("job")
+        assert {u.removeprefix(site.base): s for u, (s, _r) in states.items()} == {p: "done" for p in ("/", "/a", "/b", "/c")}
+    finally:
+        await store.close()
