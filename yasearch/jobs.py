@@ -26,6 +26,7 @@ from yasearch.crawler.types import CrawlerSettings, CrawlProgress, CrawlSpec, Pa
 from yasearch.crawler.urls import host_of
 from yasearch.analysis import doc_id
 from yasearch.config import Config
+from yasearch.faults import Faults
 from yasearch.index import IndexDegradedError, LocalIndex
 from yasearch.procpool import close_pool, parse_pool
 from yasearch.records import Document
@@ -59,10 +60,10 @@ class Job:
 
 
 class JobManager:
-    def __init__(self, config: Config, index: LocalIndex) -> None:
+    def __init__(self, config: Config, index: LocalIndex, faults: Faults | None = None) -> None:
         self.config = config
         self.index = index
-        self.store = FrontierStore(Path(config.data_dir) / "crawl.db")
+        self.store = FrontierStore(Path(config.data_dir) / "crawl.db", faults.reporter("frontier") if faults else None)
         self.jobs: dict[str, Job] = {}
         self._session: aiohttp.ClientSession | None = None
         self._pool: ProcessPoolExecutor | None = None

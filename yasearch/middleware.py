@@ -1,7 +1,8 @@
 """What every request goes through: error handling, the Host allowlist, the admin rule, security headers.
 
 * :func:`error_middleware`: every failure becomes a clear message, JSON for API
-  and peer clients, never a stack trace.
+  and peer clients, never a stack trace; a store that found the disk full is a
+  503 ``storage_full`` with ``Retry-After``, not a 500.
 * :func:`host_middleware`: refuses (421) a request whose ``Host`` is not one of
   this peer's names, on every route: what a DNS-rebinding page sends.
 * :func:`admin_middleware`: routes declared with ``admin=True`` in the route table
@@ -25,6 +26,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from yasearch.auth import refusal
 from yasearch.errors import ApiError, json_error
+from yasearch.faults import is_disk_full
 from yasearch.httpkit import NOT_FOUND_PAGE, PEER_KEY, Handler, Route, route_of, wants_json
 
 log = logging.getLogger(__name__)
@@ -68,11 +70,29 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             raise
         code = {404: "not_found", 405: "method_not_allowed"}.get(e.status, "http_error")
         return json_error(e.status, code, e.reason or "error")
-    except Exception:
+    except Exception as e:
+        if is_disk_full(e):  # the store rolled back and reported the fault: not a crash
+            log.warning("%s %s: %s", request.method, request.path, e)
+            return storage_full(request)
         log.exception("error handling %s %s", request.method, request.path)
         if wants_json(request.path):
             return json_error(500, "internal_error", "internal error; the peer's log (run with -v) has the details")
         return web.Response(status=500, text="Internal error; the peer's log has the details.", content_type="text/plain")
+
+
+#: Seconds a client is asked to wait (``Retry-After``) while a store's disk is full.
+RETRY_AFTER_FULL = 30
+
+
+def storage_full(request: web.Request) -> web.Response:
+    """503 with ``Retry-After``: a store cannot write now (a full disk), nothing was stored."""
+    message = "this peer's disk is full: nothing was stored; try again later"
+    if wants_json(request.path):
+        response = json_error(503, "storage_full", message)
+    else:
+        response = web.Response(status=503, text=message, content_type="text/plain")
+    response.headers["Retry-After"] = str(RETRY_AFTER_FULL)
+    return response
 
 
 #: Names that always mean this machine (browsers never rebind them).

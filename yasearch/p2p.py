@@ -156,5 +156,5 @@ def setup(app: web.Application) -> None:
     for r in ROUTES:
         route(
             app, r.method, r.path, r.handler, tag="p2p", summary=r.summary, body=r.request, response=r.response,
-            errors=() if r.method == "GET" else (400, 403, 413) if r.request in SIGNED else (400, 413),
+            errors=() if r.method == "GET" else (400, 403, 413, 503) if r.request in SIGNED else (400, 413),
         )

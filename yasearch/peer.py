@@ -24,6 +24,7 @@ from yasearch.crawler.types import CrawlSpec
 from yasearch.crawler.urls import canonicalize
 from yasearch.analysis import doc_id
 from yasearch.archive import document_line, in_thread, read_documents
+from yasearch.faults import Faults
 from yasearch.config import Config
 from yasearch.identity import load_or_create
 from yasearch.index import LocalIndex
@@ -64,14 +65,17 @@ class Peer:
             commit_batch=config.commit_batch,
             limitmb=config.index_limitmb,
         )
-        self.jobs = JobManager(config, self.index)
-        self.recrawler = Recrawler(config, self.jobs, self._remove_doc_ids)
+        #: The stores that cannot write now (a full disk); status reads it.
+        self.faults = Faults()
+        self.jobs = JobManager(config, self.index, self.faults)
+        self.recrawler = Recrawler(config, self.jobs, self._remove_doc_ids, self.faults)
         self.suggester = Suggester(self.index)
         self.shard = ShardStore(
             self.data_dir / "shard.db",
             quota_per_origin=config.shard_quota_per_origin,
             max_age=config.shard_max_age,
             caps=Caps(config.shard_max_postings, config.shard_quota_per_source, tuple(config.shard_quota_exempt)),
+            health=self.faults.reporter("shard"),
         )
         self.dht: DhtNode | None = None
         # the network parts get what they use, never the Peer; the DHT and the HTTP
@@ -83,7 +87,9 @@ class Peer:
             None, self.contact, replication=config.replication,
             members=lambda: list(self.stable_members().values()),
         )
-        self.publisher = Publisher(self.identity, self.resolver, self.p2p, self.data_dir / "publish.db")
+        self.publisher = Publisher(
+            self.identity, self.resolver, self.p2p, self.data_dir / "publish.db", health=self.faults.reporter("outbox")
+        )
         self.global_search = GlobalSearch(
             self.peer_id, self.resolver, self.p2p, self.index,
             url_of=self.http_url_of, network_totals=self.network_totals, budget=config.search_budget,
@@ -96,7 +102,7 @@ class Peer:
         self.port = config.port
         self.reporter = Status(
             self.peer_id, self.name, lambda: self.url, config,
-            self.index, self.shard, self.jobs, self.publisher, self.handoff,
+            self.index, self.shard, self.jobs, self.publisher, self.handoff, self.faults,
         )
         self.membership: Membership | None = None  # needs the DHT: built in start()
         #: Awaited at the end of stop(), after the DHT: e.g. the HTTP site's cleanup (yasearch.server).

@@ -12,6 +12,12 @@ them to peers that joined.
 A re-crawled page withdraws the terms it no longer has; a removed page withdraws
 all of them (``withdrawals`` table, retried like postings).
 
+A full disk loses nothing: every outbox change is one transaction; pages that
+could not enter the outbox wait in memory, in order, and every round tries to
+write them again (backing off from 0.5 s to 10 s); a round whose bookkeeping
+could not be written leaves its pages pending, so they are sent again. The
+outbox reports into the peer's fault registry (``health``): ``faults.outbox``.
+
 Documents are kept in the outbox (zlib-compressed) because their postings must be
 recomputed for republishing, and the Whoosh index keeps neither term vectors nor
 the full text.
@@ -37,7 +43,7 @@ from yasearch.network import Contact, PeerCallError, Resolver
 from yasearch.p2pclient import P2PClient
 from yasearch.ranking import document_length, postings_for_document
 from yasearch.records import Document
-from yasearch.crawler.sqlite import SqliteThread
+from yasearch.crawler.sqlite import Health, SqliteThread, StorageFullError
 from yasearch.wire import MAX_POSTINGS, PostingEntry, PostingsRequest, WirePosting, WireRecord, WithdrawRequest, sign
 
 log = logging.getLogger(__name__)
@@ -73,8 +79,8 @@ def _unpack(blob: bytes) -> Document:
 class Outbox:
     """The persistent publish queue; SQLite on one dedicated thread."""
 
-    def __init__(self, path: Path) -> None:
-        self._sql = SqliteThread(path, _SCHEMA, "outbox")
+    def __init__(self, path: Path, health: Health | None = None) -> None:
+        self._sql = SqliteThread(path, _SCHEMA, "outbox", health)
 
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         return await self._sql.run(fn)
@@ -88,7 +94,6 @@ class Outbox:
         packed = [(d.doc_id, _pack(d)) for d in docs]
 
         def do(c: sqlite3.Connection) -> None:
-            c.execute("BEGIN IMMEDIATE")
             for doc_id, blob in packed:
                 c.execute(
                     "INSERT INTO outbox(doc_id, doc, state, attempts, next_try, updated) VALUES (?,?,'pending',0,0,?) "
@@ -96,15 +101,13 @@ class Outbox:
                     "updated=excluded.updated",
                     (doc_id, blob, now),
                 )
-            c.execute("COMMIT")
 
-        await self.run(do)
+        await self._sql.tx(do)
 
     async def remove(self, doc_ids: list[str]) -> None:
         """Documents left the index: withdraw every term they were published with."""
 
         def do(c: sqlite3.Connection) -> None:
-            c.execute("BEGIN IMMEDIATE")
             for d in doc_ids:
                 row = c.execute("SELECT terms, doc FROM outbox WHERE doc_id=?", (d,)).fetchone()
                 if row:
@@ -113,9 +116,8 @@ class Outbox:
                     terms = set(json.loads(row[0])) | set(postings_for_document(_unpack(row[1])))
                     c.executemany("INSERT OR IGNORE INTO withdrawals(doc_id, term) VALUES (?,?)", [(d, t) for t in terms])
                 c.execute("DELETE FROM outbox WHERE doc_id=?", (d,))
-            c.execute("COMMIT")
 
-        await self.run(do)
+        await self._sql.tx(do)
 
     async def due(self, limit: int) -> list[tuple[str, bytes, list[str]]]:
         now = time.time()
@@ -131,43 +133,37 @@ class Outbox:
         """Mark documents published with these terms; queue withdrawal of the terms they lost."""
 
         def do(c: sqlite3.Connection) -> None:
-            c.execute("BEGIN IMMEDIATE")
             for d, terms in published.items():
                 c.execute("UPDATE outbox SET state='sent', attempts=0, terms=? WHERE doc_id=?", (json.dumps(terms), d))
             for d, terms in withdrawn_old.items():
                 c.executemany("INSERT OR IGNORE INTO withdrawals(doc_id, term) VALUES (?,?)", [(d, t) for t in terms])
                 c.executemany("DELETE FROM withdrawals WHERE doc_id=? AND term=?", [(d, t) for t in published.get(d, [])])
-            c.execute("COMMIT")
 
-        await self.run(do)
+        await self._sql.tx(do)
 
     async def retry_later(self, doc_ids: list[str]) -> None:
         now = time.time()
 
         def do(c: sqlite3.Connection) -> None:
-            c.execute("BEGIN IMMEDIATE")
             for d in doc_ids:
                 c.execute(
                     "UPDATE outbox SET attempts=attempts+1, next_try=?+min(300, 1 << min(attempts, 8)) WHERE doc_id=?",
                     (now, d),
                 )
-            c.execute("COMMIT")
 
-        await self.run(do)
+        await self._sql.tx(do)
 
     async def withdrawals(self, limit: int) -> list[tuple[str, str]]:
         return await self.run(lambda c: c.execute("SELECT doc_id, term FROM withdrawals LIMIT ?", (limit,)).fetchall())
 
     async def withdrawn(self, pairs: list[tuple[str, str]]) -> None:
         def do(c: sqlite3.Connection) -> None:
-            c.execute("BEGIN IMMEDIATE")
             c.executemany("DELETE FROM withdrawals WHERE doc_id=? AND term=?", pairs)
-            c.execute("COMMIT")
 
-        await self.run(do)
+        await self._sql.tx(do)
 
     async def republish_all(self) -> int:
-        return await self.run(lambda c: c.execute("UPDATE outbox SET state='pending', next_try=0 WHERE state='sent'").rowcount)
+        return await self._sql.tx(lambda c: c.execute("UPDATE outbox SET state='pending', next_try=0 WHERE state='sent'").rowcount)
 
     async def counts(self) -> dict[str, int]:
         rows = await self.run(lambda c: c.execute("SELECT state, count(*) FROM outbox GROUP BY state").fetchall())
@@ -205,12 +201,17 @@ class Publisher:
         *,
         batch_docs: int = 50,
         interval: float = 0.5,
+        health: Health | None = None,
     ) -> None:
         self.identity = identity
         self.node_id = identity.hex
         self.resolver = resolver
         self.client = client
-        self.outbox = Outbox(path)
+        self.outbox = Outbox(path, health)
+        #: Outbox changes a full disk refused, in order: ("put", docs) or ("remove", doc ids).
+        self._unsaved: list[tuple[str, list]] = []
+        self._unsaved_lock = asyncio.Lock()
+        self._full_wait = 0.0  # seconds to wait after a round the full disk stopped
         self.batch_docs = batch_docs
         self.interval = interval
         self.sent = 0  # postings acknowledged
@@ -234,20 +235,41 @@ class Publisher:
                 await self._task
             except asyncio.CancelledError:
                 pass
+        if self._unsaved:
+            log.warning("publisher stopped with the disk full: %d outbox changes not saved", len(self._unsaved))
         await self.outbox.close()
 
     async def enqueue(self, docs: list[Document]) -> None:
-        await self.outbox.put(docs)
-        self._idle.clear()
-        self._wake.set()
+        await self._save("put", docs)
 
     async def remove(self, doc_ids: list[str]) -> None:
-        await self.outbox.remove(doc_ids)
+        await self._save("remove", doc_ids)
+
+    async def _save(self, kind: str, items: list) -> None:
+        self._unsaved.append((kind, items))
+        await self._save_unsaved()
         self._idle.clear()
         self._wake.set()
 
+    async def _save_unsaved(self) -> bool:
+        """Write the outbox changes a full disk refused, in order; False while it still does."""
+        async with self._unsaved_lock:
+            while self._unsaved:
+                kind, items = self._unsaved[0]
+                try:
+                    await (self.outbox.put(items) if kind == "put" else self.outbox.remove(items))
+                except StorageFullError as e:
+                    log.debug("outbox change kept in memory: %s", e)
+                    return False
+                self._unsaved.pop(0)
+        return True
+
     async def republish(self) -> None:
-        await self.outbox.republish_all()
+        try:
+            await self.outbox.republish_all()
+        except StorageFullError as e:  # the periodic republish comes again
+            log.warning("republish skipped: %s", e)
+            return
         self._idle.clear()
         self._wake.set()
 
@@ -258,17 +280,29 @@ class Publisher:
 
     async def figures(self) -> dict[str, int]:
         c = await self.outbox.counts()
-        return {"pending": c["pending"] + c["withdrawals"], "published_docs": c["published"], "sent": self.sent, "failed": self.failed}
+        unsaved = sum(len(items) for _kind, items in self._unsaved)
+        return {"pending": c["pending"] + c["withdrawals"] + unsaved, "published_docs": c["published"], "sent": self.sent, "failed": self.failed}
 
     async def _loop(self) -> None:
         while True:
+            full = False
             try:
-                did = await self._round()
+                full = not await self._save_unsaved()
+                did = not full and await self._round()
             except asyncio.CancelledError:
                 raise
+            except StorageFullError as e:
+                log.warning("publisher round stopped by a full disk, retried later: %s", e)
+                did, full = False, True
             except Exception:
                 log.exception("publisher round failed")
                 did = False
+            if full:  # back off while the disk stays full; pages stay pending
+                self._full_wait = min(10.0, max(self.interval, self._full_wait * 2))
+                self._wake.clear()
+                await asyncio.sleep(self._full_wait)
+                continue
+            self._full_wait = 0.0
             if not did:
                 if self._alone():
                     self._idle.set()

@@ -29,6 +29,7 @@ from typing import Any
 
 from yasearch.analysis import doc_id
 from yasearch.config import Config
+from yasearch.faults import Faults
 from yasearch.crawler.types import CrawlSpec, Page
 from yasearch.jobs import JobManager, page_document
 from yasearch.recrawlstore import PageRow, RecrawlStore
@@ -86,11 +87,13 @@ def retry_delay(failures: int, first: float, hi: float) -> float:
 
 
 class Recrawler:
-    def __init__(self, config: Config, jobs: JobManager, remove: Callable[[list[str]], Awaitable[None]]) -> None:
+    def __init__(
+        self, config: Config, jobs: JobManager, remove: Callable[[list[str]], Awaitable[None]], faults: Faults | None = None,
+    ) -> None:
         self.config = config
         self.jobs = jobs
         self.remove = remove  # deletes documents locally and withdraws them from the network
-        self.store = RecrawlStore(Path(config.data_dir) / "recrawl.db")
+        self.store = RecrawlStore(Path(config.data_dir) / "recrawl.db", faults.reporter("recrawl") if faults else None)
         #: revisited, unchanged, changed, gone, failed, removed (since start)
         self.counters: Counter[str] = Counter()
         self._task: asyncio.Task[None] | None = None

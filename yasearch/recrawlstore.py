@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from yasearch.crawler.sqlite import SqliteThread
+from yasearch.crawler.sqlite import Health, SqliteThread, StorageFullError
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS pages (
@@ -47,8 +47,8 @@ class PageRow:
 
 
 class RecrawlStore:
-    def __init__(self, path: str | Path) -> None:
-        self._db = SqliteThread(path, _SCHEMA, "recrawl-store")
+    def __init__(self, path: str | Path, health: Health | None = None) -> None:
+        self._db = SqliteThread(path, _SCHEMA, "recrawl-store", health)
 
     async def track(self, row: PageRow) -> None:
         """A crawl fetched this page: (re)start its schedule from now."""
@@ -95,9 +95,12 @@ class RecrawlStore:
     async def counts(self, now: float | None = None) -> tuple[int, int]:
         """(pages tracked, pages due now)."""
         at = time.time() if now is None else now
-        return await self._db.run(
-            lambda c: c.execute("SELECT COUNT(*), COALESCE(SUM(next_visit<=?), 0) FROM pages", (at,)).fetchone()
-        )
+        try:
+            return await self._db.run(
+                lambda c: c.execute("SELECT COUNT(*), COALESCE(SUM(next_visit<=?), 0) FROM pages", (at,)).fetchone()
+            )
+        except StorageFullError:  # not even created yet, on a full disk: it holds nothing
+            return 0, 0
 
     async def close(self) -> None:
         await self._db.close()

@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 from yasearch import __version__
 from yasearch.config import Config
+from yasearch.faults import Faults
 from yasearch.dht import DhtNode
 from yasearch.handoff import Handoff
 from yasearch.history import SAMPLE_INTERVAL, History
@@ -58,6 +59,7 @@ class Status:
         jobs: JobManager,
         publisher: Publisher,
         handoff: Handoff,
+        faults: Faults | None = None,
     ) -> None:
         self.peer_id = peer_id
         self.name = name
@@ -68,6 +70,7 @@ class Status:
         self.jobs = jobs
         self.publisher = publisher
         self.handoff = handoff
+        self.faults = faults or Faults()
         self.dht: DhtNode | None = None
         self.resolver: Resolver | None = None
         self.transport: Transport | None = None
@@ -139,8 +142,9 @@ class Status:
 
     def health(self) -> dict[str, Any]:
         """``state`` "ok", or "degraded" with the ``faults`` of the parts that cannot
-        write now (the index after a full disk: it recovers by itself)."""
-        faults: dict[str, Any] = {}
+        write now (the index and the SQLite stores after a full disk: each recovers
+        by itself, the stores at their next committed write)."""
+        faults: dict[str, Any] = self.faults.snapshot()
         if self.index.fault is not None:
             faults["index"] = {"error": self.index.fault, "since": self.index.fault_since}
         return {"state": "degraded" if faults else "ok", "faults": faults}

@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
+from typing import TypeVar
 
 import aiohttp
 
@@ -23,12 +24,14 @@ from .fetcher import FetchResult, fetch
 from .frontier import Frontier
 from .robots import RobotsCache, RobotsRules
 from .sitemaps import SitemapEntry, read_body, read_sitemaps
+from .sqlite import StorageFullError
 from .state import FrontierStore
 from .types import CrawlerSettings, CrawlProgress, CrawlSpec, Page
 from .urls import UrlFilter, canonicalize, host_of
 from .warc import WarcFile
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 Sink = Callable[[Page], Awaitable[None]]
 #: Told the outcome of every URL that did not become a page: (url, reason), with
@@ -283,7 +286,21 @@ class Crawler:
                     self._cond.notify_all()
 
     async def _mark(self, url: str, state: str, reason: str | None) -> None:
-        await self.store.mark(self.job_id, [(url, state, reason)])
+        await self._patient(lambda: self.store.mark(self.job_id, [(url, state, reason)]))
+
+    async def _patient(self, write: Callable[[], Awaitable[T]]) -> T:
+        """A frontier write that waits out a full disk (0.5 s doubling to 30 s): the
+        worker pauses, and neither its page nor the links it found are lost."""
+        wait = 0.5
+        while True:
+            try:
+                return await write()
+            except StorageFullError as e:
+                if self._stop:
+                    raise
+                log.warning("crawl job %s paused: %s", self.job_id, e)
+                await asyncio.sleep(wait)
+                wait = min(30.0, wait * 2)
 
     async def _skip(self, url: str, reason: str) -> None:
         self.progress.skipped += 1
@@ -422,7 +439,7 @@ class Crawler:
         # Claim the aliases before anyone else can queue them, then persist.
         for alias in {final, page_url} - {url}:
             self._frontier.mark_seen(alias)
-            await self.store.add_alias(self.job_id, alias, depth, url)
+            await self._patient(lambda: self.store.add_alias(self.job_id, alias, depth, url))
         await self._mark(url, "fetched", None)
         try:
             await self.sink(page)
@@ -445,6 +462,6 @@ class Crawler:
             fresh.append((link, depth))
         if not fresh:
             return
-        for u, d in await self.store.add_urls(self.job_id, fresh):
+        for u, d in await self._patient(lambda: self.store.add_urls(self.job_id, fresh)):
             self._frontier.push(u, d)
         self._update_queued()

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .sqlite import SqliteThread
+from .sqlite import Health, SqliteThread
 from .types import CrawlSpec
 
 log = logging.getLogger(__name__)
@@ -64,8 +64,8 @@ class JobRow:
 
 
 class FrontierStore:
-    def __init__(self, path: str | Path) -> None:
-        self._db = SqliteThread(path, _SCHEMA, "crawl-store")
+    def __init__(self, path: str | Path, health: Health | None = None) -> None:
+        self._db = SqliteThread(path, _SCHEMA, "crawl-store", health)
 
     # -- jobs --------------------------------------------------------------------
 

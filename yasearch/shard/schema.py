@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from yasearch.ranking import B, DEFAULT_WEIGHTS, K1
 from yasearch.records import DocRecord, Posting
-from yasearch.crawler.sqlite import SqliteThread
+from yasearch.crawler.sqlite import Health, SqliteThread
 from yasearch.shard import quotas
 from yasearch.shard.quotas import Caps
 from yasearch.wire import WirePosting, WireRecord
@@ -135,12 +135,13 @@ class StoreBase:
         quota_per_origin: int = DEFAULT_QUOTA_PER_ORIGIN,
         max_age: float = DEFAULT_MAX_AGE,
         caps: Caps | None = None,
+        health: Health | None = None,
     ) -> None:
         if quota_per_origin < 0:
             raise ValueError("quota_per_origin must be >= 0")
         if max_age <= 0:
             raise ValueError("max_age must be > 0")
-        self._sql = SqliteThread(path, SCHEMA + quotas.SCHEMA, "shard-store")
+        self._sql = SqliteThread(path, SCHEMA + quotas.SCHEMA, "shard-store", health)
         self.quota_per_origin = quota_per_origin
         self.max_age = float(max_age)
         #: The global cap and the per-source quota (:mod:`.quotas`).
