@@ -194,11 +194,14 @@ class Recrawler:
         row.interval = next_interval(row.interval, changed, c.recrawl_min_interval, c.recrawl_max_interval)
         row.etag, row.last_modified, row.failures = page.etag, page.last_modified, 0
         row.last_visit, row.next_visit = now, now + row.interval
+        row.revisits += 1
         if not changed:
             self.counters["unchanged"] += 1
+            row.unchanged += 1
             await self.store.save(row)
             return
         self.counters["changed"] += 1
+        row.changed += 1
         if page.url != row.url:  # moved: the old address leaves, the new one is indexed
             await self.remove([row.doc_id])
             await self.store.delete([row.url])
@@ -213,6 +216,7 @@ class Recrawler:
         if reason == "not_modified":
             self.counters["revisited"] += 1
             self.counters["unchanged"] += 1
+            row.revisits, row.unchanged = row.revisits + 1, row.unchanged + 1
             row.interval = next_interval(row.interval, False, c.recrawl_min_interval, c.recrawl_max_interval)
             row.failures, row.last_visit, row.next_visit = 0, now, now + row.interval
             await self.store.save(row)
