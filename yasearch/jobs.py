@@ -16,12 +16,13 @@ import time
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 import aiohttp
 
 from yasearch.crawler.engine import Crawler
 from yasearch.crawler.outbound import OutboundPolicy, guarded_session
+from yasearch.crawler.sitemaps import SitemapEntry
 from yasearch.crawler.state import FrontierStore
 from yasearch.crawler.types import CrawlerSettings, CrawlProgress, CrawlSpec, Page
 from yasearch.crawler.urls import host_of
@@ -76,6 +77,8 @@ class JobManager:
         self.on_removed: list[Callable[[list[str]], None]] = []
         #: Called with every page a job hands to the index (the recrawl schedule tracks them).
         self.on_page: list[Callable[[Page], None]] = []
+        #: Awaited with the entries of each site's sitemaps a job reads (the recrawl's hints).
+        self.on_sitemap: list[Callable[[list[SitemapEntry]], Awaitable[None]]] = []
         #: doc_id -> job of committed pages not yet published (for the job's
         #: "published" counter); bounded, so a peer alone for long forgets the oldest.
         self._publishing: dict[str, str] = {}
@@ -275,11 +278,16 @@ class JobManager:
             job.spec,
             lambda page, job=job: self._sink(job, page),
             progress=job.progress,
+            on_sitemap=self._sitemap_read,
             warc_path=self.warc_path(job.id) if job.spec.warc else None,
         )
         if paused:
             job.crawler.pause()
         job.task = asyncio.create_task(self._run(job), name=f"crawl-{job.id}")
+
+    async def _sitemap_read(self, entries: list[SitemapEntry]) -> None:
+        for callback in self.on_sitemap:
+            await callback(entries)
 
     async def _run(self, job: Job) -> None:
         assert job.crawler is not None

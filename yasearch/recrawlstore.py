@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -150,6 +151,24 @@ class RecrawlStore:
             lambda c: c.execute(f"SELECT {_COLUMNS} FROM pages WHERE url IN ({marks})", urls).fetchall() if urls else []
         )
         return {r[0]: PageRow(*r) for r in rows}
+
+    async def update(self, urls: list[str], change: Callable[[PageRow], bool]) -> int:
+        """Apply ``change`` to the tracked rows of ``urls`` in one transaction; the rows it
+        returns True for are saved. Returns how many were saved."""
+
+        def do(c: sqlite3.Connection) -> int:
+            saved = 0
+            for i in range(0, len(urls), 500):
+                chunk = urls[i : i + 500]
+                marks = ",".join("?" * len(chunk))
+                for r in c.execute(f"SELECT {_COLUMNS} FROM pages WHERE url IN ({marks})", chunk).fetchall():
+                    row = PageRow(*r)
+                    if change(row):
+                        c.execute(f"INSERT OR REPLACE INTO pages({_COLUMNS}) VALUES ({_PLACES})", row.values())
+                        saved += 1
+            return saved
+
+        return await (await self._ready()).tx(do)
 
     async def host_figures(self, host: str, now: float | None = None) -> HostFigures:
         """The figures of ``host``'s (``host[:port]``) pages, over http and https."""
