@@ -77,3 +77,61 @@ async def test_an_uploaded_list_names_every_bad_line(peer, http, text):
         assert r.status == 400
         message = (await r.json())["error"]["message"]
     assert "list.txt line 2" in message and "list.txt line 3" in message
+
+
+def upload(text: bytes, **fields: str):
+    from aiohttp import FormData
+
+    form = FormData()
+    for k, v in fields.items():
+        form.add_field(k, v)
+    form.add_field("seeds", text, filename="list.txt", content_type="text/plain")
+    return form
+
+
+# closed loopback ports: the jobs' specs are what matters, nothing is reachable
+UPLOADED = b"""\
+http://127.0.0.1:9/a   depth=3 same_site
+http://127.0.0.2:9/b
+http://127.0.0.3:9/c   same_site depth=3
+http://127.0.0.4:9/d   sitemaps=false max_pages=50
+"""
+
+
+def job_specs(peer, ids):
+    jobs = [peer.get_job(i) for i in ids]
+    for job in jobs:
+        peer.control_job(job.id, "cancel")
+    return sorted((j.spec.urls, j.spec.depth, j.spec.same_site, j.spec.sitemaps, j.spec.max_pages, j.spec.delay)
+                  for j in jobs)
+
+
+async def test_an_uploaded_list_starts_one_job_per_option_set_over_the_api(peer, http):
+    form = upload(UPLOADED, urls="http://127.0.0.5:9/e", depth="1", max_pages="20", delay="0.5")
+    async with http.post(peer.url + "/api/v1/crawl", data=form) as r:
+        assert r.status == 201, await r.text()
+        body = await r.json()
+    assert len(body["jobs"]) == 3 and body["id"] == body["jobs"][0]
+    # the form's fields are every job's defaults; a line's options go over them
+    assert job_specs(peer, body["jobs"]) == sorted([
+        (["http://127.0.0.5:9/e", "http://127.0.0.2:9/b"], 1, False, True, 20, 0.5),
+        (["http://127.0.0.1:9/a", "http://127.0.0.3:9/c"], 3, True, True, 20, 0.5),
+        (["http://127.0.0.4:9/d"], 1, False, False, 50, 0.5),
+    ])
+
+
+async def test_the_console_form_applies_an_uploaded_lists_options(peer, http):
+    form = upload(b"http://127.0.0.1:9/a depth=2\nhttp://127.0.0.2:9/b max_pages=7\n", depth="0", max_pages="5")
+    async with http.post(peer.url + "/crawl", data=form, allow_redirects=False) as r:
+        assert r.status == 303, await r.text()
+    specs = job_specs(peer, [j.id for j in peer.list_jobs()])
+    assert specs == sorted([(["http://127.0.0.1:9/a"], 2, False, True, 5, None),
+                            (["http://127.0.0.2:9/b"], 0, False, True, 7, None)])
+
+
+async def test_a_bad_form_field_starts_none_of_the_uploaded_lists_jobs(peer, http):
+    form = upload(b"http://127.0.0.1:9/a depth=2\nhttp://127.0.0.2:9/b max_pages=7\n", deny="(unclosed")
+    async with http.post(peer.url + "/api/v1/crawl", data=form) as r:
+        assert r.status == 400
+        assert "deny" in (await r.json())["error"]["message"]
+    assert peer.list_jobs() == []

@@ -63,11 +63,11 @@ async def search(request: web.Request) -> web.Response:
 async def crawl_start(request: web.Request) -> web.Response:
     peer = request.app[PEER_KEY]
     if crawlconsole.is_multipart(request):  # the console's form with a seed list file
-        spec = parse_crawl_spec(crawlconsole.form_body(*await crawlconsole.read_crawl_form(request)))
+        specs = crawlconsole.crawl_specs(*await crawlconsole.read_crawl_form(request))
     else:
-        spec = parse_crawl_spec(await read_json(request, peer.config.max_request_bytes))
-    job = await peer.start_crawl(spec)
-    return _json(m.CrawlStarted(id=job.id, state=job.state), status=201)
+        specs = [parse_crawl_spec(await read_json(request, peer.config.max_request_bytes))]
+    jobs = [await peer.start_crawl(spec) for spec in specs]
+    return _json(m.CrawlStarted(id=jobs[0].id, state=jobs[0].state, jobs=[j.id for j in jobs]), status=201)
 
 
 async def crawl_list(request: web.Request) -> web.Response:
@@ -173,7 +173,8 @@ def setup(app: web.Application) -> None:
     route(app, "POST", "/api/v1/crawl", crawl_start, tag="crawl", admin=True, summary="Start a crawl job (admin)",
           description=(
               "JSON, or multipart/form-data with the crawl form's fields as text and a seed list file "
-              f"(`seeds`: UTF-8, one URL per line, `#` comments, at most 1 MiB and {m.MAX_URLS:,} URLs)."
+              f"(`seeds`: UTF-8, one URL per line, `#` comments, at most 1 MiB and {m.MAX_URLS:,} URLs; per-line "
+              "options such as `depth=3 same_site` start one job per distinct option set, listed in `jobs`)."
           ),
           body={"application/json": m.CrawlRequest, "multipart/form-data": m.CrawlForm},
           response=m.CrawlStarted, status=201, errors=(400, 413))

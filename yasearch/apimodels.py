@@ -175,6 +175,8 @@ class SearchResponse(Struct):
 class CrawlStarted(Struct):
     id: str
     state: Literal["running"]
+    #: Every job the request started: several when an uploaded seed list has per-line options.
+    jobs: list[str] = []
 
 
 class Failure(Struct):

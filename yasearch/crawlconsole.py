@@ -3,7 +3,8 @@
 * **Seed list files.** ``POST /api/v1/crawl`` (and the console's plain form at
   ``POST /crawl``) also accept ``multipart/form-data``: the crawl form's fields as
   text plus a ``seeds`` file such as ``seeds.txt`` (UTF-8, one URL per line, ``#``
-  starts a comment). Everything is bounded: the file by :data:`SEED_FILE_MAX_BYTES`,
+  starts a comment, per-line options as in :mod:`yasearch.seedlist`: one job per
+  distinct option set, see :func:`crawl_specs`). Everything is bounded: the file by :data:`SEED_FILE_MAX_BYTES`,
   its URLs by ``MAX_URLS``, every other field by :data:`FORM_FIELD_MAX_BYTES`. The
   result goes through :func:`yasearch.apimodels.parse_crawl_spec`, the one set of rules for
   every way a crawl is started.
@@ -28,10 +29,11 @@ from typing import Any, Mapping
 
 from aiohttp import web
 
-from yasearch.apimodels import MAX_URLS
+from yasearch.apimodels import MAX_URLS, parse_crawl_spec
+from yasearch.crawler.types import CrawlSpec
 from yasearch.errors import ApiError
 from yasearch.httpkit import PEER_KEY, route
-from yasearch.seedlist import describe_errors, parse_seed_lines
+from yasearch.seedlist import Seed, describe_errors, group_by_options, parse_seed_lines
 
 SEED_FILE_MAX_BYTES = 1024 * 1024
 FORM_FIELD_MAX_BYTES = 1024 * 1024
@@ -49,6 +51,12 @@ def _mib(n: int) -> str:
 
 def parse_seed_file(data: bytes, filename: str = "") -> list[str]:
     """The URLs of a seed list file; ApiError with a message naming the file (and line) otherwise."""
+    return [s.url for s in read_seed_file(data, filename)]
+
+
+def read_seed_file(data: bytes, filename: str = "") -> list[Seed]:
+    """The seeds (URL, line, per-line options) of a seed list file; ApiError naming the file
+    and every unusable line otherwise."""
     name = (filename or "the seed file")[:100]
     if len(data) > SEED_FILE_MAX_BYTES:
         raise ApiError(
@@ -67,22 +75,17 @@ def parse_seed_file(data: bytes, filename: str = "") -> list[str]:
     if "\x00" in text:
         raise ApiError(400, "seed_file_not_text", f"{name} is not a text file; a seed list is plain text, one URL per line")
     seeds, errors = parse_seed_lines(text)
-    # one job per upload: options on a line would apply to every seed of it (seeds.txt
-    # of `yasearch peer` runs one job per set of options instead)
-    errors += [(s.line, "per-line options are not taken in an uploaded list: set them in the form")
-               for s in seeds if s.options]
     if errors:
         raise ApiError(400, "bad_seed_file", describe_errors(name, sorted(errors)))
     if len(seeds) > MAX_URLS:
         raise ApiError(413, "too_many_urls", f"{name} lists more than {MAX_URLS:,} URLs (line {seeds[MAX_URLS].line}); split it into several jobs")
-    urls = [s.url for s in seeds]
-    if not urls:
+    if not seeds:
         raise ApiError(
             400,
             "empty_seed_file",
             f"{name} has no URLs: list one http(s) URL per line (lines starting with # are comments)",
         )
-    return urls
+    return seeds
 
 
 def _lines(text: str) -> list[str]:
@@ -107,6 +110,21 @@ def form_body(form: Mapping[str, str], seed_urls: list[str] | None = None) -> di
             raise ApiError(400, "bad_parameter", f"{name.replace('_', ' ')} must be a number.") from None
         body[name] = int(value) if value.is_integer() else value
     return body
+
+
+def crawl_specs(form: Mapping[str, str], seeds: list[Seed]) -> list[CrawlSpec]:
+    """The jobs a crawl form with a seed list file starts, like ``seeds.txt``: one per distinct
+    set of per-line options. The form's URLs and the lines without options share the form's
+    job; each option set gets its own, with the form's fields and the line's options over them.
+    Every spec is checked before any job starts."""
+    plain = [s.url for s in seeds if not s.options]
+    specs = []
+    if plain or _lines(form.get("urls", "")) or len(plain) == len(seeds):
+        specs.append(parse_crawl_spec(form_body(form, plain)))
+    for options, urls in group_by_options([s for s in seeds if s.options]):
+        # the lines' options were checked against the same bounds (yasearch.seedlist)
+        specs.append(parse_crawl_spec({**form_body(form), **options, "urls": urls}))
+    return specs
 
 
 class _Budget:
@@ -138,8 +156,8 @@ async def _read_part(part: Any, limit: int, budget: _Budget) -> bytes | None:
             chunks.clear()
 
 
-async def read_crawl_form(request: web.Request, form: dict[str, str] | None = None) -> tuple[dict[str, str], list[str]]:
-    """A multipart/form-data crawl request: (text fields, URLs of the seed file if one was sent).
+async def read_crawl_form(request: web.Request, form: dict[str, str] | None = None) -> tuple[dict[str, str], list[Seed]]:
+    """A multipart/form-data crawl request: (text fields, seeds of the seed file if one was sent).
 
     Streamed part by part with a bound on each and on the whole, so a large upload
     is refused without being held in memory. The text fields go into ``form`` as
@@ -149,7 +167,7 @@ async def read_crawl_form(request: web.Request, form: dict[str, str] | None = No
     if request.content_length is not None and request.content_length > MAX_FORM_BYTES:
         raise ApiError(413, "too_large", f"the form is larger than {_mib(MAX_FORM_BYTES)}; a seed list file may have at most {_mib(SEED_FILE_MAX_BYTES)}")
     form = {} if form is None else form
-    seeds: list[str] = []
+    seeds: list[Seed] = []
     problem: ApiError | None = None
     budget = _Budget(MAX_FORM_BYTES)
     try:
@@ -171,7 +189,7 @@ async def read_crawl_form(request: web.Request, form: dict[str, str] | None = No
                     )
                 elif data or filename:  # an empty part without a name: no file was chosen
                     try:
-                        seeds += parse_seed_file(data, filename)
+                        seeds += read_seed_file(data, filename)
                     except ApiError as e:
                         problem = problem or e
             elif name in FORM_FIELDS:

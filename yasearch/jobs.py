@@ -15,12 +15,13 @@ import time
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 import aiohttp
 
 from yasearch.crawler.engine import Crawler
 from yasearch.crawler.outbound import OutboundPolicy, guarded_session
+from yasearch.crawler.sitemaps import SitemapEntry
 from yasearch.crawler.state import FrontierStore
 from yasearch.crawler.types import CrawlerSettings, CrawlProgress, CrawlSpec, Page
 from yasearch.crawler.urls import host_of
@@ -38,6 +39,11 @@ MAX_TRACKED_PUBLISHING = 200_000
 
 #: Job states. 'running' and 'paused' jobs are resumed after a restart.
 ACTIVE = ("running", "paused")
+
+
+def is_import(spec: CrawlSpec) -> bool:
+    """An import job's spec: no seeds and no page budget (a crawl has at least one page)."""
+    return not spec.urls and spec.max_pages == 0
 
 
 @dataclass
@@ -79,19 +85,29 @@ class JobManager:
         self.on_removed: list[Callable[[list[str]], None]] = []
         #: Called with every page a job hands to the index (the recrawl schedule tracks them).
         self.on_page: list[Callable[[Page], None]] = []
+        #: Awaited with the entries of each site's sitemaps a job reads (the recrawl's hints).
+        self.on_sitemap: list[Callable[[list[SitemapEntry]], Awaitable[None]]] = []
         #: doc_id -> job of committed pages not yet published (for the job's
         #: "published" counter); bounded, so a peer alone for long forgets the oldest.
         self._publishing: dict[str, str] = {}
+        #: job id -> set while a running import may read on (cleared: paused)
+        self._gates: dict[str, asyncio.Event] = {}
 
     # -- lifecycle -----------------------------------------------------------
 
     async def start(self) -> None:
         self.index.on_commit.append(self._committed)
+        for upload in (Path(self.config.data_dir) / "imports").glob("*.upload"):
+            upload.unlink(missing_ok=True)  # of an import a crash interrupted: imports never resume
         for row in await self.store.jobs():
             job = Job(row.id, row.spec, row.state, row.created)
             _restore_counters(job.progress, row.counters)
             self.jobs[job.id] = job
-            if row.state in ACTIVE:
+            if row.state in ACTIVE and is_import(row.spec):  # its file is gone: it cannot resume
+                job.state = "cancelled"
+                job.progress.fail("", "interrupted")
+                await self.store.set_job_state(job.id, job.state, _counters(job.progress))
+            elif row.state in ACTIVE:
                 log.info("resuming crawl job %s (%s)", job.id, row.state)
                 self._launch(job, paused=row.state == "paused")
         self._flusher = asyncio.create_task(self._persist_counters_loop())
@@ -176,12 +192,19 @@ class JobManager:
         job_id = await self.store.create_job(spec)
         job = Job(job_id, spec, "running", time.time())
         self.jobs[job_id] = job
+        self._gates[job_id] = asyncio.Event()
+        self._gates[job_id].set()
         job.task = asyncio.create_task(self._run_import(job, items), name=f"import-{job_id}")
         return job
 
     async def _run_import(self, job: Job, items: AsyncIterator[Document | str]) -> None:
+        """Index an import's items. Cancelled (by the user or a stopping peer): what was
+        indexed stays, the rest is not read, the job ends 'cancelled' (never 'done') and the
+        reader is closed at once, so its file (an upload) is deleted."""
+        gate = self._gates[job.id]
         try:
             async for item in items:
+                await gate.wait()  # paused
                 if isinstance(item, str):
                     job.progress.skipped += 1
                     job.progress.skip_reasons[item] += 1
@@ -189,11 +212,21 @@ class JobManager:
                 job.progress.fetched += 1
                 self._uncommitted.setdefault(item.doc_id, []).append((job.id, item.url))
                 await self.index_document(item)
+        except asyncio.CancelledError:
+            if job.state in ACTIVE:  # not the user's cancel: the peer stopped
+                job.progress.fail("", "interrupted")
+            job.state = "cancelled"
         except Exception as e:  # noqa: BLE001 - an unreadable file fails the job, not the peer
             log.warning("import job %s: %s", job.id, e)
             job.progress.fail("", "unreadable")
+        finally:
+            self._gates.pop(job.id, None)
+            aclose = getattr(items, "aclose", None)
+            if aclose is not None:
+                await aclose()
         await self.index.flush()
-        job.state = "done"
+        if job.state in ACTIVE:
+            job.state = "done"
         job.progress.finished_at = time.time()
         await self.store.set_job_state(job.id, job.state, _counters(job.progress))
 
@@ -205,28 +238,39 @@ class JobManager:
 
     def pause(self, job_id: str) -> bool:
         job = self.jobs.get(job_id)
-        if not job or job.state != "running" or not job.crawler:
+        gate = self._gates.get(job_id)
+        if not job or job.state != "running" or not (job.crawler or gate):
             return False
-        job.crawler.pause()
+        if job.crawler:
+            job.crawler.pause()
+        elif gate is not None:
+            gate.clear()
         job.state = "paused"
         self._spawn(self.store.set_job_state(job.id, job.state, _counters(job.progress)))
         return True
 
     def resume(self, job_id: str) -> bool:
         job = self.jobs.get(job_id)
-        if not job or job.state != "paused" or not job.crawler:
+        gate = self._gates.get(job_id)
+        if not job or job.state != "paused" or not (job.crawler or gate):
             return False
-        job.crawler.resume()
+        if job.crawler:
+            job.crawler.resume()
+        elif gate is not None:
+            gate.set()
         job.state = "running"
         self._spawn(self.store.set_job_state(job.id, job.state, _counters(job.progress)))
         return True
 
     def cancel(self, job_id: str) -> bool:
         job = self.jobs.get(job_id)
-        if not job or job.state not in ACTIVE or not job.crawler:
+        if not job or job.state not in ACTIVE or not (job.crawler or job.id in self._gates):
             return False
         job.state = "cancelled"
-        job.crawler.cancel()
+        if job.crawler:
+            job.crawler.cancel()
+        elif job.task is not None:
+            job.task.cancel()  # an import
         return True
 
     async def delete(self, job_id: str) -> bool:
@@ -285,11 +329,16 @@ class JobManager:
             job.spec,
             lambda page, job=job: self._sink(job, page),
             progress=job.progress,
+            on_sitemap=self._sitemap_read,
             warc_path=self.warc_path(job.id) if job.spec.warc else None,
         )
         if paused:
             job.crawler.pause()
         job.task = asyncio.create_task(self._run(job), name=f"crawl-{job.id}")
+
+    async def _sitemap_read(self, entries: list[SitemapEntry]) -> None:
+        for callback in self.on_sitemap:
+            await callback(entries)
 
     async def _run(self, job: Job) -> None:
         assert job.crawler is not None

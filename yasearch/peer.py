@@ -39,6 +39,7 @@ from yasearch.p2pclient import P2PClient
 from yasearch.publisher import Publisher
 from yasearch.query import parse_query
 from yasearch.recrawl import Recrawler
+from yasearch.recrawlstore import HostFigures, PageRow
 from yasearch.records import DocRecord, SearchResponse
 from yasearch.resultcheck import ResultChecker, checker_settings
 from yasearch.search import search_local
@@ -259,6 +260,18 @@ class Peer:
             if rec is not None:
                 return rec
         return await self.index.get_url(url) if url and url != canon else None
+
+    async def recrawl_pages(self, urls: list[str]) -> dict[str, PageRow]:
+        """The recrawl schedule and counts of those of ``urls`` that are tracked, by URL."""
+        return await self.recrawler.store.rows(urls)
+
+    async def recrawl_host(self, host: str) -> HostFigures:
+        """The recrawl figures of ``host``'s (``host[:port]``) tracked pages."""
+        return await self.recrawler.store.host_figures(host.strip().lower())
+
+    async def recrawl_due_by_host(self) -> dict[str, int]:
+        """host[:port] -> pages due for a revisit now."""
+        return await self.recrawler.store.due_by_host()
 
     async def remove_url(self, url: str) -> bool:
         """Remove one document from the index and withdraw its postings from the network.

@@ -23,12 +23,14 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
 from yasearch.analysis import doc_id
 from yasearch.config import Config
+from yasearch.crawler.sitemaps import SitemapEntry
 from yasearch.faults import Faults
 from yasearch.crawler.types import CrawlSpec, Page
 from yasearch.jobs import JobManager, page_document
@@ -56,25 +58,47 @@ def bounded(seconds: float, lo: float, hi: float) -> float:
     return min(hi, max(lo, seconds))
 
 
+def lastmod_time(lastmod: str) -> float | None:
+    """A sitemap ``lastmod`` (W3C datetime: a date, or a date and time) as a Unix time."""
+    if not lastmod:
+        return None
+    try:
+        when = datetime.fromisoformat(lastmod.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()
+
+
 def initial_interval(page: Page, lo: float, hi: float, now: float) -> float:
     """The first interval of a page: its sitemap's changefreq, else the age its lastmod
     gives, else the lower bound."""
     if page.changefreq in CHANGEFREQ:
         return bounded(CHANGEFREQ[page.changefreq], lo, hi)
-    if page.lastmod:
-        try:
-            from datetime import datetime
-
-            age = now - datetime.fromisoformat(page.lastmod.replace("Z", "+00:00")).timestamp()
-            return bounded(age, lo, hi)
-        except ValueError:
-            pass
+    modified = lastmod_time(page.lastmod)
+    if modified is not None:
+        return bounded(now - modified, lo, hi)
     if page.last_modified:
         try:
             return bounded(now - parsedate_to_datetime(page.last_modified).timestamp(), lo, hi)
         except (TypeError, ValueError):
             pass
     return lo
+
+
+def apply_hint(row: PageRow, entry: SitemapEntry, lo: float, hi: float, now: float) -> bool:
+    """A sitemap read again: its ``changefreq`` sets the interval (within [lo, hi]) and a
+    ``lastmod`` newer than the page's last fetch makes it due now. True if ``row`` changed."""
+    changed = False
+    if entry.changefreq in CHANGEFREQ:
+        interval = bounded(CHANGEFREQ[entry.changefreq], lo, hi)
+        if interval != row.interval:
+            row.interval, changed = interval, True
+            if row.failures == 0:  # a failing page keeps its retry delay
+                row.next_visit = row.last_visit + interval
+    modified = lastmod_time(entry.lastmod)
+    if modified is not None and modified > row.last_visit and row.next_visit > now:
+        row.next_visit, changed = now, True
+    return changed
 
 
 def next_interval(interval: float, changed: bool, lo: float, hi: float) -> float:
@@ -105,6 +129,7 @@ class Recrawler:
 
     def start(self) -> None:
         self.jobs.on_page.append(self.track)
+        self.jobs.on_sitemap.append(self.sitemap_read)
         if self.config.recrawl_share > 0:
             self._task = asyncio.create_task(self._loop(), name="recrawl")
 
@@ -137,6 +162,21 @@ class Recrawler:
         task = asyncio.get_running_loop().create_task(self.store.track(row))
         self._bg.add(task)
         task.add_done_callback(self._bg.discard)
+
+    async def sitemap_read(self, entries: list[SitemapEntry]) -> None:
+        """A job read a site's sitemaps: their hints adjust the tracked pages' schedules
+        (every read, so a page whose lastmod moves on is revisited soon)."""
+        c = self.config
+        now = time.time()
+        hints = {e.url: e for e in entries if e.changefreq in CHANGEFREQ or e.lastmod}
+        if not hints:
+            return
+        await self.settle()  # pages tracked just before are in the store
+        n = await self.store.update(
+            list(hints), lambda row: apply_hint(row, hints[row.url], c.recrawl_min_interval, c.recrawl_max_interval, now)
+        )
+        if n:
+            log.info("recrawl: sitemap hints rescheduled %d pages", n)
 
     async def settle(self) -> None:
         await asyncio.gather(*list(self._bg), return_exceptions=True)
@@ -197,11 +237,14 @@ class Recrawler:
         row.interval = next_interval(row.interval, changed, c.recrawl_min_interval, c.recrawl_max_interval)
         row.etag, row.last_modified, row.failures = page.etag, page.last_modified, 0
         row.last_visit, row.next_visit = now, now + row.interval
+        row.revisits += 1
         if not changed:
             self.counters["unchanged"] += 1
+            row.unchanged += 1
             await self.store.save(row)
             return
         self.counters["changed"] += 1
+        row.changed += 1
         if page.url != row.url:  # moved: the old address leaves, the new one is indexed
             await self.remove([row.doc_id])
             await self.store.delete([row.url])
@@ -216,6 +259,7 @@ class Recrawler:
         if reason == "not_modified":
             self.counters["revisited"] += 1
             self.counters["unchanged"] += 1
+            row.revisits, row.unchanged = row.revisits + 1, row.unchanged + 1
             row.interval = next_interval(row.interval, False, c.recrawl_min_interval, c.recrawl_max_interval)
             row.failures, row.last_visit, row.next_visit = 0, now, now + row.interval
             await self.store.save(row)

@@ -37,6 +37,9 @@ Sink = Callable[[Page], Awaitable[None]]
 #: Told the outcome of every URL that did not become a page: (url, reason), with
 #: the fetcher's reasons (``not_modified``, ``http_404``, ``timeout``, ...).
 OutcomeSink = Callable[[str, str], Awaitable[None]]
+#: Told every entry of each site's sitemaps as they are read (their lastmod/changefreq
+#: hints matter for pages already known, not only for the ones this crawl queues).
+SitemapSink = Callable[[list[SitemapEntry]], Awaitable[None]]
 
 
 class Crawler:
@@ -53,6 +56,7 @@ class Crawler:
         progress: CrawlProgress | None = None,
         validators: Mapping[str, tuple[str, str]] | None = None,
         on_outcome: OutcomeSink | None = None,
+        on_sitemap: SitemapSink | None = None,
         warc_path: str | Path | None = None,
     ) -> None:
         self.job_id = job_id
@@ -66,6 +70,7 @@ class Crawler:
         #: url -> (ETag, Last-Modified) of an earlier visit: those URLs get conditional GETs.
         self.validators = validators or {}
         self.on_outcome = on_outcome
+        self.on_sitemap = on_sitemap
         self.warc = WarcFile(warc_path) if warc_path else None
         self._hints: dict[str, SitemapEntry] = {}  # sitemap entries of queued URLs
 
@@ -235,6 +240,11 @@ class Crawler:
             rules = await self._host_rules(origin + "/")
             start = list(dict.fromkeys([*rules.sitemaps, origin + "/sitemap.xml"]))
             entries = await read_sitemaps(start, polite_body, max_urls=max(self.spec.max_pages * 10, 100))
+            if entries and self.on_sitemap is not None:
+                try:
+                    await self.on_sitemap(entries)
+                except Exception:  # noqa: BLE001 - the hints are advice: the crawl goes on
+                    log.exception("job %s: sitemap callback failed", self.job_id)
             fresh = []
             for e in entries:
                 if self._frontier.seen(e.url) or not self._filter.accepts(e.url):

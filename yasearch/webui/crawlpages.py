@@ -60,15 +60,16 @@ async def crawl_submit(request: web.Request) -> web.Response:
     form: dict[str, str] = {}
     try:
         if crawlconsole.is_multipart(request):
-            form, seed_urls = await crawlconsole.read_crawl_form(request, form)
+            form, seeds = await crawlconsole.read_crawl_form(request, form)
+            specs = crawlconsole.crawl_specs(form, seeds)
         else:
             data = await request.post()
-            form, seed_urls = {k: str(data.get(k, "")) for k in crawlconsole.FORM_FIELDS}, []
-        spec = parse_crawl_spec(crawlconsole.form_body(form, seed_urls))
+            form = {k: str(data.get(k, "")) for k in crawlconsole.FORM_FIELDS}
+            specs = [parse_crawl_spec(crawlconsole.form_body(form))]
     except ApiError as e:
         return await crawl_page(request, e.status, e.message, form)
-    job = await request.app[PEER].start_crawl(spec)
-    raise web.HTTPSeeOther(f"/crawl#job-{job.id}")
+    jobs = [await request.app[PEER].start_crawl(spec) for spec in specs]
+    raise web.HTTPSeeOther(f"/crawl#job-{jobs[0].id}")
 
 
 async def crawl_action(request: web.Request) -> web.Response:

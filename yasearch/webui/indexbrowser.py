@@ -20,7 +20,9 @@ is only ever autoescaped; links to crawled URLs go through the ``href`` filter.
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import time
 from typing import Any
 from urllib.parse import urlencode
 
@@ -78,13 +80,48 @@ def _page_param(request: web.Request) -> int | None:
     return page if 1 <= page <= MAX_PAGE_NUMBER else None
 
 
-def _record_view(rec: Any) -> dict[str, Any]:
+def due_in(ts: float | None, now: float | None = None) -> str:
+    """A next visit as "due now", "in 5 min", "in 3 h", "in 2 d"; "not scheduled" for None."""
+    if ts is None:
+        return "not scheduled"
+    left = ts - (time.time() if now is None else now)
+    if left <= 0:
+        return "due now"
+    if left < 3600:
+        return f"in {max(1, int(left // 60))} min"
+    if left < 86400:
+        return f"in {int(left // 3600)} h"
+    return f"in {int(left // 86400)} d"
+
+
+def _recrawl_view(row: Any) -> dict[str, Any] | None:
+    """A tracked page's schedule and counts (None: the recrawl does not track it, e.g. imported)."""
+    if row is None:
+        return None
+    return {
+        "next_visit": row.next_visit, "due_in": due_in(row.next_visit), "due": row.next_visit <= time.time(),
+        "last_change": row.last_change, "last_visit": row.last_visit, "interval_days": row.interval / 86400,
+        "revisits": row.revisits, "unchanged": row.unchanged, "changed": row.changed, "failures": row.failures,
+    }
+
+
+def _record_view(rec: Any, recrawl: Any = None) -> dict[str, Any]:
     return {
         **msgspec.structs.asdict(index_record(rec)),
         "host_url": host_url(rec.host) if rec.host else "",
         "lookup_url": index_url(url=rec.url),
         "remove_url": remove_url_of(url=rec.url),
+        "recrawl": _recrawl_view(recrawl),
     }
+
+
+async def _record_views(peer: Any, recs: list[Any]) -> list[dict[str, Any]]:
+    rows = await peer.recrawl_pages([r.url for r in recs])
+    return [_record_view(r, rows.get(r.url)) for r in recs]
+
+
+def _host_recrawl_view(f: Any) -> dict[str, Any]:
+    return {**dataclasses.asdict(f), "next_due_in": due_in(f.next_visit) if f.tracked else "not scheduled"}
 
 
 # -- refusals and the login ------------------------------------------------------------
@@ -129,7 +166,8 @@ async def index_page(request: web.Request) -> web.Response:
             status, error = 400, e.message
         else:
             rec = await peer.lookup_url(url)
-            lookup = {"url": url, "record": _record_view(rec) if rec else None}  # "not in the index" is an answer: 200
+            record = (await _record_views(peer, [rec]))[0] if rec else None
+            lookup = {"url": url, "record": record}  # "not in the index" is an answer: 200
     page = _page_param(request)
     if page is None:
         page, status, error = 1, 400, f"The page number must be a whole number between 1 and {MAX_PAGE_NUMBER:,}."
@@ -137,6 +175,7 @@ async def index_page(request: web.Request) -> web.Response:
     pages = max(1, math.ceil(len(hosts) / HOSTS_PER_PAGE))
     page = min(page, pages)
     shown = hosts[(page - 1) * HOSTS_PER_PAGE : page * HOSTS_PER_PAGE]
+    due = await peer.recrawl_due_by_host()
     return render(
         request,
         "index_browser.html",
@@ -148,10 +187,12 @@ async def index_page(request: web.Request) -> web.Response:
         query_url=raw_url[:MAX_URL_CHARS],
         lookup=lookup,
         hosts=[
-            {"host": h, "documents": n, "url": host_url(h), "remove_url": remove_url_of(host=h)} for h, n in shown
+            {"host": h, "documents": n, "due": due.get(h, 0), "url": host_url(h), "remove_url": remove_url_of(host=h)}
+            for h, n in shown
         ],
         host_count=len(hosts),
         document_count=sum(n for _, n in hosts),
+        due_count=sum(due.values()),
         first=(page - 1) * HOSTS_PER_PAGE + 1,
         pager=_page_links(page, pages, lambda n: index_url(page=n)),
     )
@@ -162,10 +203,10 @@ async def host_page(request: web.Request) -> web.Response:
     try:
         host = host_param(request.query.get("host"))
     except ApiError as e:
-        return render(request, "index_host.html", status=400, active="index", page_title="Index", error=e.message, host="", docs=[], total=0, first=0, pager=None, remove_url="")
+        return render(request, "index_host.html", status=400, active="index", page_title="Index", error=e.message, host="", docs=[], total=0, first=0, pager=None, remove_url="", recrawl=None)
     page = _page_param(request)
     if page is None:
-        return render(request, "index_host.html", status=400, active="index", page_title=host, error="That page number is not valid.", host=host, docs=[], total=0, first=0, pager=None, remove_url="")
+        return render(request, "index_host.html", status=400, active="index", page_title=host, error="That page number is not valid.", host=host, docs=[], total=0, first=0, pager=None, remove_url="", recrawl=None)
     total, recs = await peer.documents_of_host(host, (page - 1) * DOCS_PER_PAGE, DOCS_PER_PAGE)
     pages = max(1, math.ceil(total / DOCS_PER_PAGE))
     if total and page > pages:  # past the end: show the last page
@@ -179,7 +220,8 @@ async def host_page(request: web.Request) -> web.Response:
         page_title=host,
         error=None,
         host=host,
-        docs=[_record_view(r) for r in recs],
+        docs=await _record_views(peer, recs),
+        recrawl=_host_recrawl_view(await peer.recrawl_host(host)),
         total=total,
         first=(page - 1) * DOCS_PER_PAGE + 1,
         pager=_page_links(page, pages, lambda n: host_url(host, n)),
