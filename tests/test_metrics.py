@@ -35,6 +35,11 @@ async def test_metrics_expose_the_peers_figures(peer, http, crawl_site) -> None:
     assert searches == 1
     inf = value(m, "yasearch_query_duration_seconds", "yasearch_query_duration_seconds_bucket", route="/api/v1/search", le="+Inf")
     assert inf == 1
+    # the recrawl figures: the crawled pages are tracked for revisits, none due yet
+    await peer.recrawler.settle()
+    m = await scrape(http, peer.url)
+    assert value(m, "yasearch_recrawl_tracked") == 4 and value(m, "yasearch_recrawl_due") == 0
+    assert value(m, "yasearch_recrawl_unchanged", "yasearch_recrawl_unchanged_total") == 0
 
 
 async def test_p2p_requests_are_counted_with_their_latency(make_network, http, crawl_site) -> None:

@@ -7,7 +7,8 @@ Two kinds of figures:
   the query latency histogram (routes tagged ``search``) and the peer-to-peer requests
   this peer answers, counted by path and status, with their latencies;
 * read from the peer's status when scraped: documents, postings held, peers known,
-  the publish backlog and counters, outbound p2p calls, crawl counters.
+  the publish backlog and counters, outbound p2p calls, crawl counters, recrawl
+  figures (pages tracked, due, revisited, unchanged, changed, gone, failed, removed).
 """
 
 from __future__ import annotations
@@ -84,6 +85,12 @@ class _StatusCollector:
             yield _counter(f"yasearch_crawl_pages_{key}", f"Pages {text} by the crawl jobs this peer keeps", crawl.get(key, 0))
         yield _gauge("yasearch_crawl_jobs_running", "Crawl jobs running", crawl.get("running", 0))
         yield _gauge("yasearch_crawl_queued", "URLs waiting in running crawl jobs' frontiers", crawl.get("queued", 0))
+        recrawl = s.get("recrawl") or {}
+        if recrawl:
+            yield _gauge("yasearch_recrawl_tracked", "Indexed pages scheduled for revisits", recrawl.get("tracked", 0))
+            yield _gauge("yasearch_recrawl_due", "Tracked pages due for a revisit now", recrawl.get("due", 0))
+            for key in ("revisited", "unchanged", "changed", "gone", "failed", "removed"):
+                yield _counter(f"yasearch_recrawl_{key}", f"Revisits since the start: pages {key}", recrawl.get(key, 0))
 
 
 def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
