@@ -192,3 +192,24 @@ def test_an_empty_or_new_index_directory_still_opens(tmp_path: Path) -> None:
     asyncio.run(run())
 
 
+
+
+async def test_a_damaged_table_of_contents_is_one_line_naming_the_index_and_the_fix(tmp_path: Path) -> None:
+    """A damaged index is never opened as a new empty one (which would delete its segments at
+    the first commit): the peer refuses with the path and what to do, and touches nothing."""
+    directory = tmp_path / "data" / "index"
+    ix = LocalIndex(directory)
+    await ix.open()
+    await ix.close()
+    (toc,) = directory.glob("_MAIN_*.toc")
+    toc.write_bytes(b"garbage")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "yasearch", "peer", "--port", "0", "--data-dir", str(tmp_path / "data"), "--no-seeds"],
+        capture_output=True, text=True, env=env, cwd=ROOT, timeout=120,
+    )
+    assert done.returncode == 1
+    lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and str(directory) in lines[0] and "cannot be read" in lines[0], done.stderr
+    assert "move the directory away" in lines[0] and toc.read_bytes() == b"garbage"

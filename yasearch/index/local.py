@@ -146,9 +146,14 @@ class LocalIndex:
                 "(_MAIN_<n>.toc): refusing to start, which would delete them; restore the .toc file "
                 "or move the directory away to start with an empty index"
             )
-        if whoosh_index.exists_in(str(self.directory)):
-            ix = whoosh_index.open_dir(str(self.directory))
-        else:
+        try:
+            ix = whoosh_index.open_dir(str(self.directory)) if whoosh_index.exists_in(str(self.directory)) else None
+        except Exception as e:  # a damaged table of contents or segment: never start empty over it
+            raise IndexDirectoryError(
+                f"index {self.directory} cannot be read ({type(e).__name__}: {e}); restore it from a "
+                "backup, or move the directory away to start with an empty index (then recrawl)"
+            ) from e
+        if ix is None:
             ix = whoosh_index.create_in(str(self.directory), make_schema())
         self._synced = set(os.listdir(self.directory))
         self._doc_count = ix.doc_count()
