@@ -1,7 +1,8 @@
 """``python -m bench crawl|network [options]``: the benchmarks.
 
 ``crawl``: crawl + index + query on one peer (:mod:`bench.crawl_index`);
-``network``: N peers as processes, publishing and global search (:mod:`bench.network`).
+``network``: N peers as processes, publishing and global search (:mod:`bench.network`);
+``relevance``: recall@10 and MRR on pydoc's pages against central BM25F (:mod:`bench.relevance`).
 See docs/benchmarks.md for what is measured and the results.
 """
 
@@ -15,16 +16,21 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print("usage: python -m bench crawl [--pages N] [--workers N] [--queries N] [--no-scrapy] "
               "[--set KEY=VALUE] [--json FILE] [--strict]\n"
-              "       python -m bench network [--peers N] [--pages N] [--queries N] [--json FILE] [--strict]\n\n"
+              "       python -m bench network [--peers N] [--pages N] [--queries N] [--json FILE] [--strict]\n"
+              "       python -m bench relevance [--pages N] [--peers N] [--cache FILE] [--json FILE] [--strict]\n\n"
               "  crawl   crawl + index a generated local site, Scrapy as the reference, query latency\n"
               "          (python -m bench crawl --help for every option)\n"
               "  network N peers as processes on loopback: publish throughput, DHT lookups, global query\n"
-              "          latency, bytes per query, overlap@10 (python -m bench network --help)")
+              "          latency, bytes per query, overlap@10 (python -m bench network --help)\n"
+              "  relevance recall@10 and MRR of judged queries on pydoc's pages, yasearch (1 peer and a\n"
+              "          network) beside central Whoosh BM25F (python -m bench relevance --help)")
         return 0 if argv else 2
     cmd, rest = argv[0], argv[1:]
-    if cmd in ("crawl", "network"):
+    if cmd in ("crawl", "network", "relevance"):
         if cmd == "crawl":
             from bench.crawl_index import main as run_main
+        elif cmd == "relevance":
+            from bench.relevance import main as run_main
         else:
             from bench.network import main as run_main
 
@@ -38,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
             print(f"benchmark failed: {e}", file=sys.stderr)
             return 1
-    print(f"unknown command {cmd!r}; try: python -m bench crawl | network", file=sys.stderr)
+    print(f"unknown command {cmd!r}; try: python -m bench crawl | network | relevance", file=sys.stderr)
     return 2
 
 
