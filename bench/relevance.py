@@ -186,7 +186,7 @@ def judged_queries(pages: dict[str, bytes]) -> list[Judged]:
         if not line:
             continue
         q = synopsis_query(module_of(path), line)
-        if len(q.split()) < 3:
+        if len(q.split()) < 3 or q.startswith("#"):  # "# -*- coding: utf-8 -*-" is no synopsis
             continue
         by_line.setdefault(line, set()).add(path)
         query_of.setdefault(line, q)
