@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from yasearch.analysis import analyze
+from yasearch.analysis import query_terms as analyze
 
 
 class QueryError(ValueError):
