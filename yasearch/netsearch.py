@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import html
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from yasearch.analysis import analyze
@@ -36,7 +36,9 @@ from yasearch.p2p import PROTOCOL_VERSION, posting_from_wire, record_from_wire
 from yasearch.query import ParsedQuery, language_matches
 from yasearch.ranking import CollectionStats, bm25_scores, rank
 from yasearch.records import DocRecord, Posting, SearchHit, SearchResponse
-from yasearch.search import FACET_CANDIDATES, build_query, count_facets
+from yasearch.didyoumean import did_you_mean
+from yasearch.relax import RELAX_BELOW, relax_with, relaxed_terms, should_relax
+from yasearch.search import FACET_CANDIDATES, build_query, count_facets, search_local
 from yasearch.snippets import make_snippet
 
 if TYPE_CHECKING:
@@ -98,7 +100,14 @@ class GlobalSearch:
 
     # -- the query ----------------------------------------------------------------
 
-    async def search(self, parsed: ParsedQuery, *, limit: int = 10, offset: int = 0) -> SearchResponse:
+    async def search(
+        self, parsed: ParsedQuery, *, limit: int = 10, offset: int = 0, _variant: bool = False
+    ) -> SearchResponse:
+        """``_variant``: one word of a relaxed search (no relaxing, no remote snippets)."""
+        if parsed.stopword_phrase:  # stopwords are not indexed: only stored text (this peer's) can answer
+            resp = await search_local(self.peer.index, parsed, limit=limit, offset=offset)
+            resp.scope = "global"
+            return resp
         started = time.perf_counter()
         tally = _Tally()
         result: dict[str, Any] = {"postings": {}, "records": {}, "df": {}, "tally": tally}
@@ -113,9 +122,20 @@ class GlobalSearch:
             elif not task.cancelled() and task.exception() is not None:
                 pass
         hits, total, facets = await self._rank(parsed, result, limit, offset)
+        relaxed = False
+        if not _variant and parsed.terms and should_relax(parsed, total):
+            merged = await relax_with(self._variant_hits, parsed)
+            if len(merged) > total:
+                hits, total, relaxed = [replace(h, score=s) for h, s in merged[offset : offset + limit]], len(merged), True
         remaining = self.budget - (time.perf_counter() - started)
-        await self.remote_snippets(hits, list(parsed.terms), min(remaining, 0.5))
+        if not _variant:
+            await self.remote_snippets(hits, relaxed_terms(parsed) if relaxed else list(parsed.terms), min(remaining, 0.5))
+        suggestion = ""
+        if not _variant and (relaxed or total < RELAX_BELOW):  # from this peer's own dictionary
+            suggestion = await self.peer.index.run_read(lambda v: did_you_mean(v, parsed))
         return SearchResponse(
+            relaxed=relaxed,
+            did_you_mean=suggestion,
             query=parsed.raw,
             total=total,
             took_ms=(time.perf_counter() - started) * 1000.0,
@@ -126,6 +146,9 @@ class GlobalSearch:
             peers=tally.as_dict(),
             facets=facets,
         )
+
+    async def _variant_hits(self, parsed: ParsedQuery, depth: int) -> list[SearchHit]:
+        return (await self.search(parsed, limit=depth, _variant=True)).results
 
     async def _collect(self, parsed: ParsedQuery, tally: _Tally, out: dict[str, Any]) -> None:
         """Fill ``out`` step by step, so a timeout leaves whatever is complete."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from yasearch.analysis import query_terms as analyze
+from yasearch.analysis import TOKEN_RE, query_terms as analyze
 
 
 class QueryError(ValueError):
@@ -43,6 +43,9 @@ class ParsedQuery:
     languages: list[str] = field(default_factory=list)
     #: Languages excluded with -lang:xx.
     excluded_languages: list[str] = field(default_factory=list)
+    #: A query of stopwords only (``to be or not to be``), lowercased: searched
+    #: as a phrase in the stored text (stopwords are not indexed).
+    stopword_phrase: list[str] = field(default_factory=list)
 
     @property
     def is_site_listing(self) -> bool:
@@ -103,7 +106,8 @@ def parse_query(q: str) -> ParsedQuery:
     """Parse and analyze a query string.
 
     Raises :class:`QueryError` when nothing searchable remains (empty input,
-    only stopwords or punctuation, only exclusions, only ``lang:``). A
+    only punctuation, only exclusions, only ``lang:``); a query of stopwords
+    only becomes a :attr:`ParsedQuery.stopword_phrase`. A
     bare ``site:host`` is a valid query: it lists that site; ``lang:xx`` only
     narrows a query that has words or a site. Length limits are the caller's business.
     """
@@ -153,10 +157,11 @@ def parse_query(q: str) -> ParsedQuery:
             raise QueryError("lang: only narrows a search: add at least one word (or a site:) to search for")
         if parsed.excluded or parsed.excluded_phrases or parsed.excluded_sites or parsed.excluded_languages:
             raise QueryError("the query only excludes words: add at least one word to search for")
-        raise QueryError(
-            "the query has no searchable words (it contains only very common words "
-            "such as 'the' or 'and', or punctuation)"
-        )
+        words = [w.lower() for w in TOKEN_RE.findall(q.replace('"', " "))]
+        if words:
+            parsed.stopword_phrase = words
+            return parsed
+        raise QueryError("the query has no searchable words (only punctuation)")
     return parsed
 
 

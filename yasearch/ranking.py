@@ -152,3 +152,19 @@ def bm25_scores(
 def rank(scores: dict[str, float]) -> list[tuple[str, float]]:
     """Documents by descending score, ties broken by doc_id so every peer agrees."""
     return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+
+
+#: Exponent of the coordination factor of relaxed queries.
+COORDINATION_POWER = 2.0
+
+
+def coordinated(score: float, matched: int, n_words: int) -> float:
+    """A relaxed query's score: BM25 times (share of the query's words the document has) ** 2.
+
+    A document with every word keeps its score; one with half of them keeps a
+    quarter, so documents matching most words come first unless a document with
+    fewer is much more about them.
+    """
+    if n_words <= 0:
+        return score
+    return score * (min(matched, n_words) / n_words) ** COORDINATION_POWER

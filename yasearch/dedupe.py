@@ -1,0 +1,1 @@
+"""Duplicates and host diversity on a result page (placeholder, filled below)."""
