@@ -171,3 +171,15 @@ def test_furniture_is_dropped_without_main_but_a_page_of_furniture_keeps_it() ->
     html = b"<body><nav>Home About</nav><div>Body text</div><footer>Copyright</footer></body>"
     assert extract(html, URL, "text/html", "utf-8").body == "Body text"
     assert extract(b"<body><nav>Home About</nav></body>", URL, "text/html", "utf-8").body == "Home About"
+
+
+def test_lead_paragraph_stands_in_for_a_missing_description() -> None:
+    html = b"""<body><div>Menu Home</div><p>Short.</p><p>The first real paragraph of <b>this</b> page says
+    what it is about.</p><p>Second paragraph.</p></body>"""
+    ex = extract(html, URL, "text/html", "utf-8")
+    assert ex.description == "The first real paragraph of this page says what it is about."
+    meta = b'<meta name="description" content="Given"><p>The first real paragraph of this page.</p>'
+    assert extract(meta, URL, "text/html", "utf-8").description == "Given"
+    long = b"<p>" + b"word " * 200 + b"</p>"
+    lead = extract(long, URL, "text/html", "utf-8").description
+    assert len(lead) <= extract_mod.LEAD_CHARS and lead.endswith("word")

@@ -40,6 +40,11 @@ BLOCK_TAGS = (
 )
 #: The page's own content, preferred over everything around it when present.
 MAIN_SELECTOR = "main, article, [role=main]"
+#: Without a meta description, the page's lead paragraph stands in: the first
+#: paragraph of the main content with at least this many words, cut to
+#: LEAD_CHARS. Search engines show and weight a page's opening the same way.
+LEAD_MIN_WORDS = 5
+LEAD_CHARS = 300
 #: Page furniture kept out of the body text (and so out of snippets): site
 #: navigation, banners, footers and sidebars. A page of furniture only keeps it.
 BOILERPLATE_SELECTOR = "nav, header, footer, aside, [role=navigation], [role=banner], [role=contentinfo]"
@@ -210,8 +215,21 @@ def _extract_lexbor(text: str, url: str) -> Extracted:
     )
     body = tree.body
     node = body if body is not None else tree.root
+    if not c.out.description and node is not None:
+        c.out.description = _lead((m.text(separator="") for m in tree.css(MAIN_SELECTOR + ", p")))
     c.out.body = _collapse(_content_text(tree, node), MAX_BODY_CHARS)
     return c.finish()
+
+
+def _lead(paragraphs: Any) -> str:
+    """The first paragraph text with at least LEAD_MIN_WORDS words, at most LEAD_CHARS (whole words)."""
+    for text in paragraphs:
+        text = _collapse(text, MAX_DESCRIPTION_CHARS)
+        if len(text.split()) >= LEAD_MIN_WORDS:
+            if len(text) > LEAD_CHARS:
+                text = text[:LEAD_CHARS].rsplit(" ", 1)[0]
+            return text
+    return ""
 
 
 def _content_text(tree: Any, node: Any) -> str:
