@@ -458,3 +458,33 @@ def parse_crawl(body: dict):
     from yasearch.api import parse_crawl_spec
 
     return parse_crawl_spec(body)
+
+
+async def test_aliases_and_near_duplicates_collapse_and_hosts_take_turns(index: LocalIndex) -> None:
+    lead = "The io module provides the Python interfaces to stream handling, with classes for every kind of stream."
+    await fill(
+        index,
+        [
+            make_doc("https://a.org/", "Index", "zebra index page"),
+            make_doc("https://a.org/index.html", "Index", "zebra index page"),
+            make_doc("https://a.org/_io", "_io zebra", "zebra " + lead, description=lead),
+            make_doc("https://a.org/io", "io", "zebra " + lead + " and much more text about streams", description=lead),
+            make_doc("https://a.org/zebra", "Zebra zebra", "zebra zebra zebra"),
+            make_doc("https://b.org/zebra", "Other", "a zebra at b " + "among many other words " * 40),
+        ],
+    )
+    res = await search_local(index, parse_query("zebra"), limit=10)
+    urls = [h.url for h in res.results]
+    assert len([u for u in urls if u in ("https://a.org/", "https://a.org/index.html")]) == 1  # one alias
+    # the near duplicates: the more complete copy first, the other behind everything else
+    assert urls.index("https://a.org/io") < urls.index("https://a.org/_io") == len(urls) - 1
+    # at most 2 of a.org before b.org's result
+    assert urls.index("https://b.org/zebra") == 2
+
+
+def test_url_key_folds_index_files_and_final_slashes() -> None:
+    from yasearch.dedupe import url_key
+
+    assert url_key("http://A.org/") == url_key("http://a.org/index.html") == url_key("http://a.org")
+    assert url_key("http://a.org/d/") == url_key("http://a.org/d/index.htm") == url_key("http://a.org/d")
+    assert url_key("http://a.org/d?x=1") != url_key("http://a.org/d")

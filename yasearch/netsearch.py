@@ -36,6 +36,7 @@ from yasearch.p2p import PROTOCOL_VERSION, posting_from_wire, record_from_wire
 from yasearch.query import ParsedQuery, language_matches
 from yasearch.ranking import CollectionStats, bm25_scores, rank
 from yasearch.records import DocRecord, Posting, SearchHit, SearchResponse
+from yasearch.dedupe import WINDOW, arrange
 from yasearch.didyoumean import did_you_mean
 from yasearch.relax import RELAX_BELOW, relax_with, relaxed_terms, should_relax
 from yasearch.search import FACET_CANDIDATES, build_query, count_facets, search_local
@@ -257,8 +258,10 @@ class GlobalSearch:
                 docnums = set(sorted(docnums)[:LOCAL_CANDIDATES])
             postings = view.postings(terms, docnums) if terms else {}
             hits: dict[str, SearchHit] = {}
+            info: dict[str, tuple[str, str, str, int]] = {}
             for d in docnums:
                 f = view.stored(d)
+                info[f["doc_id"]] = (f["url"], f.get("host", ""), f.get("description", ""), int(f.get("length", 0)))
                 plain, marked = make_snippet(f.get("body", ""), terms, fallback=f.get("description", ""))
                 hits[f["doc_id"]] = SearchHit(
                     url=f["url"],
@@ -272,7 +275,7 @@ class GlobalSearch:
                     language=f.get("language", ""),
                     crawled_at=float(f.get("crawled_at", 0.0)),
                 )
-            return {"postings": postings, "hits": hits}
+            return {"postings": postings, "hits": hits, "info": info}
 
         return await self.peer.index.run_read(run)
 
@@ -333,6 +336,18 @@ class GlobalSearch:
             return (rec.host, rec.language) if rec is not None else None
 
         facets = count_facets(p for p in (facet_pair(d) for d, _s in ranked[:FACET_CANDIDATES]) if p is not None)
+        # duplicates and host crowding (yasearch.dedupe) need the records of the ranks looked at
+        window = [d for d, _s in ranked[: offset + limit + WINDOW] if d not in local_hits]
+        await self._page_records(result, [d for d in window if not (d in records and records[d].url)], records)
+        local_info: dict[str, tuple[str, str, str, int]] = local.get("info", {})
+
+        def info(d: str) -> tuple[str, str, str, int] | None:
+            rec = records.get(d)
+            if d in local_info or rec is None:
+                return local_info.get(d)
+            return rec.url, rec.host, rec.description, rec.length
+
+        ranked = arrange(ranked, info, offset + limit)
         page = ranked[offset : offset + limit]
         await self._page_records(result, [d for d, _s in page if d not in local_hits], records)
         hits: list[SearchHit] = []

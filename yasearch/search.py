@@ -21,6 +21,7 @@ from yasearch.index import PHRASE_FIELDS, POSTING_FIELDS, LocalIndex, ReadView
 from yasearch.query import ParsedQuery, normalize_language
 from yasearch.ranking import CollectionStats, bm25_scores, rank
 from yasearch.records import SearchHit, SearchResponse
+from yasearch.dedupe import arrange
 from yasearch.didyoumean import did_you_mean
 from yasearch.relax import RELAX_BELOW, relaxed_terms, relaxed_view, should_relax, stopword_view
 from yasearch.snippets import make_snippet
@@ -202,9 +203,17 @@ def _search_view(
 def _page(
     view: ReadView, ranked: list[tuple[str, float]], by_id: dict[str, int], terms: list[str], limit: int, offset: int
 ) -> tuple[int, list[SearchHit], _Facets]:
-    page = ranked[offset : offset + limit]
     facets = _view_facets(view, (by_id[doc] for doc, _score in ranked[:FACET_CANDIDATES]))
+    if terms:
+        ranked = arrange(ranked, lambda doc: _display_info(view, by_id[doc]), offset + limit)
+    page = ranked[offset : offset + limit]
     return len(ranked), [_hit(view, by_id[doc], score, terms) for doc, score in page], facets
+
+
+def _display_info(view: ReadView, docnum: int) -> tuple[str, str, str, int]:
+    """(url, host, lead text, length) for :func:`yasearch.dedupe.arrange`."""
+    f = view.stored(docnum)
+    return f["url"], f.get("host", ""), f.get("description", ""), int(f.get("length", 0))
 
 
 def _and_view(
