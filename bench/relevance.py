@@ -292,7 +292,9 @@ async def crawl_peers(mirror_url: str, paths: list[str], n: int, tmp: Path) -> l
     peers: list[Peer] = []
     for i in range(n):
         cfg = Config(
-            data_dir=tmp / f"peers{n}-{i}", port=0, name=f"rel-{n}-{i}", crawl_delay=0.0, parse_workers=1,
+            # parse_workers 0: extraction in this process, so --ablations can switch parts of it off
+            data_dir=tmp / f"peers{n}-{i}-{time.monotonic_ns()}", port=0, name=f"rel-{n}-{i}", crawl_delay=0.0,
+            parse_workers=0,
             allow_private_networks=True, read_timeout=60.0,
         )
         p = Peer(cfg)
@@ -327,6 +329,72 @@ def peer_search(peer: Any, scope: str) -> Search:
         return [h.url for h in resp.results]
 
     return search
+
+
+# -- ablations: one signal switched off at a time (1 peer) -------------------------------------------
+
+
+def _no_relax() -> Callable[[], None]:
+    from yasearch import relax
+
+    old = relax.RELAX_BELOW
+    relax.RELAX_BELOW = 0
+    return lambda: setattr(relax, "RELAX_BELOW", old)
+
+
+def _no_dedupe() -> Callable[[], None]:
+    from yasearch import search
+
+    old = search.arrange
+    search.arrange = lambda ranked, info, upto: ranked  # type: ignore[assignment]
+    return lambda: setattr(search, "arrange", old)
+
+
+def _no_lead() -> Callable[[], None]:
+    from yasearch.crawler import extract
+
+    old = extract.LEAD_MIN_WORDS
+    extract.LEAD_MIN_WORDS = 10**9
+    return lambda: setattr(extract, "LEAD_MIN_WORDS", old)
+
+
+def _no_field_weights() -> Callable[[], None]:
+    from yasearch.ranking import FieldWeights
+
+    old = FieldWeights.boost
+    FieldWeights.boost = lambda self, flags: 0.0  # type: ignore[method-assign]
+    return lambda: setattr(FieldWeights, "boost", old)
+
+
+def _no_identifier_parts() -> Callable[[], None]:
+    from yasearch import analysis
+
+    old = analysis._split_parts
+    analysis._split_parts = lambda word: ()  # type: ignore[assignment]
+    analysis._PARTS_CACHE.clear()
+
+    def undo() -> None:
+        analysis._split_parts = old  # type: ignore[assignment]
+        analysis._PARTS_CACHE.clear()
+
+    return undo
+
+
+#: name -> switch that turns one signal off and returns how to turn it back on
+ABLATIONS: dict[str, Callable[[], Callable[[], None]]] = {
+    "relaxed AND": _no_relax,
+    "duplicate collapse and host diversity": _no_dedupe,
+    "lead paragraph as description": _no_lead,
+    "field weights (title, headings, URL, description)": _no_field_weights,
+    "identifier parts": _no_identifier_parts,
+}
+
+
+def overlap(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> float:
+    """Mean overlap@10 (shared results / the longer list) of two systems over the same queries."""
+    vals = [len(set(x["top"]) & set(y["top"])) / max(len(set(x["top"])), len(set(y["top"])))
+            for x, y in zip(a, b) if x["top"] or y["top"]]
+    return statistics.fmean(vals) if vals else 1.0
 
 
 # -- the run -----------------------------------------------------------------------------------------
@@ -375,13 +443,32 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             finally:
                 for p in reversed(peers):
                     await p.stop()
+        for name, switch in ABLATIONS.items() if args.ablations else []:
+            undo = switch()
+            try:
+                peers = await crawl_peers(url, list(pages), 1, tmp)
+                try:
+                    label = f"yasearch, 1 peer, without {name}"
+                    s, r = await evaluate(label, peer_search(peers[0], "local"), queries)
+                    results.append(s)
+                    rows[label] = r
+                finally:
+                    await peers[0].stop()
+            finally:
+                undo()
     finally:
         await mirror.stop()
     print(table(results))
+    agreement = {}
+    one = rows.get("yasearch, 1 peer")
+    for name, r in rows.items():
+        if one is not None and name.startswith("yasearch") and "peers" in name:
+            agreement[name] = overlap(one, r)
+            print(f"overlap@10 of {name} with 1 peer: {agreement[name]:.3f}")
     return {"pages": len(pages), "bytes": size, "queries": len(queries), "kinds": kinds,
             "figures": {s.name: {"all": s.figures(), **{k: s.figures(k) for k in kinds}, "errors": s.errors}
                         for s in results},
-            "rows": rows}
+            "overlap@10 with 1 peer": agreement, "rows": rows}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -393,6 +480,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, help="also write the figures and every query's ranking as JSON")
     ap.add_argument("--no-central", action="store_true", help="skip the central Whoosh BM25F reference")
     ap.add_argument("--no-yasearch", action="store_true", help="skip the yasearch runs")
+    ap.add_argument("--ablations", action="store_true",
+                    help="also run 1 peer with each ranking signal switched off in turn (its contribution)")
     ap.add_argument("--strict", action="store_true", help="exit 2 when a goal is not met")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="yasearch-relevance-") as t:
@@ -404,7 +493,7 @@ def main(argv: list[str] | None = None) -> int:
     central = max((f["all"]["mrr"] for n, f in figs.items() if n.startswith("central")), default=None)
     met = True
     for name, f in figs.items():
-        if name.startswith("yasearch"):
+        if name.startswith("yasearch") and "without" not in name:
             ok = f["all"]["recall@10"] >= GOAL_RECALL and (central is None or f["all"]["mrr"] >= central + GOAL_MRR_ABOVE_CENTRAL)
             met &= ok
             print(f"{name}: goals (recall@10 >= {GOAL_RECALL}, MRR >= central + {GOAL_MRR_ABOVE_CENTRAL}) "

@@ -488,3 +488,28 @@ def test_url_key_folds_index_files_and_final_slashes() -> None:
     assert url_key("http://A.org/") == url_key("http://a.org/index.html") == url_key("http://a.org")
     assert url_key("http://a.org/d/") == url_key("http://a.org/d/index.htm") == url_key("http://a.org/d")
     assert url_key("http://a.org/d?x=1") != url_key("http://a.org/d")
+
+
+async def test_ui_shows_did_you_mean_and_relaxed(peer: Peer) -> None:
+    site = StaticSite(
+        {
+            "/": '<html><head><title>Zebra home</title></head><body><p>zebras graze</p><a href="/g">g</a></body></html>',
+            "/g": "<html><head><title>Giraffes</title></head><body><p>giraffes browse</p></body></html>",
+        }
+    )
+    base = await site.start()
+    try:
+        job = await peer.start_crawl(parse_crawl({"urls": [base], "depth": 2, "max_pages": 5}))
+        await peer.jobs.wait(job.id)
+        async with aiohttp.ClientSession() as http:
+            async with http.get(peer.url + "/search", params={"q": "zebras giraffes", "scope": "local"}) as r:
+                page = await r.text()
+            assert 'id="relaxed"' in page
+            async with http.get(peer.url + "/search", params={"q": "zebrsa", "scope": "local"}) as r:
+                page = await r.text()
+            assert 'id="did-you-mean"' in page and "/search?q=zebra&amp;scope=local" in page
+            async with http.get(peer.url + "/api/v1/search", params={"q": "zebrsa", "scope": "local"}) as r:
+                data = await r.json()
+            assert data["did_you_mean"] == "zebra" and data["relaxed"] is False
+    finally:
+        await site.stop()

@@ -39,7 +39,7 @@ from yasearch.records import DocRecord, Posting, SearchHit, SearchResponse
 from yasearch.dedupe import WINDOW, arrange
 from yasearch.didyoumean import did_you_mean
 from yasearch.relax import RELAX_BELOW, relax_with, relaxed_terms, should_relax
-from yasearch.search import FACET_CANDIDATES, build_query, count_facets, search_local
+from yasearch.search import FACET_CANDIDATES, build_query, count_facets, search_local, verify_documents
 from yasearch.snippets import make_snippet
 
 if TYPE_CHECKING:
@@ -128,6 +128,7 @@ class GlobalSearch:
             merged = await relax_with(self._variant_hits, parsed)
             if len(merged) > total:
                 hits, total, relaxed = [replace(h, score=s) for h, s in merged[offset : offset + limit]], len(merged), True
+                await self._local_snippets(hits, relaxed_terms(parsed))
         remaining = self.budget - (time.perf_counter() - started)
         if not _variant:
             await self.remote_snippets(hits, relaxed_terms(parsed) if relaxed else list(parsed.terms), min(remaining, 0.5))
@@ -147,6 +148,14 @@ class GlobalSearch:
             peers=tally.as_dict(),
             facets=facets,
         )
+
+    async def _local_snippets(self, hits: list[SearchHit], terms: list[str]) -> None:
+        """Snippets of this peer's hits for every word of a relaxed query (a variant's show only its word)."""
+        local = [h for h in hits if h.origin in ("local", self.peer.peer_id)]
+        found = await verify_documents(self.peer.index, [h.doc_id for h in local], terms, []) if local else {}
+        for h in local:
+            if h.doc_id in found:
+                h.snippet, h.snippet_html = make_snippet(found[h.doc_id]["snippet"], terms, fallback="")
 
     async def _variant_hits(self, parsed: ParsedQuery, depth: int) -> list[SearchHit]:
         return (await self.search(parsed, limit=depth, _variant=True)).results
