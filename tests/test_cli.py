@@ -128,7 +128,7 @@ async def test_crawl_search_status(peer: PeerProcess, site: StaticSite) -> None:
     assert status_json["documents"] == 5 and status_json["crawl"]["jobs"] == 1
 
     # Bad input gets the peer's message, not a traceback.
-    stop = await yasearch("search", "the", "of", "--peer", peer.url)
+    stop = await yasearch("search", "!!!", "???", "--peer", peer.url)
     assert_friendly_failure(stop, "yasearch search:", "no searchable words")
     bad_url = await yasearch("crawl", "not-a-url", "--peer", peer.url)
     assert_friendly_failure(bad_url, "yasearch crawl:", "not an absolute http(s) URL")

@@ -140,11 +140,13 @@ def bm25_scores(
             continue
         term_idf = idf(stats.n_docs, stats.df.get(term, len(plist)))
         for p in plist:
-            wtf = p.tf + weights.boost(p.flags)
+            norm = (1.0 - B + B * (p.length / avg)) if avg > 0 else 1.0
+            # BM25F-style: the document's length normalizes its text, not its short
+            # fields (title, headings, URL, description), whose hits are added after
+            wtf = p.tf / norm + weights.boost(p.flags)
             if wtf <= 0:
                 continue
-            norm = (1.0 - B + B * (p.length / avg)) if avg > 0 else 1.0
-            contribution = term_idf * (wtf * (K1 + 1.0)) / (wtf + K1 * norm)
+            contribution = term_idf * (wtf * (K1 + 1.0)) / (wtf + K1)
             scores[p.doc_id] = scores.get(p.doc_id, 0.0) + contribution
     return scores
 
