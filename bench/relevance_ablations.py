@@ -56,9 +56,18 @@ def _no_identifier_parts() -> Callable[[], None]:
     return undo
 
 
+def _no_lead_proximity() -> Callable[[], None]:
+    from yasearch import ranking
+
+    old = ranking.LEAD_PROXIMITY_BOOST
+    ranking.LEAD_PROXIMITY_BOOST = 0.0
+    return lambda: setattr(ranking, "LEAD_PROXIMITY_BOOST", old)
+
+
 #: name -> switch that turns one signal off and returns how to turn it back on
 ABLATIONS: dict[str, Callable[[], Callable[[], None]]] = {
     "relaxed AND": _no_relax,
+    "lead proximity": _no_lead_proximity,
     "duplicate collapse and host diversity": _no_dedupe,
     "lead paragraph as description": _no_lead,
     "field weights (title, headings, URL, description)": _no_field_weights,

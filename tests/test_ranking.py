@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from yasearch.analysis import analyze
 from yasearch.ranking import (
     DEFAULT_WEIGHTS,
     CollectionStats,
@@ -105,3 +106,16 @@ def test_postings_for_document() -> None:
 
 def test_url_text_splits_hosts_and_paths() -> None:
     assert url_text("https://www.example.com/a-b/c_d.html?x=1") == "www example com a b c d html x 1"
+
+
+def test_words_together_in_the_lead_lift_a_document() -> None:
+    from yasearch.ranking import boost_lead_proximity, lead_has_words_together
+
+    terms = analyze("weak reference support")
+    assert lead_has_words_together(terms, "Weak reference support for Python. More text.")
+    assert lead_has_words_together(terms, "Support for weak references")  # any order, close together
+    assert not lead_has_words_together(terms, "Weak coupling. " + "filler " * 10 + "reference support")
+    leads = {"a": "Nothing relevant here at all", "b": "Weak reference support for Python."}
+    ranked = [("a", 2.0), ("b", 1.5), ("c", 1.0)]
+    assert [d for d, _s in boost_lead_proximity(ranked, leads.get, terms, 10)] == ["b", "a", "c"]
+    assert boost_lead_proximity(ranked, leads.get, ["weak"], 10) == ranked  # one word: no proximity

@@ -34,7 +34,7 @@ from yasearch.analysis import analyze
 from yasearch.network import Contact, PeerCallError, first_answer
 from yasearch.p2p import PROTOCOL_VERSION, posting_from_wire, record_from_wire
 from yasearch.query import ParsedQuery, language_matches
-from yasearch.ranking import CollectionStats, bm25_scores, rank
+from yasearch.ranking import CollectionStats, boost_lead_proximity, bm25_scores, rank
 from yasearch.records import DocRecord, Posting, SearchHit, SearchResponse
 from yasearch.dedupe import WINDOW, arrange
 from yasearch.didyoumean import did_you_mean
@@ -356,6 +356,7 @@ class GlobalSearch:
                 return local_info.get(d)
             return rec.url, rec.host, rec.description, rec.length
 
+        ranked = boost_lead_proximity(ranked, lambda d: (info(d) or ("", "", "", 0))[2], terms, offset + limit)
         ranked = arrange(ranked, info, offset + limit)
         page = ranked[offset : offset + limit]
         await self._page_records(result, [d for d, _s in page if d not in local_hits], records)

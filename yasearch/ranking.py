@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from yasearch.analysis import analyze
@@ -170,3 +171,42 @@ def coordinated(score: float, matched: int, n_words: int) -> float:
     if n_words <= 0:
         return score
     return score * (min(matched, n_words) / n_words) ** COORDINATION_POWER
+
+
+#: Score factor of a document whose lead text (description, or the lead
+#: paragraph standing in for it) holds every query word close together.
+LEAD_PROXIMITY_BOOST = 1.0
+#: "Close together": within a span of this many tokens more than the words.
+LEAD_SLACK = 3
+#: Ranks beyond the page asked for that proximity can lift onto it.
+PROXIMITY_WINDOW = 50
+
+
+def lead_has_words_together(terms: list[str], lead: str) -> bool:
+    """Every one of ``terms`` (analyzed) occurs in ``lead`` within a span of
+    ``len(terms) + LEAD_SLACK`` analyzed tokens."""
+    wanted = set(terms)
+    if not wanted or not lead:
+        return False
+    toks = analyze(lead)
+    width = len(wanted) + LEAD_SLACK
+    for i, t in enumerate(toks):
+        if t in wanted and wanted <= set(toks[i : i + width]):
+            return True
+    return False
+
+
+def boost_lead_proximity(
+    ranked: list[tuple[str, float]], lead_of: Callable[[str], str | None], terms: list[str], upto: int
+) -> list[tuple[str, float]]:
+    """Term proximity, where it is cheap and telling: the best ``upto`` ranks (and as
+    :data:`PROXIMITY_WINDOW` more) are rescored, a document whose lead text holds every query word
+    close together getting its score times ``1 + LEAD_PROXIMITY_BOOST``."""
+    if len(set(terms)) < 2:
+        return ranked
+    n = upto + PROXIMITY_WINDOW
+    head = [
+        (d, s * (1.0 + LEAD_PROXIMITY_BOOST) if lead_has_words_together(terms, lead_of(d) or "") else s)
+        for d, s in ranked[:n]
+    ]
+    return rank(dict(head)) + ranked[n:]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from functools import lru_cache
 from typing import Any, Iterable
 from urllib.parse import urlsplit
 
@@ -19,7 +20,7 @@ from whoosh.query import And, AndNot, Or, Phrase, Prefix, Query, Term
 
 from yasearch.index import PHRASE_FIELDS, POSTING_FIELDS, LocalIndex, ReadView
 from yasearch.query import ParsedQuery, normalize_language
-from yasearch.ranking import CollectionStats, bm25_scores, rank
+from yasearch.ranking import CollectionStats, bm25_scores, boost_lead_proximity, rank
 from yasearch.records import SearchHit, SearchResponse
 from yasearch.dedupe import arrange
 from yasearch.didyoumean import did_you_mean
@@ -205,7 +206,9 @@ def _page(
 ) -> tuple[int, list[SearchHit], _Facets]:
     facets = _view_facets(view, (by_id[doc] for doc, _score in ranked[:FACET_CANDIDATES]))
     if terms:
-        ranked = arrange(ranked, lambda doc: _display_info(view, by_id[doc]), offset + limit)
+        info = lru_cache(maxsize=None)(lambda doc: _display_info(view, by_id[doc]))
+        ranked = boost_lead_proximity(ranked, lambda doc: info(doc)[2], terms, offset + limit)
+        ranked = arrange(ranked, info, offset + limit)
     page = ranked[offset : offset + limit]
     return len(ranked), [_hit(view, by_id[doc], score, terms) for doc, score in page], facets
 
