@@ -133,6 +133,14 @@ async def test_global_search_ranks_like_one_big_index(tmp_path: Path, sites: lis
                 special.append(f"{WORDS[0]} -{w}")
                 break
         assert len(special) == 4
+        # relaxed AND (a word no page has, too few pages with all words) ranks alike too
+        relaxed = [f"{WORDS[0]} zzzunknownword", f"{WORDS[1]} {WORDS[40]} {WORDS[70]} zzzunknownword"]
+        for q in relaxed:
+            want = await reference.search(q, scope="local", limit=10)
+            got = await searcher.search(q, scope="global", limit=10)
+            assert want.relaxed and got.relaxed and want.total > 0, q
+            assert got.total == want.total, q
+            assert top(got) == top(want), q
         for q in special:
             want = await reference.search(q, scope="local", limit=10)
             got = await searcher.search(q, scope="global", limit=10)
@@ -351,3 +359,35 @@ async def test_holders_hand_off_when_the_origin_is_gone(tmp_path: Path, sites: l
     finally:
         for p in [*peers[1:], newcomer]:
             await p.stop()
+
+
+async def test_identifiers_are_found_whole_and_by_parts_across_peers(tmp_path: Path) -> None:
+    site = StaticSite(
+        {
+            "/": '<html><head><title>Encoding</title></head><body><p>print(json.<a href="/d">dumps</a>(obj))'
+                 ' turns obj into text</p><a href="/o">other</a></body></html>',
+            "/o": "<html><head><title>Other</title></head><body><p>old dumps of snake_case names</p></body></html>",
+            "/d": "<html><head><title>Dumps</title></head><body><p>nothing here</p></body></html>",
+        }
+    )
+    await site.start()
+    peers = await start_peers(tmp_path, 3)
+    try:
+        job = await peers[0].start_crawl(CrawlSpec(urls=[site.url + "/"], depth=1, max_pages=5, delay=0.0))
+        await peers[0].jobs.wait(job.id)
+        for p in peers:
+            await p.settle()
+        searcher = peers[-1]
+        await searcher.dht.refresh_info()
+        got = await searcher.search("json.dumps", scope="global")
+        assert got.results[0].url == site.url + "/"
+        got = await searcher.search("dumps", scope="global")
+        assert {h.url for h in got.results} == {site.url + "/", site.url + "/o", site.url + "/d"}
+        got = await searcher.search("snake", scope="global")
+        assert [h.url for h in got.results] == [site.url + "/o"]
+        got = await searcher.search("snake_case", scope="global")
+        assert [h.url for h in got.results][:1] == [site.url + "/o"]
+    finally:
+        for p in peers:
+            await p.stop()
+        await site.stop()

@@ -102,9 +102,11 @@ class GlobalSearch:
     # -- the query ----------------------------------------------------------------
 
     async def search(
-        self, parsed: ParsedQuery, *, limit: int = 10, offset: int = 0, _variant: bool = False
+        self, parsed: ParsedQuery, *, limit: int = 10, offset: int = 0, _variant: bool = False,
+        _info: dict[str, Any] | None = None,
     ) -> SearchResponse:
-        """``_variant``: one word of a relaxed search (no relaxing, no remote snippets)."""
+        """``_variant``: one word of a relaxed search (no relaxing, no remote snippets),
+        which leaves the display info of its hits in ``_info``."""
         if parsed.stopword_phrase:  # stopwords are not indexed: only stored text (this peer's) can answer
             resp = await search_local(self.peer.index, parsed, limit=limit, offset=offset)
             resp.scope = "global"
@@ -122,12 +124,19 @@ class GlobalSearch:
                 task.cancel()
             elif not task.cancelled() and task.exception() is not None:
                 pass
-        hits, total, facets = await self._rank(parsed, result, limit, offset)
+        hits, total, facets = await self._rank(parsed, result, limit, offset, _info)
         relaxed = False
         if not _variant and parsed.terms and should_relax(parsed, total):
-            merged = await relax_with(self._variant_hits, parsed)
+            infos: dict[str, Any] = {}
+            merged = await relax_with(lambda v, depth: self._variant_hits(v, depth, infos), parsed)
             if len(merged) > total:
-                hits, total, relaxed = [replace(h, score=s) for h, s in merged[offset : offset + limit]], len(merged), True
+                by_doc = {h.doc_id: h for h, _s in merged}
+                ranked = boost_lead_proximity(
+                    [(h.doc_id, s) for h, s in merged], lambda d: (infos.get(d) or ("", "", "", 0))[2],
+                    relaxed_terms(parsed), offset + limit,
+                )
+                ranked = arrange(ranked, infos.get, offset + limit)
+                hits, total, relaxed = [replace(by_doc[d], score=s) for d, s in ranked[offset : offset + limit]], len(ranked), True
                 await self._local_snippets(hits, relaxed_terms(parsed))
         remaining = self.budget - (time.perf_counter() - started)
         if not _variant:
@@ -157,8 +166,8 @@ class GlobalSearch:
             if h.doc_id in found:
                 h.snippet, h.snippet_html = make_snippet(found[h.doc_id]["snippet"], terms, fallback="")
 
-    async def _variant_hits(self, parsed: ParsedQuery, depth: int) -> list[SearchHit]:
-        return (await self.search(parsed, limit=depth, _variant=True)).results
+    async def _variant_hits(self, parsed: ParsedQuery, depth: int, info: dict[str, Any]) -> list[SearchHit]:
+        return (await self.search(parsed, limit=depth, _variant=True, _info=info)).results
 
     async def _collect(self, parsed: ParsedQuery, tally: _Tally, out: dict[str, Any]) -> None:
         """Fill ``out`` step by step, so a timeout leaves whatever is complete."""
@@ -296,7 +305,7 @@ class GlobalSearch:
         return n, (total / n if n else 0.0)
 
     async def _rank(
-        self, parsed: ParsedQuery, result: dict[str, Any], limit: int, offset: int
+        self, parsed: ParsedQuery, result: dict[str, Any], limit: int, offset: int, info_out: dict[str, Any] | None = None
     ) -> tuple[list[SearchHit], int, dict[str, list[list[Any]]]]:
         """The page of hits, the number of matches and the facets.
 
@@ -360,6 +369,8 @@ class GlobalSearch:
         ranked = arrange(ranked, info, offset + limit)
         page = ranked[offset : offset + limit]
         await self._page_records(result, [d for d, _s in page if d not in local_hits], records)
+        if info_out is not None:
+            info_out.update((d, info(d)) for d, _s in page)
         hits: list[SearchHit] = []
         for d, score in page:
             if d in local_hits:
