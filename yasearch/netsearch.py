@@ -38,7 +38,7 @@ from yasearch.ranking import CollectionStats, boost_lead_proximity, bm25_scores,
 from yasearch.records import DocRecord, Posting, SearchHit, SearchResponse
 from yasearch.dedupe import WINDOW, arrange
 from yasearch.didyoumean import did_you_mean
-from yasearch.relax import RELAX_BELOW, relax_with, relaxed_terms, should_relax
+from yasearch.relax import RELAX_BELOW, exact_ranking, relax_with, relaxed_terms, should_relax
 from yasearch.search import FACET_CANDIDATES, build_query, count_facets, search_local, verify_documents
 from yasearch.snippets import make_snippet
 
@@ -105,8 +105,7 @@ class GlobalSearch:
         self, parsed: ParsedQuery, *, limit: int = 10, offset: int = 0, _variant: bool = False,
         _info: dict[str, Any] | None = None,
     ) -> SearchResponse:
-        """``_variant``: one word of a relaxed search (no relaxing, no remote snippets),
-        which leaves the display info of its hits in ``_info``."""
+        """``_variant``: one word of a relaxed search (no relaxing or snippets; hit info into ``_info``)."""
         if parsed.stopword_phrase:  # stopwords are not indexed: only stored text (this peer's) can answer
             resp = await search_local(self.peer.index, parsed, limit=limit, offset=offset)
             resp.scope = "global"
@@ -125,19 +124,9 @@ class GlobalSearch:
             elif not task.cancelled() and task.exception() is not None:
                 pass
         hits, total, facets = await self._rank(parsed, result, limit, offset, _info)
-        relaxed = False
+        relaxed = False  # AND, or relaxed (yasearch.relax):
         if not _variant and parsed.terms and should_relax(parsed, total):
-            infos: dict[str, Any] = {}
-            merged = await relax_with(lambda v, depth: self._variant_hits(v, depth, infos), parsed)
-            if len(merged) > total:
-                by_doc = {h.doc_id: h for h, _s in merged}
-                ranked = boost_lead_proximity(
-                    [(h.doc_id, s) for h, s in merged], lambda d: (infos.get(d) or ("", "", "", 0))[2],
-                    relaxed_terms(parsed), offset + limit,
-                )
-                ranked = arrange(ranked, infos.get, offset + limit)
-                hits, total, relaxed = [replace(by_doc[d], score=s) for d, s in ranked[offset : offset + limit]], len(ranked), True
-                await self._local_snippets(hits, relaxed_terms(parsed))
+            hits, total, relaxed = await self._relaxed(tally, parsed, limit, offset, (hits, total, relaxed))
         remaining = self.budget - (time.perf_counter() - started)
         if not _variant:
             await self.remote_snippets(hits, relaxed_terms(parsed) if relaxed else list(parsed.terms), min(remaining, 0.5))
@@ -158,13 +147,37 @@ class GlobalSearch:
             facets=facets,
         )
 
+    async def _relaxed(
+        self, tally: _Tally, parsed: ParsedQuery, limit: int, offset: int, and_answer: tuple[list[SearchHit], int, bool]
+    ) -> tuple[list[SearchHit], int, bool]:
+        """Relaxed AND (yasearch.relax): one query per word, merged, the best ranks rescored from every
+        word's postings of them (a word's query has its best RELAX_DEPTH only): as one big index would."""
+        infos: dict[str, Any] = {}
+        merged = await relax_with(lambda v, depth: self._variant_hits(v, depth, infos), parsed)
+        if len(merged) <= and_answer[1]:
+            return and_answer
+        terms, upto, by_doc = relaxed_terms(parsed), offset + limit, {h.doc_id: h for h, _s in merged}
+        ranked, ids = [(h.doc_id, s) for h, s in merged], [h.doc_id for h, _s in merged[: offset + limit + WINDOW]]
+        try:
+            df = await self._df(tally, terms)
+            remote = await asyncio.gather(*(self._lookup(tally, t, {"terms": [t], "candidates": ids}) for t in terms))
+            local = await self.peer.index.postings(terms, restrict=set(ids))
+            postings = {t: list({p.doc_id: p for p in local.get(t, []) + self._postings(r, t)}.values()) for t, r in zip(terms, remote)}
+            n, avg = self._network_stats()
+            ranked = exact_ranking(postings, CollectionStats(max(n, len(ids)), avg, df), ids, terms) + ranked[len(ids) :]
+        except (LookupError, PeerCallError):
+            pass  # the merged order stands
+        ranked = boost_lead_proximity(ranked, lambda d: (infos.get(d) or ("", "", "", 0))[2], terms, upto)
+        ranked = arrange(ranked, infos.get, upto)
+        hits = [replace(by_doc[d], score=s) for d, s in ranked[offset:upto]]
+        await self._local_snippets(hits, terms)
+        return hits, len(ranked), True
+
     async def _local_snippets(self, hits: list[SearchHit], terms: list[str]) -> None:
         """Snippets of this peer's hits for every word of a relaxed query (a variant's show only its word)."""
-        local = [h for h in hits if h.origin in ("local", self.peer.peer_id)]
-        found = await verify_documents(self.peer.index, [h.doc_id for h in local], terms, []) if local else {}
-        for h in local:
-            if h.doc_id in found:
-                h.snippet, h.snippet_html = make_snippet(found[h.doc_id]["snippet"], terms, fallback="")
+        found = await verify_documents(self.peer.index, [h.doc_id for h in hits if h.origin == "local"], terms, [])
+        for h in (h for h in hits if h.doc_id in found and h.origin == "local"):
+            h.snippet, h.snippet_html = make_snippet(found[h.doc_id]["snippet"], terms, fallback="")
 
     async def _variant_hits(self, parsed: ParsedQuery, depth: int, info: dict[str, Any]) -> list[SearchHit]:
         return (await self.search(parsed, limit=depth, _variant=True, _info=info)).results

@@ -37,6 +37,7 @@ from yasearch.analysis import parts_of
 from yasearch.index import POSTING_FIELDS, ReadView
 from yasearch.query import ParsedQuery
 from yasearch.ranking import CollectionStats, bm25_scores, coordinated, rank
+from yasearch.records import Posting
 
 #: AND answers with fewer documents than this are relaxed.
 RELAX_BELOW = 10
@@ -157,3 +158,12 @@ def stopword_view(view: ReadView, words: list[str]) -> tuple[list[tuple[str, flo
             scores[f["doc_id"]] = score
             by_id[f["doc_id"]] = d
     return rank(scores), by_id
+
+
+def exact_ranking(
+    postings: dict[str, list[Posting]], stats: CollectionStats, ids: list[str], terms: list[str]
+) -> list[tuple[str, float]]:
+    """``ids`` ranked by a relaxed query's score from every word's postings of them."""
+    scores = bm25_scores(postings, stats)
+    have = {t: {p.doc_id for p in postings.get(t, [])} for t in terms}
+    return rank({d: coordinated(scores.get(d, 0.0), sum(d in have[t] for t in terms), len(terms)) for d in ids})
