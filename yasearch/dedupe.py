@@ -6,10 +6,11 @@ entries beyond the page asked for) so that pages stay consistent:
 * **URL aliases** collapse: ``/`` and ``/index.html``, ``/a/`` and ``/a`` are
   one page (:func:`url_key`); only the best-ranked alias is shown.
 * **Near duplicates** collapse: two pages of one host whose lead text (the
-  description, or the lead paragraph standing in for it) has the same SimHash
-  up to :data:`NEAR_BITS` bits, e.g. ``io`` and ``_io``, ``csv`` and ``_csv``,
-  which open with the same docstring. The lower-ranked one moves behind
-  everything else instead of filling the page.
+  description, or the lead paragraph standing in for it) analyzes to the same
+  terms, e.g. ``io`` and ``_io``, ``csv`` and ``_csv``, which open with the
+  same docstring. The less complete copy moves behind everything else instead
+  of filling the page. (Equal analyzed leads, not a SimHash of them: a pure
+  Python SimHash cost ~0.5 ms per result, more than the rest of a query.)
 * **Host diversity**: at most :data:`PER_HOST` results of one host in a row of
   ranks; a host's further results move behind the other hosts' (so a query
   answered by one site only keeps its order). "More from this host" is a
@@ -31,9 +32,7 @@ from yasearch.analysis import analyze
 #: Results of one host before the others' come first.
 PER_HOST = 2
 #: Entries beyond the requested page that are looked at.
-WINDOW = 50
-#: SimHash bits two lead texts may differ by and still be near duplicates.
-NEAR_BITS = 3
+WINDOW = 10
 #: Shorter lead texts are not compared (too little to tell pages apart).
 MIN_LEAD_CHARS = 80
 
@@ -53,14 +52,10 @@ def url_key(url: str) -> str:
     return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), path, parts.query, ""))
 
 
-def simhash(text: str) -> int:
-    """64-bit SimHash of the analyzed terms of ``text``."""
-    weights = [0] * 64
-    for term in analyze(text):
-        h = int.from_bytes(hashlib.blake2b(term.encode("utf-8"), digest_size=8).digest(), "big")
-        for i in range(64):
-            weights[i] += 1 if h >> i & 1 else -1
-    return sum(1 << i for i, w in enumerate(weights) if w > 0)
+def fingerprint(text: str) -> int:
+    """64-bit hash of the analyzed terms of ``text``: equal for texts that differ
+    only in case, punctuation, stopwords and word endings."""
+    return int.from_bytes(hashlib.blake2b(" ".join(analyze(text)).encode("utf-8"), digest_size=8).digest(), "big")
 
 
 def arrange(ranked: list[tuple[str, float]], info: Info, upto: int) -> list[tuple[str, float]]:
@@ -89,11 +84,8 @@ def arrange(ranked: list[tuple[str, float]], info: Info, upto: int) -> list[tupl
             continue
         urls.add(key)
         if len(lead) >= MIN_LEAD_CHARS:
-            fp = simhash(lead)
-            group = next(
-                (i for i, (h, other, _s, _n) in enumerate(groups) if h == host and bin(fp ^ other).count("1") <= NEAR_BITS),
-                None,
-            )
+            fp = fingerprint(lead)
+            group = next((i for i, (h, other, _s, _n) in enumerate(groups) if h == host and fp == other), None)
             if group is not None:
                 h, other, slot, shown_length = groups[group]
                 if length > shown_length:  # the more complete copy takes the group's place

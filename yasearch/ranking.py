@@ -179,7 +179,7 @@ LEAD_PROXIMITY_BOOST = 1.0
 #: "Close together": within a span of this many tokens more than the words.
 LEAD_SLACK = 3
 #: Ranks beyond the page asked for that proximity can lift onto it.
-PROXIMITY_WINDOW = 50
+PROXIMITY_WINDOW = 30
 
 
 def lead_has_words_together(terms: list[str], lead: str) -> bool:

@@ -161,8 +161,8 @@ def _snippet(stored: dict[str, Any], terms: list[str]) -> tuple[str, str]:
     return make_snippet(stored.get("body", ""), terms, fallback=stored.get("description", ""))
 
 
-def _hit(view: ReadView, docnum: int, score: float, terms: list[str]) -> SearchHit:
-    f: dict[str, Any] = view.stored(docnum)
+def _hit(view: ReadView, docnum: int, score: float, terms: list[str], stored: Any = None) -> SearchHit:
+    f: dict[str, Any] = (stored or view.stored)(docnum)
     plain, marked = _snippet(f, terms)
     return SearchHit(
         url=f["url"],
@@ -205,17 +205,17 @@ def _page(
     view: ReadView, ranked: list[tuple[str, float]], by_id: dict[str, int], terms: list[str], limit: int, offset: int
 ) -> tuple[int, list[SearchHit], _Facets]:
     facets = _view_facets(view, (by_id[doc] for doc, _score in ranked[:FACET_CANDIDATES]))
+    stored = lru_cache(maxsize=None)(view.stored)  # read once for proximity, duplicates and the hit
     if terms:
-        info = lru_cache(maxsize=None)(lambda doc: _display_info(view, by_id[doc]))
+        info = lru_cache(maxsize=None)(lambda doc: _display_info(stored(by_id[doc])))
         ranked = boost_lead_proximity(ranked, lambda doc: info(doc)[2], terms, offset + limit)
         ranked = arrange(ranked, info, offset + limit)
     page = ranked[offset : offset + limit]
-    return len(ranked), [_hit(view, by_id[doc], score, terms) for doc, score in page], facets
+    return len(ranked), [_hit(view, by_id[doc], score, terms, stored) for doc, score in page], facets
 
 
-def _display_info(view: ReadView, docnum: int) -> tuple[str, str, str, int]:
-    """(url, host, lead text, length) for :func:`yasearch.dedupe.arrange`."""
-    f = view.stored(docnum)
+def _display_info(f: dict[str, Any]) -> tuple[str, str, str, int]:
+    """(url, host, lead text, length) of stored fields, for :func:`yasearch.dedupe.arrange`."""
     return f["url"], f.get("host", ""), f.get("description", ""), int(f.get("length", 0))
 
 
