@@ -34,7 +34,7 @@ from yasearch.analysis import analyze
 from yasearch.network import Contact, PeerCallError, first_answer
 from yasearch.p2p import PROTOCOL_VERSION, posting_from_wire, record_from_wire
 from yasearch.query import ParsedQuery, language_matches
-from yasearch.ranking import CollectionStats, boost_lead_proximity, bm25_scores, rank
+from yasearch.ranking import PROXIMITY_WINDOW, CollectionStats, boost_lead_proximity, bm25_scores, rank
 from yasearch.records import DocRecord, Posting, SearchHit, SearchResponse
 from yasearch.dedupe import WINDOW, arrange
 from yasearch.didyoumean import did_you_mean
@@ -157,7 +157,7 @@ class GlobalSearch:
         if len(merged) <= and_answer[1]:
             return and_answer
         terms, upto, by_doc = relaxed_terms(parsed), offset + limit, {h.doc_id: h for h, _s in merged}
-        ranked, ids = [(h.doc_id, s) for h, s in merged], [h.doc_id for h, _s in merged[: offset + limit + WINDOW]]
+        ranked, ids = [(h.doc_id, s) for h, s in merged], [h.doc_id for h, _s in merged[: upto + max(WINDOW, PROXIMITY_WINDOW)]]
         try:
             df = await self._df(tally, terms)
             remote = await asyncio.gather(*(self._lookup(tally, t, {"terms": [t], "candidates": ids}) for t in terms))
@@ -368,7 +368,7 @@ class GlobalSearch:
 
         facets = count_facets(p for p in (facet_pair(d) for d, _s in ranked[:FACET_CANDIDATES]) if p is not None)
         # duplicates and host crowding (yasearch.dedupe) need the records of the ranks looked at
-        window = [d for d, _s in ranked[: offset + limit + WINDOW] if d not in local_hits]
+        window = [d for d, _s in ranked[: offset + limit + max(WINDOW, PROXIMITY_WINDOW)] if d not in local_hits]
         await self._page_records(result, [d for d in window if not (d in records and records[d].url)], records)
         local_info: dict[str, tuple[str, str, str, int]] = local.get("info", {})
 
