@@ -1,9 +1,10 @@
-"""``python -m bench crawl|network|wire [options]``: the benchmarks.
+"""``python -m bench crawl|network|recrawl|wire|relevance [options]``: the benchmarks.
 
 ``crawl``: crawl + index + query on one peer (:mod:`bench.crawl_index`);
 ``network``: N peers as processes, publishing and global search (:mod:`bench.network`);
 ``recrawl``: a revisit round against a full recrawl, WARC import against crawling (:mod:`bench.recrawl`);
-``wire``: decoding + validating one p2p postings batch, msgspec vs pydantic (:mod:`bench.wire`).
+``wire``: decoding + validating one p2p postings batch, msgspec vs pydantic (:mod:`bench.wire`);
+``relevance``: recall@10 and MRR on pydoc's pages against central BM25F (:mod:`bench.relevance`).
 See docs/benchmarks.md for what is measured and the results.
 """
 
@@ -19,22 +20,27 @@ def main(argv: list[str] | None = None) -> int:
               "[--set KEY=VALUE] [--json FILE] [--strict]\n"
               "       python -m bench network [--peers N] [--pages N] [--queries N] [--json FILE] [--strict]\n"
               "       python -m bench recrawl [--pages N] [--changed F] [--gone F] [--json FILE] [--strict]\n"
-              "       python -m bench wire [--postings N] [--runs N]\n\n"
+              "       python -m bench wire [--postings N] [--runs N]\n"
+              "       python -m bench relevance [--pages N] [--peers N] [--cache FILE] [--json FILE] [--strict]\n\n"
               "  crawl   crawl + index a generated local site, Scrapy as the reference, query latency\n"
               "          (python -m bench crawl --help for every option)\n"
               "  network N peers as processes on loopback: publish throughput, DHT lookups, global query\n"
               "          latency, bytes per query, overlap@10 (python -m bench network --help)\n"
               "  recrawl a revisit round (conditional GETs) against a full recrawl; WARC import rate\n"
-              "  wire    decode + validate one 5,000-posting p2p batch: msgspec vs pydantic v2")
+              "  wire    decode + validate one 5,000-posting p2p batch: msgspec vs pydantic v2\n"
+              "  relevance recall@10 and MRR of judged queries on pydoc's pages, yasearch (1 peer and a\n"
+              "          network) beside central Whoosh BM25F (python -m bench relevance --help)")
         return 0 if argv else 2
     cmd, rest = argv[0], argv[1:]
-    if cmd in ("crawl", "network", "recrawl", "wire"):
+    if cmd in ("crawl", "network", "recrawl", "wire", "relevance"):
         if cmd == "crawl":
             from bench.crawl_index import main as run_main
         elif cmd == "recrawl":
             from bench.recrawl import main as run_main
         elif cmd == "network":
             from bench.network import main as run_main
+        elif cmd == "relevance":
+            from bench.relevance import main as run_main
         else:
             from bench.wire import main as run_main
 
@@ -48,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
             print(f"benchmark failed: {e}", file=sys.stderr)
             return 1
-    print(f"unknown command {cmd!r}; try: python -m bench crawl | network | recrawl | wire", file=sys.stderr)
+    print(f"unknown command {cmd!r}; try: python -m bench crawl | network | recrawl | wire | relevance",
+          file=sys.stderr)
     return 2
 
 

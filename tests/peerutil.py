@@ -161,7 +161,8 @@ def bad_search_params(q: str, limit: str, offset: str, scope: str,
                       bad_limits: tuple[str, ...]) -> list[tuple[dict[str, str], str]]:
     """(query parameters, error code) a search endpoint answers 400 to, its parameters named
     as it names them: no query, a blank one, one too long, bad ``limit`` values (``bad_limits``),
-    a negative ``offset``, an unknown ``scope``, stopwords only."""
+    a negative ``offset``, an unknown ``scope``, no searchable word (punctuation only; a
+    query of stopwords only is answered, as a phrase)."""
     return [
         ({}, "missing_query"),
         ({q: "   "}, "missing_query"),
@@ -169,7 +170,7 @@ def bad_search_params(q: str, limit: str, offset: str, scope: str,
         *(({q: "a", limit: v}, "bad_parameter") for v in bad_limits),
         ({q: "a", offset: "-1"}, "bad_parameter"),
         ({q: "a", scope: "universe"}, "bad_parameter"),
-        ({q: "the and of"}, "bad_query"),
+        ({q: "!!! ???"}, "bad_query"),
     ]
 
 

@@ -105,7 +105,9 @@ async def test_crawl_search_status(peer: PeerProcess, site: StaticSite) -> None:
     assert site.url + "/p5" not in search.out  # max-pages 5
 
     one = await yasearch("search", "uniqueword3", "zebras", "--peer", peer.url, "--local")
-    assert one.rc == 0 and one.out.startswith("1 result in "), one
+    # one page has both words: fewer than 10, so pages with one of them follow, and the CLI says so
+    assert one.rc == 0 and one.out.startswith("5 results"), one
+    assert "too few pages have every word" in one.out.splitlines()[0]
     assert f"1. Page 3 uniqueword3\n   {site.url}/p3\n" in one.out
 
     as_json = await yasearch("search", "zebras", "--json", "--limit", "2", "--offset", "1", "--peer", peer.url)
@@ -126,7 +128,7 @@ async def test_crawl_search_status(peer: PeerProcess, site: StaticSite) -> None:
     assert status_json["documents"] == 5 and status_json["crawl"]["jobs"] == 1
 
     # Bad input gets the peer's message, not a traceback.
-    stop = await yasearch("search", "the", "of", "--peer", peer.url)
+    stop = await yasearch("search", "!!!", "???", "--peer", peer.url)
     assert_friendly_failure(stop, "yasearch search:", "no searchable words")
     bad_url = await yasearch("crawl", "not-a-url", "--peer", peer.url)
     assert_friendly_failure(bad_url, "yasearch crawl:", "not an absolute http(s) URL")

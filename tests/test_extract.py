@@ -139,3 +139,47 @@ def test_runs_in_process_pool() -> None:
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
         ex = pool.submit(extract, html, URL, "text/html", None).result(timeout=60)
     assert ex.title == "Pool" and ex.body == "text"
+
+
+def test_inline_elements_add_no_whitespace_block_elements_do() -> None:
+    html = b"""<body><p>print(json.<a href="#d">dumps</a>(x))</p><p>tomatoes, <b>basil</b></p>
+    <ul><li>one</li><li>two</li></ul><table><tr><td>c1</td><td>c2</td></tr></table>
+    <div>first</div><div>second<br>third</div></body>"""
+    for ex in (extract(html, URL, "text/html", "utf-8"), extract_mod._extract_soup(html.decode(), URL)):
+        assert "print(json.dumps(x))" in ex.body
+        assert "tomatoes, basil" in ex.body
+        assert ex.body.split() == ["print(json.dumps(x))", "tomatoes,", "basil", "one", "two", "c1", "c2",
+                                   "first", "second", "third"]
+
+
+def test_code_keeps_its_characters() -> None:
+    html = b"<body><pre><code>re.<span>sub</span>(r'a_b', '', s)\nsnake_case = 1</code></pre></body>"
+    ex = extract(html, URL, "text/html", "utf-8")
+    assert "re.sub(r'a_b', '', s) snake_case = 1" in ex.body
+
+
+def test_main_content_preferred_and_furniture_kept_out() -> None:
+    html = b"""<body><header>Site banner</header><nav><a href="/">Home</a> <a href="/a">About</a></nav>
+    <main><h1>Title</h1><p>The real <em>content</em>.</p></main><aside>Related</aside>
+    <footer>Copyright</footer></body>"""
+    for ex in (extract(html, URL, "text/html", "utf-8"), extract_mod._extract_soup(html.decode(), URL)):
+        assert ex.body == "Title The real content."
+        assert ex.links == ["http://h.org/", "http://h.org/a"]  # links in furniture are still followed
+
+
+def test_furniture_is_dropped_without_main_but_a_page_of_furniture_keeps_it() -> None:
+    html = b"<body><nav>Home About</nav><div>Body text</div><footer>Copyright</footer></body>"
+    assert extract(html, URL, "text/html", "utf-8").body == "Body text"
+    assert extract(b"<body><nav>Home About</nav></body>", URL, "text/html", "utf-8").body == "Home About"
+
+
+def test_lead_paragraph_stands_in_for_a_missing_description() -> None:
+    html = b"""<body><div>Menu Home</div><p>Short.</p><p>The first real paragraph of <b>this</b> page says
+    what it is about.</p><p>Second paragraph.</p></body>"""
+    ex = extract(html, URL, "text/html", "utf-8")
+    assert ex.description == "The first real paragraph of this page says what it is about."
+    meta = b'<meta name="description" content="Given"><p>The first real paragraph of this page.</p>'
+    assert extract(meta, URL, "text/html", "utf-8").description == "Given"
+    long = b"<p>" + b"word " * 200 + b"</p>"
+    lead = extract(long, URL, "text/html", "utf-8").description
+    assert len(lead) <= extract_mod.LEAD_CHARS and lead.endswith("word")

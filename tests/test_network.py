@@ -128,6 +128,14 @@ async def test_global_search_ranks_like_one_big_index(start_peers, tmp_path: Pat
             special.append(f"{WORDS[0]} -{w}")
             break
     assert len(special) == 4
+    # relaxed AND (a word no page has, too few pages with all words) ranks alike too
+    relaxed = [f"{WORDS[0]} zzzunknownword", f"{WORDS[1]} {WORDS[40]} {WORDS[70]} zzzunknownword"]
+    for q in relaxed:
+        want = await reference.search(q, scope="local", limit=10)
+        got = await searcher.search(q, scope="global", limit=10)
+        assert want.relaxed and got.relaxed and want.total > 0, q
+        assert got.total == want.total, q
+        assert top(got) == top(want), q
     for q in special:
         want = await reference.search(q, scope="local", limit=10)
         got = await searcher.search(q, scope="global", limit=10)
@@ -355,3 +363,29 @@ async def test_a_hostile_reply_is_a_failed_peer(make_peer, aiohttp_server) -> No
     with pytest.raises(PeerCallError, match="invalid reply"):
         await peer.p2p.lookup(liar, LookupRequest(terms=["apple"]))
     assert peer.transport.figures()["failures"] == 1
+
+
+async def test_identifiers_are_found_whole_and_by_parts_across_peers(start_peers, crawl_site) -> None:
+    peers = await start_peers(3)
+    url = await crawl_site(
+        peers[0],
+        {
+            "/": '<html><head><title>Encoding</title></head><body><p>print(json.<a href="/d">dumps</a>(obj))'
+                 ' turns obj into text</p><a href="/o">other</a></body></html>',
+            "/o": "<html><head><title>Other</title></head><body><p>old dumps of snake_case names</p></body></html>",
+            "/d": "<html><head><title>Dumps</title></head><body><p>nothing here</p></body></html>",
+        },
+        depth=1, max_pages=5,
+    )
+    for p in peers:
+        await p.settle()
+    searcher = peers[-1]
+    await searcher.dht.refresh_info()
+    got = await searcher.search("json.dumps", scope="global")
+    assert got.results[0].url == url + "/"
+    got = await searcher.search("dumps", scope="global")
+    assert {h.url for h in got.results} == {url + "/", url + "/o", url + "/d"}
+    got = await searcher.search("snake", scope="global")
+    assert [h.url for h in got.results] == [url + "/o"]
+    got = await searcher.search("snake_case", scope="global")
+    assert [h.url for h in got.results][:1] == [url + "/o"]

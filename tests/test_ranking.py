@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from yasearch.analysis import analyze
 from yasearch.ranking import (
     DEFAULT_WEIGHTS,
     CollectionStats,
@@ -59,10 +60,10 @@ def test_scores_sum_over_terms_and_match_formula() -> None:
 
     def term(tf: float, df: int) -> float:
         i = math.log(1 + (1000 - df + 0.5) / (df + 0.5))
-        norm = 1 - 0.75 + 0.75 * 100 / 200
-        return i * tf * 2.2 / (tf + 1.2 * norm)
+        return i * tf * 2.2 / (tf + 1.2)
 
-    assert math.isclose(got, term(3, 10) + term(1 + DEFAULT_WEIGHTS.title, 20))
+    norm = 1 - 0.75 + 0.75 * 100 / 200  # the length normalizes the text's tf, not the field boosts
+    assert math.isclose(got, term(3 / norm, 10) + term(1 / norm + DEFAULT_WEIGHTS.title, 20))
 
 
 def test_idf_never_negative() -> None:
@@ -105,3 +106,16 @@ def test_postings_for_document() -> None:
 
 def test_url_text_splits_hosts_and_paths() -> None:
     assert url_text("https://www.example.com/a-b/c_d.html?x=1") == "www example com a b c d html x 1"
+
+
+def test_words_together_in_the_lead_lift_a_document() -> None:
+    from yasearch.ranking import boost_lead_proximity, lead_has_words_together
+
+    terms = analyze("weak reference support")
+    assert lead_has_words_together(terms, "Weak reference support for Python. More text.")
+    assert lead_has_words_together(terms, "Support for weak references")  # any order, close together
+    assert not lead_has_words_together(terms, "Weak coupling. " + "filler " * 10 + "reference support")
+    leads = {"a": "Nothing relevant here at all", "b": "Weak reference support for Python."}
+    ranked = [("a", 2.0), ("b", 1.5), ("c", 1.0)]
+    assert [d for d, _s in boost_lead_proximity(ranked, leads.get, terms, 10)] == ["b", "a", "c"]
+    assert boost_lead_proximity(ranked, leads.get, ["weak"], 10) == ranked  # one word: no proximity

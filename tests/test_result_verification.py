@@ -60,6 +60,17 @@ async def test_fetch_drops_results_whose_page_changed_or_vanished(published) -> 
     assert len(site.hits) == n
 
 
+async def test_fetch_keeps_relaxed_results_that_hold_some_of_the_words(published) -> None:
+    """A relaxed query's results need not have every word (yasearch.relax): a fetched
+    page holding one of them stays."""
+    a, _b, site = published
+    hits_before = len(site.hits)
+    resp = await a.search("zebra quagga")  # one page has both: too few, relaxed
+    assert resp.relaxed and _urls(resp) == {"one", "two", "three"}
+    assert resp.results[0].url.endswith("/one")  # the page with both words first
+    assert {"/one", "/two", "/three"} <= set(site.hits[hits_before:])
+
+
 async def test_off_asks_no_origin_and_origin_does(published) -> None:
     a, b, _site = published
     asked = []

@@ -179,7 +179,7 @@ async def test_facet_links_refine_the_query(peer, http):
 
 async def test_results_show_title_url_snippet_and_origin(peer, http):
     soup = await get_html(http, peer.url + "/search?q=deutsch1+stripes")
-    (hit,) = soup.select("li.result")
+    hit = soup.select("li.result")[0]  # the one page with both words first (then pages with one: relaxed)
     assert hit.select_one(".title a").get_text() == "Deutsch page 1 deutsch1"
     assert hit.select_one(".url").get_text().startswith("localhost:")
     assert hit.select_one(".snippet mark") is not None
@@ -188,11 +188,11 @@ async def test_results_show_title_url_snippet_and_origin(peer, http):
 
 
 async def test_no_results_page_helps(peer, http):
-    soup = await get_html(http, peer.url + "/search?q=zebras+nosuchwordanywhere")
+    soup = await get_html(http, peer.url + "/search?q=nosuchwordanywhere+anothermissingword")
     empty = soup.select_one("#no-results")
     assert empty is not None and "No results for" in empty.get_text()
     broader = {q_of(a["href"]) for a in soup.select("#broader a")}
-    assert "zebras" in broader and "nosuchwordanywhere" in broader
+    assert "anothermissingword" in broader and "nosuchwordanywhere" in broader
     assert "lang:en" in soup.select_one(".syntax-list").get_text()  # the query syntax is shown
     assert soup.select_one("#facets") is None
 

@@ -170,6 +170,10 @@ class SearchResponse(Struct):
     limit: int = 10
     scope: Literal["global", "local"] = "global"
     facets: Facets = {}
+    relaxed: Annotated[
+        bool, Meta(description="too few documents had every word: documents with most of them are shown, total counts those")
+    ] = False
+    did_you_mean: Annotated[str, Meta(description='a query the term dictionary suggests instead, "" if none')] = ""
 
 
 class CrawlStarted(Struct):

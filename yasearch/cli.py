@@ -192,7 +192,10 @@ async def cmd_search(args: argparse.Namespace) -> int:
         print(json.dumps(data, indent=2))
         return 0
     peers = data.get("peers", {})
-    print(f"{plural(data['total'], 'result')} in {data['took_ms']:.0f} ms (peers asked {peers.get('asked', 0)}, answered {peers.get('answered', 0)})")
+    if data.get("did_you_mean"):
+        print(f"Did you mean: {_clean(data['did_you_mean'])}")
+    print(f"{plural(data['total'], 'result')} in {data['took_ms']:.0f} ms (peers asked {peers.get('asked', 0)}, answered {peers.get('answered', 0)})"
+          + (" - too few pages have every word: pages with most of them" if data.get("relaxed") else ""))
     for i, hit in enumerate(data["results"], start=1 + data.get("offset", 0)):
         print(f"\n{i}. {_clean(hit.get('title') or hit['url'])}\n   {_clean(hit['url'])}")
         if hit.get("snippet"):

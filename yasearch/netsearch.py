@@ -20,6 +20,8 @@ is counted as failed and the answer is partial):
 6. Facets (hosts, languages) are counted over the best
    :data:`yasearch.search.FACET_CANDIDATES` (1,000) ranked candidates, from the
    local hits and the remote document records.
+7. Lead proximity, duplicates and host diversity arrange the page as in local
+   search; too few AND matches relax the query (both in :mod:`yasearch.netrelax`).
 """
 
 from __future__ import annotations
@@ -34,13 +36,15 @@ from typing import Any
 
 from yasearch.analysis import analyze
 from yasearch.index import LocalIndex
+from yasearch.netrelax import LOOK_BEYOND, Info, Postings, arrange_page, info_of, relaxed_search, relaxed_words, suggestion
 from yasearch.network import Contact, PeerCallError, Resolver, first_answer
 from yasearch.p2pclient import P2PClient
-from yasearch.query import ParsedQuery, language_matches
+from yasearch.query import ParsedQuery, filters_admit
 from yasearch.ranking import CollectionStats, bm25_scores, rank
 from yasearch.records import DocRecord, Posting, SearchHit, SearchResponse
+from yasearch.relax import should_relax
 from yasearch.resultcheck import ResultChecker
-from yasearch.search import FACET_CANDIDATES, build_query, count_facets
+from yasearch.search import FACET_CANDIDATES, build_query, count_facets, search_local
 from yasearch.snippets import make_snippet
 from yasearch.wire import MAX_LOOKUP_TERMS, MAX_VERIFY_DOCS, LookupReply, LookupRequest, VerifyRequest, present
 
@@ -160,7 +164,14 @@ class GlobalSearch:
 
     # -- the query ----------------------------------------------------------------
 
-    async def search(self, parsed: ParsedQuery, *, limit: int = 10, offset: int = 0) -> SearchResponse:
+    async def search(
+        self, parsed: ParsedQuery, *, limit: int = 10, offset: int = 0, _variant: bool = False,
+        _info: dict[str, Info | None] | None = None,
+    ) -> SearchResponse:
+        """``_variant``: one word of a relaxed search (no relaxing, snippets or checks; hit info into ``_info``)."""
+        if parsed.stopword_phrase:  # stopwords are not indexed: only stored text (this peer's) can answer
+            resp = await search_local(self.index, parsed, limit=limit, offset=offset)
+            return dataclasses.replace(resp, scope="global")
         started = time.perf_counter()
         parsed = capped(parsed)
         tally = _Tally()
@@ -175,14 +186,27 @@ class GlobalSearch:
                 task.cancel()
             elif not task.cancelled() and task.exception() is not None:
                 pass
-        hits, total, facets = await self._rank(parsed, result, limit, offset)
+        hits, total, facets = await self._rank(parsed, result, limit, offset, _info)
+        if _variant:
+            return SearchResponse(query=parsed.raw, total=total, took_ms=0.0, results=hits, scope="global")
+        relaxed, terms = False, list(parsed.terms)
+        if parsed.terms and should_relax(parsed, total):  # AND, or relaxed (yasearch.relax)
+            answer = await relaxed_search(
+                parsed, limit, offset, total, index=self.index, network_stats=self._network_stats,
+                variant=lambda v, depth, info: self.search(v, limit=depth, _variant=True, _info=info),
+                word_postings=lambda ts, ids: self._word_postings(tally, ts, ids),
+            )
+            if answer is not None:
+                (hits, total), relaxed, terms = answer, True, relaxed_words(parsed)
         remaining = self.budget - (time.perf_counter() - started)
-        await self.remote_snippets(hits, list(parsed.terms), min(remaining, 0.5))
+        await self.remote_snippets(hits, terms, min(remaining, 0.5))
         if self.checker is not None and self.verify == "fetch" and parsed.terms:
-            kept = await self.checker.keep(hits, list(parsed.terms), local=("local", self.node_id))
+            kept = await self.checker.keep(hits, terms, local=("local", self.node_id), any_term=relaxed)
             total -= len(hits) - len(kept)
             hits = kept
         return SearchResponse(
+            relaxed=relaxed,
+            did_you_mean=await suggestion(self.index, parsed, relaxed, total),
             query=parsed.raw,
             total=total,
             took_ms=(time.perf_counter() - started) * 1000.0,
@@ -193,6 +217,12 @@ class GlobalSearch:
             peers=tally.as_dict(),
             facets=facets,
         )
+
+    async def _word_postings(self, tally: _Tally, terms: list[str], ids: list[str]) -> tuple[dict[str, int], Postings]:
+        """df of ``terms`` and each one's postings of the documents ``ids`` (relaxed rescoring)."""
+        df = await self._df(tally, terms)
+        replies = await asyncio.gather(*(self._lookup(tally, t, LookupRequest(terms=[t], candidates=ids)) for t in terms))
+        return df, {t: self._postings(r, t) for t, r in zip(terms, replies)}
 
     async def _collect(self, parsed: ParsedQuery, tally: _Tally, out: dict[str, Any]) -> None:
         """Fill ``out`` step by step, so a timeout leaves whatever is complete."""
@@ -297,8 +327,10 @@ class GlobalSearch:
                 docnums = set(sorted(docnums)[:LOCAL_CANDIDATES])
             postings = view.postings(terms, docnums) if terms else {}
             hits: dict[str, SearchHit] = {}
+            info: dict[str, Info] = {}
             for d in docnums:
                 f = view.stored(d)
+                info[f["doc_id"]] = (f["url"], f.get("host", ""), f.get("description", ""), int(f.get("length", 0)))
                 plain, marked = make_snippet(f.get("body", ""), terms, fallback=f.get("description", ""))
                 hits[f["doc_id"]] = SearchHit(
                     url=f["url"],
@@ -312,7 +344,7 @@ class GlobalSearch:
                     language=f.get("language", ""),
                     crawled_at=float(f.get("crawled_at", 0.0)),
                 )
-            return {"postings": postings, "hits": hits}
+            return {"postings": postings, "hits": hits, "info": info}
 
         return await self.index.run_read(run)
 
@@ -324,7 +356,8 @@ class GlobalSearch:
         return n, (total / n if n else 0.0)
 
     async def _rank(
-        self, parsed: ParsedQuery, result: dict[str, Any], limit: int, offset: int
+        self, parsed: ParsedQuery, result: dict[str, Any], limit: int, offset: int,
+        info_out: dict[str, Info | None] | None = None,
     ) -> tuple[list[SearchHit], int, dict[str, list[list[Any]]]]:
         """The page of hits, the number of matches and the facets.
 
@@ -346,7 +379,8 @@ class GlobalSearch:
         remote_ids = set(by_term[terms[0]]) if terms else set()
         for t in terms[1:]:
             remote_ids &= set(by_term[t])
-        remote_ids = {d for d in remote_ids if self._record_ok(parsed, records.get(d))}
+        # site: and lang: need the record's host and language; a candidate without a record cannot be shown
+        remote_ids = {d for d in remote_ids if (r := records.get(d)) and filters_admit(parsed, r.host, r.language)}
         # Phrases: verified by the documents' origins (local matches were checked by Whoosh).
         phrase_ok: dict[str, str] = result.get("phrase_ok", {})
         if parsed.phrases:
@@ -373,8 +407,14 @@ class GlobalSearch:
             return (rec.host, rec.language) if rec is not None else None
 
         facets = count_facets(p for p in (facet_pair(d) for d, _s in ranked[:FACET_CANDIDATES]) if p is not None)
+        # duplicates and host crowding (yasearch.dedupe) need the records of the ranks looked at
+        window = [d for d, _s in ranked[: offset + limit + LOOK_BEYOND] if d not in local_hits]
+        await self._page_records(result, [d for d in window if not (d in records and records[d].url)], records)
+        info = info_of(local.get("info", {}), records)
+        ranked = arrange_page(ranked, info, terms, offset + limit)
         page = ranked[offset : offset + limit]
-        await self._page_records(result, [d for d, _s in page if d not in local_hits], records)
+        if info_out is not None:
+            info_out.update((d, info(d)) for d, _s in page)
         hits: list[SearchHit] = []
         for d, score in page:
             if d in local_hits:
@@ -420,30 +460,6 @@ class GlobalSearch:
         for d, rec in (present(reply.docs) or {}).items():
             if d in ids:
                 records[d] = rec.to_record()
-
-    @staticmethod
-    def _record_ok(parsed: ParsedQuery, rec: DocRecord | None) -> bool:
-        """site: and lang: filters need the record's host and language; a candidate
-        without a record cannot be shown."""
-        if rec is None:
-            return False
-        host = rec.host.lower()
-        if host.startswith("["):  # [v6]:port
-            host = host[1:].split("]", 1)[0]
-        elif host.count(":") == 1:  # host:port (site: matches any port, like the local index)
-            host = host.split(":", 1)[0]
-        if parsed.sites and not any(host == s or host.endswith("." + s) for s in parsed.sites):
-            return False
-        excluded_sites = getattr(parsed, "excluded_sites", [])
-        if excluded_sites and any(host == s or host.endswith("." + s) for s in excluded_sites):
-            return False
-        languages = getattr(parsed, "languages", [])
-        if languages and not any(language_matches(rec.language, lang) for lang in languages):
-            return False
-        excluded_languages = getattr(parsed, "excluded_languages", [])
-        if excluded_languages and any(language_matches(rec.language, lang) for lang in excluded_languages):
-            return False
-        return True
 
     @staticmethod
     def _phrase_in_record(phrases: list[list[str]], rec: DocRecord | None) -> bool:

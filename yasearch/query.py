@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from yasearch.analysis import analyze
+from yasearch.analysis import TOKEN_RE, query_terms as analyze
 
 
 class QueryError(ValueError):
@@ -43,6 +43,9 @@ class ParsedQuery:
     languages: list[str] = field(default_factory=list)
     #: Languages excluded with -lang:xx.
     excluded_languages: list[str] = field(default_factory=list)
+    #: A query of stopwords only (``to be or not to be``), lowercased: searched
+    #: as a phrase in the stored text (stopwords are not indexed).
+    stopword_phrase: list[str] = field(default_factory=list)
 
     @property
     def is_site_listing(self) -> bool:
@@ -93,6 +96,23 @@ def language_matches(language: str, wanted: str) -> bool:
     return lang == wanted or lang.startswith(wanted + "-")
 
 
+def filters_admit(parsed: ParsedQuery, host: str, language: str) -> bool:
+    """Whether the ``site:`` and ``lang:`` filters (and their exclusions) admit a
+    document of ``host`` and ``language``; ``site:`` matches any port, like the local index."""
+    host = host.lower()
+    if host.startswith("["):  # [v6]:port
+        host = host[1:].split("]", 1)[0]
+    elif host.count(":") == 1:  # host:port
+        host = host.split(":", 1)[0]
+    if parsed.sites and not any(host == s or host.endswith("." + s) for s in parsed.sites):
+        return False
+    if parsed.excluded_sites and any(host == s or host.endswith("." + s) for s in parsed.excluded_sites):
+        return False
+    if parsed.languages and not any(language_matches(language, lang) for lang in parsed.languages):
+        return False
+    return not any(language_matches(language, lang) for lang in parsed.excluded_languages)
+
+
 def _add_unique(target: list[str], items: list[str]) -> None:
     for item in items:
         if item not in target:
@@ -103,7 +123,8 @@ def parse_query(q: str) -> ParsedQuery:
     """Parse and analyze a query string.
 
     Raises :class:`QueryError` when nothing searchable remains (empty input,
-    only stopwords or punctuation, only exclusions, only ``lang:``). A
+    only punctuation, only exclusions, only ``lang:``); a query of stopwords
+    only becomes a :attr:`ParsedQuery.stopword_phrase`. A
     bare ``site:host`` is a valid query: it lists that site; ``lang:xx`` only
     narrows a query that has words or a site. Length limits are the caller's business.
     """
@@ -153,10 +174,11 @@ def parse_query(q: str) -> ParsedQuery:
             raise QueryError("lang: only narrows a search: add at least one word (or a site:) to search for")
         if parsed.excluded or parsed.excluded_phrases or parsed.excluded_sites or parsed.excluded_languages:
             raise QueryError("the query only excludes words: add at least one word to search for")
-        raise QueryError(
-            "the query has no searchable words (it contains only very common words "
-            "such as 'the' or 'and', or punctuation)"
-        )
+        words = [w.lower() for w in TOKEN_RE.findall(q.replace('"', " "))]
+        if words:
+            parsed.stopword_phrase = words
+            return parsed
+        raise QueryError("the query has no searchable words (only punctuation)")
     return parsed
 
 

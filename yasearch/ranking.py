@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from yasearch.analysis import analyze
@@ -140,11 +141,13 @@ def bm25_scores(
             continue
         term_idf = idf(stats.n_docs, stats.df.get(term, len(plist)))
         for p in plist:
-            wtf = p.tf + weights.boost(p.flags)
+            norm = (1.0 - B + B * (p.length / avg)) if avg > 0 else 1.0
+            # BM25F-style: the document's length normalizes its text, not its short
+            # fields (title, headings, URL, description), whose hits are added after
+            wtf = p.tf / norm + weights.boost(p.flags)
             if wtf <= 0:
                 continue
-            norm = (1.0 - B + B * (p.length / avg)) if avg > 0 else 1.0
-            contribution = term_idf * (wtf * (K1 + 1.0)) / (wtf + K1 * norm)
+            contribution = term_idf * (wtf * (K1 + 1.0)) / (wtf + K1)
             scores[p.doc_id] = scores.get(p.doc_id, 0.0) + contribution
     return scores
 
@@ -152,3 +155,58 @@ def bm25_scores(
 def rank(scores: dict[str, float]) -> list[tuple[str, float]]:
     """Documents by descending score, ties broken by doc_id so every peer agrees."""
     return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+
+
+#: Exponent of the coordination factor of relaxed queries.
+COORDINATION_POWER = 2.0
+
+
+def coordinated(score: float, matched: int, n_words: int) -> float:
+    """A relaxed query's score: BM25 times (share of the query's words the document has) ** 2.
+
+    A document with every word keeps its score; one with half of them keeps a
+    quarter, so documents matching most words come first unless a document with
+    fewer is much more about them.
+    """
+    if n_words <= 0:
+        return score
+    return score * (min(matched, n_words) / n_words) ** COORDINATION_POWER
+
+
+#: Score factor of a document whose lead text (description, or the lead
+#: paragraph standing in for it) holds every query word close together.
+LEAD_PROXIMITY_BOOST = 1.0
+#: "Close together": within a span of this many tokens more than the words.
+LEAD_SLACK = 3
+#: Ranks beyond the page asked for that proximity can lift onto it.
+PROXIMITY_WINDOW = 30
+
+
+def lead_has_words_together(terms: list[str], lead: str) -> bool:
+    """Every one of ``terms`` (analyzed) occurs in ``lead`` within a span of
+    ``len(terms) + LEAD_SLACK`` analyzed tokens."""
+    wanted = set(terms)
+    if not wanted or not lead:
+        return False
+    toks = analyze(lead)
+    width = len(wanted) + LEAD_SLACK
+    for i, t in enumerate(toks):
+        if t in wanted and wanted <= set(toks[i : i + width]):
+            return True
+    return False
+
+
+def boost_lead_proximity(
+    ranked: list[tuple[str, float]], lead_of: Callable[[str], str | None], terms: list[str], upto: int
+) -> list[tuple[str, float]]:
+    """Term proximity, where it is cheap and telling: the best ``upto`` ranks (and as
+    :data:`PROXIMITY_WINDOW` more) are rescored, a document whose lead text holds every query word
+    close together getting its score times ``1 + LEAD_PROXIMITY_BOOST``."""
+    if len(set(terms)) < 2:
+        return ranked
+    n = upto + PROXIMITY_WINDOW
+    head = [
+        (d, s * (1.0 + LEAD_PROXIMITY_BOOST) if lead_has_words_together(terms, lead_of(d) or "") else s)
+        for d, s in ranked[:n]
+    ]
+    return rank(dict(head)) + ranked[n:]

@@ -83,6 +83,11 @@ class SearchResponse:
     #: Navigators: ``{"host": [[host, count], ...], "language": [[lang, count], ...]}``,
     #: most frequent first, counted over (at most) the best 1,000 matches.
     facets: dict[str, list[list[Any]]] = field(default_factory=lambda: {"host": [], "language": []})
+    #: Too few documents had every word, so documents with most of them are shown
+    #: (yasearch.relax); ``total`` then counts those.
+    relaxed: bool = False
+    #: A query the term dictionary suggests instead ("did you mean"), "" if none.
+    did_you_mean: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

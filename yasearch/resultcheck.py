@@ -13,7 +13,8 @@ results of a global search:
 * a result is **dropped** when the page does not resolve, is refused, gone
   (``http_4xx``), disallowed, not a page, or no longer contains every query term
   (in its title, headings, text, description or URL, by the same analyzer that
-  indexed it); a transient failure (timeout, 5xx, 429) keeps it: that proves
+  indexed it; any of them for a relaxed query, whose results need not have every
+  word, :mod:`yasearch.relax`); a transient failure (timeout, 5xx, 429) keeps it: that proves
   nothing about the page;
 * outcomes are cached per URL for ``ttl`` seconds (at most ``cache_size`` URLs), so
   paging through results or repeating a query fetches nothing again, and at most
@@ -129,20 +130,26 @@ class ResultChecker:
             self._cache.popitem(last=False)
         return reason, terms
 
-    async def holds(self, url: str, terms: Iterable[str]) -> bool:
-        """Whether the page at ``url`` should still be shown for ``terms``."""
+    async def holds(self, url: str, terms: Iterable[str], *, any_term: bool = False) -> bool:
+        """Whether the page at ``url`` should still be shown for ``terms`` (every one, or
+        with ``any_term`` at least one)."""
         reason, page = await self._look(url)
         if reason is not None:
             return reason in TRANSIENT or (reason.startswith("http_5"))
-        return all(t in page for t in terms)
+        return (any if any_term else all)(t in page for t in terms)
 
-    async def keep(self, hits: list[SearchHit], terms: list[str], *, local: Iterable[str] = ("local",)) -> list[SearchHit]:
-        """``hits`` without the remote ones among the first ``top`` that fail the check."""
+    async def keep(
+        self, hits: list[SearchHit], terms: list[str], *, local: Iterable[str] = ("local",), any_term: bool = False
+    ) -> list[SearchHit]:
+        """``hits`` without the remote ones among the first ``top`` that fail the check
+        (``any_term``: a relaxed query's results need one of the terms, not all)."""
         skip = set(local)
         checked = [h for h in hits[: self.top] if h.origin not in skip]
         if not checked:
             return hits
-        verdicts = await asyncio.gather(*(self.holds(h.url, terms) for h in checked), return_exceptions=True)
+        verdicts = await asyncio.gather(
+            *(self.holds(h.url, terms, any_term=any_term) for h in checked), return_exceptions=True
+        )
         drop = set()
         for h, ok in zip(checked, verdicts):
             if isinstance(ok, BaseException):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from functools import lru_cache
 from typing import Any, Iterable
 from urllib.parse import urlsplit
 
@@ -19,8 +20,11 @@ from whoosh.query import And, AndNot, Or, Phrase, Prefix, Query, Term
 
 from yasearch.index import PHRASE_FIELDS, POSTING_FIELDS, LocalIndex, ReadView
 from yasearch.query import ParsedQuery, normalize_language
-from yasearch.ranking import CollectionStats, bm25_scores, rank
+from yasearch.ranking import CollectionStats, bm25_scores, boost_lead_proximity, rank
 from yasearch.records import SearchHit, SearchResponse
+from yasearch.dedupe import arrange
+from yasearch.didyoumean import did_you_mean
+from yasearch.relax import RELAX_BELOW, relaxed_terms, relaxed_view, should_relax, stopword_view
 from yasearch.snippets import make_snippet
 
 _TERM_FIELDS = tuple(name for name, _ in POSTING_FIELDS)
@@ -125,15 +129,31 @@ def build_query(parsed: ParsedQuery) -> Query | None:
     if parsed.languages:
         required.append(language_query(parsed.languages))
     q: Query = required[0] if len(required) == 1 else And(required)
+    negative = _negative_query(parsed)
+    if negative is not None:
+        q = AndNot(q, negative)
+    return q
+
+
+def _negative_query(parsed: ParsedQuery) -> Query | None:
+    """Documents the query's exclusions drop, None if it has none."""
     negative: list[Query] = [_any_field(t) for t in parsed.excluded]
     negative += [phrase_anywhere(p) for p in parsed.excluded_phrases]
     if parsed.excluded_sites:
         negative.append(site_query(parsed.excluded_sites))
     if parsed.excluded_languages:
         negative.append(language_query(parsed.excluded_languages))
-    if negative:
-        q = AndNot(q, Or(negative))
-    return q
+    return Or(negative) if negative else None
+
+
+def _filter_docnums(view: ReadView, parsed: ParsedQuery) -> tuple[set[int] | None, set[int]]:
+    """(docnums site:/lang: admit, None for all; docnums the exclusions drop)."""
+    required = ([site_query(parsed.sites)] if parsed.sites else []) + (
+        [language_query(parsed.languages)] if parsed.languages else []
+    )
+    allowed = view.docnums(And(required) if len(required) > 1 else required[0]) if required else None
+    negative = _negative_query(parsed)
+    return allowed, (view.docnums(negative) if negative is not None else set())
 
 
 def _snippet(stored: dict[str, Any], terms: list[str]) -> tuple[str, str]:
@@ -141,8 +161,8 @@ def _snippet(stored: dict[str, Any], terms: list[str]) -> tuple[str, str]:
     return make_snippet(stored.get("body", ""), terms, fallback=stored.get("description", ""))
 
 
-def _hit(view: ReadView, docnum: int, score: float, terms: list[str]) -> SearchHit:
-    f: dict[str, Any] = view.stored(docnum)
+def _hit(view: ReadView, docnum: int, score: float, terms: list[str], stored: Any = None) -> SearchHit:
+    f: dict[str, Any] = (stored or view.stored)(docnum)
     plain, marked = _snippet(f, terms)
     return SearchHit(
         url=f["url"],
@@ -164,12 +184,44 @@ _NO_FACETS: _Facets = {"host": [], "language": []}
 
 def _search_view(
     view: ReadView, parsed: ParsedQuery, limit: int, offset: int
-) -> tuple[int, list[SearchHit], _Facets]:
-    """Runs in a reader thread: candidates, BM25, page, snippets, facets."""
+) -> tuple[int, list[SearchHit], _Facets, bool]:
+    """Runs in a reader thread: candidates, BM25, page, snippets, facets; and
+    whether AND was relaxed (see :mod:`yasearch.relax`)."""
+    if parsed.stopword_phrase:
+        ranked, by_id = stopword_view(view, parsed.stopword_phrase)
+        return _page(view, ranked, by_id, [], limit, offset) + (False,)
     q = build_query(parsed)
     if q is None:
-        return 0, [], dict(_NO_FACETS)
+        return 0, [], dict(_NO_FACETS), False
     docnums = view.docnums(q)
+    if parsed.terms and should_relax(parsed, len(docnums)):
+        ranked, by_id = relaxed_view(view, parsed, *_filter_docnums(view, parsed))
+        if len(ranked) > len(docnums):
+            return _page(view, ranked, by_id, relaxed_terms(parsed), limit, offset) + (True,)
+    return _and_view(view, parsed, docnums, limit, offset) + (False,)
+
+
+def _page(
+    view: ReadView, ranked: list[tuple[str, float]], by_id: dict[str, int], terms: list[str], limit: int, offset: int
+) -> tuple[int, list[SearchHit], _Facets]:
+    facets = _view_facets(view, (by_id[doc] for doc, _score in ranked[:FACET_CANDIDATES]))
+    stored = lru_cache(maxsize=None)(view.stored)  # read once for proximity, duplicates and the hit
+    if terms:
+        info = lru_cache(maxsize=None)(lambda doc: _display_info(stored(by_id[doc])))
+        ranked = boost_lead_proximity(ranked, lambda doc: info(doc)[2], terms, offset + limit)
+        ranked = arrange(ranked, info, offset + limit)
+    page = ranked[offset : offset + limit]
+    return len(ranked), [_hit(view, by_id[doc], score, terms, stored) for doc, score in page], facets
+
+
+def _display_info(f: dict[str, Any]) -> tuple[str, str, str, int]:
+    """(url, host, lead text, length) of stored fields, for :func:`yasearch.dedupe.arrange`."""
+    return f["url"], f.get("host", ""), f.get("description", ""), int(f.get("length", 0))
+
+
+def _and_view(
+    view: ReadView, parsed: ParsedQuery, docnums: set[int], limit: int, offset: int
+) -> tuple[int, list[SearchHit], _Facets]:
     if not parsed.terms:
         # Bare site: listing. No terms to score, so order by URL.
         listing = sorted((view.url_of(d), d) for d in docnums)
@@ -185,10 +237,8 @@ def _search_view(
         df={t: view.df(t) for t in parsed.terms},
     )
     ranked = rank(bm25_scores(postings, stats))
-    page = ranked[offset : offset + limit]
     by_id = {view.doc_id_of(d): d for d in docnums}
-    facets = _view_facets(view, (by_id[doc] for doc, _score in ranked[:FACET_CANDIDATES]))
-    return len(docnums), [_hit(view, by_id[doc], score, parsed.terms) for doc, score in page], facets
+    return _page(view, ranked, by_id, parsed.terms, limit, offset)
 
 
 async def search_local(index: LocalIndex, parsed: ParsedQuery, *, limit: int = 10, offset: int = 0) -> SearchResponse:
@@ -201,8 +251,10 @@ async def search_local(index: LocalIndex, parsed: ParsedQuery, *, limit: int = 1
     started = time.perf_counter()
     limit = max(0, int(limit))
     offset = max(0, int(offset))
-    total, hits, facets = await index.run_read(lambda view: _search_view(view, parsed, limit, offset))
+    total, hits, facets, relaxed = await index.run_read(lambda view: _search_view(view, parsed, limit, offset))
     return SearchResponse(
+        relaxed=relaxed,
+        did_you_mean=await index.run_read(lambda v: did_you_mean(v, parsed)) if relaxed or total < RELAX_BELOW else "",
         query=parsed.raw,
         total=total,
         took_ms=(time.perf_counter() - started) * 1000.0,

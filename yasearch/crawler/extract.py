@@ -29,6 +29,25 @@ MAX_DESCRIPTION_CHARS = 2000
 #: Elements whose content is never visible text.
 INVISIBLE_TAGS = ["script", "style", "noscript", "template", "svg", "head", "iframe", "object"]
 _HEADING_TAGS = ("h1", "h2", "h3", "h4", "h5", "h6")
+#: Elements that start a new line of text where the page shows them. Inline
+#: elements (a, b, code, span, ...) add no whitespace: ``json.<a>dumps</a>(``
+#: reads ``json.dumps(`` as on screen.
+BLOCK_TAGS = (
+    "address", "article", "aside", "blockquote", "body", "br", "caption", "dd", "details", "dialog", "div",
+    "dl", "dt", "fieldset", "figcaption", "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6",
+    "header", "hr", "li", "main", "nav", "ol", "option", "p", "pre", "section", "summary", "table", "tbody",
+    "td", "tfoot", "th", "thead", "tr", "ul", "img",
+)
+#: The page's own content, preferred over everything around it when present.
+MAIN_SELECTOR = "main, article, [role=main]"
+#: Without a meta description, the page's lead paragraph stands in: the first
+#: paragraph of the main content with at least this many words, cut to
+#: LEAD_CHARS. Search engines show and weight a page's opening the same way.
+LEAD_MIN_WORDS = 5
+LEAD_CHARS = 300
+#: Page furniture kept out of the body text (and so out of snippets): site
+#: navigation, banners, footers and sidebars. A page of furniture only keeps it.
+BOILERPLATE_SELECTOR = "nav, header, footer, aside, [role=navigation], [role=banner], [role=contentinfo]"
 _WS = re.compile(r"\s+")
 _META_CHARSET = re.compile(
     rb"""<meta[^>]{0,512}?charset\s*=\s*["']?\s*([a-zA-Z0-9_:.\-]{1,40})""", re.IGNORECASE
@@ -187,14 +206,55 @@ def _extract_lexbor(text: str, url: str) -> Extracted:
         a = el.attributes
         c.anchor(a.get("rel"), a.get("href"))
     tree.strip_tags(INVISIBLE_TAGS)
+    for el in tree.css(",".join(BLOCK_TAGS)):
+        el.insert_before("\n")
+        el.insert_after("\n")
     c.out.headings = _collapse(
-        " \n ".join(h.text(separator=" ") for h in tree.css(",".join(_HEADING_TAGS))),
+        " \n ".join(h.text(separator="") for h in tree.css(",".join(_HEADING_TAGS))),
         MAX_HEADINGS_CHARS,
     )
     body = tree.body
     node = body if body is not None else tree.root
-    c.out.body = _collapse(node.text(separator=" ") if node is not None else "", MAX_BODY_CHARS)
+    if not c.out.description and node is not None:
+        c.out.description = _lead((m.text(separator="") for m in tree.css(MAIN_SELECTOR + ", p")))
+    c.out.body = _collapse(_content_text(tree, node), MAX_BODY_CHARS)
     return c.finish()
+
+
+def _lead(paragraphs: Any) -> str:
+    """The first paragraph text with at least LEAD_MIN_WORDS words, at most LEAD_CHARS (whole words)."""
+    for text in paragraphs:
+        text = _collapse(text, MAX_DESCRIPTION_CHARS)
+        if len(text.split()) >= LEAD_MIN_WORDS:
+            if len(text) > LEAD_CHARS:
+                text = text[:LEAD_CHARS].rsplit(" ", 1)[0]
+            return text
+    return ""
+
+
+def _content_text(tree: Any, node: Any) -> str:
+    """The page's text as shown: its main content if marked, without furniture."""
+    if node is None:
+        return ""
+    mains = tree.css(MAIN_SELECTOR)
+    if mains:
+        text = "\n".join(m.text(separator="") for m in mains if not any(_inside(m, o) for o in mains if o is not m))
+        if text.strip():
+            return text
+    whole = node.text(separator="")
+    for el in node.css(BOILERPLATE_SELECTOR):
+        el.decompose()
+    rest = node.text(separator="")
+    return rest if rest.strip() else whole
+
+
+def _inside(node: Any, other: Any) -> bool:
+    p = node.parent
+    while p is not None:
+        if p.mem_id == other.mem_id:
+            return True
+        p = p.parent
+    return False
 
 
 def _extract_soup(text: str, url: str) -> Extracted:
@@ -229,11 +289,22 @@ def _extract_soup(text: str, url: str) -> Extracted:
         c.anchor(attr(el, "rel"), attr(el, "href"))
     for el in soup.find_all(INVISIBLE_TAGS):
         el.decompose()
+    for el in soup.find_all(list(BLOCK_TAGS)):
+        el.insert_before("\n")
+        el.insert_after("\n")
     c.out.headings = _collapse(
-        " \n ".join(h.get_text(" ") for h in soup.find_all(list(_HEADING_TAGS))), MAX_HEADINGS_CHARS
+        " \n ".join(h.get_text("") for h in soup.find_all(list(_HEADING_TAGS))), MAX_HEADINGS_CHARS
     )
     node = soup.body or soup
-    c.out.body = _collapse(node.get_text(" "), MAX_BODY_CHARS)
+    mains = [m for m in soup.select(MAIN_SELECTOR) if not any(p in m.parents for p in soup.select(MAIN_SELECTOR))]
+    text = "\n".join(m.get_text("") for m in mains)
+    if not text.strip():
+        text = node.get_text("")
+        for el in node.select(BOILERPLATE_SELECTOR):
+            el.decompose()
+        rest = node.get_text("")
+        text = rest if rest.strip() else text
+    c.out.body = _collapse(text, MAX_BODY_CHARS)
     return c.finish()
 
 

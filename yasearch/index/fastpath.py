@@ -22,7 +22,7 @@ from whoosh.fields import TEXT, Schema
 from whoosh.formats import Frequency, Positions
 from whoosh.system import pack_uint
 
-from yasearch.analysis import analyze_positions, is_standard_analyzer, make_analyzer
+from yasearch.analysis import analyze_positions, is_legacy_analyzer, is_standard_analyzer, make_analyzer
 from yasearch.ranking import TEXT_FIELDS, document_length as _ranking_document_length
 from yasearch.records import Document
 
@@ -40,9 +40,9 @@ def fast_analysis_ok() -> bool:
 _local = threading.local()
 
 
-def _analyzed(text: str) -> tuple[list[str], int]:
+def _analyzed(text: str) -> tuple[list[str], Any]:
     """analyze_positions with a per-thread memo of the last few texts (one document's fields)."""
-    memo: dict[str, tuple[list[str], int]] | None = getattr(_local, "memo", None)
+    memo: dict[str, tuple[list[str], Any]] | None = getattr(_local, "memo", None)
     if memo is None:
         memo = _local.memo = {}
     hit = memo.get(text)
@@ -74,12 +74,12 @@ class FastText(TEXT):
     def index(self, value: Any, **kwargs: Any) -> Any:
         if not isinstance(value, str) or kwargs:
             return TEXT.index(self, value, **kwargs)
-        terms, first = _analyzed(value)
+        terms, positions = _analyzed(value)
         fmt = self.format
         fb = fmt.field_boost
         if type(fmt) is Positions:
             poses: dict[str, list[int]] = {}
-            for pos, term in enumerate(terms, first):
+            for pos, term in zip(positions, terms):
                 lst = poses.get(term)
                 if lst is None:
                     poses[term] = [pos]
@@ -120,7 +120,9 @@ def fast_schema(schema: Schema) -> Schema:
     for name, f in schema.items():
         if (
             type(f) is TEXT and type(f.format) in (Positions, Frequency) and not f.vector
-            and not f.separate_spelling() and is_standard_analyzer(f.analyzer)
+            and not f.separate_spelling()
+            # an index built before identifier parts (analysis.is_legacy_analyzer) gets them from now on
+            and (is_standard_analyzer(f.analyzer) or is_legacy_analyzer(f.analyzer))
         ):
             fast = FastText.__new__(FastText)
             fast.__dict__.update(f.__dict__)
