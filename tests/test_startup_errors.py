@@ -46,6 +46,22 @@ async def test_a_data_dir_without_permission(tmp_path: Path) -> None:
     one_line(await peer_run(tmp_path / "ro"), f"data dir {tmp_path / 'ro'} is not writable", "chown")
 
 
+async def test_a_data_dir_on_a_read_only_filesystem(tmp_path: Path) -> None:
+    """Root ignores permission bits but not a read-only mount: a real read-only tmpfs."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a read-only filesystem needs root")
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    done = await asyncio.create_subprocess_exec("mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(ro))
+    if await done.wait() != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        one_line(await peer_run(ro), f"data dir {ro} is not writable", "Read-only file system")
+    finally:
+        umount = await asyncio.create_subprocess_exec("umount", str(ro))
+        await umount.wait()
+
+
 async def test_a_damaged_identity(tmp_path: Path) -> None:
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "node_key.pem").write_text("garbage")
