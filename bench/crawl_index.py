@@ -374,7 +374,26 @@ def main(argv: list[str] | None = None) -> int:
                     help="override a peer config value, e.g. --set commit_batch=1000 (repeatable)")
     ap.add_argument("--json", type=Path, help="also write the figures as JSON to this file")
     ap.add_argument("--strict", action="store_true", help="exit 2 when a goal is not met")
+    ap.add_argument("--growth", metavar="SIZES", default="",
+                    help="also time queries on directly indexed sites of these sizes, e.g. 600,6000,60000")
+    ap.add_argument("--big", type=int, default=0, metavar="N",
+                    help="with --growth: also a site of N pages of 100 KB-1 MB")
+    ap.add_argument("--growth-only", action="store_true", help="skip the crawl benchmark, run --growth only")
+    ap.add_argument("--keep", type=Path, help="with --growth: keep the indexes in this directory and reuse them")
+    ap.add_argument("--no-check", action="store_true", help="with --growth: do not compare with exhaustive scoring")
     args = ap.parse_args(argv)
+    if args.growth or args.big:
+        from bench import growth
+
+        sizes = [int(x) for x in args.growth.split(",") if x.strip()]
+        rows = growth.run(sizes, queries=args.queries, seed=args.seed, workers=args.workers, keep=args.keep,
+                          big=args.big, check=not args.no_check)
+        print()
+        print(growth.table(rows))
+        if args.json:
+            args.json.with_suffix(".growth.json").write_text(json.dumps(rows, indent=2) + "\n")
+        if args.growth_only:
+            return 0
 
     from yasearch.config import Config
 

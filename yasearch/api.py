@@ -150,7 +150,8 @@ async def search(request: web.Request) -> web.Response:
     offset = int_param(request.query.get("offset"), "offset", 0, 0, MAX_OFFSET)
     scope = scope_param(request.query.get("scope"))
     try:
-        resp = await peer.search(q, limit=limit, offset=offset, scope=scope)
+        resp = await peer.search(q, limit=limit, offset=offset, scope=scope,
+                                 facets=request.query.get("facets", "true").lower() not in ("false", "0", "no"))
     except QueryError as e:
         raise ApiError(400, "bad_query", str(e)) from None
     return web.json_response(resp.to_dict())

@@ -36,7 +36,8 @@ from yasearch.p2p import PROTOCOL_VERSION, posting_from_wire, record_from_wire
 from yasearch.query import ParsedQuery, language_matches
 from yasearch.ranking import CollectionStats, bm25_scores, rank
 from yasearch.records import DocRecord, Posting, SearchHit, SearchResponse
-from yasearch.search import FACET_CANDIDATES, build_query, count_facets
+from yasearch.facets import FACET_CANDIDATES, count_facets
+from yasearch.search import build_query
 from yasearch.snippets import make_snippet
 
 if TYPE_CHECKING:

@@ -366,6 +366,7 @@ def spec() -> dict[str, Any]:
                     _q("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 10}, "results per page"),
                     _q("offset", {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET, "default": 0}, "results to skip"),
                     _q("scope", {"type": "string", "enum": ["global", "local"], "default": "global"}, "global: the DHT and this peer; local: this peer's index only"),
+                    _q("facets", {"type": "boolean", "default": True}, "count the matches by host and language (false: skip, faster for local search)"),
                 ],
                 "responses": {"200": _json(_ref("SearchResponse"), "Ranked results"), "400": _err("BadRequest")},
             }

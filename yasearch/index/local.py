@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 from whoosh import index as whoosh_index
 from whoosh.query import Term
 
+from yasearch.index.docvalues import DocValues
 from yasearch.index.reader import ReadView
 from yasearch.index.schema import make_schema
 from yasearch.index.writer import WriteOp, WriteOutcome, WriterState, sync_new_files
@@ -78,6 +79,7 @@ class LocalIndex:
         self._views: list[ReadView] = []
         self._views_lock = threading.Lock()
         self._length_cache: dict[tuple[str, int], int] = {}
+        self._docvalues = DocValues()
         self._synced: set[str] = set()
         self._error: BaseException | None = None
 
@@ -243,7 +245,7 @@ class LocalIndex:
         view: ReadView | None = getattr(self._local, "view", None)
         generation = self._generation
         if view is None:
-            view = ReadView(self._ix.searcher(), generation, self._length_cache)
+            view = ReadView(self._ix.searcher(), generation, self._length_cache, self._docvalues)
             self._local.view = view
             with self._views_lock:
                 self._views.append(view)

@@ -9,6 +9,7 @@ Whoosh: :meth:`ReadView.postings` returns the same
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -18,6 +19,7 @@ from whoosh.query import And, Or, Term
 from whoosh.reading import TermNotFound
 from whoosh.searching import Searcher
 
+from yasearch.index.docvalues import DocValues
 from yasearch.index.schema import POSTING_FIELDS, TF_FIELDS
 from yasearch.ranking import CollectionStats
 from yasearch.records import DocRecord, Posting
@@ -39,10 +41,12 @@ class ReadView:
     to evaluate Whoosh queries for candidate selection.
     """
 
-    def __init__(self, searcher: Searcher, generation: int, length_cache: dict[tuple[str, int], int]) -> None:
+    def __init__(self, searcher: Searcher, generation: int, length_cache: dict[tuple[str, int], int],
+                 docvalues: DocValues | None = None) -> None:
         self.searcher = searcher
         self.generation = generation
         self._length_cache = length_cache
+        self._docvalues = docvalues or DocValues()
         self._setup()
 
     def _setup(self) -> None:
@@ -57,6 +61,9 @@ class ReadView:
             self._urls = self.reader.column_reader("url")
             self._lengths = self.reader.column_reader("length")
         self._leaves = list(self.reader.leaf_readers())
+        self._leaf_starts = [offset for _leaf, offset in self._leaves]
+        #: Per-generation memo for search code (e.g. facets per query); cleared on refresh.
+        self.memo: dict[str, Any] = {}
         # column reads cost microseconds each and a query reads the same docs many times
         self._doc_id_memo: dict[int, str] = {}
         self._length_memo: dict[int, int] = {}
@@ -103,6 +110,14 @@ class ReadView:
         if v is None:
             v = self._length_memo[docnum] = int(self._lengths[docnum])
         return v
+
+    def host_language(self, docnum: int) -> tuple[str, str]:
+        """(host, language) of a document as indexed, without reading its stored fields."""
+        i = bisect_right(self._leaf_starts, docnum) - 1
+        leaf, offset = self._leaves[i]
+        hosts, languages = self._docvalues.of_leaf(leaf)
+        d = docnum - offset
+        return hosts[d], languages[d]
 
     def docnum_of(self, doc_id: str) -> int | None:
         return self.searcher.document_number(doc_id=doc_id)
