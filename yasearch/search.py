@@ -28,9 +28,9 @@ from yasearch.facets import (  # noqa: F401 - FACET_* and count_facets are part 
 )
 from yasearch.index import PHRASE_FIELDS, POSTING_FIELDS, LocalIndex, ReadView
 from yasearch.query import ParsedQuery
-from yasearch.ranking import CollectionStats, bm25_scores, rank
 from yasearch.records import SearchHit, SearchResponse
 from yasearch.snippets import make_snippet
+from yasearch.topk import top_k
 
 _TERM_FIELDS = tuple(name for name, _ in POSTING_FIELDS)
 
@@ -128,32 +128,37 @@ def _search_view(
     q = build_query(parsed)
     if q is None:
         return 0, [], no_facets()
-    docnums = view.docnums(q)
-    if not parsed.terms:
-        # Bare site: listing. No terms to score, so order by URL.
-        listing = sorted((view.url_of(d), d) for d in docnums)
-        page = listing[offset : offset + limit]
-        counted = no_facets()
-        if facets:
-            counted = cached_facets(view, _facet_key(parsed),
-                                    lambda: view_facets(view, (d for _url, d in listing[:FACET_CANDIDATES])))
-        return len(listing), [_hit(view, d, 0.0, []) for _url, d in page], counted
-    if not docnums:
-        return 0, [], no_facets()
-    postings = view.postings(parsed.terms, docnums)
-    stats = CollectionStats(
-        n_docs=view.n_docs,
-        avg_length=view.avg_length(),
-        df={t: view.df(t) for t in parsed.terms},
-    )
-    ranked = rank(bm25_scores(postings, stats))
-    page = ranked[offset : offset + limit]
-    by_id = {view.doc_id_of(d): d for d in docnums}
+    if parsed.terms:
+        return _ranked_view(view, parsed, q, limit, offset, facets)
+    # Bare site: listing. No terms to score, so order by URL.
+    listing = sorted((view.url_of(d), d) for d in view.docnums(q))
+    page = listing[offset : offset + limit]
     counted = no_facets()
     if facets:
         counted = cached_facets(view, _facet_key(parsed),
-                                lambda: view_facets(view, (by_id[doc] for doc, _score in ranked[:FACET_CANDIDATES])))
-    return len(docnums), [_hit(view, by_id[doc], score, parsed.terms) for doc, score in page], counted
+                                lambda: view_facets(view, (d for _url, d in listing[:FACET_CANDIDATES])))
+    return len(listing), [_hit(view, d, 0.0, []) for _url, d in page], counted
+
+
+def is_word_query(parsed: ParsedQuery) -> bool:
+    """Only words: the matches are the documents holding every term, nothing else to check."""
+    return not (parsed.phrases or parsed.excluded or parsed.excluded_phrases or parsed.sites
+                or parsed.excluded_sites or parsed.languages or parsed.excluded_languages)
+
+
+def _ranked_view(
+    view: ReadView, parsed: ParsedQuery, q: Query, limit: int, offset: int, facets: bool
+) -> tuple[int, list[SearchHit], Facets]:
+    """A query with terms: the best ``offset + limit`` matches by BM25 (:func:`yasearch.topk.top_k`),
+    or the best :data:`FACET_CANDIDATES` when facets are counted too."""
+    candidates = None if is_word_query(parsed) else view.docnums(q)
+    k = offset + limit
+    total, best = top_k(view, parsed.terms, max(k, FACET_CANDIDATES) if facets else k, candidates)
+    counted = no_facets()
+    if facets and total:
+        counted = cached_facets(view, _facet_key(parsed), lambda: view_facets(view, (d for d, _i, _s in best)))
+    page = best[offset:k]
+    return total, [_hit(view, d, score, parsed.terms) for d, _doc_id, score in page], counted
 
 
 async def search_local(

@@ -278,6 +278,16 @@ class ReadView:
 
         Union over fields: tf summed over the text fields, one flag per field.
         """
+        acc = self.term_tf_flags(term, restrict)
+        postings = [
+            Posting(doc_id=self.doc_id_of(d), tf=tf, flags=flags, length=self.length_of(d))
+            for d, (tf, flags) in acc.items()
+        ]
+        postings.sort(key=lambda p: p.doc_id)
+        return postings
+
+    def term_tf_flags(self, term: str, restrict: set[int] | None) -> dict[int, list[int]]:
+        """docnum -> [tf, flags] of one term (what :meth:`term_postings` makes postings of)."""
         acc: dict[int, list[int]] = {}
         ordered: list[int] | None = None
         for fieldname, flag in POSTING_FIELDS:
@@ -297,12 +307,7 @@ class ReadView:
                 if counts_tf:
                     entry[0] += int(round(w))
                 entry[1] |= flag
-        postings = [
-            Posting(doc_id=self.doc_id_of(d), tf=tf, flags=flags, length=self.length_of(d))
-            for d, (tf, flags) in acc.items()
-        ]
-        postings.sort(key=lambda p: p.doc_id)
-        return postings
+        return acc
 
     def _field_df(self, fieldname: str, term: str) -> int:
         try:
