@@ -105,6 +105,10 @@ SCHEMAS: dict[str, Any] = {
                     "language": {"type": "array", "items": {"$ref": "#/components/schemas/FacetCount"}},
                 },
             },
+            "total_estimated": {
+                "type": "boolean",
+                "description": "total is an estimate: the best results were found without visiting every match",
+            },
         },
     },
     "FacetCount": {

@@ -30,7 +30,7 @@ from yasearch.index import PHRASE_FIELDS, POSTING_FIELDS, LocalIndex, ReadView
 from yasearch.query import ParsedQuery
 from yasearch.records import SearchHit, SearchResponse
 from yasearch.snippets import make_snippet
-from yasearch.topk import top_k
+from yasearch.topk import top_k, top_k_blocks
 
 _TERM_FIELDS = tuple(name for name, _ in POSTING_FIELDS)
 
@@ -123,11 +123,12 @@ def _facet_key(parsed: ParsedQuery) -> tuple[Any, ...]:
 
 def _search_view(
     view: ReadView, parsed: ParsedQuery, limit: int, offset: int, facets: bool = False
-) -> tuple[int, list[SearchHit], Facets]:
-    """Runs in a reader thread: candidates, BM25, page, snippets, facets (if asked for)."""
+) -> tuple[int, list[SearchHit], Facets, bool]:
+    """Runs in a reader thread: candidates, BM25, page, snippets, facets (if asked for);
+    the last item says whether the total is an estimate."""
     q = build_query(parsed)
     if q is None:
-        return 0, [], no_facets()
+        return 0, [], no_facets(), False
     if parsed.terms:
         return _ranked_view(view, parsed, q, limit, offset, facets)
     # Bare site: listing. No terms to score, so order by URL.
@@ -137,7 +138,7 @@ def _search_view(
     if facets:
         counted = cached_facets(view, _facet_key(parsed),
                                 lambda: view_facets(view, (d for _url, d in listing[:FACET_CANDIDATES])))
-    return len(listing), [_hit(view, d, 0.0, []) for _url, d in page], counted
+    return len(listing), [_hit(view, d, 0.0, []) for _url, d in page], counted, False
 
 
 def is_word_query(parsed: ParsedQuery) -> bool:
@@ -148,17 +149,22 @@ def is_word_query(parsed: ParsedQuery) -> bool:
 
 def _ranked_view(
     view: ReadView, parsed: ParsedQuery, q: Query, limit: int, offset: int, facets: bool
-) -> tuple[int, list[SearchHit], Facets]:
-    """A query with terms: the best ``offset + limit`` matches by BM25 (:func:`yasearch.topk.top_k`),
-    or the best :data:`FACET_CANDIDATES` when facets are counted too."""
-    candidates = None if is_word_query(parsed) else view.docnums(q)
+) -> tuple[int, list[SearchHit], Facets, bool]:
+    """A query with terms: the best ``offset + limit`` matches by BM25 (:mod:`yasearch.topk`),
+    or the best :data:`FACET_CANDIDATES` when facets are counted too. Word queries
+    on an index with impact postings skip blocks that cannot reach the top."""
     k = offset + limit
-    total, best = top_k(view, parsed.terms, max(k, FACET_CANDIDATES) if facets else k, candidates)
+    want = max(k, FACET_CANDIDATES) if facets else k
+    estimated = False
+    if is_word_query(parsed) and view.has_impact:
+        total, estimated, best = top_k_blocks(view, parsed.terms, want)
+    else:
+        total, best = top_k(view, parsed.terms, want, None if is_word_query(parsed) else view.docnums(q))
     counted = no_facets()
     if facets and total:
         counted = cached_facets(view, _facet_key(parsed), lambda: view_facets(view, (d for d, _i, _s in best)))
     page = best[offset:k]
-    return total, [_hit(view, d, score, parsed.terms) for d, _doc_id, score in page], counted
+    return total, [_hit(view, d, score, parsed.terms) for d, _doc_id, score in page], counted, estimated
 
 
 async def search_local(
@@ -174,7 +180,8 @@ async def search_local(
     started = time.perf_counter()
     limit = max(0, int(limit))
     offset = max(0, int(offset))
-    total, hits, counted = await index.run_read(lambda view: _search_view(view, parsed, limit, offset, facets))
+    total, hits, counted, estimated = await index.run_read(
+        lambda view: _search_view(view, parsed, limit, offset, facets))
     return SearchResponse(
         query=parsed.raw,
         total=total,
@@ -185,6 +192,7 @@ async def search_local(
         scope="local",
         peers={"asked": 0, "answered": 0, "failed": 0},
         facets=counted,
+        total_estimated=estimated,
     )
 
 

@@ -25,6 +25,7 @@ import heapq
 from typing import Any
 
 from yasearch.index import ReadView
+from yasearch.index.impact import Block, term_blocks
 from yasearch.ranking import DEFAULT_WEIGHTS, CollectionStats, FieldWeights, bm25_scores, contribution, idf, rank
 
 
@@ -85,3 +86,124 @@ def exhaustive_top(view: ReadView, query: Any, terms: list[str], k: int) -> list
     stats = CollectionStats(n_docs=view.n_docs, avg_length=view.avg_length(),
                             df={t: view.df(t) for t in terms})
     return rank(bm25_scores(view.postings(terms, docnums), stats))[:k]
+
+
+def top_k_blocks(view: ReadView, terms: list[str], k: int) -> tuple[int, bool, list[tuple[int, str, float]]]:
+    """Like :func:`top_k` for a word query, over the impact postings with block-max pruning.
+
+    Returns (number of matches, whether that number is an estimate, the best ``k``).
+    Per segment, the rarest term's blocks drive: each gets an upper bound (every
+    term's largest ``wtf`` in the blocks covering its docnum range, at the
+    segment's shortest document length) and blocks are visited best bound first;
+    once a bound is below the k-th score found, no remaining block can place a
+    document in the top k and the search stops. For a multi-term query the
+    number of matches is then extrapolated from the visited blocks.
+    """
+    terms = list(dict.fromkeys(terms))
+    segments = []
+    df = dict.fromkeys(terms, 0)
+    for leaf, offset in view.leaves:
+        blocks = {t: term_blocks(leaf, offset, t) for t in terms}
+        for t, bl in blocks.items():
+            df[t] += _live_count(bl)
+        if all(blocks.values()):
+            segments.append((leaf, blocks))
+    if not terms or not all(df.values()):
+        return 0, False, []
+    n_docs, avg = view.n_docs, max(0.0, view.avg_length())
+    idfs = [idf(n_docs, df[t]) for t in terms]
+    heap: list[float] = []  # the k best scores so far (min-heap)
+    kept: list[tuple[float, int]] = []
+    matches = visited = driver_total = 0
+    pruned = False
+    length_of = view.length_of
+    for leaf, blocks in segments:
+        lists = [blocks[t] for t in terms]
+        minlen = view.min_length(leaf)
+        r = min(range(len(terms)), key=lambda i: sum(b.count for b in lists[i]))
+        driver_total += sum(b.count for b in lists[r])
+        for bound, block, others in _bounded_blocks(lists, r, idfs, minlen, avg):
+            if bound < 0:  # another term has no posting in this block's range
+                continue
+            if len(heap) >= k and bound * (1.0 + 1e-9) < heap[0]:
+                pruned = True
+                break
+            visited += block.count
+            pairs = block.load()
+            per_term: list[dict[int, float]] = []
+            docs = set(pairs)
+            for i in range(len(terms)):
+                if i == r:
+                    per_term.append(pairs)
+                    continue
+                merged: dict[int, float] = {}
+                for b in others[i]:
+                    merged.update(b.load())
+                per_term.append(merged)
+                docs.intersection_update(merged)
+            matches += len(docs)
+            for d in docs:
+                length = length_of(d)
+                s = 0.0
+                for i, term_idf in enumerate(idfs):
+                    s += contribution(term_idf, per_term[i][d], length, avg)
+                if len(heap) < k:
+                    heapq.heappush(heap, s)
+                elif s > heap[0]:
+                    heapq.heapreplace(heap, s)
+                else:
+                    if s < heap[0]:
+                        continue
+                kept.append((s, d))
+    if len(terms) == 1:
+        total, estimated = df[terms[0]], False
+    elif pruned and visited:
+        total, estimated = max(matches, round(matches * driver_total / visited)), True
+    else:
+        total, estimated = matches, False
+    if k <= 0 or not heap:
+        return total, estimated, []
+    kth = heap[0] if len(heap) >= k else float("-inf")
+    doc_id = view.doc_id_of
+    ranked = sorted((-s, doc_id(d), d) for s, d in kept if s >= kth)[:k]
+    return total, estimated, [(d, i, -neg) for neg, i, d in ranked]
+
+
+def _live_count(blocks: list[Block]) -> int:
+    """Live postings of a term in a segment: block counts minus deleted documents'."""
+    n = 0
+    for b in blocks:
+        if b._deleted and any(b.first - b._offset <= d <= b.last - b._offset for d in b._deleted):
+            n += len(b.load())
+        else:
+            n += b.count
+    return n
+
+
+def _bounded_blocks(
+    lists: list[list[Block]], r: int, idfs: list[float], minlen: int, avg: float
+) -> list[tuple[float, Block, list[list[Block]]]]:
+    """The driver's blocks with their score bound (-1: cannot match) and, per term, the
+    blocks covering their docnum range; best bound first."""
+    out = []
+    starts = [0] * len(lists)
+    for block in lists[r]:
+        bound = contribution(idfs[r], block.max_wtf, minlen, avg)
+        others: list[list[Block]] = [[] for _ in lists]
+        for i, bl in enumerate(lists):
+            if i == r:
+                continue
+            j = starts[i]
+            while j < len(bl) and bl[j].last < block.first:
+                j += 1
+            starts[i] = j
+            while j < len(bl) and bl[j].first <= block.last:
+                others[i].append(bl[j])
+                j += 1
+            if not others[i]:
+                bound = -1.0
+                break
+            bound += contribution(idfs[i], max(b.max_wtf for b in others[i]), minlen, avg)
+        out.append((bound, block, others))
+    out.sort(key=lambda item: -item[0])
+    return out
