@@ -300,7 +300,7 @@ async def phase_index(fetched: list[Any], extracted: list[Any], directory: Path,
         for r, ex in zip(fetched, extracted)
     ]
     index = LocalIndex(directory, commit_interval=cfg.commit_interval, commit_batch=cfg.commit_batch,
-                       limitmb=cfg.index_limitmb)
+                       limitmb=cfg.index_limitmb, writer_process=cfg.index_writer_process)
     await index.open()
     try:
         t0 = time.perf_counter()

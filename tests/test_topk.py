@@ -153,3 +153,28 @@ async def test_facets_only_when_asked_and_counted_from_the_matches(index):
     assert again.facets == with_facets.facets
     again.facets["host"].clear()
     assert (await search_local(index, q, facets=True)).facets == with_facets.facets
+
+
+async def test_writer_process_indexes_like_the_writer_thread(tmp_path):
+    """The same documents through a writer process: the same searches, replacements and deletions."""
+    results = []
+    for writer_process in (False, True):
+        ix = LocalIndex(tmp_path / f"ix-{writer_process}", commit_interval=60, commit_batch=40, fsync=True,
+                        writer_process=writer_process)
+        await ix.open()
+        try:
+            await fill_randomly(ix, 11)
+            removed = await ix.delete_host("a.example")
+            pages = [(q, await search_local(ix, parse_query(q), limit=50)) for q in WORDS[:6]]
+            results.append((ix.doc_count(), removed,
+                            [(q, r.total, [(h.doc_id, h.score) for h in r.results]) for q, r in pages]))
+        finally:
+            await ix.close()
+    assert results[0] == results[1]
+    # reopened: the process's commits are on disk
+    ix = LocalIndex(tmp_path / "ix-True")
+    await ix.open()
+    try:
+        assert ix.doc_count() == results[1][0] and ix.doc_count() > 0
+    finally:
+        await ix.close()

@@ -53,6 +53,7 @@ class Peer:
             commit_interval=config.commit_interval,
             commit_batch=config.commit_batch,
             limitmb=config.index_limitmb,
+            writer_process=config.index_writer_process,
         )
         self.jobs = JobManager(config, self.index)
         self.suggester = Suggester(self.index)

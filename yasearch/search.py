@@ -1,11 +1,14 @@
-"""Local query execution: Whoosh picks the matching documents, ranking orders them.
+"""Local query execution: the best matches by BM25, their snippets, facets if asked.
 
-Whoosh is good at boolean and positional matching (AND across fields, phrases,
-exclusions, site filters), so it computes the candidate set. The order comes
-from :func:`yasearch.ranking.bm25_scores` over :class:`Posting` records, the
-same function that will rank postings from remote peers, with index-wide N,
-df and average length. Everything CPU-heavy runs in the index's reader pool,
-against a searcher cached until the next commit.
+A word query's top k come from :func:`yasearch.topk.top_k_blocks` over the
+impact postings (block-max pruning: the cost depends on k and the query more
+than on how many documents match). Queries with phrases, exclusions, ``site:``
+or ``lang:`` let Whoosh compute the candidate set (it is good at boolean and
+positional matching) and :func:`yasearch.topk.top_k` ranks it. Both score with
+:func:`yasearch.ranking.contribution`, the BM25 that ranks remote postings
+too, with index-wide N, df and average length, and return exactly the top k
+that scoring every match would. Everything CPU-heavy runs in the index's reader
+pool, against a searcher cached until the next commit.
 """
 
 from __future__ import annotations

@@ -30,6 +30,7 @@ from yasearch.index.docvalues import DocValues
 from yasearch.index.reader import ReadView
 from yasearch.index.schema import make_schema
 from yasearch.index.writer import WriteOp, WriteOutcome, WriterState, sync_new_files
+from yasearch.index.writerproc import ProcessWriter
 from yasearch.ranking import CollectionStats
 from yasearch.records import DocRecord, Document, Posting
 
@@ -57,6 +58,7 @@ class LocalIndex:
         queue_size: int | None = None,
         reader_threads: int = 2,
         fsync: bool = True,
+        writer_process: bool = False,
     ) -> None:
         self.directory = Path(directory)
         self.commit_interval = commit_interval
@@ -65,6 +67,8 @@ class LocalIndex:
         self.queue_size = queue_size or max(64, 2 * self.commit_batch)
         self.reader_threads = max(1, reader_threads)
         self.fsync = fsync
+        #: Run the Whoosh writer in a child process (:mod:`.writerproc`) instead of a thread.
+        self.writer_process = writer_process
         #: Called on the event loop after each commit with the committed doc ids.
         self.on_commit: list[Callable[[list[str]], None]] = []
         self._ix: Any = None
@@ -72,7 +76,7 @@ class LocalIndex:
         self._writer_task: asyncio.Task[None] | None = None
         self._write_pool: ThreadPoolExecutor | None = None
         self._read_pool: ThreadPoolExecutor | None = None
-        self._state: WriterState | None = None
+        self._state: WriterState | ProcessWriter | None = None
         self._generation = 0
         self._doc_count = 0
         self._local = threading.local()
@@ -93,7 +97,11 @@ class LocalIndex:
         self._read_pool = ThreadPoolExecutor(max_workers=self.reader_threads, thread_name_prefix="index-reader")
         loop = asyncio.get_running_loop()
         self._ix = await loop.run_in_executor(self._write_pool, self._open_sync)
-        self._state = WriterState(self._ix, self.limitmb, self.commit_batch, self._after_commit_sync)
+        if self.writer_process:
+            self._state = await loop.run_in_executor(
+                self._write_pool, ProcessWriter, self.directory, self.limitmb, self.commit_batch, self.fsync)
+        else:
+            self._state = WriterState(self._ix, self.limitmb, self.commit_batch, self._after_commit_sync)
         self._queue = asyncio.Queue(maxsize=self.queue_size)
         self._error = None
         self._writer_task = asyncio.create_task(self._writer_loop(), name="index-writer")
@@ -210,6 +218,8 @@ class LocalIndex:
                         if op.future is not None and not op.future.done():
                             op.future.set_exception(e)
                     raise
+                if isinstance(state, ProcessWriter) and state.doc_count is not None:
+                    self._doc_count = state.doc_count
                 self._deliver(outcome)
                 if state.writer is not None and state.dirty:
                     if dirty_since is None:
