@@ -29,7 +29,6 @@ import json
 import multiprocessing
 import os
 import platform
-import random
 import re
 import statistics
 import subprocess
@@ -175,30 +174,13 @@ async def run_e2e(site: sitegen.Site, site_url: str, workers: int, data_dir: Pat
 
 # -- queries ------------------------------------------------------------------------
 
-_QWORD = re.compile(r"[A-Za-z]{4,}")
 
 
 def query_set(site: sitegen.Site, n: int, seed: int) -> list[str]:
     """``n`` queries of 1-3 words, each word taken from one page's text (so AND matches)."""
-    from yasearch.query import QueryError, parse_query
+    from bench.growth import query_set as from_texts
 
-    rng = random.Random(seed)
-    texts = [re.sub(r"<[^>]+>", " ", p.html.decode("utf-8")) for p in site.pages]
-    out: list[str] = []
-    while len(out) < n:
-        words = _QWORD.findall(rng.choice(texts))
-        if len(words) < 3:
-            continue
-        k = rng.randint(1, 3)
-        start = rng.randrange(len(words) - k)
-        # neighbouring words make realistic queries; lower-cased like people type
-        q = " ".join(w.lower() for w in words[start : start + k])
-        try:
-            parse_query(q)
-        except QueryError:  # only stopwords: not a query anyone would time
-            continue
-        out.append(q)
-    return out
+    return from_texts([re.sub(r"<[^>]+>", " ", p.html.decode("utf-8")) for p in site.pages], n, seed)
 
 
 async def run_queries(peer: Any, site: sitegen.Site, n: int, seed: int) -> dict[str, Any]:
