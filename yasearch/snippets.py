@@ -29,6 +29,9 @@ MAX_HITS = 1000
 #: stops after the first stretch that yields a window holding every query term,
 #: so a snippet costs about the same on a 20 KB page and on a 1 MB one.
 SCAN_CHARS = 16_000
+#: Once some hit is found, the search for a window with every term goes no
+#: further than this; before the first hit it goes on to the end of the text.
+SCAN_LIMIT = 48_000
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,8 @@ def _prefix(term: str) -> str:
 
 def _scan_hits(text: str, terms: frozenset[str], max_chars: int) -> list[_Hit]:
     """Hits in ``text``, read :data:`SCAN_CHARS` at a time until a window of
-    ``max_chars`` holds every term (or the text ends)."""
+    ``max_chars`` holds every term, the text ends, or (once there is a hit)
+    :data:`SCAN_LIMIT` characters were read."""
     if len(text) <= SCAN_CHARS:
         return _find_hits(text, terms)
     low = text.lower()
@@ -56,14 +60,15 @@ def _scan_hits(text: str, terms: frozenset[str], max_chars: int) -> list[_Hit]:
     while pos < len(text) and len(hits) < MAX_HITS:
         stop = min(len(text), pos + SCAN_CHARS)
         found = _find_hits(text, terms, low, pos, stop)
+        pos = stop
         if found:
             hits += found
             pos = max(stop, found[-1].end)
             _i, inside = _best_window(hits, max_chars)
             if len(frozenset().union(*(h.terms for h in inside))) == len(terms):
                 break
-        else:
-            pos = stop
+        if hits and pos >= SCAN_LIMIT:
+            break
     return hits[:MAX_HITS]
 
 
