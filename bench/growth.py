@@ -150,7 +150,7 @@ async def _time_queries(directory: Path, qs: list[str], warm: list[str], check: 
             t = time.perf_counter()
             resp = await search_local(index, parsed)
             lat.append((time.perf_counter() - t) * 1000.0)
-            estimated += bool(resp.total_estimated)
+            estimated += bool(getattr(resp, "total_estimated", False))  # absent before top-k
             if check:
                 ref = await index.run_read(
                     lambda view: exhaustive_top(view, build_query(parsed), list(dict.fromkeys(parsed.terms)), 10))
