@@ -134,9 +134,7 @@ def _site_texts(pages: int, seed: int, sizes: tuple[int, int] | None, sample: di
 async def _time_queries(directory: Path, qs: list[str], warm: list[str], check: bool) -> dict[str, Any]:
     from yasearch.index import LocalIndex
     from yasearch.query import parse_query
-    from yasearch.search import search_local
-    from yasearch.search import build_query
-    from yasearch.topk import exhaustive_top
+    from yasearch.search import build_query, search_local
 
     index = LocalIndex(directory)
     await index.open()
@@ -152,6 +150,8 @@ async def _time_queries(directory: Path, qs: list[str], warm: list[str], check: 
             lat.append((time.perf_counter() - t) * 1000.0)
             estimated += bool(getattr(resp, "total_estimated", False))  # absent before top-k
             if check:
+                from yasearch.topk import exhaustive_top
+
                 ref = await index.run_read(
                     lambda view: exhaustive_top(view, build_query(parsed), list(dict.fromkeys(parsed.terms)), 10))
                 if [(h.doc_id, h.score) for h in resp.results] != ref:
