@@ -171,13 +171,10 @@ class Peer:
 
     # -- public API (used by the JSON API, the web UI and tests) ---------------
 
-    async def search(
-        self, q: str, *, limit: int = 10, offset: int = 0, scope: str = "global", facets: bool = False
-    ) -> SearchResponse:
+    async def search(self, q: str, *, limit: int = 10, offset: int = 0, scope: str = "global",
+                     facets: bool = False) -> SearchResponse:
         """Search. In a network of one, 'global' is answered from the local index.
-
-        ``facets``: count the matches by host and language (local search only
-        computes them when asked; global search always does, from what it fetched)."""
+        Local search counts ``facets`` (hosts, languages) only when asked; global always does."""
         parsed = parse_query(q)
         if scope == "global" and self.dht is not None:
             return await self.global_search.search(parsed, limit=limit, offset=offset)
