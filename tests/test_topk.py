@@ -178,3 +178,18 @@ async def test_writer_process_indexes_like_the_writer_thread(tmp_path):
         assert ix.doc_count() == results[1][0] and ix.doc_count() > 0
     finally:
         await ix.close()
+
+
+async def test_totals_are_exact_up_to_a_bound_then_estimated_and_flagged(index, monkeypatch):
+    from yasearch import topk
+
+    await fill_randomly(index, 5)
+    queries = [f"{a} {b}" for a in WORDS[:4] for b in WORDS[:4] if a < b]
+    exact = [await search_local(index, parse_query(q), limit=3) for q in queries]
+    assert not any(r.total_estimated for r in exact)
+    monkeypatch.setattr(topk, "EXACT_TOTAL_POSTINGS", 0)
+    estimated = [await search_local(index, parse_query(q), limit=3) for q in queries]
+    assert any(r.total_estimated for r in estimated)  # some skipped blocks, so an estimate
+    for e, x in zip(estimated, exact):
+        assert [(h.doc_id, h.score) for h in e.results] == [(h.doc_id, h.score) for h in x.results]
+        assert e.total == x.total or (e.total_estimated and e.total >= len(e.results))

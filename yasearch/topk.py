@@ -29,6 +29,11 @@ from yasearch.index.impact import Block, term_blocks
 from yasearch.ranking import DEFAULT_WEIGHTS, CollectionStats, FieldWeights, bm25_scores, contribution, idf, rank
 
 
+#: A pruned multi-word query still counts its matches exactly when its rarest
+#: term has at most this many postings (a bounded cost); beyond, it estimates.
+EXACT_TOTAL_POSTINGS = 2_000
+
+
 def top_k(
     view: ReadView, terms: list[str], k: int, candidates: set[int] | None = None,
     weights: FieldWeights = DEFAULT_WEIGHTS,
@@ -96,8 +101,10 @@ def top_k_blocks(view: ReadView, terms: list[str], k: int) -> tuple[int, bool, l
     term's largest ``wtf`` in the blocks covering its docnum range, at the
     segment's shortest document length) and blocks are visited best bound first;
     once a bound is below the k-th score found, no remaining block can place a
-    document in the top k and the search stops. For a multi-term query the
-    number of matches is then extrapolated from the visited blocks.
+    document in the top k and the search stops. A multi-term query then counts
+    the matches of the skipped blocks by ids alone while its rarest term has at
+    most :data:`EXACT_TOTAL_POSTINGS` postings, and extrapolates from the visited
+    blocks beyond that.
     """
     terms = list(dict.fromkeys(terms))
     segments = []
@@ -116,17 +123,20 @@ def top_k_blocks(view: ReadView, terms: list[str], k: int) -> tuple[int, bool, l
     kept: list[tuple[float, int]] = []
     matches = visited = driver_total = 0
     pruned = False
+    skipped: list[tuple[Block, list[list[Block]]]] = []  # driver blocks not visited, with their partners
     length_of = view.length_of
     for leaf, blocks in segments:
         lists = [blocks[t] for t in terms]
         minlen = view.min_length(leaf)
         r = min(range(len(terms)), key=lambda i: sum(b.count for b in lists[i]))
         driver_total += sum(b.count for b in lists[r])
-        for bound, block, others in _bounded_blocks(lists, r, idfs, minlen, avg):
+        bounded = _bounded_blocks(lists, r, idfs, minlen, avg)
+        for n, (bound, block, others) in enumerate(bounded):
             if bound < 0:  # another term has no posting in this block's range
                 continue
             if len(heap) >= k and bound * (1.0 + 1e-9) < heap[0]:
                 pruned = True
+                skipped += [(b, o) for bd, b, o in bounded[n:] if bd >= 0]
                 break
             visited += block.count
             pairs = block.load()
@@ -157,6 +167,8 @@ def top_k_blocks(view: ReadView, terms: list[str], k: int) -> tuple[int, bool, l
                 kept.append((s, d))
     if len(terms) == 1:
         total, estimated = df[terms[0]], False
+    elif pruned and driver_total <= EXACT_TOTAL_POSTINGS:
+        total, estimated = matches + _count_matches(skipped), False
     elif pruned and visited:
         total, estimated = max(matches, round(matches * driver_total / visited)), True
     else:
@@ -167,6 +179,21 @@ def top_k_blocks(view: ReadView, terms: list[str], k: int) -> tuple[int, bool, l
     doc_id = view.doc_id_of
     ranked = sorted((-s, doc_id(d), d) for s, d in kept if s >= kth)[:k]
     return total, estimated, [(d, i, -neg) for neg, i, d in ranked]
+
+
+def _count_matches(skipped: list[tuple[Block, list[list[Block]]]]) -> int:
+    """Documents of the skipped driver blocks that hold every term (ids only, no scores)."""
+    n = 0
+    for block, others in skipped:
+        docs = set(block.load())
+        for partners in others:
+            if partners:
+                ids: set[int] = set()
+                for b in partners:
+                    ids.update(b.load())
+                docs &= ids
+        n += len(docs)
+    return n
 
 
 def _live_count(blocks: list[Block]) -> int:
