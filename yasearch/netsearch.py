@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from yasearch.analysis import analyze
+from yasearch.facets import FACET_CANDIDATES, count_facets
 from yasearch.index import LocalIndex
 from yasearch.network import Contact, PeerCallError, Resolver, first_answer
 from yasearch.p2pclient import P2PClient
@@ -40,7 +41,7 @@ from yasearch.query import ParsedQuery, language_matches
 from yasearch.ranking import CollectionStats, bm25_scores, rank
 from yasearch.records import DocRecord, Posting, SearchHit, SearchResponse
 from yasearch.resultcheck import ResultChecker
-from yasearch.search import FACET_CANDIDATES, build_query, count_facets
+from yasearch.search import build_query
 from yasearch.snippets import make_snippet
 from yasearch.wire import MAX_LOOKUP_TERMS, MAX_VERIFY_DOCS, LookupReply, LookupRequest, VerifyRequest, present
 

@@ -143,10 +143,19 @@ def bm25_scores(
             wtf = p.tf + weights.boost(p.flags)
             if wtf <= 0:
                 continue
-            norm = (1.0 - B + B * (p.length / avg)) if avg > 0 else 1.0
-            contribution = term_idf * (wtf * (K1 + 1.0)) / (wtf + K1 * norm)
-            scores[p.doc_id] = scores.get(p.doc_id, 0.0) + contribution
+            scores[p.doc_id] = scores.get(p.doc_id, 0.0) + contribution(term_idf, wtf, p.length, avg)
     return scores
+
+
+def contribution(term_idf: float, wtf: float, length: int, avg: float) -> float:
+    """One term's BM25 share of a document's score: ``wtf`` = tf + field boosts (> 0),
+    ``avg`` = average document length (0: no length normalisation).
+
+    The only place the formula is written: :func:`bm25_scores` and the local
+    top-k evaluation (:mod:`yasearch.topk`) both call it, so they agree to the bit.
+    """
+    norm = (1.0 - B + B * (length / avg)) if avg > 0 else 1.0
+    return term_idf * (wtf * (K1 + 1.0)) / (wtf + K1 * norm)
 
 
 def rank(scores: dict[str, float]) -> list[tuple[str, float]]:

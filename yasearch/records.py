@@ -83,6 +83,8 @@ class SearchResponse:
     #: Navigators: ``{"host": [[host, count], ...], "language": [[lang, count], ...]}``,
     #: most frequent first, counted over (at most) the best 1,000 matches.
     facets: dict[str, list[list[Any]]] = field(default_factory=lambda: {"host": [], "language": []})
+    #: ``total`` is an estimate: the top k were found without visiting every match.
+    total_estimated: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
