@@ -27,7 +27,6 @@ import argparse
 import asyncio
 import json
 import multiprocessing
-import random
 import re
 import statistics
 import subprocess
@@ -165,30 +164,12 @@ async def run_e2e(site: sitegen.Site, site_url: str, workers: int, data_dir: Pat
 
 # -- queries ------------------------------------------------------------------------
 
-_QWORD = re.compile(r"[A-Za-z]{4,}")
-
 
 def query_set(site: sitegen.Site, n: int, seed: int) -> list[str]:
     """``n`` queries of 1-3 words, each word taken from one page's text (so AND matches)."""
-    from yasearch.query import QueryError, parse_query
+    from bench.growth import query_set as from_texts
 
-    rng = random.Random(seed)
-    texts = [re.sub(r"<[^>]+>", " ", p.html.decode("utf-8")) for p in site.pages]
-    out: list[str] = []
-    while len(out) < n:
-        words = _QWORD.findall(rng.choice(texts))
-        if len(words) < 3:
-            continue
-        k = rng.randint(1, 3)
-        start = rng.randrange(len(words) - k)
-        # neighbouring words make realistic queries; lower-cased like people type
-        q = " ".join(w.lower() for w in words[start : start + k])
-        try:
-            parse_query(q)
-        except QueryError:  # only stopwords: not a query anyone would time
-            continue
-        out.append(q)
-    return out
+    return from_texts([re.sub(r"<[^>]+>", " ", p.html.decode("utf-8")) for p in site.pages], n, seed)
 
 
 async def run_queries(peer: Any, site: sitegen.Site, n: int, seed: int) -> dict[str, Any]:
@@ -291,7 +272,7 @@ async def phase_index(fetched: list[Any], extracted: list[Any], directory: Path,
         for r, ex in zip(fetched, extracted)
     ]
     index = LocalIndex(directory, commit_interval=cfg.commit_interval, commit_batch=cfg.commit_batch,
-                       limitmb=cfg.index_limitmb)
+                       limitmb=cfg.index_limitmb, writer_process=cfg.index_writer_process)
     await index.open()
     try:
         t0 = time.perf_counter()
@@ -359,7 +340,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a peer config value, e.g. --set commit_batch=1000 (repeatable)")
     add_report_args(ap, "also write the figures as JSON to this file")
+    ap.add_argument("--growth", metavar="SIZES", default="",
+                    help="also time queries on directly indexed sites of these sizes, e.g. 600,6000,60000")
+    ap.add_argument("--big", type=int, default=0, metavar="N",
+                    help="with --growth: also a site of N pages of 100 KB-1 MB")
+    ap.add_argument("--growth-only", action="store_true", help="skip the crawl benchmark, run --growth only")
+    ap.add_argument("--keep", type=Path, help="with --growth: keep the indexes in this directory and reuse them")
+    ap.add_argument("--no-check", action="store_true", help="with --growth: do not compare with exhaustive scoring")
     args = ap.parse_args(argv)
+    if args.growth or args.big:
+        from bench import growth
+
+        sizes = [int(x) for x in args.growth.split(",") if x.strip()]
+        rows = growth.run(sizes, queries=args.queries, seed=args.seed, workers=args.workers, keep=args.keep,
+                          big=args.big, check=not args.no_check)
+        print()
+        print(growth.table(rows))
+        if args.json:
+            args.json.with_suffix(".growth.json").write_text(json.dumps(rows, indent=2) + "\n")
+        if args.growth_only:
+            return 0
 
     from yasearch.config import Config
 

@@ -156,6 +156,16 @@ def _link_targets(i: int, n: int, rng: random.Random) -> tuple[list[int], list[i
     structural = list(dict.fromkeys([*nav, _parent(i) if i else 0, *_children(i, n)]))
     structural = [t for t in structural if t != i] or [0]
     wanted = min(rng.randint(MIN_LINKS, MAX_LINKS), n - 1)
+    if n > _SMALL_SITE:
+        # big sites: rejection sampling (the exact sampling below is O(n) per page)
+        taken = set(structural) | {i}
+        related = []
+        while len(related) < wanted - len(structural):
+            t = rng.randrange(n)
+            if t not in taken:
+                taken.add(t)
+                related.append(t)
+        return structural, related
     pool = [t for t in range(n) if t != i and t not in structural]
     related = rng.sample(pool, max(0, min(len(pool), wanted - len(structural))))
     return structural, related
@@ -165,7 +175,14 @@ def _a(paths: list[str], titles: list[str], t: int) -> str:
     return f'<a href="{paths[t]}">{html.escape(titles[t])}</a>'
 
 
-def _render(i: int, paths: list[str], titles: list[str], prose: list[str], rng: random.Random) -> bytes:
+#: Sites above this many pages pick related links by rejection sampling (so a
+#: 60,000-page site is generated in seconds, not hours); the small sites, and so
+#: the figures of earlier runs, stay exactly as they were.
+_SMALL_SITE = 10_000
+
+
+def _render(i: int, paths: list[str], titles: list[str], prose: list[str], rng: random.Random,
+            target: int = TARGET_BYTES) -> bytes:
     structural, related = _link_targets(i, len(paths), rng)
     nav = " | ".join(_a(paths, titles, t) for t in structural if t <= len(SECTIONS))
     below = "".join(f"<li>{_a(paths, titles, t)}</li>" for t in structural if t > len(SECTIONS))
@@ -187,7 +204,7 @@ def _render(i: int, paths: list[str], titles: list[str], prose: list[str], rng: 
     )
     body: list[str] = []
     size = len(head) + len(tail)
-    while size < TARGET_BYTES:
+    while size < target:
         section = [f"<h2>{html.escape(_title(rng, prose))}</h2>\n"]
         section += [f"<p>{html.escape(rng.choice(prose))}</p>\n" for _ in range(rng.randint(2, 5))]
         body += section
@@ -197,14 +214,34 @@ def _render(i: int, paths: list[str], titles: list[str], prose: list[str], rng: 
 
 def generate(pages: int = 600, seed: int = 42) -> Site:
     """The site, identical for identical arguments (on one Python version)."""
+    return Site(tuple(iter_pages(pages, seed)))
+
+
+def iter_pages(pages: int = 600, seed: int = 42, sizes: tuple[int, int] | None = None) -> Iterator[Page]:
+    """The pages of :func:`generate` one at a time (a 60,000-page site is 1.2 GB).
+
+    ``sizes`` = (min, max) bytes draws each page's size uniformly from that range
+    (e.g. 100 KB-1 MB pages) instead of ~20 KB.
+    """
     if pages < 2:
         raise ValueError("the site needs at least 2 pages")
     rng = random.Random(seed)
-    prose = collect_prose()
+    prose = _prose()
     titles = ["Home"] + [s.capitalize() for s in SECTIONS][: pages - 1]
     titles += [_title(rng, prose) for _ in range(pages - len(titles))]
     paths = _paths(titles)
-    return Site(tuple(Page(paths[i], titles[i], _render(i, paths, titles, prose, rng)) for i in range(pages)))
+    for i in range(pages):
+        target = TARGET_BYTES if sizes is None else rng.randint(*sizes)
+        yield Page(paths[i], titles[i], _render(i, paths, titles, prose, rng, target))
+
+
+_PROSE: list[str] = []
+
+
+def _prose() -> list[str]:
+    if not _PROSE:
+        _PROSE.extend(collect_prose())
+    return _PROSE
 
 
 def write(site: Site, root: Path) -> None:

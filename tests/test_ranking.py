@@ -58,12 +58,13 @@ def test_scores_sum_over_terms_and_match_formula() -> None:
     postings = {"a": [Posting("d", 3, 0, 100)], "b": [Posting("d", 1, IN_TITLE, 100)]}
     got = bm25_scores(postings, stats)["d"]
 
-    def term(tf: float, df: int) -> float:
-        i = math.log(1 + (1000 - df + 0.5) / (df + 0.5))
-        return i * tf * 2.2 / (tf + 1.2)
+    norm = 1 - 0.75 + 0.75 * 100 / 200
 
-    norm = 1 - 0.75 + 0.75 * 100 / 200  # the length normalizes the text's tf, not the field boosts
-    assert math.isclose(got, term(3 / norm, 10) + term(1 / norm + DEFAULT_WEIGHTS.title, 20))
+    def term(wtf: float, df: int) -> float:  # wtf: tf plus the field boosts
+        i = math.log(1 + (1000 - df + 0.5) / (df + 0.5))
+        return i * wtf * 2.2 / (wtf + 1.2 * norm)
+
+    assert math.isclose(got, term(3, 10) + term(1 + DEFAULT_WEIGHTS.title, 20))
 
 
 def test_idf_never_negative() -> None:

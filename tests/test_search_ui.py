@@ -128,6 +128,14 @@ async def test_api_search_returns_facets(peer, http, scope):
     }
 
 
+async def test_api_search_skips_facets_when_told(peer, http):
+    body = await get_json(http, f"{peer.url}/api/v1/search?q=zebras&limit=2&scope=local&facets=false")
+    assert body["total"] == EN_PAGES + DE_PAGES and body["facets"] == {"host": [], "language": []}
+    assert body["total_estimated"] is False
+    bad = await get_json(http, f"{peer.url}/api/v1/search?q=zebras&facets=maybe", status=400)
+    assert bad["error"] == {"code": "bad_parameter", "message": "facets must be true or false, not 'maybe'"}
+
+
 @pytest.mark.parametrize("scope", ["local", "global"])
 async def test_lang_filter(peer, http, scope):
     de = await get_json(http, f"{peer.url}/api/v1/search?q=zebras+lang:de&limit=50&scope={scope}")

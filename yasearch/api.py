@@ -54,7 +54,8 @@ async def search(request: web.Request) -> web.Response:
     params = parse_query(request.query, m.SearchQuery)
     q = query_text(params.q, peer.config.max_query_chars)
     try:
-        resp = await peer.search(q, limit=params.limit, offset=params.offset, scope=params.scope)
+        resp = await peer.search(q, limit=params.limit, offset=params.offset, scope=params.scope,
+                                 facets=params.facets)
     except QueryError as e:
         raise ApiError(400, "bad_query", str(e)) from None
     return web.json_response(resp.to_dict())

@@ -87,6 +87,7 @@ class SearchQuery(Struct):
     limit: Annotated[int, Meta(ge=1, le=MAX_LIMIT, description="results per page")] = 10
     offset: Annotated[int, Meta(ge=0, le=MAX_OFFSET, description="results to skip")] = 0
     scope: Annotated[Literal["global", "local"], Meta(description="global: the DHT and this peer; local: this peer's index only")] = "global"
+    facets: Annotated[bool, Meta(description="count the matches by host and language (false: skip, faster for local search)")] = True
 
 
 class SuggestQuery(Struct):
@@ -174,6 +175,7 @@ class SearchResponse(Struct):
         bool, Meta(description="too few documents had every word: documents with most of them are shown, total counts those")
     ] = False
     did_you_mean: Annotated[str, Meta(description='a query the term dictionary suggests instead, "" if none')] = ""
+    total_estimated: Annotated[bool, Meta(description="total is an estimate: the best results were found without visiting every match")] = False
 
 
 class CrawlStarted(Struct):
@@ -367,6 +369,8 @@ def parse_query(query: Mapping[str, str], model: type[M]) -> M:
             if "got" in str(e):
                 raise ApiError(400, code, f"{name} must be an integer, not {raw[:40]!r}") from None
             raise ApiError(400, code, _between(model, name)) from None
+        if isinstance(kind, msgspec.inspect.BoolType):
+            raise ApiError(400, code, f"{name} must be true or false, not {raw[:40]!r}") from None
         raise ApiError(400, code, f"{name} is {len(raw)} characters; at most {kind.max_length} are accepted") from None
 
 

@@ -73,6 +73,8 @@ class Config:
     commit_interval: float = 1.0
     commit_batch: int = 500
     index_limitmb: int = 256
+    #: Run the index writer in a process of its own (off the event loop's GIL).
+    index_writer_process: bool = False
 
     # network
     #: Name of the network this peer belongs to. The DHT handshake carries it and

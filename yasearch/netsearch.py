@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from yasearch.analysis import analyze
+from yasearch.facets import FACET_CANDIDATES, count_facets
 from yasearch.index import LocalIndex
 from yasearch.netrelax import LOOK_BEYOND, Info, Postings, arrange_page, info_of, relaxed_search, relaxed_words, suggestion
 from yasearch.network import Contact, PeerCallError, Resolver, first_answer
@@ -44,7 +45,7 @@ from yasearch.ranking import CollectionStats, bm25_scores, rank
 from yasearch.records import DocRecord, Posting, SearchHit, SearchResponse
 from yasearch.relax import should_relax
 from yasearch.resultcheck import ResultChecker
-from yasearch.search import FACET_CANDIDATES, build_query, count_facets, search_local
+from yasearch.search import build_query, search_local
 from yasearch.snippets import make_snippet
 from yasearch.wire import MAX_LOOKUP_TERMS, MAX_VERIFY_DOCS, LookupReply, LookupRequest, VerifyRequest, present
 

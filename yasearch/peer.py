@@ -65,6 +65,7 @@ class Peer:
             commit_interval=config.commit_interval,
             commit_batch=config.commit_batch,
             limitmb=config.index_limitmb,
+            writer_process=config.index_writer_process,
         )
         #: The stores that cannot write now (a full disk); status reads it.
         self.faults = Faults()
@@ -195,12 +196,14 @@ class Peer:
 
     # -- public API (used by the JSON API, the web UI and tests) ---------------
 
-    async def search(self, q: str, *, limit: int = 10, offset: int = 0, scope: str = "global") -> SearchResponse:
-        """Search. In a network of one, 'global' is answered from the local index."""
+    async def search(self, q: str, *, limit: int = 10, offset: int = 0, scope: str = "global",
+                     facets: bool = False) -> SearchResponse:
+        """Search. In a network of one, 'global' is answered from the local index.
+        Local search counts ``facets`` (hosts, languages) only when asked; global always does."""
         parsed = parse_query(q)
         if scope == "global" and self.dht is not None:
             return await self.global_search.search(parsed, limit=limit, offset=offset)
-        resp = await search_local(self.index, parsed, limit=limit, offset=offset)
+        resp = await search_local(self.index, parsed, limit=limit, offset=offset, facets=facets)
         resp.scope = scope
         return resp
 

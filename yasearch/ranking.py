@@ -141,15 +141,22 @@ def bm25_scores(
             continue
         term_idf = idf(stats.n_docs, stats.df.get(term, len(plist)))
         for p in plist:
-            norm = (1.0 - B + B * (p.length / avg)) if avg > 0 else 1.0
-            # BM25F-style: the document's length normalizes its text, not its short
-            # fields (title, headings, URL, description), whose hits are added after
-            wtf = p.tf / norm + weights.boost(p.flags)
+            wtf = p.tf + weights.boost(p.flags)
             if wtf <= 0:
                 continue
-            contribution = term_idf * (wtf * (K1 + 1.0)) / (wtf + K1)
-            scores[p.doc_id] = scores.get(p.doc_id, 0.0) + contribution
+            scores[p.doc_id] = scores.get(p.doc_id, 0.0) + contribution(term_idf, wtf, p.length, avg)
     return scores
+
+
+def contribution(term_idf: float, wtf: float, length: int, avg: float) -> float:
+    """One term's BM25 share of a document's score: ``wtf`` = tf + field boosts (> 0),
+    ``avg`` = average document length (0: no length normalisation).
+
+    The only place the formula is written: :func:`bm25_scores` and the local
+    top-k evaluation (:mod:`yasearch.topk`) both call it, so they agree to the bit.
+    """
+    norm = (1.0 - B + B * (length / avg)) if avg > 0 else 1.0
+    return term_idf * (wtf * (K1 + 1.0)) / (wtf + K1 * norm)
 
 
 def rank(scores: dict[str, float]) -> list[tuple[str, float]]:

@@ -88,6 +88,8 @@ class SearchResponse:
     relaxed: bool = False
     #: A query the term dictionary suggests instead ("did you mean"), "" if none.
     did_you_mean: str = ""
+    #: ``total`` is an estimate: the top k were found without visiting every match.
+    total_estimated: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -1,85 +1,46 @@
-"""Local query execution: Whoosh picks the matching documents, ranking orders them.
+"""Local query execution: the best matches by BM25, their snippets, facets if asked.
 
-Whoosh is good at boolean and positional matching (AND across fields, phrases,
-exclusions, site filters), so it computes the candidate set. The order comes
-from :func:`yasearch.ranking.bm25_scores` over :class:`Posting` records, the
-same function that will rank postings from remote peers, with index-wide N,
-df and average length. Everything CPU-heavy runs in the index's reader pool,
-against a searcher cached until the next commit.
+A word query's top k come from :func:`yasearch.topk.top_k_blocks` over the
+impact postings (block-max pruning: the cost depends on k and the query more
+than on how many documents match). Queries with phrases, exclusions, ``site:``
+or ``lang:`` let Whoosh compute the candidate set (it is good at boolean and
+positional matching) and :func:`yasearch.topk.top_k` ranks it. Both score with
+:func:`yasearch.ranking.contribution`, the BM25 that ranks remote postings
+too, with index-wide N, df and average length, and return exactly the top k
+that scoring every match would. Everything CPU-heavy runs in the index's reader
+pool, against a searcher cached until the next commit.
 """
 
 from __future__ import annotations
 
 import time
-from collections import Counter
 from functools import lru_cache
-from typing import Any, Iterable
-from urllib.parse import urlsplit
+from typing import Any
 
 from whoosh.query import And, AndNot, Or, Phrase, Prefix, Query, Term
 
+from yasearch.facets import (  # noqa: F401 - FACET_* and count_facets are part of this module's API
+    FACET_CANDIDATES,
+    FACET_TOP,
+    Facets,
+    cached_facets,
+    count_facets,
+    facet_host,
+    facet_language,
+    no_facets,
+    view_facets,
+)
 from yasearch.index import PHRASE_FIELDS, POSTING_FIELDS, LocalIndex, ReadView
-from yasearch.query import ParsedQuery, normalize_language
-from yasearch.ranking import CollectionStats, bm25_scores, boost_lead_proximity, rank
+from yasearch.query import ParsedQuery
+from yasearch.ranking import PROXIMITY_WINDOW, boost_lead_proximity
 from yasearch.records import SearchHit, SearchResponse
-from yasearch.dedupe import arrange
+from yasearch.dedupe import WINDOW, arrange
 from yasearch.didyoumean import did_you_mean
 from yasearch.relax import RELAX_BELOW, relaxed_terms, relaxed_view, should_relax, stopword_view
 from yasearch.snippets import make_snippet
+from yasearch.topk import top_k, top_k_blocks
 
 _TERM_FIELDS = tuple(name for name, _ in POSTING_FIELDS)
-
-#: Facets (navigators) are counted over at most this many matches: the best
-#: ranked ones for a word query, the first in URL order for a site listing.
-#: Beyond that the counts are a sample, not the whole match set.
-FACET_CANDIDATES = 1000
-#: Values listed per facet, most frequent first.
-FACET_TOP = 10
-
-
-def facet_host(host: str) -> str:
-    """A document's host as ``site:`` matches it: lowercase, without the port."""
-    host = host.strip().lower()
-    if host.startswith("["):  # [v6]:port
-        return host[1:].split("]", 1)[0]
-    if host.count(":") == 1:  # host:port
-        return host.split(":", 1)[0]
-    return host
-
-
-def facet_language(language: str) -> str:
-    """A document's language as a ``lang:`` facet: the primary subtag (``en-GB`` -> ``en``)."""
-    return normalize_language(language).split("-", 1)[0]
-
-
-def count_facets(docs: Iterable[tuple[str, str]], top: int = FACET_TOP) -> dict[str, list[list[Any]]]:
-    """``{"host": [[host, n], ...], "language": [[lang, n], ...]}`` from (host, language) pairs.
-
-    Each list holds the ``top`` most frequent values, ties in name order;
-    documents without a host or a declared language are not counted there.
-    """
-    hosts: Counter[str] = Counter()
-    langs: Counter[str] = Counter()
-    for host, language in docs:
-        h = facet_host(host)
-        if h:
-            hosts[h] += 1
-        lang = facet_language(language)
-        if lang:
-            langs[lang] += 1
-
-    def best(c: Counter[str]) -> list[list[Any]]:
-        return [[k, n] for k, n in sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))[:top]]
-
-    return {"host": best(hosts), "language": best(langs)}
-
-
-def _view_facets(view: ReadView, docnums: Iterable[int]) -> dict[str, list[list[Any]]]:
-    pairs = []
-    for d in docnums:
-        f = view.stored(d)
-        pairs.append((f.get("host", "") or urlsplit(f.get("url", "")).netloc, f.get("language", "")))
-    return count_facets(pairs)
 
 
 def _any_field(term: str) -> Query:
@@ -178,40 +139,60 @@ def _hit(view: ReadView, docnum: int, score: float, terms: list[str], stored: An
     )
 
 
-_Facets = dict[str, list[list[Any]]]
-_NO_FACETS: _Facets = {"host": [], "language": []}
+def _facet_key(parsed: ParsedQuery) -> tuple[Any, ...]:
+    return (tuple(parsed.terms), tuple(map(tuple, parsed.phrases)), tuple(parsed.excluded),
+            tuple(map(tuple, parsed.excluded_phrases)), tuple(parsed.sites), tuple(parsed.excluded_sites),
+            tuple(parsed.languages), tuple(parsed.excluded_languages))
 
 
 def _search_view(
-    view: ReadView, parsed: ParsedQuery, limit: int, offset: int
-) -> tuple[int, list[SearchHit], _Facets, bool]:
-    """Runs in a reader thread: candidates, BM25, page, snippets, facets; and
-    whether AND was relaxed (see :mod:`yasearch.relax`)."""
+    view: ReadView, parsed: ParsedQuery, limit: int, offset: int, facets: bool = False
+) -> tuple[int, list[SearchHit], Facets, bool, bool]:
+    """Runs in a reader thread: candidates, BM25, page, snippets, facets (if asked for);
+    then whether the total is an estimate and whether AND was relaxed (:mod:`yasearch.relax`)."""
     if parsed.stopword_phrase:
         ranked, by_id = stopword_view(view, parsed.stopword_phrase)
-        return _page(view, ranked, by_id, [], limit, offset) + (False,)
+        return _page(view, parsed, ranked, by_id, [], limit, offset, facets) + (False, False)
     q = build_query(parsed)
     if q is None:
-        return 0, [], dict(_NO_FACETS), False
-    docnums = view.docnums(q)
-    if parsed.terms and should_relax(parsed, len(docnums)):
+        return 0, [], no_facets(), False, False
+    if not parsed.terms:
+        # Bare site: listing. No terms to score, so order by URL.
+        listing = sorted((view.url_of(d), d) for d in view.docnums(q))
+        page = listing[offset : offset + limit]
+        counted = no_facets()
+        if facets:
+            counted = cached_facets(view, _facet_key(parsed),
+                                    lambda: view_facets(view, (d for _url, d in listing[:FACET_CANDIDATES])))
+        return len(listing), [_hit(view, d, 0.0, []) for _url, d in page], counted, False, False
+    total, estimated, best = top_matches(view, parsed, q, offset + limit + max(WINDOW, PROXIMITY_WINDOW), facets)
+    if should_relax(parsed, total):
         ranked, by_id = relaxed_view(view, parsed, *_filter_docnums(view, parsed))
-        if len(ranked) > len(docnums):
-            return _page(view, ranked, by_id, relaxed_terms(parsed), limit, offset) + (True,)
-    return _and_view(view, parsed, docnums, limit, offset) + (False,)
+        if len(ranked) > total:
+            return _page(view, parsed, ranked, by_id, relaxed_terms(parsed), limit, offset, facets) + (False, True)
+    ranked = [(doc_id, score) for _d, doc_id, score in best]
+    by_id = {doc_id: d for d, doc_id, _score in best}
+    _n, hits, counted = _page(view, parsed, ranked, by_id, parsed.terms, limit, offset, facets)
+    return total, hits, counted, estimated, False
 
 
 def _page(
-    view: ReadView, ranked: list[tuple[str, float]], by_id: dict[str, int], terms: list[str], limit: int, offset: int
-) -> tuple[int, list[SearchHit], _Facets]:
-    facets = _view_facets(view, (by_id[doc] for doc, _score in ranked[:FACET_CANDIDATES]))
+    view: ReadView, parsed: ParsedQuery, ranked: list[tuple[str, float]], by_id: dict[str, int], terms: list[str],
+    limit: int, offset: int, facets: bool,
+) -> tuple[int, list[SearchHit], Facets]:
+    """One page of ``ranked``: lead proximity and duplicates (:mod:`yasearch.dedupe`)
+    applied to the ranks around it, snippets, facets if asked."""
+    counted = no_facets()
+    if facets:
+        counted = cached_facets(view, _facet_key(parsed),
+                                lambda: view_facets(view, (by_id[doc] for doc, _score in ranked[:FACET_CANDIDATES])))
     stored = lru_cache(maxsize=None)(view.stored)  # read once for proximity, duplicates and the hit
     if terms:
         info = lru_cache(maxsize=None)(lambda doc: _display_info(stored(by_id[doc])))
         ranked = boost_lead_proximity(ranked, lambda doc: info(doc)[2], terms, offset + limit)
         ranked = arrange(ranked, info, offset + limit)
     page = ranked[offset : offset + limit]
-    return len(ranked), [_hit(view, by_id[doc], score, terms, stored) for doc, score in page], facets
+    return len(ranked), [_hit(view, by_id[doc], score, terms, stored) for doc, score in page], counted
 
 
 def _display_info(f: dict[str, Any]) -> tuple[str, str, str, int]:
@@ -219,39 +200,41 @@ def _display_info(f: dict[str, Any]) -> tuple[str, str, str, int]:
     return f["url"], f.get("host", ""), f.get("description", ""), int(f.get("length", 0))
 
 
-def _and_view(
-    view: ReadView, parsed: ParsedQuery, docnums: set[int], limit: int, offset: int
-) -> tuple[int, list[SearchHit], _Facets]:
-    if not parsed.terms:
-        # Bare site: listing. No terms to score, so order by URL.
-        listing = sorted((view.url_of(d), d) for d in docnums)
-        page = listing[offset : offset + limit]
-        facets = _view_facets(view, (d for _url, d in listing[:FACET_CANDIDATES]))
-        return len(listing), [_hit(view, d, 0.0, []) for _url, d in page], facets
-    if not docnums:
-        return 0, [], dict(_NO_FACETS)
-    postings = view.postings(parsed.terms, docnums)
-    stats = CollectionStats(
-        n_docs=view.n_docs,
-        avg_length=view.avg_length(),
-        df={t: view.df(t) for t in parsed.terms},
-    )
-    ranked = rank(bm25_scores(postings, stats))
-    by_id = {view.doc_id_of(d): d for d in docnums}
-    return _page(view, ranked, by_id, parsed.terms, limit, offset)
+def is_word_query(parsed: ParsedQuery) -> bool:
+    """Only words: the matches are the documents holding every term, nothing else to check."""
+    return not (parsed.phrases or parsed.excluded or parsed.excluded_phrases or parsed.sites
+                or parsed.excluded_sites or parsed.languages or parsed.excluded_languages)
 
 
-async def search_local(index: LocalIndex, parsed: ParsedQuery, *, limit: int = 10, offset: int = 0) -> SearchResponse:
+def top_matches(
+    view: ReadView, parsed: ParsedQuery, q: Query, k: int, facets: bool
+) -> tuple[int, bool, list[tuple[int, str, float]]]:
+    """(matches, whether that is an estimate, the best ``k`` as (docnum, doc_id, score)) by
+    BM25 (:mod:`yasearch.topk`), or the best :data:`FACET_CANDIDATES` when facets are
+    counted too. Word queries on an index with impact postings skip blocks that cannot
+    reach the top."""
+    want = max(k, FACET_CANDIDATES) if facets else k
+    if is_word_query(parsed) and view.has_impact:
+        return top_k_blocks(view, parsed.terms, want)
+    total, best = top_k(view, parsed.terms, want, None if is_word_query(parsed) else view.docnums(q))
+    return total, False, best
+
+
+async def search_local(
+    index: LocalIndex, parsed: ParsedQuery, *, limit: int = 10, offset: int = 0, facets: bool = False
+) -> SearchResponse:
     """Search this peer's index; ``total`` counts every matching document.
 
-    ``facets`` count the matches by host and by language, over the best
-    :data:`FACET_CANDIDATES` (1,000) ranked matches only, so that a query
-    matching much of a large index does not read every matching document.
+    With ``facets``, the matches are counted by host and by language over the
+    best :data:`FACET_CANDIDATES` (1,000) ranked matches only, so that a query
+    matching much of a large index does not read every matching document;
+    without, ``facets`` stays empty and costs nothing.
     """
     started = time.perf_counter()
     limit = max(0, int(limit))
     offset = max(0, int(offset))
-    total, hits, facets, relaxed = await index.run_read(lambda view: _search_view(view, parsed, limit, offset))
+    total, hits, counted, estimated, relaxed = await index.run_read(
+        lambda view: _search_view(view, parsed, limit, offset, facets))
     return SearchResponse(
         relaxed=relaxed,
         did_you_mean=await index.run_read(lambda v: did_you_mean(v, parsed)) if relaxed or total < RELAX_BELOW else "",
@@ -263,7 +246,8 @@ async def search_local(index: LocalIndex, parsed: ParsedQuery, *, limit: int = 1
         limit=limit,
         scope="local",
         peers={"asked": 0, "answered": 0, "failed": 0},
-        facets=facets,
+        facets=counted,
+        total_estimated=estimated,
     )
 
 

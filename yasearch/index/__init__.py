@@ -6,8 +6,11 @@ One job per module, imports only downward (each from the ones above it):
 * :mod:`.fastpath` - postings from :func:`yasearch.analysis.analyze_positions`
   instead of Whoosh's analyzer chain (same terms and positions, ~5x faster);
 * :mod:`.codec` - Whoosh codec and posting-pool tweaks for write speed;
+* :mod:`.impact` - the impact postings (term -> BM25 wtf) a block at a time, for top-k;
+* :mod:`.docvalues` - per-segment host and language arrays (facets without stored fields);
 * :mod:`.reader` - :class:`ReadView`, one reader thread's view of a commit;
 * :mod:`.writer` - the writer thread's state, commits and crash safety;
+* :mod:`.writerproc` - the same writer in a child process (``writer_process=True``);
 * :mod:`.local` - the :class:`LocalIndex` facade the rest of yasearch uses.
 """
 

@@ -22,9 +22,10 @@ from whoosh.fields import TEXT, Schema
 from whoosh.formats import Frequency, Positions
 from whoosh.system import pack_uint
 
-from yasearch.analysis import analyze_positions, is_legacy_analyzer, is_standard_analyzer, make_analyzer
-from yasearch.ranking import TEXT_FIELDS, document_length as _ranking_document_length
-from yasearch.records import Document
+from yasearch.analysis import analyze, analyze_positions, is_legacy_analyzer, is_standard_analyzer, make_analyzer
+from yasearch.ranking import DEFAULT_WEIGHTS, TEXT_FIELDS, document_length as _ranking_document_length
+from yasearch.ranking import postings_for_document, url_text
+from yasearch.records import IN_URL, Document
 
 _fast_ok: bool | None = None
 
@@ -137,3 +138,26 @@ def document_length(doc: Document) -> int:
     if not fast_analysis_ok():
         return _ranking_document_length(doc)
     return sum(len(_analyzed(getattr(doc, name) or "")[0]) for name, _ in TEXT_FIELDS)
+
+
+def impact_weights(doc: Document) -> dict[str, float]:
+    """term -> BM25 ``wtf`` (tf + default field boosts) of ``doc``, the values of the
+    impact field: the same tf and flags as :func:`ranking.postings_for_document`,
+    from the writer's memoized analysis."""
+    if not fast_analysis_ok():
+        boost = DEFAULT_WEIGHTS.boost
+        return {t: p.tf + boost(p.flags) for t, p in postings_for_document(doc).items()}
+    tf: dict[str, int] = {}
+    flags: dict[str, int] = {}
+    for name, flag in TEXT_FIELDS:
+        terms = _analyzed(getattr(doc, name) or "")[0]
+        for term in terms:
+            tf[term] = tf.get(term, 0) + 1
+        if flag:
+            for term in set(terms):
+                flags[term] = flags.get(term, 0) | flag
+    for term in set(analyze(url_text(doc.url))):
+        flags[term] = flags.get(term, 0) | IN_URL
+        tf.setdefault(term, 0)
+    boosts = [DEFAULT_WEIGHTS.boost(f) for f in range(16)]
+    return {t: n + boosts[flags.get(t, 0)] for t, n in tf.items()}

@@ -36,6 +36,7 @@ from typing import Any, TypeVar
 from whoosh import index as whoosh_index
 from whoosh.query import Term
 
+from yasearch.index.docvalues import DocValues
 from yasearch.index.reader import ReadView
 from yasearch.index.schema import make_schema
 from yasearch.index.writer import (
@@ -47,6 +48,7 @@ from yasearch.index.writer import (
     segments_without_toc,
     sync_new_files,
 )
+from yasearch.index.writerproc import ProcessWriter
 from yasearch.ranking import CollectionStats
 from yasearch.records import DocRecord, Document, Posting
 
@@ -86,6 +88,7 @@ class LocalIndex:
         queue_size: int | None = None,
         reader_threads: int = 2,
         fsync: bool = True,
+        writer_process: bool = False,
     ) -> None:
         self.directory = Path(directory)
         self.commit_interval = commit_interval
@@ -94,6 +97,8 @@ class LocalIndex:
         self.queue_size = queue_size or max(64, 2 * self.commit_batch)
         self.reader_threads = max(1, reader_threads)
         self.fsync = fsync
+        #: Run the Whoosh writer in a child process (:mod:`.writerproc`) instead of a thread.
+        self.writer_process = writer_process
         #: Called on the event loop after each commit with the committed doc ids.
         self.on_commit: list[Callable[[list[str]], None]] = []
         self._ix: Any = None
@@ -101,13 +106,14 @@ class LocalIndex:
         self._writer_task: asyncio.Task[None] | None = None
         self._write_pool: ThreadPoolExecutor | None = None
         self._read_pool: ThreadPoolExecutor | None = None
-        self._state: WriterState | None = None
+        self._state: WriterState | ProcessWriter | None = None
         self._generation = 0
         self._doc_count = 0
         self._local = threading.local()
         self._views: list[ReadView] = []
         self._views_lock = threading.Lock()
         self._length_cache: dict[tuple[str, int], int] = {}
+        self._docvalues = DocValues()
         self._synced: set[str] = set()
         self._error: BaseException | None = None
         #: Why the writer cannot commit now ("OSError: [Errno 28] ..."), None when healthy.
@@ -128,11 +134,15 @@ class LocalIndex:
         loop = asyncio.get_running_loop()
         try:
             self._ix = await loop.run_in_executor(self._write_pool, self._open_sync)
+            if self.writer_process:
+                self._state = await loop.run_in_executor(
+                    self._write_pool, ProcessWriter, self.directory, self.limitmb, self.commit_batch, self.fsync)
+            else:
+                self._state = WriterState(self._ix, self.limitmb, self.commit_batch, self._after_commit_sync)
         except BaseException:
             self._write_pool.shutdown(wait=False)
             self._read_pool.shutdown(wait=False)
             raise
-        self._state = WriterState(self._ix, self.limitmb, self.commit_batch, self._after_commit_sync)
         self._queue = asyncio.Queue(maxsize=self.queue_size)
         self._error = None
         self._writer_task = asyncio.create_task(self._writer_loop(), name="index-writer")
@@ -271,6 +281,8 @@ class LocalIndex:
                     if any(op.kind == "stop" for op in f.unsettled):
                         return
                     continue
+                if isinstance(state, ProcessWriter) and state.doc_count is not None:
+                    self._doc_count = state.doc_count
                 self._deliver(outcome)
                 if self.fault is not None:
                     log.warning("index %s recovered: committing again", self.directory)
@@ -354,7 +366,7 @@ class LocalIndex:
         view: ReadView | None = getattr(self._local, "view", None)
         generation = self._generation
         if view is None:
-            view = ReadView(self._ix.searcher(), generation, self._length_cache)
+            view = ReadView(self._ix.searcher(), generation, self._length_cache, self._docvalues)
             self._local.view = view
             with self._views_lock:
                 self._views.append(view)

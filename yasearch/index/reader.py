@@ -9,7 +9,10 @@ Whoosh: :meth:`ReadView.postings` returns the same
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable, Iterator
+from itertools import accumulate
+from operator import itemgetter
 from typing import Any
 
 from whoosh.codec.whoosh3 import W3LeafMatcher
@@ -18,11 +21,15 @@ from whoosh.query import And, Or, Term
 from whoosh.reading import TermNotFound
 from whoosh.searching import Searcher
 
+from yasearch.index.docvalues import DocValues
+from yasearch.index.impact import has_impact
 from yasearch.index.schema import POSTING_FIELDS, TF_FIELDS
 from yasearch.ranking import CollectionStats
 from yasearch.records import DocRecord, Posting
 
 
+
+_first = itemgetter(0)
 
 #: Posting lists of at most this many entries are memoized per read view (and
 #: so per reader thread, until the next commit), up to this many entries in
@@ -39,10 +46,12 @@ class ReadView:
     to evaluate Whoosh queries for candidate selection.
     """
 
-    def __init__(self, searcher: Searcher, generation: int, length_cache: dict[tuple[str, int], int]) -> None:
+    def __init__(self, searcher: Searcher, generation: int, length_cache: dict[tuple[str, int], int],
+                 docvalues: DocValues | None = None) -> None:
         self.searcher = searcher
         self.generation = generation
         self._length_cache = length_cache
+        self._docvalues = docvalues or DocValues()
         self._setup()
 
     def _setup(self) -> None:
@@ -57,6 +66,9 @@ class ReadView:
             self._urls = self.reader.column_reader("url")
             self._lengths = self.reader.column_reader("length")
         self._leaves = list(self.reader.leaf_readers())
+        self._leaf_starts = [offset for _leaf, offset in self._leaves]
+        #: Per-generation memo for search code (e.g. facets per query); cleared on refresh.
+        self.memo: dict[str, Any] = {}
         # column reads cost microseconds each and a query reads the same docs many times
         self._doc_id_memo: dict[int, str] = {}
         self._length_memo: dict[int, int] = {}
@@ -103,6 +115,14 @@ class ReadView:
         if v is None:
             v = self._length_memo[docnum] = int(self._lengths[docnum])
         return v
+
+    def host_language(self, docnum: int) -> tuple[str, str]:
+        """(host, language) of a document as indexed, without reading its stored fields."""
+        i = bisect_right(self._leaf_starts, docnum) - 1
+        leaf, offset = self._leaves[i]
+        hosts, languages = self._docvalues.of_leaf(leaf)
+        d = docnum - offset
+        return hosts[d], languages[d]
 
     def docnum_of(self, doc_id: str) -> int | None:
         return self.searcher.document_number(doc_id=doc_id)
@@ -182,6 +202,27 @@ class ReadView:
             self._total_length = total
         return self._total_length
 
+    @property
+    def leaves(self) -> list[tuple[Any, int]]:
+        """(segment reader, docnum offset) of every segment."""
+        return self._leaves
+
+    @property
+    def has_impact(self) -> bool:
+        """The index has impact postings (created since they exist; see :mod:`.impact`)."""
+        return has_impact(self.reader) and self.reader.doc_count_all() > 0
+
+    def min_length(self, leaf: Any) -> int:
+        """The shortest document length in a segment (deleted ones included: a lower bound)."""
+        segment = leaf.segment()
+        key = ((segment.segment_id() if segment is not None else "") + ":min", leaf.doc_count_all())
+        value = self._length_cache.get(key)
+        if value is None:
+            lengths = leaf.column_reader("length")
+            value = min((int(lengths[d]) for d in range(leaf.doc_count_all())), default=0)
+            self._length_cache[key] = value
+        return value
+
     def avg_length(self) -> float:
         n = self.n_docs
         return self.total_length() / n if n else 0.0
@@ -195,11 +236,18 @@ class ReadView:
             return None
 
     def _pairs(self, fieldname: str, term: str) -> Iterator[tuple[int, float]]:
-        """(docnum, weight) of every live posting of ``term`` in ``fieldname``, in docnum order.
+        """(docnum, weight) of every live posting of ``term`` in ``fieldname``, in docnum order."""
+        for block in self._pair_blocks(fieldname, term):
+            yield from block
 
-        Reads Whoosh's posting blocks a block at a time instead of calling
-        ``is_active/id/weight/next`` per posting (far fewer Python calls);
-        other matcher kinds (e.g. inlined single postings) take the generic path.
+    def _pair_blocks(self, fieldname: str, term: str) -> Iterator[Iterable[tuple[int, float]]]:
+        """:meth:`_pairs` a posting block at a time.
+
+        Reads Whoosh's posting blocks whole instead of calling
+        ``is_active/id/weight/next`` per posting (far fewer Python calls), and
+        decodes a block's delta-coded ids with ``itertools.accumulate`` (C)
+        instead of Whoosh's generator; other matcher kinds (e.g. inlined single
+        postings) take the generic path.
         """
         for leaf, offset in self._leaves:
             try:
@@ -209,26 +257,33 @@ class ReadView:
             deleted: Any = None
             if type(m) is FilterMatcher and m._exclude:
                 deleted, m = m._ids, m.child
-            if type(m) is W3LeafMatcher:
+            if type(m) is W3LeafMatcher and not m._byteids:
                 while m.is_active():
                     if m._ids is None:
-                        m._read_ids()
+                        if m._data is None:
+                            m._read_data()
+                        m._ids = tuple(accumulate(m._data[0]))
                     if m._weights is None:
                         m._read_weights()
                     i = m._i
                     ids, weights = m._ids, m._weights
                     if i:
                         ids, weights = ids[i:], weights[i:]
-                    for d, w in zip(ids, weights):
-                        if deleted is None or d not in deleted:
-                            yield d + offset, w
+                    if offset:
+                        ids = [d + offset for d in ids]
+                    if deleted is None:
+                        yield zip(ids, weights)
+                    else:
+                        yield [(d, w) for d, w in zip(ids, weights) if d - offset not in deleted]
                     m._next_block()
             else:
+                out = []
                 while m.is_active():
                     d = m.id()
                     if deleted is None or d not in deleted:
-                        yield d + offset, m.weight()
+                        out.append((d + offset, m.weight()))
                     m.next()
+                yield out
 
     def _pair_list(self, fieldname: str, term: str) -> list[tuple[int, float]]:
         """:meth:`_pairs` as a list, memoized for this generation.
@@ -239,7 +294,9 @@ class ReadView:
         key = (fieldname, term)
         pairs = self._pairs_memo.get(key)
         if pairs is None:
-            pairs = list(self._pairs(fieldname, term))
+            pairs = []
+            for block in self._pair_blocks(fieldname, term):
+                pairs.extend(block)
             if len(pairs) <= _PAIRS_MEMO_MAX_LEN:
                 if self._pairs_memo_size + len(pairs) > _PAIRS_MEMO_BUDGET:
                     self._pairs_memo.clear()
@@ -254,7 +311,7 @@ class ReadView:
         if cached is None:
             docs: set[int] = set()
             for fieldname, _flag in POSTING_FIELDS:
-                docs.update(d for d, _w in self._pair_list(fieldname, term))
+                docs.update(map(_first, self._pair_list(fieldname, term)))
             cached = self._df[term] = len(docs)
         return cached
 
@@ -263,6 +320,16 @@ class ReadView:
 
         Union over fields: tf summed over the text fields, one flag per field.
         """
+        acc = self.term_tf_flags(term, restrict)
+        postings = [
+            Posting(doc_id=self.doc_id_of(d), tf=tf, flags=flags, length=self.length_of(d))
+            for d, (tf, flags) in acc.items()
+        ]
+        postings.sort(key=lambda p: p.doc_id)
+        return postings
+
+    def term_tf_flags(self, term: str, restrict: set[int] | None) -> dict[int, list[int]]:
+        """docnum -> [tf, flags] of one term (what :meth:`term_postings` makes postings of)."""
         acc: dict[int, list[int]] = {}
         ordered: list[int] | None = None
         for fieldname, flag in POSTING_FIELDS:
@@ -273,21 +340,20 @@ class ReadView:
                     ordered = sorted(restrict)
                 self._skip_accumulate(acc, fieldname, term, ordered, counts_tf, flag)
                 continue
-            for d, w in self._pair_list(fieldname, term):
+            pairs = self._pair_list(fieldname, term)
+            if not acc and restrict is None:  # the first field: no merging
+                acc = {d: [int(w + 0.5) if counts_tf else 0, flag] for d, w in pairs}
+                continue
+            for d, w in pairs:
                 if restrict is not None and d not in restrict:
                     continue
                 entry = acc.get(d)
                 if entry is None:
                     entry = acc[d] = [0, 0]
                 if counts_tf:
-                    entry[0] += int(round(w))
+                    entry[0] += int(w + 0.5)  # weights are whole tf counts (field boost 1)
                 entry[1] |= flag
-        postings = [
-            Posting(doc_id=self.doc_id_of(d), tf=tf, flags=flags, length=self.length_of(d))
-            for d, (tf, flags) in acc.items()
-        ]
-        postings.sort(key=lambda p: p.doc_id)
-        return postings
+        return acc
 
     def _field_df(self, fieldname: str, term: str) -> int:
         try:

@@ -6,7 +6,10 @@ the on-disk format.
 
 from __future__ import annotations
 
-from whoosh.fields import ID, KEYWORD, NUMERIC, TEXT, Schema
+from typing import Any
+
+from whoosh.fields import ID, KEYWORD, NUMERIC, TEXT, FieldType, Schema
+from whoosh.formats import Existence
 
 from yasearch.analysis import make_analyzer
 from yasearch.ranking import TEXT_FIELDS
@@ -26,6 +29,40 @@ TF_FIELDS = frozenset(name for name, _ in TEXT_FIELDS)
 PHRASE_FIELDS: tuple[str, ...] = tuple(name for name, _ in TEXT_FIELDS)
 
 
+#: The field of impact postings (see :class:`ImpactField`); indexes created
+#: before it existed lack it and are searched without it.
+IMPACT_FIELD = "impact"
+
+
+class ImpactField(FieldType):
+    """One posting per (term, document) whose weight is the term's BM25 ``wtf``:
+    tf over the text fields plus the default field boosts of its flags.
+
+    It is what top-k evaluation reads (:mod:`yasearch.index.impact`): one posting
+    list per term instead of five, and Whoosh's per-block maximum weight is then
+    an upper bound of the term's score in that block. The value given to the
+    writer is a ``{term: wtf}`` dict; weights are sums of integers and halves,
+    exact in the posting blocks' float32.
+    """
+
+    def __init__(self) -> None:
+        self.format = Existence()
+        self.scorable = False
+        self.stored = False
+        self.unique = False
+        self.vector = None
+        self.analyzer = None
+
+    def index(self, value: Any, **kwargs: Any) -> Any:
+        return [(term.encode("utf-8"), 1, float(wtf), b"") for term, wtf in value.items()]
+
+    def process_text(self, qstring: str, mode: str = "", **kwargs: Any) -> Any:
+        return iter([qstring])
+
+    def self_parsing(self) -> bool:
+        return False
+
+
 def make_schema() -> Schema:
     """The Whoosh schema. Analyzed fields all use the one shared analyzer."""
     analyzer = make_analyzer()
@@ -42,6 +79,7 @@ def make_schema() -> Schema:
         language=ID(stored=True),
         crawled_at=NUMERIC(numtype=float, bits=64, stored=True),
         length=NUMERIC(numtype=int, bits=64, stored=True, sortable=True),
+        impact=ImpactField(),
     )
 
 

@@ -26,16 +26,16 @@ from whoosh.index import TOC, LockError
 from whoosh.writing import IndexWriter
 
 from yasearch.index.codec import FastPool, fast_codec
-from yasearch.index.fastpath import document_length, fast_schema, forget_analyzed
-from yasearch.index.schema import MAX_STORED_BODY_CHARS, host_parts
+from yasearch.index.fastpath import document_length, fast_schema, forget_analyzed, impact_weights
+from yasearch.index.schema import IMPACT_FIELD, MAX_STORED_BODY_CHARS, host_parts
 from yasearch.ranking import url_text
 from yasearch.records import Document
 
 
-def whoosh_fields(doc: Document) -> dict[str, Any]:
-    """The Whoosh field values of ``doc``."""
+def whoosh_fields(doc: Document, impact: bool = True) -> dict[str, Any]:
+    """The Whoosh field values of ``doc`` (``impact``: the index has the impact field)."""
     host = doc.host.lower()
-    return {
+    fields = {
         "doc_id": doc.doc_id,
         "url": doc.url,
         "url_terms": url_text(doc.url),
@@ -51,6 +51,9 @@ def whoosh_fields(doc: Document) -> dict[str, Any]:
         "crawled_at": float(doc.crawled_at or 0.0),
         "length": document_length(doc),
     }
+    if impact:
+        fields[IMPACT_FIELD] = impact_weights(doc)
+    return fields
 
 
 @dataclass
@@ -146,7 +149,8 @@ class WriterState:
             # be a duplicate: commit the first one before replacing it.
             if op.doc.doc_id in self.added:
                 self.commit(out)
-            self._w().update_document(**whoosh_fields(op.doc))
+            writer = self._w()
+            writer.update_document(**whoosh_fields(op.doc, IMPACT_FIELD in writer.schema))
             forget_analyzed()
             self.pending.append(op)
             self.added[op.doc.doc_id] = None

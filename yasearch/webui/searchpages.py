@@ -98,7 +98,8 @@ async def search(request: web.Request) -> web.Response:
             "Try fewer or shorter words."
         )
     try:
-        resp = await peer.search(q, limit=PER_PAGE, offset=(page - 1) * PER_PAGE, scope=scope or "global")
+        resp = await peer.search(q, limit=PER_PAGE, offset=(page - 1) * PER_PAGE, scope=scope or "global",
+                                 facets=True)
     except QueryError as e:
         return error(str(e) or "The query could not be understood.")
     except Exception:  # noqa: BLE001 - a message, never a stack trace

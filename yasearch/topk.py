@@ -1,0 +1,236 @@
+"""Top-k evaluation of the local index: the best k matches without ranking them all.
+
+:func:`top_k` returns exactly what ranking every match with
+:func:`yasearch.ranking.bm25_scores` and taking the first k gives (same
+documents, same scores to the bit, same doc_id tie-break; :func:`exhaustive_top`
+is that reference, and tests compare the two on random indexes), but cheaper:
+
+* no :class:`~yasearch.records.Posting` record and no doc_id read per match: the
+  (tf, flags) of each term are read per docnum (:meth:`ReadView.term_tf_flags`)
+  and scored with :func:`yasearch.ranking.contribution`, the formula
+  ``bm25_scores`` uses, summed in the same term order;
+* terms are read rarest first, each later term only for the documents still in
+  (a short candidate list skips through a long posting list);
+* the k best are picked by score with a heap; doc ids are read only for the
+  documents that tie with or beat the k-th score, to break ties like ``rank``.
+
+Word queries need no separate candidate pass (AND is the intersection of the
+terms' documents); queries with phrases, filters or exclusions pass the
+candidate set Whoosh computed.
+"""
+
+from __future__ import annotations
+
+import heapq
+from typing import Any
+
+from yasearch.index import ReadView
+from yasearch.index.impact import Block, term_blocks
+from yasearch.ranking import DEFAULT_WEIGHTS, CollectionStats, FieldWeights, bm25_scores, contribution, idf, rank
+
+
+#: A pruned multi-word query still counts its matches exactly when its rarest
+#: term has at most this many postings (a bounded cost); beyond, it estimates.
+EXACT_TOTAL_POSTINGS = 2_000
+
+
+def top_k(
+    view: ReadView, terms: list[str], k: int, candidates: set[int] | None = None,
+    weights: FieldWeights = DEFAULT_WEIGHTS,
+) -> tuple[int, list[tuple[int, str, float]]]:
+    """(number of matches, the best ``k`` as (docnum, doc_id, score)), best first.
+
+    A match holds every term (in any posting field) and, when ``candidates`` is
+    given, is one of them.
+    """
+    terms = list(dict.fromkeys(terms))
+    if not terms or (candidates is not None and not candidates):
+        return 0, []
+    df = {t: view.df(t) for t in terms}
+    matches = candidates
+    tf_flags: dict[str, dict[int, list[int]]] = {}
+    for t in sorted(terms, key=lambda t: df[t]):
+        acc = view.term_tf_flags(t, matches)
+        matches = set(acc) if matches is None else matches.intersection(acc)
+        tf_flags[t] = acc
+        if not matches:
+            return 0, []
+    assert matches is not None
+    n_docs, avg = view.n_docs, view.avg_length()
+    if avg <= 0:
+        avg = 0.0
+    boost = [weights.boost(f) for f in range(32)]
+    per_term = [(idf(n_docs, df[t]), tf_flags[t]) for t in terms]
+    length_of = view.length_of
+    scored: list[tuple[float, int]] = []
+    for d in matches:
+        length = length_of(d)
+        s = 0.0
+        for term_idf, acc in per_term:
+            tf, flags = acc[d]
+            wtf = tf + (boost[flags] if flags < 32 else weights.boost(flags))
+            if wtf > 0:
+                s += contribution(term_idf, wtf, length, avg)
+        scored.append((s, d))
+    if k <= 0:
+        return len(matches), []
+    best = heapq.nlargest(k, scored)
+    if len(best) == k:  # every document tied with the k-th competes for its place by doc_id
+        kth = best[-1][0]
+        best = [sd for sd in scored if sd[0] >= kth]
+    doc_id = view.doc_id_of
+    ranked = sorted(((-s, doc_id(d), d) for s, d in best))[:k]
+    return len(matches), [(d, i, -neg) for neg, i, d in ranked]
+
+
+def exhaustive_top(view: ReadView, query: Any, terms: list[str], k: int) -> list[tuple[str, float]]:
+    """The reference: score every match of ``query`` with BM25, best ``k`` (doc_id, score)."""
+    docnums = view.docnums(query)
+    if not docnums or not terms:
+        return []
+    stats = CollectionStats(n_docs=view.n_docs, avg_length=view.avg_length(),
+                            df={t: view.df(t) for t in terms})
+    return rank(bm25_scores(view.postings(terms, docnums), stats))[:k]
+
+
+def top_k_blocks(view: ReadView, terms: list[str], k: int) -> tuple[int, bool, list[tuple[int, str, float]]]:
+    """Like :func:`top_k` for a word query, over the impact postings with block-max pruning.
+
+    Returns (number of matches, whether that number is an estimate, the best ``k``).
+    Per segment, the rarest term's blocks drive: each gets an upper bound (every
+    term's largest ``wtf`` in the blocks covering its docnum range, at the
+    segment's shortest document length) and blocks are visited best bound first;
+    once a bound is below the k-th score found, no remaining block can place a
+    document in the top k and the search stops. A multi-term query then counts
+    the matches of the skipped blocks by ids alone while its rarest term has at
+    most :data:`EXACT_TOTAL_POSTINGS` postings, and extrapolates from the visited
+    blocks beyond that.
+    """
+    terms = list(dict.fromkeys(terms))
+    segments = []
+    df = dict.fromkeys(terms, 0)
+    for leaf, offset in view.leaves:
+        blocks = {t: term_blocks(leaf, offset, t) for t in terms}
+        for t, bl in blocks.items():
+            df[t] += _live_count(bl)
+        if all(blocks.values()):
+            segments.append((leaf, blocks))
+    if not terms or not all(df.values()):
+        return 0, False, []
+    n_docs, avg = view.n_docs, max(0.0, view.avg_length())
+    idfs = [idf(n_docs, df[t]) for t in terms]
+    heap: list[float] = []  # the k best scores so far (min-heap)
+    kept: list[tuple[float, int]] = []
+    matches = visited = driver_total = 0
+    pruned = False
+    skipped: list[tuple[Block, list[list[Block]]]] = []  # driver blocks not visited, with their partners
+    length_of = view.length_of
+    for leaf, blocks in segments:
+        lists = [blocks[t] for t in terms]
+        minlen = view.min_length(leaf)
+        r = min(range(len(terms)), key=lambda i: sum(b.count for b in lists[i]))
+        driver_total += sum(b.count for b in lists[r])
+        bounded = _bounded_blocks(lists, r, idfs, minlen, avg)
+        for n, (bound, block, others) in enumerate(bounded):
+            if bound < 0:  # another term has no posting in this block's range
+                continue
+            if len(heap) >= k and bound * (1.0 + 1e-9) < heap[0]:
+                pruned = True
+                skipped += [(b, o) for bd, b, o in bounded[n:] if bd >= 0]
+                break
+            visited += block.count
+            pairs = block.load()
+            per_term: list[dict[int, float]] = []
+            docs = set(pairs)
+            for i in range(len(terms)):
+                if i == r:
+                    per_term.append(pairs)
+                    continue
+                merged: dict[int, float] = {}
+                for b in others[i]:
+                    merged.update(b.load())
+                per_term.append(merged)
+                docs.intersection_update(merged)
+            matches += len(docs)
+            for d in docs:
+                length = length_of(d)
+                s = 0.0
+                for i, term_idf in enumerate(idfs):
+                    s += contribution(term_idf, per_term[i][d], length, avg)
+                if len(heap) < k:
+                    heapq.heappush(heap, s)
+                elif s > heap[0]:
+                    heapq.heapreplace(heap, s)
+                else:
+                    if s < heap[0]:
+                        continue
+                kept.append((s, d))
+    if len(terms) == 1:
+        total, estimated = df[terms[0]], False
+    elif pruned and driver_total <= EXACT_TOTAL_POSTINGS:
+        total, estimated = matches + _count_matches(skipped), False
+    elif pruned and visited:
+        total, estimated = max(matches, round(matches * driver_total / visited)), True
+    else:
+        total, estimated = matches, False
+    if k <= 0 or not heap:
+        return total, estimated, []
+    kth = heap[0] if len(heap) >= k else float("-inf")
+    doc_id = view.doc_id_of
+    ranked = sorted((-s, doc_id(d), d) for s, d in kept if s >= kth)[:k]
+    return total, estimated, [(d, i, -neg) for neg, i, d in ranked]
+
+
+def _count_matches(skipped: list[tuple[Block, list[list[Block]]]]) -> int:
+    """Documents of the skipped driver blocks that hold every term (ids only, no scores)."""
+    n = 0
+    for block, others in skipped:
+        docs = set(block.load())
+        for partners in others:
+            if partners:
+                ids: set[int] = set()
+                for b in partners:
+                    ids.update(b.load())
+                docs &= ids
+        n += len(docs)
+    return n
+
+
+def _live_count(blocks: list[Block]) -> int:
+    """Live postings of a term in a segment: block counts minus deleted documents'."""
+    n = 0
+    for b in blocks:
+        if b._deleted and any(b.first - b._offset <= d <= b.last - b._offset for d in b._deleted):
+            n += len(b.load())
+        else:
+            n += b.count
+    return n
+
+
+def _bounded_blocks(
+    lists: list[list[Block]], r: int, idfs: list[float], minlen: int, avg: float
+) -> list[tuple[float, Block, list[list[Block]]]]:
+    """The driver's blocks with their score bound (-1: cannot match) and, per term, the
+    blocks covering their docnum range; best bound first."""
+    out = []
+    starts = [0] * len(lists)
+    for block in lists[r]:
+        bound = contribution(idfs[r], block.max_wtf, minlen, avg)
+        others: list[list[Block]] = [[] for _ in lists]
+        for i, bl in enumerate(lists):
+            if i == r:
+                continue
+            j = starts[i]
+            while j < len(bl) and bl[j].last < block.first:
+                j += 1
+            starts[i] = j
+            while j < len(bl) and bl[j].first <= block.last:
+                others[i].append(bl[j])
+                j += 1
+            if not others[i]:
+                bound = -1.0
+                break
+            bound += contribution(idfs[i], max(b.max_wtf for b in others[i]), minlen, avg)
+        out.append((bound, block, others))
+    out.sort(key=lambda item: -item[0])
+    return out
