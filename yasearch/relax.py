@@ -136,8 +136,12 @@ async def relax_with(
     return merge(list(per_word), len(vs))
 
 
-#: A stopword phrase is looked for in at most this many stored documents.
-STOPWORD_SCAN_DOCS = 20_000
+#: A stopword phrase is looked for in at most this many stored documents, and the
+#: scan stops once :data:`STOPWORD_MATCHES` documents hold it: stopwords are not
+#: indexed, so this reads stored text, and a common one ("this") is in nearly every
+#: page (measured: 180 ms for 600 pages of 20 KB when every page was read).
+STOPWORD_SCAN_DOCS = 2_000
+STOPWORD_MATCHES = 100
 
 
 def stopword_view(view: ReadView, words: list[str]) -> tuple[list[tuple[str, float]], dict[str, int]]:
@@ -145,7 +149,8 @@ def stopword_view(view: ReadView, words: list[str]) -> tuple[list[tuple[str, flo
     are not indexed, so the stored text is read): (doc_id, score) best first.
 
     Score: 3 for the phrase in the title, plus its occurrences in the text. At
-    most :data:`STOPWORD_SCAN_DOCS` documents are read.
+    most :data:`STOPWORD_SCAN_DOCS` documents are read, and only until
+    :data:`STOPWORD_MATCHES` hold the phrase.
     """
     phrase = re.compile(r"(?<!\w)" + r"\W+".join(re.escape(w) for w in words) + r"(?!\w)", re.IGNORECASE)
     scores: dict[str, float] = {}
@@ -158,6 +163,8 @@ def stopword_view(view: ReadView, words: list[str]) -> tuple[list[tuple[str, flo
         if score:
             scores[f["doc_id"]] = score
             by_id[f["doc_id"]] = d
+            if len(scores) >= STOPWORD_MATCHES:
+                break
     return rank(scores), by_id
 
 
