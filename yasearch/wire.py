@@ -346,11 +346,18 @@ def decode(raw: bytes, model: type[T]) -> T:
     except RecursionError:
         raise BadMessage("bad_request", "the JSON is nested too deeply") from None
     _check_version(getattr(msg, "v", PROTOCOL_VERSION))
+    check_ids(msg)
+    _check_signed(msg)
+    return msg
+
+
+def check_ids(msg: object) -> None:
+    """Every node and document id of ``msg`` is lowercase hex, checked in one pass over
+    all of them joined (a ``pattern`` per id, checked by Python's ``re``, cost two
+    thirds of decoding a 5,000-posting batch)."""
     if "".join(_hex_ids(msg)).translate(_NOT_HEX):
         bad = next(i for i in _hex_ids(msg) if i.translate(_NOT_HEX))
         raise BadMessage("bad_request", f"id {bad!r} is not lowercase hex")
-    _check_signed(msg)
-    return msg
 
 
 def _hex_ids(msg: object) -> Iterator[str]:
