@@ -142,6 +142,17 @@ async def test_the_index_survives_a_full_disk_and_a_restart(small_fs: Path) -> N
         await reopened.close()
 
 
+async def _start_peer_command(data_dir: Path) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    """``yasearch peer`` on ``data_dir`` as a subprocess: (the process, its non-empty stderr lines)."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "yasearch", "peer", "--port", "0", "--data-dir", str(data_dir), "--no-seeds"],
+        capture_output=True, text=True, env=env, cwd=ROOT, timeout=120,
+    )
+    return done, [ln for ln in done.stderr.splitlines() if ln.strip()]
+
+
 async def _index_without_toc(directory: Path) -> dict[str, str]:
     ix = LocalIndex(directory)
     await ix.open()
@@ -168,14 +179,8 @@ async def test_an_index_with_segments_but_no_toc_refuses_to_start_and_is_not_wip
 
 async def test_the_peer_command_explains_a_missing_toc_in_one_line(tmp_path: Path) -> None:
     before = await _index_without_toc(tmp_path / "data" / "index")
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    done = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "yasearch", "peer", "--port", "0", "--data-dir", str(tmp_path / "data"), "--no-seeds"],
-        capture_output=True, text=True, env=env, cwd=ROOT, timeout=120,
-    )
+    done, lines = await _start_peer_command(tmp_path / "data")
     assert done.returncode == 1
-    lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "no table of contents" in lines[0], done.stderr
     assert {p.name for p in (tmp_path / "data" / "index").iterdir() if p.is_file()} == set(before)
 
@@ -203,13 +208,7 @@ async def test_a_damaged_table_of_contents_is_one_line_naming_the_index_and_the_
     await ix.close()
     (toc,) = directory.glob("_MAIN_*.toc")
     toc.write_bytes(b"garbage")
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    done = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "yasearch", "peer", "--port", "0", "--data-dir", str(tmp_path / "data"), "--no-seeds"],
-        capture_output=True, text=True, env=env, cwd=ROOT, timeout=120,
-    )
+    done, lines = await _start_peer_command(tmp_path / "data")
     assert done.returncode == 1
-    lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and str(directory) in lines[0] and "cannot be read" in lines[0], done.stderr
     assert "move the directory away" in lines[0] and toc.read_bytes() == b"garbage"
