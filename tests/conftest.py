@@ -20,6 +20,7 @@ if _ROOT not in sys.path:
 
 from yasearch.crawler.state import FrontierStore  # noqa: E402
 from yasearch.crawler.types import CrawlSpec  # noqa: E402
+from yasearch.index import LocalIndex  # noqa: E402
 from yasearch.peer import Peer  # noqa: E402
 from yasearch.server import PeerServer  # noqa: E402
 from peerutil import StaticSite, peer_config  # noqa: E402
@@ -206,3 +207,20 @@ async def page(browser):
     yield w
     await context.close()
     w.check()
+
+
+@pytest.fixture
+async def make_index(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[LocalIndex]]]:
+    """Factory: ``ix = await make_index(**settings)`` -> an open LocalIndex in a fresh
+    directory, closed at teardown."""
+    opened: list[LocalIndex] = []
+
+    async def make(**settings: Any) -> LocalIndex:
+        ix = LocalIndex(tmp_path / f"ix{len(opened)}", **settings)
+        await ix.open()
+        opened.append(ix)
+        return ix
+
+    yield make
+    for ix in opened:
+        await ix.close()

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -30,13 +29,8 @@ def make_doc(url: str, title: str = "", body: str = "", **kw: str) -> Document:
 
 
 @pytest.fixture
-async def index(tmp_path: Path) -> AsyncIterator[LocalIndex]:
-    ix = LocalIndex(tmp_path / "ix", commit_interval=0.05, commit_batch=50)
-    await ix.open()
-    try:
-        yield ix
-    finally:
-        await ix.close()
+async def index(make_index) -> LocalIndex:
+    return await make_index(commit_interval=0.05, commit_batch=50)
 
 
 def test_host_parts() -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -32,13 +31,8 @@ def make_doc(url: str, title: str = "", body: str = "", **kw: str) -> Document:
 
 
 @pytest.fixture
-async def index(tmp_path: Path) -> AsyncIterator[LocalIndex]:
-    ix = LocalIndex(tmp_path / "ix", commit_interval=0.05, commit_batch=50, fsync=False)
-    await ix.open()
-    try:
-        yield ix
-    finally:
-        await ix.close()
+async def index(make_index) -> LocalIndex:
+    return await make_index(commit_interval=0.05, commit_batch=50, fsync=False)
 
 
 async def fill(ix: LocalIndex, docs: list[Document]) -> None:

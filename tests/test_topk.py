@@ -10,7 +10,6 @@ unless asked for, and then count the matches from the per-segment arrays.
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -40,13 +39,8 @@ def random_doc(rng: random.Random, i: int, host: str) -> Document:
 
 
 @pytest.fixture
-async def index(tmp_path: Path) -> AsyncIterator[LocalIndex]:
-    ix = LocalIndex(tmp_path / "ix", commit_interval=60, commit_batch=10_000, fsync=False)
-    await ix.open()
-    try:
-        yield ix
-    finally:
-        await ix.close()
+async def index(make_index) -> LocalIndex:
+    return await make_index(commit_interval=60, commit_batch=10_000, fsync=False)
 
 
 async def fill_randomly(ix: LocalIndex, seed: int) -> list[Document]:
