@@ -15,7 +15,7 @@ import pytest
 
 from peerutil import ROOT
 from test_cli import yasearch
-from yasearch.config import Config
+from yasearch.config import Config, ConfigError
 
 
 async def test_config_example_documents_every_key_and_loads(tmp_path: Path) -> None:
@@ -71,3 +71,11 @@ def test_the_operating_guide_covers_a_public_peer() -> None:
         assert topic in guide, topic
     readme = (ROOT / "README.md").read_text()
     assert "docs/operating.md" in readme and "/index" in readme
+
+
+def test_boolean_config_keys_read_words_and_refuse_anything_else():
+    assert Config.from_dict({"allow_private_networks": "false"}).allow_private_networks is False
+    assert Config.from_dict({"allow_private_networks": "yes"}).allow_private_networks is True
+    assert Config.from_dict({"allow_private_networks": True}).allow_private_networks is True
+    with pytest.raises(ConfigError, match="allow_private_networks"):
+        Config.from_dict({"allow_private_networks": "maybe"})

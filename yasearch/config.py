@@ -14,6 +14,22 @@ from yasearch.crawler.types import CrawlerSettings
 DEFAULT_PORT = 8090
 
 
+_TRUE = frozenset({"true", "yes", "on", "1"})
+_FALSE = frozenset({"false", "no", "off", "0"})
+
+
+def _as_bool(value: Any) -> bool:
+    """A TOML boolean, or the words an environment or CLI gives (``"false"`` is False)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    word = str(value).strip().lower()
+    if word in _TRUE or word in _FALSE:
+        return word in _TRUE
+    raise ValueError(value)
+
+
 class ConfigError(ValueError):
     """A configuration value is missing, unknown or of the wrong type."""
 
@@ -167,7 +183,7 @@ class Config:
                 if key in ("data_dir", "seeds"):
                     value = Path(value) if value is not None else None
                 elif isinstance(current, bool):
-                    value = bool(value)
+                    value = _as_bool(value)
                 elif isinstance(current, int) and not isinstance(current, bool):
                     value = int(value)
                 elif isinstance(current, float):
