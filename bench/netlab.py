@@ -254,3 +254,65 @@ table ip lab {{
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# -- yasearch peers in the lab ---------------------------------------------------------
+
+#: Every peer listens on this port in its own namespace (TCP for HTTP, UDP for the DHT).
+PEER_PORT = 8090
+ADMIN_TOKEN = "lab-admin-token"
+
+
+class LabPeer:
+    """``python -m yasearch peer`` on a lab host, bound to the host's address.
+
+    Config: the host's address, :data:`PEER_PORT`, an admin token (a peer bound to a
+    non-loopback address must have one), private networks allowed (every lab address
+    is private), network ``lab``, no crawl delay; ``config`` adds keys."""
+
+    def __init__(
+        self, lab: Lab, host: Host, root: Path, *, bootstrap: list["LabPeer"] = (),  # type: ignore[assignment]
+        wan: str = "", config: dict[str, object] | None = None,
+    ) -> None:
+        self.lab, self.host, self.wan = lab, host, wan
+        self.name = host.name
+        self.url = f"http://{host.ip}:{PEER_PORT}"
+        self.data_dir = root / self.name
+        self.log = root / f"{self.name}.log"
+        self.bootstrap = [f"{p.host.ip}:{PEER_PORT}" for p in bootstrap]
+        self.config = {
+            "host": host.ip, "port": PEER_PORT, "admin_token": ADMIN_TOKEN, "allow_private_networks": True,
+            "network": "lab", "crawl_delay": 0.0, "commit_interval": 0.2, **(config or {}),
+        }
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.peer_id = ""
+
+    def start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        conf = self.data_dir.parent / f"{self.name}.toml"
+        conf.write_text("".join(f"{k} = {_toml(v)}\n" for k, v in self.config.items()))
+        cmd = ["-m", "yasearch", "-v", "peer", "--data-dir", str(self.data_dir), "--no-seeds",
+               "--name", self.name, "--config", str(conf)]
+        for b in self.bootstrap:
+            cmd += ["--bootstrap", b]
+        self.proc = self.lab.spawn_python(self.host, cmd, log=self.log, wan=self.wan)
+
+    def tail(self, n: int = 2000) -> str:
+        try:
+            return self.log.read_text(errors="replace")[-n:]
+        except OSError:
+            return ""
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+def _toml(v: object) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml(x) for x in v) + "]"
+    return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'

@@ -130,7 +130,6 @@ class Status:
             "version": __version__,
             "documents": self.index.doc_count(),
             "stats": {"total_length": self.total_length, "postings_held": self.postings_held},
-            **({"reach": self.reach.kind} if self.reach is not None and self.reach.kind != "unknown" else {}),
         }
 
     def info(self) -> dict[str, Any]:

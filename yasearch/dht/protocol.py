@@ -290,6 +290,7 @@ class DhtProtocol(RpcEndpoint):
             log.exception("info_provider failed")
             info = {}
         self._info_seq = max(self._info_seq + 1, time.time_ns() // 1000)
+        info = {**info, "reach": "client-only" if self.client_only else "public"}
         return hs.seal_info(self.identity, self.network, self._info_seq, validate_info(info))
 
     def _cache_info(self, node_id: bytes, sealed: object) -> bool:
