@@ -293,3 +293,67 @@ async def test_a_client_only_node_is_in_no_routing_table_and_responsible_for_not
         await asyncio.sleep(0.1)
         await a.protocol.call_ping(c.node)
         assert c.node_id in {n.id for n in a.protocol.router.contacts()}
+
+
+# ---------------------------------------------------------------------------
+# the WAN shim (bench.wanem), in a child process: it patches asyncio globally
+# ---------------------------------------------------------------------------
+
+WAN_PROBE = r"""
+import asyncio, json
+
+async def main():
+    got = []
+
+    class Echo(asyncio.Protocol):
+        def data_received(self, data):
+            got.append(data)
+
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(Echo, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    _r, w = await asyncio.open_connection("127.0.0.1", port)
+    for i in range(200):
+        w.write(b"%d," % i)
+    w.close()  # deferred by the shim until the delayed writes are out
+    udp_got = []
+
+    class Sink(asyncio.DatagramProtocol):
+        def datagram_received(self, data, addr):
+            udp_got.append(data)
+
+    sink, _ = await loop.create_datagram_endpoint(Sink, local_addr=("127.0.0.1", 0))
+    src, _ = await loop.create_datagram_endpoint(asyncio.DatagramProtocol, remote_addr=sink.get_extra_info("sockname"))
+    for i in range(200):
+        src.sendto(b"x")
+    for _ in range(400):  # until the last TCP byte is in (the delays are the shim's)
+        if b"".join(got).endswith(b"199,"):
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.3)  # the datagrams' own delays are shorter than this
+    print(json.dumps({"tcp": b"".join(got).decode(), "udp": len(udp_got)}))
+
+asyncio.run(main())
+"""
+
+
+def run_wan_probe(spec: str) -> dict[str, Any]:
+    import json
+    import os
+
+    from bench.netlab import REPO, SHIM
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(SHIM), str(REPO)]), YASEARCH_WANEM=spec)
+    out = subprocess.run([sys.executable, "-c", WAN_PROBE], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def test_the_wan_shim_keeps_tcp_order_and_drops_udp_datagrams() -> None:
+    every = ",".join(str(i) for i in range(200)) + ","
+    # 20 ms ± 15 ms per write, every write "lost" once (delayed by an RTO): order holds, nothing is lost
+    assert run_wan_probe("20,15,1.0,7") == {"tcp": every, "udp": 0}
+    # half the datagrams dropped, none of TCP's bytes
+    half = run_wan_probe("1,0,0.5,7")
+    assert half["tcp"] == every and 50 < half["udp"] < 150
+    assert run_wan_probe("0,0,0") == {"tcp": every, "udp": 200}
