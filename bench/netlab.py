@@ -5,7 +5,8 @@ by ``python -m bench wan``; it lives in ``bench/`` because both use it and neith
 the product. Needs root and ``ip netns`` (:func:`unavailable` says why not); NAT also
 needs ``nft`` (Debian's nftables; ``.ci/run`` installs it).
 
-Layout of one :class:`Lab` (``T`` = the owning process id, ``S`` = a free /24):
+Layout of one :class:`Lab` (``T`` = the owning process id and the lab's number in
+it, ``S`` = a free /24):
 
 - namespace ``ysl-T-net`` holds the bridge ``br0``: the "internet";
 - this process (the controller: tests, the benchmark) has one veth leg ``yslT`` on
@@ -77,12 +78,13 @@ def clean_stale() -> None:
         name = line.split()[0] if line.split() else ""
         if not name.startswith(PREFIX):
             continue
-        owner = name[len(PREFIX):].split("-")[0]
+        owner = name[len(PREFIX):].split("-")[0].split("x")[0]
         if owner.isdigit() and not _alive(int(owner)):
             _ip("netns", "del", name, check=False)
     for line in _ip("-o", "link", "show", check=False).stdout.splitlines():
         dev = line.split(":")[1].strip().split("@")[0] if ":" in line else ""
-        if dev.startswith("ysl") and dev[3:].isdigit() and not _alive(int(dev[3:])):
+        owner = dev[3:].split("x")[0]
+        if dev.startswith("ysl") and owner.isdigit() and not _alive(int(owner)):
             _ip("link", "del", dev, check=False)
 
 
@@ -112,9 +114,12 @@ class Lab:
     """One emulated internet (see the module doc). Use as a context manager, or call
     :meth:`close` in a ``finally``."""
 
+    _made = 0  # labs made by this process: part of the names, so two at once do not collide
+
     def __init__(self) -> None:
         clean_stale()
-        self.owner = os.getpid()
+        Lab._made += 1
+        self.owner = f"{os.getpid()}x{Lab._made}"
         self.s = _free_subnet()
         self.net = f"{PREFIX}{self.owner}-net"
         self.link = f"ysl{self.owner}"

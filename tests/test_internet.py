@@ -204,6 +204,35 @@ def test_an_observed_address_needs_two_peers_or_a_dial_back() -> None:
     assert decide([Report("http://x", "evil.example<script>", "n5")], {}, 8090) == (UNKNOWN, None)
 
 
+class UnreachingPeers:
+    """A transport whose every asked peer answers, seeing us at one address, and never dials back."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    async def call(self, contact: Any, path: str, data: bytes, *, timeout: float | None = None) -> bytes:
+        from yasearch.reachability import ReachReply
+        from yasearch.wire import encode
+
+        self.asked.append(contact.url)
+        return encode(ReachReply(observed="198.51.100.7", dialed=True))  # a claim, not a probe
+
+
+async def test_a_public_peer_steps_down_only_when_two_peers_cannot_reach_it() -> None:
+    from yasearch.reachability import Reachability
+
+    peers = UnreachingPeers()
+    reach = Reachability(Config(host="0.0.0.0"), peers, lambda: 8090)  # type: ignore[arg-type]
+    assert reach.asks and reach.kind == UNKNOWN
+    # unknown: one peer that cannot dial back decides it ("dialed": true is not believed)
+    assert await reach.check([("192.0.2.1", 8090)]) == CLIENT_ONLY and reach.observed is None
+    reach.kind = PUBLIC  # say a later check found it reachable
+    assert await reach.check([("192.0.2.1", 8090)]) == PUBLIC  # one peer is not enough to step down
+    assert await reach.check([("192.0.2.1", 8090), ("192.0.2.2", 8090)]) == CLIENT_ONLY
+    assert reach.observed == "198.51.100.7"  # two peers agree
+    assert peers.asked[-2:] == ["http://192.0.2.1:8090", "http://192.0.2.2:8090"]
+
+
 async def test_advertise_overrides_detection(make_peer: Any, tmp_path: Path) -> None:
     peer = await make_peer(tmp_path / "p", host="0.0.0.0", admin_token="t", advertise="203.0.113.5:8443")
     assert peer.url == "http://203.0.113.5:8443"

@@ -17,7 +17,8 @@ observed address is adopted when a probe arrived for the address it was reported
 with (the probe's ``Host`` header names the address dialled), or when two peers
 report the same one; a single unconfirmed report is shown, never used.
 
-A peer that asked and was not dialled back runs as a *client-only* peer
+A peer that asked and was not dialled back runs as a *client-only* peer (a peer
+found public earlier steps down only when two peers could not reach it)
 (:data:`CLIENT_ONLY`): it publishes and searches like any peer but says so, signed,
 in its DHT handshakes and info record (:mod:`yasearch.dht.handshake`), and other
 peers never file it in their routing tables, so it is responsible for no term.
@@ -205,6 +206,10 @@ class Reachability:
         kind, observed = decide(reports, self._probes, self._port())
         self._probes.clear()
         if kind == UNKNOWN:
+            return self.kind
+        if kind == CLIENT_ONLY and self.kind == PUBLIC and len({r.peer for r in reports}) < 2:
+            # a public peer steps down only when two peers could not reach it: one busy
+            # or lying peer must not take it out of every routing table
             return self.kind
         if kind != self.kind:
             log.info("reachability: %s (observed address %s)", kind, observed or "unconfirmed")
