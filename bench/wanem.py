@@ -12,12 +12,13 @@ server, the DHT's UDP endpoint):
   arrives one retransmission timeout later (``max(0.2 s, 3 x delay)``: Linux's minimum
   RTO is 200 ms), and everything behind it on that connection waits too;
 - every UDP ``sendto`` is dropped with probability ``loss``, else sent after
-  ``delay ± jitter`` (datagrams may overtake each other, as on the internet).
+  ``delay ± jitter`` (datagrams may overtake each other, as on the internet);
+- a TCP connect waits two one-way delays first (the SYN, SYN-ACK round trip;
+  the kernel's own handshake on the emulated link is instant).
 
 Delay is added on the sending side only, so with every peer shimmed a message
-takes one ``delay`` each way (round trip 2 x delay). Not modelled: TCP's connection
-setup (the kernel does it at once; aiohttp keeps connections alive, so it is paid
-rarely), bandwidth, and queueing. The shim is test and benchmark machinery: it lives
+takes one ``delay`` each way (round trip 2 x delay). Not modelled: bandwidth,
+queueing, loss of the TCP handshake itself. The shim is test and benchmark machinery: it lives
 in ``bench/`` and is switched on for a peer process by the environment variable
 :data:`ENV` (read by ``bench/wanshim/sitecustomize.py``, which the lab puts first on
 the peer's ``PYTHONPATH``); the product package knows nothing of it.
@@ -42,7 +43,7 @@ class Wan:
     def __init__(self, delay: float, jitter: float = 0.0, loss: float = 0.0, seed: int | None = None) -> None:
         self.delay, self.jitter, self.loss = delay, jitter, loss
         self.rng = random.Random(seed)
-        self.tcp_writes = self.tcp_lost = self.udp_sent = self.udp_dropped = 0
+        self.tcp_writes = self.tcp_lost = self.udp_sent = self.udp_dropped = self.connects = 0
 
     def one_way(self) -> float:
         return max(0.0, self.delay + self.rng.uniform(-self.jitter, self.jitter))
@@ -139,6 +140,15 @@ def install(wan: Wan) -> None:
 
         self._loop.call_later(wan.one_way(), send)
 
+    connect = _se.BaseSelectorEventLoop.sock_connect
+
+    async def delayed_connect(self: Any, sock: Any, address: Any) -> None:
+        # TCP's handshake: SYN out, SYN-ACK back, one round trip before the first byte
+        wan.connects += 1
+        await asyncio.sleep(wan.one_way() + wan.one_way())
+        return await connect(self, sock, address)
+
+    _se.BaseSelectorEventLoop.sock_connect = delayed_connect  # type: ignore[method-assign]
     tcp.write = delayed_write
     tcp.writelines = delayed_writelines
     tcp.close = deferred(close, "close")
