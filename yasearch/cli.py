@@ -229,7 +229,8 @@ async def cmd_status(args: argparse.Namespace) -> int:
     print(f"network    peers known {data.get('peers_known', 0)}, postings held {data.get('postings_held', 0)}")
     reach = data.get("reach") or {}
     if reach:
-        print(f"reach      {reach.get('kind', 'public')}, observed at {reach.get('observed') or 'unconfirmed'}"
+        print(f"reach      {reach.get('kind', 'public')}"
+              + (f", observed at {reach['observed']}" if reach.get("observed") else "")
               + ("" if reach.get("checked", True) else " (not checked yet)"))
     print(f"publish    pending {pub.get('pending', 0)}, sent {pub.get('sent', 0)}, failed {pub.get('failed', 0)}")
     if pub.get("pending"):
