@@ -36,7 +36,7 @@ import logging
 import os
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -155,7 +155,7 @@ class Reachability:
     ``port`` is called for the HTTP port (known once the site is bound).
     """
 
-    def __init__(self, config: Config, transport: Transport, port: Any) -> None:
+    def __init__(self, config: Config, transport: Transport, port: Callable[[], int]) -> None:
         self.config = config
         self.transport = transport
         self._port = port
@@ -171,10 +171,6 @@ class Reachability:
         self.dialbacks = 0  # dial-backs this peer did for others
         self._nonces: dict[str, float] = {}
         self._probes: dict[str, str] = {}
-
-    @property
-    def client_only(self) -> bool:
-        return self.kind == CLIENT_ONLY
 
     def recheck_after(self) -> float:
         return RECHECK_UNKNOWN if self.kind == UNKNOWN else RECHECK_KNOWN
