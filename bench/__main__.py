@@ -4,6 +4,7 @@
 ``network``: N peers as processes, publishing and global search (:mod:`bench.network`);
 ``recrawl``: a revisit round against a full recrawl, WARC import against crawling (:mod:`bench.recrawl`);
 ``wire``: decoding + validating one p2p postings batch, msgspec vs pydantic (:mod:`bench.wire`);
+``wan``: peers in network namespaces with WAN delay and loss, one behind NAT (:mod:`bench.wan`);
 ``relevance``: recall@10 and MRR on pydoc's pages against central BM25F (:mod:`bench.relevance`).
 See docs/benchmarks.md for what is measured and the results.
 """
@@ -20,19 +21,22 @@ def main(argv: list[str] | None = None) -> int:
               "[--set KEY=VALUE] [--json FILE] [--strict]\n"
               "       python -m bench network [--peers N] [--pages N] [--queries N] [--json FILE] [--strict]\n"
               "       python -m bench recrawl [--pages N] [--changed F] [--gone F] [--json FILE] [--strict]\n"
+              "       python -m bench wan [--peers N] [--delay MS] [--loss P] [--pages N] [--json FILE]\n"
               "       python -m bench wire [--postings N] [--runs N]\n"
               "       python -m bench relevance [--pages N] [--peers N] [--cache FILE] [--json FILE] [--strict]\n\n"
               "  crawl   crawl + index a generated local site, Scrapy as the reference, query latency\n"
               "          (python -m bench crawl --help for every option)\n"
               "  network N peers as processes on loopback: publish throughput, DHT lookups, global query\n"
               "          latency, bytes per query, overlap@10 (python -m bench network --help)\n"
+              "  wan     peers in network namespaces (root), WAN delay/loss, one peer behind NAT: global\n"
+              "          query latency, overlap@10, settle time, the NAT'd peer (python -m bench wan --help)\n"
               "  recrawl a revisit round (conditional GETs) against a full recrawl; WARC import rate\n"
               "  wire    decode + validate one 5,000-posting p2p batch: msgspec vs pydantic v2\n"
               "  relevance recall@10 and MRR of judged queries on pydoc's pages, yasearch (1 peer and a\n"
               "          network) beside central Whoosh BM25F (python -m bench relevance --help)")
         return 0 if argv else 2
     cmd, rest = argv[0], argv[1:]
-    if cmd in ("crawl", "network", "recrawl", "wire", "relevance"):
+    if cmd in ("crawl", "network", "recrawl", "wire", "relevance", "wan"):
         if cmd == "crawl":
             from bench.crawl_index import main as run_main
         elif cmd == "recrawl":
@@ -41,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
             from bench.network import main as run_main
         elif cmd == "relevance":
             from bench.relevance import main as run_main
+        elif cmd == "wan":
+            from bench.wan import main as run_main
         else:
             from bench.wire import main as run_main
 
@@ -54,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
             print(f"benchmark failed: {e}", file=sys.stderr)
             return 1
-    print(f"unknown command {cmd!r}; try: python -m bench crawl | network | recrawl | wire | relevance",
+    print(f"unknown command {cmd!r}; try: python -m bench crawl | network | recrawl | wan | wire | relevance",
           file=sys.stderr)
     return 2
 

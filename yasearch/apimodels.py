@@ -236,6 +236,11 @@ class Status(Struct):
     dht: dict[str, Any] = {}
     network: dict[str, Any] = {}
     index: dict[str, Any] = {}
+    reach: Annotated[
+        dict[str, Any],
+        Meta(description='"kind": "public" or "client-only" (others cannot dial this peer: it holds no term), '
+             '"observed": the address other peers see it at (null until confirmed)'),
+    ] = {}
 
 
 class PeerInfo(Struct):
@@ -246,6 +251,8 @@ class PeerInfo(Struct):
     version: str = ""
     documents: Count = 0
     last_seen: float = 0.0
+    reach: Annotated[str, Meta(description='"public", or "client-only": cannot be dialled, responsible for no term')] = "public"
+    observed: Annotated[str | None, Meta(description="the peer's address as the answering peer sees it")] = None
 
 
 class PeerList(Struct):

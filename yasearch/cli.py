@@ -227,6 +227,11 @@ async def cmd_status(args: argparse.Namespace) -> int:
     print(f"peer       {data['name']} ({data['peer_id']}) version {data['version']}, up {duration(data.get('uptime_s', 0))}")
     print(f"documents  {data['documents']}")
     print(f"network    peers known {data.get('peers_known', 0)}, postings held {data.get('postings_held', 0)}")
+    reach = data.get("reach") or {}
+    if reach:
+        print(f"reach      {reach.get('kind', 'public')}"
+              + (f", observed at {reach['observed']}" if reach.get("observed") else "")
+              + ("" if reach.get("checked", True) else " (not checked yet)"))
     print(f"publish    pending {pub.get('pending', 0)}, sent {pub.get('sent', 0)}, failed {pub.get('failed', 0)}")
     if pub.get("pending"):
         print(f"           {backlog_note(data)}")

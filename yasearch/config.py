@@ -34,6 +34,12 @@ class ConfigError(ValueError):
     """A configuration value is missing, unknown or of the wrong type."""
 
 
+def _host_port(value: str) -> bool:
+    """``host:port`` with a port of 1-65535 (IPv6 hosts in brackets)."""
+    host, _, port = value.strip().rpartition(":")
+    return bool(host.strip("[]")) and port.isdigit() and 0 < int(port) < 65536
+
+
 @dataclass
 class Config:
     data_dir: Path = Path("data")
@@ -97,6 +103,12 @@ class Config:
     #: peers of different networks never enter each other's routing tables, so a
     #: test or intranet network cannot leak into the public one (or the reverse).
     network: str = "public"
+    #: "host:port" other peers reach this peer's HTTP API (and DHT) at, when it is
+    #: known (a port forwarded through NAT, a public address in front of a proxy).
+    #: Set, the peer is public and skips detection; unset, a peer not bound to
+    #: loopback asks peers to dial it back and runs client-only when none can
+    #: (yasearch.reachability).
+    advertise: str = ""
     #: Copies of each term's postings: the r XOR-closest live peers hold them.
     replication: int = 3
     #: Every page's postings are sent again this often (seconds), which refreshes
@@ -208,6 +220,8 @@ class Config:
         exposed = cfg.exposure_error()
         if exposed:
             raise ConfigError(exposed)
+        if cfg.advertise and not (isinstance(cfg.advertise, str) and _host_port(cfg.advertise)):
+            raise ConfigError(f"advertise must be host:port (IPv6 in brackets), not {cfg.advertise!r}")
         if cfg.verify not in ("off", "origin", "fetch"):
             raise ConfigError(f"verify must be off, origin or fetch, not {cfg.verify!r}")
         try:

@@ -23,6 +23,7 @@ from yasearch.dht import DhtNode
 from yasearch.handoff import Handoff
 from yasearch.network import Contact, Resolver
 from yasearch.publisher import Publisher
+from yasearch.reachability import Reachability
 from yasearch.shard import ShardStore
 
 log = logging.getLogger(__name__)
@@ -73,8 +74,10 @@ class Membership:
         publisher: Publisher,
         shard: ShardStore,
         config: Config,
+        reach: Reachability | None = None,
     ) -> None:
         self.node_id = node_id
+        self.reach = reach
         self.dht = dht
         self.resolver = resolver
         self.handoff = handoff
@@ -90,6 +93,7 @@ class Membership:
             asyncio.create_task(self._join(), name="join"),
             asyncio.create_task(self._watch_membership(), name="membership"),
             asyncio.create_task(self._upkeep(), name="upkeep"),
+            asyncio.create_task(self._recheck_reachability(), name="reachability"),
         ]
 
     async def stop(self) -> None:
@@ -100,14 +104,38 @@ class Membership:
 
     async def _join(self) -> None:
         try:
-            await self.dht.bootstrap(bootstrap_addrs(self.config.bootstrap))
+            addrs = bootstrap_addrs(self.config.bootstrap)
+            # before the first handshake: a client-only peer says so in it (yasearch.reachability)
+            await self.check_reachability(addrs + self.dht.load_neighbours())
+            await self.dht.bootstrap(addrs)
             await self.dht.refresh_info()
             await self.dht.save_neighbours()
         except Exception:  # noqa: BLE001 - the maintenance loop retries
             log.warning("could not join the network yet", exc_info=log.isEnabledFor(logging.DEBUG))
 
+    async def check_reachability(self, addrs: list[tuple[str, int]]) -> None:
+        """Ask peers at ``addrs`` to dial us back; run client-only when none could."""
+        if self.reach is None or not self.reach.asks or not addrs:
+            return
+        await self.dht.set_client_only(await self.reach.check(addrs) == "client-only")
+
+    async def _recheck_reachability(self) -> None:
+        """Ask again: often while nobody answered (the first peer of a network has
+        nobody to ask), rarely once known (an address or a NAT can change)."""
+        if self.reach is None or not self.reach.asks:
+            return
+        while True:
+            await asyncio.sleep(self.reach.recheck_after())
+            peers = [p for p in self.dht.known_peers() if p.reach != "client-only"]
+            addrs = [(p.host, p.port) for p in peers if p.host and p.port]
+            try:
+                await self.check_reachability(addrs)
+            except Exception:  # noqa: BLE001 - asked again next round
+                log.warning("reachability check failed", exc_info=True)
+
     async def join(self, addrs: list[tuple[str, int]]) -> int:
         """Join through these peers now (tests, the demo); returns contacts known."""
+        await self.check_reachability(addrs)
         n = await self.dht.bootstrap(addrs)
         await self.dht.refresh_info()
         self.resolver.invalidate()
@@ -175,11 +203,12 @@ class Membership:
         if self.dht.running:
             me = self.node_id.hex()
             for p in self.dht.known_peers():
-                if p.node_id != me:
+                if p.node_id != me and p.reach != "client-only":
                     node = bytes.fromhex(p.node_id)
                     self._stable[node] = (Contact(node, p.http_url.rstrip("/")), now)
+        clients = {bytes.fromhex(p.node_id) for p in self.dht.known_clients()} if self.dht.running else set()
         for node, (_c, seen) in list(self._stable.items()):
-            if now - seen > self.config.membership_grace:
+            if now - seen > self.config.membership_grace or node in clients:
                 del self._stable[node]
         return {node: c for node, (c, _seen) in self._stable.items()}
 

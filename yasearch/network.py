@@ -247,7 +247,7 @@ class Resolver:
                 table = []
             nodes += [n for n in table if n.id not in seen]
             me = self.self_contact()
-            contacts = [me]
+            contacts = [] if self.dht.client_only else [me]  # a client-only peer holds no term
             for n in nodes:
                 if n.id != me.node_id:
                     contacts.append(Contact(n.id, self.dht.http_url_for(n).rstrip("/")))

@@ -24,6 +24,7 @@ from msgspec import Struct
 
 from yasearch.errors import ApiError
 from yasearch.httpkit import PEER_KEY, route
+from yasearch.reachability import ProbeReply, ProbeRequest, ReachReply, ReachRequest
 from yasearch.shard.service import LocalPeer
 from yasearch.wire import (
     MAX_P2P_BODY,
@@ -131,6 +132,19 @@ async def verify(request: web.Request) -> web.Response:
     return json_reply(request, await _local(request).verify(await read_message(request, VerifyRequest)))
 
 
+async def reach(request: web.Request) -> web.Response:
+    """Dial the asking peer back at its own address (the TCP source of this request,
+    never one named in the body) and say where it was seen (yasearch.reachability)."""
+    msg = await read_message(request, ReachRequest)
+    return json_reply(request, await request.app[PEER_KEY].dial_back(request.remote, msg))
+
+
+async def reach_probe(request: web.Request) -> web.Response:
+    """A peer dials us back for one of our reachability checks."""
+    msg = await read_message(request, ProbeRequest)
+    return json_reply(request, request.app[PEER_KEY].reach_probed(msg.nonce, request.host))
+
+
 class Route(NamedTuple):
     method: str
     path: str
@@ -148,6 +162,8 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/p2p/v1/withdraw", withdraw, WithdrawRequest, WithdrawReply, "Remove the sender's postings of documents"),
     Route("POST", "/p2p/v1/lookup", lookup, LookupRequest, LookupReply, "df and postings of terms this peer holds"),
     Route("POST", "/p2p/v1/verify", verify, VerifyRequest, VerifyReply, "Check the origin's documents for phrases; snippets"),
+    Route("POST", "/p2p/v1/reach", reach, ReachRequest, ReachReply, "Dial the asker back; the address it was seen at"),
+    Route("POST", "/p2p/v1/reach/probe", reach_probe, ProbeRequest, ProbeReply, "A dial-back of a reachability check"),
 )
 
 

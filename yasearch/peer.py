@@ -38,6 +38,7 @@ from yasearch.network import Contact, Resolver, Transport
 from yasearch.p2pclient import P2PClient
 from yasearch.publisher import Publisher
 from yasearch.query import parse_query
+from yasearch.reachability import ProbeReply, ReachReply, ReachRequest, Reachability
 from yasearch.recrawl import Recrawler
 from yasearch.recrawlstore import HostFigures, PageRow
 from yasearch.records import DocRecord, SearchResponse
@@ -102,9 +103,11 @@ class Peer:
             self.identity.node_id, self.shard, self.p2p, self.http_url_of, replication=config.replication
         )
         self.port = config.port
+        #: Public or client-only, and the address others see us at (yasearch.reachability).
+        self.reach = Reachability(config, self.transport, lambda: self.port)
         self.reporter = Status(
             self.peer_id, self.name, lambda: self.url, config,
-            self.index, self.shard, self.jobs, self.publisher, self.handoff, self.faults,
+            self.index, self.shard, self.jobs, self.publisher, self.handoff, self.faults, self.reach,
         )
         self.membership: Membership | None = None  # needs the DHT: built in start()
         #: Awaited at the end of stop(), after the DHT: e.g. the HTTP site's cleanup (yasearch.server).
@@ -118,6 +121,9 @@ class Peer:
 
     @property
     def url(self) -> str:
+        if self.reach.advertised is not None:
+            host, port = self.reach.advertised
+            return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
         host = "127.0.0.1" if self.config.host in ("0.0.0.0", "", "::") else self.config.host
         return f"http://{host}:{self.port}"
 
@@ -165,7 +171,8 @@ class Peer:
         self.recrawler.start()
         self.reporter.connect(self.dht, self.resolver, self.transport)
         self.membership = Membership(
-            self.identity.node_id, self.dht, self.resolver, self.handoff, self.publisher, self.shard, self.config
+            self.identity.node_id, self.dht, self.resolver, self.handoff, self.publisher, self.shard, self.config,
+            self.reach,
         )
         self._started = True
         self.membership.start()
@@ -368,6 +375,14 @@ class Peer:
 
     async def peers(self) -> list[dict[str, Any]]:
         return await self.reporter.peers()
+
+    async def dial_back(self, remote: str | None, req: ReachRequest) -> ReachReply:
+        """``POST /p2p/v1/reach``: dial the asking peer back at its own address."""
+        return await self.reach.dial_back(remote, req)
+
+    def reach_probed(self, nonce: str, host: str) -> ProbeReply:
+        """``POST /p2p/v1/reach/probe``: a peer dialled us back for one of our nonces."""
+        return ProbeReply(known=self.reach.probed(nonce, host))
 
     async def info(self) -> dict[str, Any]:
         """The /p2p/v1/info record."""

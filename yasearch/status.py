@@ -28,6 +28,7 @@ from yasearch.index import LocalIndex
 from yasearch.jobs import JobManager
 from yasearch.network import Resolver, Transport
 from yasearch.publisher import Publisher
+from yasearch.reachability import Reachability
 from yasearch.shard import ShardStore
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,9 @@ class Status:
         publisher: Publisher,
         handoff: Handoff,
         faults: Faults | None = None,
+        reach: Reachability | None = None,
     ) -> None:
+        self.reach = reach
         self.peer_id = peer_id
         self.name = name
         self._url = url
@@ -163,6 +166,7 @@ class Status:
             "documents": self.index.doc_count(),
             "postings_held": shard.get("postings", 0),
             "peers_known": len(self.dht.known_peers()) if self.dht else 0,
+            "reach": self.reach.figures() if self.reach is not None else {"kind": "public"},
             "crawl": self.jobs.summary(),
             "publish": publish,
             "dht": self.dht.stats() if self.dht else {"running": False},
@@ -188,10 +192,12 @@ class Status:
             "postings_held": self.postings_held,
             "self": True,
             "last_seen": time.time(),
+            "reach": self.reach.figures()["kind"] if self.reach is not None else "public",
+            "observed": self.reach.observed if self.reach is not None else None,
         }
         others = []
-        if self.dht is not None:
-            for p in self.dht.known_peers():
+        if self.dht is not None and self.dht.running:
+            for p in self.dht.known_peers() + self.dht.known_clients():
                 if p.node_id == self.peer_id:
                     continue
                 others.append(
@@ -204,6 +210,9 @@ class Status:
                         "postings_held": int(p.stats.get("postings_held", 0)),
                         "self": False,
                         "last_seen": p.last_seen,
+                        "reach": p.reach,
+                        # where its datagrams come from, as this peer sees it
+                        "observed": f"[{p.host}]:{p.port}" if ":" in p.host else f"{p.host}:{p.port}",
                     }
                 )
         return [me] + sorted(others, key=lambda d: d["peer_id"])

@@ -19,6 +19,12 @@ Different tags for the two directions keep one signature from being replayed as 
 other; the network name in both keeps peers of different networks apart (a mismatch
 is refused at step 2 and would fail the signature anyway).
 
+A client-only peer (one that others cannot dial back: behind NAT, :mod:`yasearch.reachability`)
+says so in the handshake itself, in both directions: its answer at step 2 and its
+proof at step 3 carry one more element, :data:`CLIENT`, which its signature covers
+too. So the marker cannot be stripped or added by anyone but the key's holder, and
+the other side knows the role before it would file the contact in its routing table.
+
 Peer info records are signed by their origin (:func:`seal_info`): ``[blob, pubkey,
 sig]`` with ``blob = msgpack([seq, info])`` and ``sig`` over ``(INFO_TAG, network,
 node_id, blob)``. ``seq`` only grows, so an old record cannot be replayed over a new one.
@@ -46,11 +52,16 @@ NONCE_BYTES = 16
 NETWORK_MAX = 64
 INFO_BLOB_MAX = 4096
 COOKIE_EPOCH = 30.0  # seconds; a cookie is good for one to two epochs
+#: The role marker of a client-only peer, last in its hello answer and its proof.
+CLIENT = "client"
 
 
-def challenge_payload(tag: bytes, network: str, challenge: bytes, signer_id: bytes, verifier_id: bytes) -> bytes:
-    """The bytes a handshake signature covers (msgpack of the five fields)."""
-    return umsgpack.packb([tag, network, challenge, signer_id, verifier_id])
+def challenge_payload(
+    tag: bytes, network: str, challenge: bytes, signer_id: bytes, verifier_id: bytes, client: bool = False
+) -> bytes:
+    """The bytes a handshake signature covers (msgpack of the five fields, and the
+    client marker when the signer is client-only)."""
+    return umsgpack.packb([tag, network, challenge, signer_id, verifier_id] + ([CLIENT] if client else []))
 
 
 def is_network(value: object) -> bool:
@@ -82,39 +93,49 @@ class Cookies:
         return any(hmac.compare_digest(cookie, self._mac(address, node_id, e)) for e in (epoch, epoch - 1))
 
 
-def hello_answer(identity: Identity, network: str, nonce: bytes, asker_id: bytes, cookie: bytes) -> list[Any]:
-    """Step 2, B's side."""
-    sig = identity.sign(challenge_payload(HELLO_TAG, network, nonce, identity.node_id, asker_id))
-    return [identity.node_id, identity.public_key, sig, cookie]
+def hello_answer(
+    identity: Identity, network: str, nonce: bytes, asker_id: bytes, cookie: bytes, *, client: bool = False
+) -> list[Any]:
+    """Step 2, B's side (``client``: B is client-only and says so, signed)."""
+    sig = identity.sign(challenge_payload(HELLO_TAG, network, nonce, identity.node_id, asker_id, client))
+    return [identity.node_id, identity.public_key, sig, cookie] + ([CLIENT] if client else [])
 
 
-def check_hello_answer(answer: object, network: str, nonce: bytes, own_id: bytes) -> tuple[bytes, bytes, bytes] | None:
-    """Step 2, A's side: ``(peer_id, public_key, cookie)`` if the answer proves the key."""
-    if not isinstance(answer, (list, tuple)) or len(answer) != 4:
+def check_hello_answer(
+    answer: object, network: str, nonce: bytes, own_id: bytes
+) -> tuple[bytes, bytes, bytes, bool] | None:
+    """Step 2, A's side: ``(peer_id, public_key, cookie, client)`` if the answer proves the key."""
+    if not isinstance(answer, (list, tuple)) or len(answer) not in (4, 5):
         return None
-    peer_id, pubkey, sig, cookie = answer
+    client = len(answer) == 5
+    if client and answer[4] != CLIENT:
+        return None
+    peer_id, pubkey, sig, cookie = answer[:4]
     if not (is_node_id(peer_id) and isinstance(pubkey, bytes) and len(pubkey) == PUBLIC_KEY_BYTES):
         return None
     if node_id_of(pubkey) != peer_id or peer_id == own_id or not is_challenge(cookie):
         return None
-    if not verify(pubkey, sig, challenge_payload(HELLO_TAG, network, nonce, peer_id, own_id)):
+    if not verify(pubkey, sig, challenge_payload(HELLO_TAG, network, nonce, peer_id, own_id, client)):
         return None
-    return peer_id, pubkey, cookie
+    return peer_id, pubkey, cookie, client
 
 
-def proof(identity: Identity, network: str, cookie: bytes, peer_id: bytes) -> list[Any]:
-    """Step 3's arguments after the asker's ID: ``[pubkey, sig, cookie]``."""
-    sig = identity.sign(challenge_payload(PROVE_TAG, network, cookie, identity.node_id, peer_id))
-    return [identity.public_key, sig, cookie]
+def proof(identity: Identity, network: str, cookie: bytes, peer_id: bytes, *, client: bool = False) -> list[Any]:
+    """Step 3's arguments after the asker's ID: ``[pubkey, sig, cookie]`` (and the
+    client marker when the asker is client-only)."""
+    sig = identity.sign(challenge_payload(PROVE_TAG, network, cookie, identity.node_id, peer_id, client))
+    return [identity.public_key, sig, cookie] + ([CLIENT] if client else [])
 
 
-def check_proof(network: str, own_id: bytes, node_id: object, pubkey: object, sig: object, cookie: bytes) -> bool:
+def check_proof(
+    network: str, own_id: bytes, node_id: object, pubkey: object, sig: object, cookie: bytes, client: bool = False
+) -> bool:
     """Step 3, B's side (the cookie itself is checked by :class:`Cookies`)."""
     if not (is_node_id(node_id) and isinstance(pubkey, bytes) and len(pubkey) == PUBLIC_KEY_BYTES):
         return False
     if node_id_of(pubkey) != node_id:
         return False
-    return verify(pubkey, sig, challenge_payload(PROVE_TAG, network, cookie, node_id, own_id))
+    return verify(pubkey, sig, challenge_payload(PROVE_TAG, network, cookie, node_id, own_id, client))
 
 
 def seal_info(identity: Identity, network: str, seq: int, info: dict[str, Any]) -> list[Any]:

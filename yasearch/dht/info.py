@@ -23,6 +23,9 @@ INFO_VERSION_MAX = 32
 INFO_STATS_MAX = 16
 INFO_STAT_KEY_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 INFO_INT_MAX = 2**53
+#: What a peer says it is (:mod:`yasearch.reachability`): others file a "client-only"
+#: peer in no routing table and make it responsible for no term.
+REACH_KINDS = ("public", "client-only")
 
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -45,6 +48,8 @@ class PeerInfo:
     port: int = 0
     stats: dict[str, int] = field(default_factory=dict)
     info_received: bool = False
+    #: "public", or "client-only" (see :data:`REACH_KINDS`).
+    reach: str = "public"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -111,6 +116,8 @@ def validate_info(raw: object) -> dict[str, Any]:
     docs = clean_int(raw.get("documents"))
     if docs is not None:
         out["documents"] = docs
+    if raw.get("reach") in REACH_KINDS:
+        out["reach"] = raw["reach"]
     stats_raw = raw.get("stats")
     if isinstance(stats_raw, dict):
         stats: dict[str, int] = {}

@@ -58,6 +58,8 @@ class LiveNodeSpiderCrawl(NodeSpiderCrawl):
     def _usable_with(self, protocol: DhtProtocol, n: Node) -> bool:
         if n.id == self._self_id or n.id in self._failed or (n.id, n.ip, n.port) in self._imposters:
             return False
+        if n.id in protocol.clients:  # client-only: never responsible for a key
+            return False
         return not protocol.is_recently_dead(n.id)
 
     def _usable(self, n: Node) -> bool:

@@ -106,6 +106,23 @@ class DhtNode:
     def running(self) -> bool:
         return self.server is not None
 
+    @property
+    def client_only(self) -> bool:
+        """True when this node runs as a client-only peer (:mod:`yasearch.reachability`):
+        it says so, signed, in its handshakes, and is never among the peers its own
+        lookups return."""
+        return self.server is not None and self.protocol.client_only
+
+    async def set_client_only(self, client_only: bool) -> None:
+        """Change this node's role and tell every contact at once (in our info record):
+        a peer that turned client-only leaves their routing tables now, not at the
+        next periodic exchange."""
+        proto = self.protocol
+        if proto.client_only == client_only:
+            return
+        proto.client_only = client_only
+        await self.refresh_info()
+
     async def start(self) -> None:
         """Listen on UDP ``host:port``; with port 0, ``self.port`` becomes the real one."""
         if self.server is not None:
@@ -236,7 +253,9 @@ class DhtNode:
         if seeds:
             crawl = LiveNodeSpiderCrawl(self.protocol, target, seeds, k, self.alpha)
             found = await crawl.find()
-        nodes = [n for n in found if n.id != self.node_id] + [self.node]
+        nodes = [n for n in found if n.id != self.node_id]
+        if not self.client_only:  # a client-only node is responsible for nothing, not even to itself
+            nodes.append(self.node)
         nodes.sort(key=lambda n: n.long_id ^ target.long_id)
         return nodes[:count]
 
@@ -278,10 +297,34 @@ class DhtNode:
                     port=n.port,
                     stats=dict((info or {}).get("stats", {})),
                     info_received=info is not None,
+                    reach=(info or {}).get("reach", "public"),
                 )
             )
         peers.sort(key=lambda p: p.node_id)
         return peers
+
+    def known_clients(self, within: float = 600.0) -> list[PeerInfo]:
+        """Client-only peers that proved their key and talked to us in the last
+        ``within`` seconds: shown on the network page, in no routing table."""
+        proto = self.protocol
+        cutoff = time.time() - within
+        out = []
+        for node_id, seen in proto.clients.items():
+            if seen < cutoff or node_id not in proto.keys:
+                continue
+            info = self.info_of(node_id) or {}
+            host, port = proto.keys[node_id][1]
+            out.append(
+                PeerInfo(
+                    node_id=node_id.hex(), name=info.get("name", ""),
+                    http_url=resolve_http_url(info.get("http_url"), host, port), version=info.get("version", ""),
+                    documents=info.get("documents", 0), last_seen=proto.last_seen.get(node_id, seen),
+                    host=host, port=port, stats=dict(info.get("stats", {})), info_received=bool(info),
+                    reach="client-only",
+                )
+            )
+        out.sort(key=lambda p: p.node_id)
+        return out
 
     async def refresh_info(self, concurrency: int = 16) -> int:
         """Exchange info records with every live contact (ours goes out with each call).

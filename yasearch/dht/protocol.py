@@ -11,6 +11,12 @@ after the handshake of :mod:`.handshake` proved its key, at the address it is fi
 under; the value store is off (STORE is refused, nothing is handed to newcomers);
 every datagram passes the per-source rate limit, and what we send an address that
 has not proven itself is paid from its anti-amplification credit (:mod:`.guard`).
+
+Client-only peers (:mod:`yasearch.reachability`): a peer others cannot dial back says
+so, signed, in the handshake and in its info record. Such a contact is answered (it
+looks up, publishes and searches like anyone) but never filed in the routing table,
+so no lookup returns it and nobody makes it responsible for a term. ``client_only``
+is this node's own role, announced the same way.
 """
 
 from __future__ import annotations
@@ -82,6 +88,10 @@ class DhtProtocol(RpcEndpoint):
         self._info_inflight: set[bytes] = set()
         self._info_tried: dict[bytes, float] = {}  # node id -> monotonic time of last unsolicited ask
         self.info_retry = 60.0
+        #: This node's own role: True when it cannot be dialled back (set by DhtNode).
+        self.client_only = False
+        #: Verified contacts that said (signed) they are client-only: id -> wall clock of last contact.
+        self.clients: dict[bytes, float] = {}
         self.counters.update({"rpcs": 0, "rpc_failures": 0, "evictions": 0, "handshakes": 0, "handshakes_failed": 0})
 
     # -- liveness (fixes 2 and 5) ------------------------------------------------
@@ -158,7 +168,10 @@ class DhtProtocol(RpcEndpoint):
 
     def _admit(self, node: Node) -> None:
         self._seen(node)
-        self.router.add_contact(node)
+        if node.id in self.clients:
+            self.clients[node.id] = time.time()
+        else:
+            self.router.add_contact(node)
         if node.id not in self.infos and node.id not in self._info_inflight:
             # rate-limited: a peer that does not answer peer_info must not be asked on every datagram
             now = time.monotonic()
@@ -206,10 +219,13 @@ class DhtProtocol(RpcEndpoint):
         checked = hs.check_hello_answer(answer, self.network, nonce, own.node_id) if ok else None
         if checked is None:
             return None
-        peer_id, pubkey, cookie = checked
+        peer_id, pubkey, cookie, client = checked
         self.guard.validate(address)  # our nonce came back, signed, from there
-        await self._call_remote(address, "prove", (own.node_id, *hs.proof(own, self.network, cookie, peer_id)))
+        await self._call_remote(
+            address, "prove", (own.node_id, *hs.proof(own, self.network, cookie, peer_id, client=self.client_only))
+        )
         self._remember_key(peer_id, pubkey, address)
+        self.set_client(peer_id, client)
         node = Node(peer_id, address[0], address[1])
         self._admit(node)
         return node
@@ -228,22 +244,41 @@ class DhtProtocol(RpcEndpoint):
         if network != self.network:
             return None
         cookie = self.cookies.make(sender, nodeid)
-        return hs.hello_answer(self.identity, self.network, nonce, nodeid, cookie)
+        return hs.hello_answer(self.identity, self.network, nonce, nodeid, cookie, client=self.client_only)
 
-    def rpc_prove(self, sender: Address, nodeid: object, pubkey: object, sig: object, cookie: object) -> bool | None:
-        """Step 3: the asker signed our cookie; admit it at the address the cookie names."""
+    def rpc_prove(
+        self, sender: Address, nodeid: object, pubkey: object, sig: object, cookie: object, role: object = None
+    ) -> bool | None:
+        """Step 3: the asker signed our cookie; admit it at the address the cookie names
+        (``role``: the client-only marker, covered by the signature)."""
         if not (isinstance(nodeid, bytes) and isinstance(cookie, bytes) and isinstance(pubkey, bytes)):
             return None
-        if not self.cookies.check(cookie, sender, nodeid):
+        if role not in (None, hs.CLIENT) or not self.cookies.check(cookie, sender, nodeid):
             return None
+        client = role == hs.CLIENT
         if nodeid == self.source_node.id or not hs.check_proof(
-            self.network, self.source_node.id, nodeid, pubkey, sig, cookie
+            self.network, self.source_node.id, nodeid, pubkey, sig, cookie, client
         ):
             return None
         self.guard.validate(sender)
         self._remember_key(nodeid, pubkey, sender)
+        self.set_client(nodeid, client)
         self._admit(Node(nodeid, sender[0], sender[1]))
         return True
+
+    def set_client(self, node_id: bytes, client: bool) -> None:
+        """Record a contact's role, proven by its signature: a client-only contact
+        leaves the routing table (and is never filed there while it stays one)."""
+        if client:
+            if node_id not in self.clients:
+                self.clients[node_id] = time.time()
+                if len(self.clients) > KEYS_MAX:
+                    oldest = sorted(self.clients, key=self.clients.__getitem__)[: len(self.clients) // 2]
+                    for nid in oldest:
+                        del self.clients[nid]
+            self.router.remove_contact(Node(node_id))  # from the bucket and its replacement cache
+        else:
+            self.clients.pop(node_id, None)
 
     # -- peer info RPC -------------------------------------------------------------
 
@@ -255,6 +290,7 @@ class DhtProtocol(RpcEndpoint):
             log.exception("info_provider failed")
             info = {}
         self._info_seq = max(self._info_seq + 1, time.time_ns() // 1000)
+        info = {**info, "reach": "client-only" if self.client_only else "public"}
         return hs.seal_info(self.identity, self.network, self._info_seq, validate_info(info))
 
     def _cache_info(self, node_id: bytes, sealed: object) -> bool:
@@ -272,6 +308,8 @@ class DhtProtocol(RpcEndpoint):
                 self.info_seq.pop(nid, None)
         self.infos[node_id] = info
         self.info_seq[node_id] = seq
+        if "reach" in info:
+            self.set_client(node_id, info["reach"] == "client-only")
         return True
 
     def rpc_peer_info(self, sender: Address, nodeid: bytes, info: object = None) -> list[Any] | None:

@@ -34,6 +34,8 @@ def _peer_row(p: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
         "documents": count(p.get("documents")),
         "postings": count(postings),
         "self": is_self,
+        "reach": "client-only" if p.get("reach") == "client-only" else "public",
+        "observed": str(p.get("observed") or ""),
         "last_seen": last_seen if isinstance(last_seen, (int, float)) and not isinstance(last_seen, bool) else 0,
     }
 
