@@ -44,7 +44,8 @@ class LookupStats:
     time: float = 0.0
     requests: int = 0
     datagrams: int = 0
-    exact: bool = False
+    exact: bool = False  # the k closest of all live IDs, in order
+    top3: bool = False  # its 3 closest are (a replica set with r = 3)
     overlap: float = 0.0
 
 
@@ -116,11 +117,15 @@ class SimNetwork:
 
     def __init__(
         self, *, seed: int = 1, latency: float = 0.05, jitter: float = 0.01, loss: float = 0.0,
-        seeds_per_join: int = 3, **node_kw: Any,
+        seeds_per_join: int = 3, reply_credit: bool = True, **node_kw: Any,
     ) -> None:
+        """``reply_credit=False`` is an ablation: replies to askers that have not proven
+        their address are no longer cut to the anti-amplification credit (the peers
+        always cut them; see :mod:`yasearch.dht.guard`)."""
         self.rng = random.Random(seed)
         self.net = MemNet(latency=latency, jitter=jitter, loss=loss, seed=seed)
         self.seeds_per_join = seeds_per_join
+        self.reply_credit = reply_credit
         self.node_kw = node_kw
         self.nodes: list[SimNode] = []  # live ones
         self.departed: list[SimNode] = []
@@ -140,6 +145,8 @@ class SimNetwork:
             node = SimNode(self.identity(), self.net, address_of(self._next), **self.node_kw)
             self._next += 1
             await node.start()
+            if not self.reply_credit:
+                node.protocol.guard.allowance = lambda _address: None  # type: ignore[method-assign]
             seeds = self.rng.sample(self.nodes, min(self.seeds_per_join, len(self.nodes)))
             await node.bootstrap([s.address for s in seeds])
             self.nodes.append(node)
@@ -185,6 +192,7 @@ class SimNetwork:
         truth = xor_closest(self.ids(), key, count)
         got = [n.id for n in found]
         stats.exact = got == truth
+        stats.top3 = got[:3] == truth[:3]
         stats.overlap = len(set(got) & set(truth)) / max(1, len(truth))
         final = got[0] if got else None
         marks = stats.best_at_round + [final]
