@@ -210,7 +210,7 @@ class SimNetwork:
         contacts = await self.measured(node, self.resolver(node, replication).responsible(term), stats)
         got = [c.node_id for c in contacts]
         truth = xor_closest(self.ids(), term_key, replication)
-        stats.exact = got == truth
+        stats.exact = stats.top3 = got == truth
         stats.overlap = len(set(got) & set(truth)) / max(1, len(truth))
         return got, stats
 

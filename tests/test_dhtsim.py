@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 import random
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -117,3 +118,20 @@ def test_the_network_delays_each_datagram_by_the_link_latency() -> None:
     rtt, ok = run(scenario, n=2, latency=0.05, jitter=0.01)
     assert ok
     assert 0.1 <= rtt <= 0.12
+
+
+def test_the_virtual_clock_waits_for_real_work_in_threads_instead_of_jumping() -> None:
+    async def scenario() -> tuple[str, float, float]:
+        loop = asyncio.get_running_loop()
+        timer = asyncio.ensure_future(asyncio.sleep(1000.0, "timer"))
+        work = asyncio.ensure_future(asyncio.to_thread(time.sleep, 0.05))
+        done, _ = await asyncio.wait({timer, work}, return_when=asyncio.FIRST_COMPLETED)
+        first = "timer" if timer in done else "thread"
+        at_thread = loop.time()
+        await timer
+        return first, at_thread, loop.time()
+
+    with asyncio.Runner(loop_factory=VirtualClockLoop) as runner:
+        first, at_thread, at_timer = runner.run(scenario())
+    assert first == "thread"
+    assert at_thread < 1000.0 <= at_timer  # then idle: the clock jumped to the timer
