@@ -58,6 +58,8 @@ def summarize(stats: list[LookupStats]) -> dict[str, float]:
         "time_ms_p50": pct(times, 0.5),
         "time_ms_p95": pct(times, 0.95),
         "requests_mean": statistics.fmean(s.requests for s in stats),
+        "requests_by_rpc_mean": {name: sum(s.by_rpc.get(name, 0) for s in stats) / len(stats)
+                                 for name in sorted({n for s in stats for n in s.by_rpc})},
         "datagrams_mean": statistics.fmean(s.datagrams for s in stats),
         "exact": sum(s.exact for s in stats) / len(stats),
         "top3": sum(s.top3 for s in stats) / len(stats),
@@ -179,6 +181,11 @@ def tables(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
             f"{s['hops_mean']:.2f} / {s['hops_p50']:.0f} / {s['hops_p95']:.0f} | {s['hops_to_closest_mean']:.2f} | "
             f"{s['time_ms_mean']:.0f} / {s['time_ms_p95']:.0f} ms | {s['requests_mean']:.1f} | "
             f"{s['datagrams_mean']:.0f} | {s['exact']:.1%} | {s['top3']:.1%} |")
+    lines.append("")
+    for r in results:
+        by = r["lookup"].get("requests_by_rpc_mean", {})
+        lines.append(f"requests per lookup by RPC, N={r['n']:,}: "
+                     + ", ".join(f"{name} {v:.1f}" for name, v in sorted(by.items(), key=lambda x: -x[1])))
     if len(results) >= 2:
         xs = [math.log2(r["n"]) for r in results]
         for label, field in (("hops", "hops_mean"), ("hops to closest", "hops_to_closest_mean")):

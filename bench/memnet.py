@@ -42,6 +42,14 @@ from yasearch.dht import DhtServer
 Address = tuple[str, int]
 
 
+def rpc_name(datagram: bytes) -> str:
+    """The RPC a request datagram calls: ``0x00, msg id (20), msgpack [name, args]``
+    with a short name is ``... 0x92 0xa0|len name``; anything else is "?"."""
+    if len(datagram) < 23 or datagram[21] != 0x92 or datagram[22] & 0xE0 != 0xA0:
+        return "?"
+    return datagram[23 : 23 + (datagram[22] & 0x1F)].decode("ascii", "replace")
+
+
 class VirtualClockLoop(asyncio.SelectorEventLoop):
     """A selector loop whose ``time()`` is virtual: idle waits jump instead of sleeping.
 
@@ -81,7 +89,8 @@ class MemNet:
 
     Counts every datagram sent (``sent``, ``bytes``), those lost on the way
     (``lost``) and those sent to an address nobody holds (``undeliverable``);
-    ``requests_from[address]`` counts requests (first byte 0) an address sent.
+    ``requests_from[address]`` counts requests (first byte 0) an address sent,
+    ``requests_by[(address, name)]`` the same per RPC.
     """
 
     def __init__(self, *, latency: float = 0.05, jitter: float = 0.01, loss: float = 0.0, seed: int = 0) -> None:
@@ -97,6 +106,7 @@ class MemNet:
         self.lost = 0
         self.undeliverable = 0
         self.requests_from: dict[Address, int] = {}
+        self.requests_by: dict[tuple[Address, str], int] = {}  # (sender, RPC name) -> requests
 
     def attach(self, address: Address, protocol: asyncio.DatagramProtocol) -> "MemTransport":
         if address in self.endpoints:
@@ -115,6 +125,8 @@ class MemNet:
         self.bytes += len(data)
         if data[:1] == b"\x00":
             self.requests_from[src] = self.requests_from.get(src, 0) + 1
+            key = (src, rpc_name(data))
+            self.requests_by[key] = self.requests_by.get(key, 0) + 1
         if self.loss and self.rng.random() < self.loss:
             self.lost += 1
             return

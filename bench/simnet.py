@@ -43,6 +43,7 @@ class LookupStats:
     rounds_to_closest: int = 0
     time: float = 0.0
     requests: int = 0
+    by_rpc: dict[str, int] = field(default_factory=dict)  # the asker's requests per RPC
     datagrams: int = 0
     exact: bool = False  # the k closest of all live IDs, in order
     top3: bool = False  # its 3 closest are (a replica set with r = 3)
@@ -175,12 +176,15 @@ class SimNetwork:
         loop = asyncio.get_running_loop()
         token = CURRENT.set(stats)
         req0, sent0, t0 = self.net.requests_from.get(node.address, 0), self.net.sent, loop.time()
+        by0 = {name: c for (src, name), c in self.net.requests_by.items() if src == node.address}
         try:
             result = await coro
         finally:
             CURRENT.reset(token)
         stats.time = loop.time() - t0
         stats.requests = self.net.requests_from.get(node.address, 0) - req0
+        by1 = {name: c for (src, name), c in self.net.requests_by.items() if src == node.address}
+        stats.by_rpc = {name: c - by0.get(name, 0) for name, c in by1.items() if c > by0.get(name, 0)}
         await self.settle()
         stats.datagrams = self.net.sent - sent0
         return result
