@@ -1,68 +1,93 @@
-"""``python -m bench crawl|network|recrawl|wire|relevance [options]``: the benchmarks.
+"""``python -m bench COMMAND [options]``: the benchmarks (see docs/benchmarks.md for results).
 
-``crawl``: crawl + index + query on one peer (:mod:`bench.crawl_index`);
-``network``: N peers as processes, publishing and global search (:mod:`bench.network`);
-``recrawl``: a revisit round against a full recrawl, WARC import against crawling (:mod:`bench.recrawl`);
-``wire``: decoding + validating one p2p postings batch, msgspec vs pydantic (:mod:`bench.wire`);
-``wan``: peers in network namespaces with WAN delay and loss, one behind NAT (:mod:`bench.wan`);
-``relevance``: recall@10 and MRR on pydoc's pages against central BM25F (:mod:`bench.relevance`).
-See docs/benchmarks.md for what is measured and the results.
+Each command is one module of this package with a ``main(argv) -> int``; the table
+below names it, its options and what it measures. ``python -m bench COMMAND --help``
+lists every option of one command.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
+
+#: command -> (module, usage options, what it measures)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "crawl": (
+        "bench.crawl_index",
+        "[--pages N] [--growth] [--big] [--no-scrapy] [--no-phases] [--json FILE] [--strict]",
+        "crawl + index a generated local site, Scrapy as the reference, query latency as the index grows",
+    ),
+    "network": (
+        "bench.network",
+        "[--peers N] [--pages N] [--queries N] [--json FILE] [--strict]",
+        "N peers as processes on loopback: publish throughput, global query latency, round trips, "
+        "bytes per query, overlap@10",
+    ),
+    "wan": (
+        "bench.wan",
+        "[--peers N] [--delay MS] [--loss P] [--pages N] [--json FILE]",
+        "peers in network namespaces (root), WAN delay/loss, one peer behind NAT: query latency, "
+        "overlap@10, settle time, the NAT'd peer",
+    ),
+    "scale": (
+        "bench.scale",
+        "[--peers 8,48] [--crawlers 4] [--pages N] [--kill 0.3] [--code DIR]",
+        "publish settle time for 8 vs 48 peers; recall and repair after 30 % of the peers die at once",
+    ),
+    "dhtsim": (
+        "bench.dhtsim",
+        "[--sizes 10,100,1000] [--lookups N] [--latency MS] [--loss P] [--json FILE]",
+        "10 to 1,000 real DHT nodes in one process on an in-memory network with latency: lookup hops, "
+        "time, routing table size against N; replica sets under churn",
+    ),
+    "shard": (
+        "bench.shard",
+        "[--postings N] [--docs N] [--code DIR]",
+        "the shard store: bytes per held posting, write/read/withdrawal times",
+    ),
+    "recrawl": (
+        "bench.recrawl",
+        "[--pages N] [--changed F] [--gone F] [--json FILE] [--strict]",
+        "a revisit round (conditional GETs) against a full recrawl; WARC import rate",
+    ),
+    "wire": ("bench.wire", "[--postings N] [--runs N]", "decode + validate one 5,000-posting p2p batch: msgspec vs pydantic v2"),
+    "relevance": (
+        "bench.relevance",
+        "[--pages N] [--peers N] [--cache FILE] [--json FILE] [--strict]",
+        "recall@10 and MRR of judged queries on pydoc's pages, yasearch (1 peer and a network) beside "
+        "central Whoosh BM25F",
+    ),
+}
+
+
+def usage() -> str:
+    lines = ["usage:"]
+    lines += [f"  python -m bench {name} {opts}" for name, (_m, opts, _d) in COMMANDS.items()]
+    lines.append("")
+    lines += [f"  {name:<10}{what}" for name, (_m, _o, what) in COMMANDS.items()]
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help"):
-        print("usage: python -m bench crawl [--pages N] [--workers N] [--queries N] [--no-scrapy] "
-              "[--set KEY=VALUE] [--json FILE] [--strict]\n"
-              "       python -m bench network [--peers N] [--pages N] [--queries N] [--json FILE] [--strict]\n"
-              "       python -m bench recrawl [--pages N] [--changed F] [--gone F] [--json FILE] [--strict]\n"
-              "       python -m bench wan [--peers N] [--delay MS] [--loss P] [--pages N] [--json FILE]\n"
-              "       python -m bench wire [--postings N] [--runs N]\n"
-              "       python -m bench relevance [--pages N] [--peers N] [--cache FILE] [--json FILE] [--strict]\n\n"
-              "  crawl   crawl + index a generated local site, Scrapy as the reference, query latency\n"
-              "          (python -m bench crawl --help for every option)\n"
-              "  network N peers as processes on loopback: publish throughput, DHT lookups, global query\n"
-              "          latency, bytes per query, overlap@10 (python -m bench network --help)\n"
-              "  wan     peers in network namespaces (root), WAN delay/loss, one peer behind NAT: global\n"
-              "          query latency, overlap@10, settle time, the NAT'd peer (python -m bench wan --help)\n"
-              "  recrawl a revisit round (conditional GETs) against a full recrawl; WARC import rate\n"
-              "  wire    decode + validate one 5,000-posting p2p batch: msgspec vs pydantic v2\n"
-              "  relevance recall@10 and MRR of judged queries on pydoc's pages, yasearch (1 peer and a\n"
-              "          network) beside central Whoosh BM25F (python -m bench relevance --help)")
+        print(usage())
         return 0 if argv else 2
     cmd, rest = argv[0], argv[1:]
-    if cmd in ("crawl", "network", "recrawl", "wire", "relevance", "wan"):
-        if cmd == "crawl":
-            from bench.crawl_index import main as run_main
-        elif cmd == "recrawl":
-            from bench.recrawl import main as run_main
-        elif cmd == "network":
-            from bench.network import main as run_main
-        elif cmd == "relevance":
-            from bench.relevance import main as run_main
-        elif cmd == "wan":
-            from bench.wan import main as run_main
-        else:
-            from bench.wire import main as run_main
+    if cmd not in COMMANDS:
+        print(f"unknown command {cmd!r}; try: python -m bench {' | '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    run_main = importlib.import_module(COMMANDS[cmd][0]).main
+    try:
+        return run_main(rest)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:  # noqa: BLE001 - a benchmark failure is reported, not traced
+        import traceback
 
-        try:
-            return run_main(rest)
-        except KeyboardInterrupt:
-            return 130
-        except Exception as e:  # noqa: BLE001 - a benchmark failure is reported, not traced
-            import traceback
-
-            traceback.print_exc()
-            print(f"benchmark failed: {e}", file=sys.stderr)
-            return 1
-    print(f"unknown command {cmd!r}; try: python -m bench crawl | network | recrawl | wan | wire | relevance",
-          file=sys.stderr)
-    return 2
+        traceback.print_exc()
+        print(f"benchmark failed: {e}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -42,7 +42,15 @@ class DhtNode:
     """A peer's Kademlia node: membership, routing and peer info; no value storage.
 
     One per peer, on UDP port P next to the peer's HTTP server on TCP port P.
+
+    ``server_class`` and ``crawl_class`` are seams for ``bench/dhtsim.py``: a
+    simulation puts many nodes on an in-memory datagram transport (a server whose
+    ``listen`` attaches to it instead of binding a socket) and counts lookup rounds
+    (a crawl subclass). Peers always use the defaults.
     """
+
+    server_class: type[DhtServer] = DhtServer
+    crawl_class: type[LiveNodeSpiderCrawl] = LiveNodeSpiderCrawl
 
     def __init__(
         self,
@@ -127,7 +135,7 @@ class DhtNode:
         """Listen on UDP ``host:port``; with port 0, ``self.port`` becomes the real one."""
         if self.server is not None:
             return
-        server = DhtServer(
+        server = self.server_class(
             self.ksize,
             self.alpha,
             self.node_id,
@@ -224,7 +232,7 @@ class DhtNode:
         found = await asyncio.gather(*(self.protocol.handshake(a) for a in targets))
         seeds = [n for n in found if n is not None]
         if seeds:
-            crawl = LiveNodeSpiderCrawl(self.protocol, self.node, seeds, self.ksize, self.alpha)
+            crawl = self.crawl_class(self.protocol, self.node, seeds, self.ksize, self.alpha)
             await crawl.find()
             await self.refresh_buckets()
         n = len(self.protocol.router.contacts())
@@ -251,7 +259,7 @@ class DhtNode:
         seeds = self.protocol.router.find_neighbors(target, k)
         found: list[Node] = []
         if seeds:
-            crawl = LiveNodeSpiderCrawl(self.protocol, target, seeds, k, self.alpha)
+            crawl = self.crawl_class(self.protocol, target, seeds, k, self.alpha)
             found = await crawl.find()
         nodes = [n for n in found if n.id != self.node_id]
         if not self.client_only:  # a client-only node is responsible for nothing, not even to itself
