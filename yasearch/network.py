@@ -9,6 +9,14 @@ network has at most k peers that is exact; beyond, it is exact as long as the gr
 is narrow compared to the spacing of node IDs, which ``group_bits`` grows with the
 network size to keep.
 
+Once the routing table is *complete* (no bucket ever had to turn a contact away:
+every replacement cache is empty, so every peer this node heard of is in the table),
+a group is filled from the table and the steady membership instead of a DHT lookup:
+the same answer without a single RPC, which is what lets publishing scale with the
+number of peers (a lookup per group, thousands of groups, cost more than the
+postings). Peers the liveness checks found dead (:meth:`Resolver.set_gone`, see
+:mod:`yasearch.repair`) are left out of every answer, publishing's too.
+
 :class:`Transport` sends one p2p request (gzip-compressed JSON over HTTP) and counts
 requests and bytes, because bytes per query is a figure we report. What the
 requests say is typed in :mod:`yasearch.wire` and sent by :mod:`yasearch.p2pclient`.
@@ -172,7 +180,12 @@ class Resolver:
         self._groups: dict[tuple[int, int], tuple[float, list[Contact]]] = {}
         self._pending: dict[tuple[int, int], asyncio.Future[list[Contact]]] = {}
         self._dead: dict[bytes, float] = {}
+        #: Peers the liveness checks found dead: left out of every answer until they answer again.
+        self._gone: frozenset[bytes] = frozenset()
+        self._bits: tuple[float, int] | None = None  # (computed at, group bits)
         self.lookups = 0
+        #: Groups filled from a complete routing table instead of a DHT lookup.
+        self.table_fills = 0
 
     def attach(self, dht: "DhtNode") -> None:
         """The DHT, once the peer has started it (its UDP port follows the HTTP port)."""
@@ -193,13 +206,58 @@ class Resolver:
         return any(p.node_id != me for p in self._dht.known_peers())
 
     def group_bits(self) -> int:
-        """Enough bits that a group is narrow compared to the spacing of node IDs."""
-        n = max(1, len(self.dht.known_peers()) + 1)
-        return max(4, min(16, math.ceil(math.log2(n)) + 4))
+        """Enough bits that a group is narrow compared to the spacing of node IDs
+        (recomputed every few seconds: counting the peers costs O(peers), and this is
+        asked once per term)."""
+        now = time.monotonic()
+        if self._bits is None or now - self._bits[0] > 5.0:
+            n = self.peers_known() + 1
+            self._bits = (now, max(4, min(16, math.ceil(math.log2(n)) + 4)))
+        return self._bits[1]
+
+    def peers_known(self) -> int:
+        """How many other peers the routing table holds (0 before the DHT runs)."""
+        try:
+            return len(self.dht.protocol.router.contacts())
+        except RuntimeError:
+            return 0
 
     def invalidate(self) -> None:
         """Membership changed: forget cached groups."""
         self._groups.clear()
+        self._bits = None
+
+    def set_gone(self, node_ids: set[bytes]) -> None:
+        """The peers found dead now (the liveness checks' view): never answered as responsible."""
+        gone = frozenset(node_ids)
+        if gone != self._gone:
+            self._gone = gone
+            self.invalidate()
+
+    def gone(self) -> frozenset[bytes]:
+        return self._gone
+
+    def table_complete(self) -> bool:
+        """Whether the routing table holds every peer this node has heard of: no bucket
+        had to keep a newcomer waiting in its replacement cache or refuse it."""
+        try:
+            router = self.dht.protocol.router
+        except RuntimeError:
+            return False
+        if getattr(router, "refused_diversity", 0):
+            return False
+        return all(not b.replacement_nodes for b in router.buckets)
+
+    def _directory(self) -> list[Contact]:
+        """This peer, every contact of the routing table and the steady membership."""
+        me = self.self_contact()
+        out = {me.node_id: me}
+        for n in self.dht.protocol.router.contacts():
+            if n.id not in out:
+                out[n.id] = Contact(n.id, self.dht.http_url_for(n).rstrip("/"))
+        for c in self.members() if self.members is not None else []:
+            out.setdefault(c.node_id, c)
+        return [c for c in out.values() if c.node_id not in self._gone]
 
     def mark_dead(self, contact: Contact, for_seconds: float = 10.0) -> None:
         """A peer failed an HTTP request: route around it for a little while.
@@ -231,11 +289,16 @@ class Resolver:
         pending = self._pending.get(gkey)
         if pending is not None:
             return await asyncio.shield(pending)
+        # the centre of the group's slice of the key space
+        centre = ((prefix << (160 - bits)) | (1 << (159 - bits))).to_bytes(20, "big") if bits < 160 else key
+        if self.table_complete():
+            contacts = sorted(self._directory(), key=lambda c: xor_distance(c.node_id, centre))[: self.dht.ksize + 1]
+            self.table_fills += 1
+            self._groups[gkey] = (now + self.ttl, contacts)
+            return contacts
         fut: asyncio.Future[list[Contact]] = asyncio.get_running_loop().create_future()
         self._pending[gkey] = fut
         try:
-            # the centre of the group's slice of the key space
-            centre = ((prefix << (160 - bits)) | (1 << (159 - bits))).to_bytes(20, "big") if bits < 160 else key
             self.lookups += 1
             nodes = list(await self.dht.closest_peers(centre, self.dht.ksize))
             # A lookup returns only peers that answered in time; a live peer that was
@@ -257,6 +320,7 @@ class Resolver:
                 if c.node_id not in known:
                     contacts.append(c)
                     known.add(c.node_id)
+            contacts = [c for c in contacts if c.node_id not in self._gone]
             contacts.sort(key=lambda c: xor_distance(c.node_id, centre))
             contacts = contacts[: self.dht.ksize + 1]
             expected = min(self.dht.ksize, len(self.dht.known_peers()) + 1)

@@ -202,6 +202,7 @@ class Publisher:
         batch_docs: int = 50,
         interval: float = 0.5,
         health: Health | None = None,
+        in_flight: int = 8,
     ) -> None:
         self.identity = identity
         self.node_id = identity.hex
@@ -214,6 +215,9 @@ class Publisher:
         self._full_wait = 0.0  # seconds to wait after a round the full disk stopped
         self.batch_docs = batch_docs
         self.interval = interval
+        #: Destinations sent to at once in a round (each gets one request per batch).
+        self.in_flight = in_flight
+        self.requests = 0  # postings requests sent (one per destination and batch)
         self.sent = 0  # postings acknowledged
         self.failed = 0  # requests that failed
         self._wake = asyncio.Event()
@@ -334,16 +338,28 @@ class Publisher:
         if pairs:
             did = True
             await self._withdraw(pairs)
-        rows = await self.outbox.due(self.batch_docs)
+        rows = await self.outbox.due(self.docs_per_round())
         if rows:
             did = True
             await self._publish(rows)
         return did
 
+    def docs_per_round(self) -> int:
+        """Pages per round: ``batch_docs`` for up to 8 peers, more as the network grows,
+        so that each destination still gets a batch worth a request (a page's terms
+        spread over every peer: with 48 peers, 50 pages make ~2,000 postings per peer)."""
+        peers = self.resolver.peers_known() + 1
+        return max(self.batch_docs, min(8 * self.batch_docs, self.batch_docs * peers // 8))
+
+    async def _routes(self, terms: set[str]) -> dict[str, list[Contact]]:
+        """The responsible peers of each distinct term of a round, resolved once."""
+        return {t: await self.resolver.responsible(t, skip_failed=False) for t in terms}
+
     async def _withdraw(self, pairs: list[tuple[str, str]]) -> None:
         by_peer: dict[Contact, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+        routes = await self._routes({term for _d, term in pairs})
         for doc_id, term in pairs:
-            for c in await self.resolver.responsible(term, skip_failed=False):
+            for c in routes[term]:
                 by_peer[c][doc_id].append(term)
         ok: set[tuple[str, str]] = set(pairs)
         for contact, docs in by_peer.items():
@@ -371,6 +387,7 @@ class Publisher:
         published: dict[str, list[str]] = {}
         lost: dict[str, list[str]] = {}
         targets_of_doc: dict[str, set[Contact]] = defaultdict(set)
+        routes = await self._routes({t for _d, plist, _o in computed for t in plist})
         for doc, plist, old_terms in computed:
             records[doc.doc_id] = sign(_record(doc, me), self.identity)
             published[doc.doc_id] = sorted(plist)
@@ -382,7 +399,7 @@ class Publisher:
             # the load on a network that is already slow to answer
             owed = self._owed.get(doc.doc_id)
             for term, p in plist.items():
-                for c in await self.resolver.responsible(term, skip_failed=False):
+                for c in routes[term]:
                     targets_of_doc[doc.doc_id].add(c)
                     if owed is None or c.node_id in owed:
                         per_peer[c].append(PostingEntry(term, WirePosting.of(p)))
@@ -398,10 +415,15 @@ class Publisher:
                 for i in range(0, len(entries), MAX_POSTINGS)
             ]
 
+        gate = asyncio.Semaphore(self.in_flight)
+
         async def send(contact: Contact, entries: list[PostingEntry]) -> None:
             try:
-                async for accepted in self.client.place(contact, batches(entries), have):
-                    self.sent += accepted
+                async with gate:
+                    reqs = batches(entries)
+                    self.requests += len(reqs)
+                    async for accepted in self.client.place(contact, reqs, have):
+                        self.sent += accepted
             except PeerCallError as e:
                 log.debug("publish to %s failed: %s", contact.url, e)
                 self.failed += 1
