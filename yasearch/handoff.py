@@ -13,11 +13,21 @@ the new holder is to store, and the records with their origins' signatures. The
 receiver checks them exactly as if the origin had sent them.
 
 The comparison uses the peers this node knows (its routing table): exact while
-the network has at most k (20) peers, a good approximation beyond.
+the network has at most k (20) peers, a good approximation beyond. Peers the
+liveness checks found dead (``gone``, :mod:`yasearch.repair`) are not members,
+so a term whose replica lost a peer is handed to the next-closest live peer
+seconds after the failure, not after the membership's grace period.
+
+Only one holder of a term sends it: the closest of its old replicas that is
+still a member (or, when none is, every holder that still has it). Every
+holder sees the same change, so without that rule each new replica would get
+the term r-1 times over, and a mass failure would become a storm. Sends go to
+at most ``in_flight`` peers at once, one batch at a time each.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import zlib
 from collections import defaultdict
@@ -48,25 +58,45 @@ class Handoff:
         url_of: Callable[[str], str | None],
         *,
         replication: int = 3,
+        gone: Callable[[], frozenset[bytes]] = frozenset,
+        in_flight: int = 4,
     ) -> None:
         self.node_id = node_id
         self.shard = shard
         self.client = client
         self.url_of = url_of
         self.replication = replication
+        self.gone = gone
+        self.in_flight = in_flight
         self._members: set[bytes] | None = None
+        self._lock = asyncio.Lock()
         self.sent = 0
         self.failed = 0
+        #: Terms this peer left to another holder (a closer old replica still alive).
+        self.left_to_others = 0
 
     async def membership_changed(self, members: set[bytes]) -> int:
-        """Send held postings to peers that became responsible; returns postings sent."""
-        old, self._members = self._members, set(members)
+        """Send held postings to peers that became responsible; returns postings sent.
+
+        ``members`` is the steady membership (this peer included); the peers found
+        dead are taken out here. Calls run one at a time."""
+        async with self._lock:
+            return await self._changed(set(members) - self.gone())
+
+    async def _changed(self, members: set[bytes]) -> int:
+        old, self._members = self._members, members
         if old is None or old == members:
             return 0
         r = self.replication
         me = self.node_id
         sent = 0
         after = ""
+        gate = asyncio.Semaphore(self.in_flight)
+
+        async def send(node: bytes, node_terms: list[str]) -> int:
+            async with gate:
+                return await self._send(node, node_terms)
+
         while True:
             terms = await self.shard.terms(after, 1000)
             if not terms:
@@ -75,12 +105,17 @@ class Handoff:
             targets: dict[bytes, list[str]] = defaultdict(list)
             for term, _n in terms:
                 key = term_key(term)
-                before = set(closest(old, key, r))
-                for node in closest(members, key, r):
-                    if node != me and node not in before:
-                        targets[node].append(term)
-            for node, node_terms in targets.items():
-                sent += await self._send(node, node_terms)
+                before = closest(old, key, r)
+                new = [n for n in closest(members, key, r) if n != me and n not in before]
+                if not new:
+                    continue
+                survivors = [n for n in before if n in members]
+                if survivors and survivors[0] != me:
+                    self.left_to_others += 1
+                    continue
+                for node in new:
+                    targets[node].append(term)
+            sent += sum(await asyncio.gather(*(send(n, ts) for n, ts in targets.items())))
         self.sent += sent
         if sent:
             log.info("handoff: %d postings to newly responsible peers", sent)

@@ -23,6 +23,7 @@ from yasearch.dht import DhtNode
 from yasearch.handoff import Handoff
 from yasearch.network import Contact, Resolver
 from yasearch.publisher import Publisher
+from yasearch.repair import Liveness
 from yasearch.shard import ShardStore
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,8 @@ class Membership:
         publisher: Publisher,
         shard: ShardStore,
         config: Config,
+        *,
+        liveness: Liveness | None = None,
     ) -> None:
         self.node_id = node_id
         self.dht = dht
@@ -81,6 +84,7 @@ class Membership:
         self.publisher = publisher
         self.shard = shard
         self.config = config
+        self.liveness = liveness  # pings the peers that matter, repairs after failures (yasearch.repair)
         self._stable: dict[bytes, tuple[Contact, float]] = {}  # see stable_members()
         self._loops: list[asyncio.Task[Any]] = []
 
@@ -91,6 +95,8 @@ class Membership:
             asyncio.create_task(self._watch_membership(), name="membership"),
             asyncio.create_task(self._upkeep(), name="upkeep"),
         ]
+        if self.liveness is not None:
+            self._loops.append(asyncio.create_task(self.liveness.run(), name="liveness"))
 
     async def stop(self) -> None:
         for task in self._loops:

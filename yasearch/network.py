@@ -269,6 +269,11 @@ class Resolver:
         """
         self._dead[contact.node_id] = time.monotonic() + for_seconds
 
+    def failed(self) -> list[bytes]:
+        """The peers an HTTP call failed on in the last few seconds (suspects)."""
+        now = time.monotonic()
+        return [n for n, until in self._dead.items() if until >= now]
+
     def _alive(self, c: Contact) -> bool:
         until = self._dead.get(c.node_id)
         if until is None:

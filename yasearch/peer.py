@@ -39,6 +39,7 @@ from yasearch.p2pclient import P2PClient
 from yasearch.publisher import Publisher
 from yasearch.query import parse_query
 from yasearch.recrawl import Recrawler
+from yasearch.repair import Liveness
 from yasearch.recrawlstore import HostFigures, PageRow
 from yasearch.records import DocRecord, SearchResponse
 from yasearch.resultcheck import ResultChecker, checker_settings
@@ -99,7 +100,8 @@ class Peer:
             checker=ResultChecker(checker_settings(config)) if config.verify == "fetch" else None,
         )
         self.handoff = Handoff(
-            self.identity.node_id, self.shard, self.p2p, self.http_url_of, replication=config.replication
+            self.identity.node_id, self.shard, self.p2p, self.http_url_of, replication=config.replication,
+            gone=self.resolver.gone,
         )
         self.port = config.port
         self.reporter = Status(
@@ -107,6 +109,7 @@ class Peer:
             self.index, self.shard, self.jobs, self.publisher, self.handoff, self.faults,
         )
         self.membership: Membership | None = None  # needs the DHT: built in start()
+        self.liveness: Liveness | None = None  # likewise
         #: Awaited at the end of stop(), after the DHT: e.g. the HTTP site's cleanup (yasearch.server).
         self.on_stop: list[Callable[[], Awaitable[None]]] = []
         self._started = False
@@ -164,8 +167,10 @@ class Peer:
         await self.jobs.start()
         self.recrawler.start()
         self.reporter.connect(self.dht, self.resolver, self.transport)
+        self.liveness = Liveness(self.identity.node_id, self.dht, self.resolver, self.handoff, self.stable_members)
         self.membership = Membership(
-            self.identity.node_id, self.dht, self.resolver, self.handoff, self.publisher, self.shard, self.config
+            self.identity.node_id, self.dht, self.resolver, self.handoff, self.publisher, self.shard, self.config,
+            liveness=self.liveness,
         )
         self._started = True
         self.membership.start()
@@ -364,6 +369,8 @@ class Peer:
     async def status(self) -> dict[str, Any]:
         status = await self.reporter.status()
         status["recrawl"] = await self.recrawler.figures()
+        if self.liveness is not None:
+            status["repair"] = self.liveness.figures()
         return status
 
     async def peers(self) -> list[dict[str, Any]]:

@@ -224,8 +224,8 @@ class Publisher:
         self._task: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
         self._idle.set()
-        #: doc_id -> node ids still owed its postings after a partly failed send.
-        self._owed: dict[str, set[bytes]] = {}
+        #: doc_id -> node ids that acknowledged its postings, after a partly failed send.
+        self._acked: dict[str, set[bytes]] = {}
         #: Called with the doc ids each round delivered to every responsible peer.
         self.on_published: list[Callable[[list[str]], None]] = []
 
@@ -394,14 +394,14 @@ class Publisher:
             gone = sorted(set(old_terms) - set(plist))
             if gone:
                 lost[doc.doc_id] = gone
-            # a retry goes only to the peers that did not acknowledge last time
-            # (while they are still responsible); re-sending to all would multiply
-            # the load on a network that is already slow to answer
-            owed = self._owed.get(doc.doc_id)
+            # a retry goes only to the responsible peers that have not acknowledged yet:
+            # re-sending to all would multiply the load on a network that is already
+            # slow to answer; a peer that took the place of a dead one gets it all
+            acked = self._acked.get(doc.doc_id, set())
             for term, p in plist.items():
                 for c in routes[term]:
-                    targets_of_doc[doc.doc_id].add(c)
-                    if owed is None or c.node_id in owed:
+                    if c.node_id not in acked:
+                        targets_of_doc[doc.doc_id].add(c)
                         per_peer[c].append(PostingEntry(term, WirePosting.of(p)))
         failed_peers: set[Contact] = set()
 
@@ -434,11 +434,11 @@ class Publisher:
         done = {d: terms for d, terms in published.items() if not (targets_of_doc[d] & failed_peers)}
         retry = [d for d in published if d not in done]
         for d in done:
-            self._owed.pop(d, None)
+            self._acked.pop(d, None)
         for d in retry:
-            self._owed[d] = {c.node_id for c in targets_of_doc[d] & failed_peers}
-        while len(self._owed) > 100_000:  # bounded; a forgotten entry only means a full re-send
-            self._owed.pop(next(iter(self._owed)))
+            self._acked.setdefault(d, set()).update(c.node_id for c in targets_of_doc[d] - failed_peers)
+        while len(self._acked) > 100_000:  # bounded; a forgotten entry only means a full re-send
+            self._acked.pop(next(iter(self._acked)))
         await self.outbox.sent(done, {d: lost[d] for d in done if d in lost})
         if done:
             for callback in self.on_published:
