@@ -21,14 +21,24 @@ seconds after the failure, not after the membership's grace period.
 Only one holder of a term sends it: the closest of its old replicas that is
 still a member (or, when none is, every holder that still has it). Every
 holder sees the same change, so without that rule each new replica would get
-the term r-1 times over, and a mass failure would become a storm. Sends go to
-at most ``in_flight`` peers at once, one batch at a time each.
+the term r-1 times over, and a mass failure would become a storm. When a
+replica was lost (not only a peer joined), that sender sends the term to every
+other member of the new replica set: peers that died at once are found in
+different rounds, and a replica that became responsible in the first round
+may never have got the term from one that was already dead; for the same
+reason, until the failure is over (no loss for ``calm`` seconds) the sender is
+picked among the replicas from before it began. Sends go to at
+most ``in_flight`` peers at once, one batch at a time each. Terms whose every
+replica died are the origins' to send again
+(:meth:`yasearch.publisher.Publisher.replicas_lost`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
+import time
 import zlib
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
@@ -46,6 +56,16 @@ def closest(members: set[bytes], key: bytes, r: int) -> list[bytes]:
     return sorted(members, key=lambda n: xor_distance(n, key))[:r]
 
 
+class Ranked:
+    """Node IDs as integers, for the r closest to many keys in turn."""
+
+    def __init__(self, members: set[bytes]) -> None:
+        self._ids = [(int.from_bytes(n, "big"), n) for n in members]
+
+    def closest(self, key: int, r: int) -> list[bytes]:
+        return [n for _i, n in heapq.nsmallest(r, self._ids, key=lambda e: e[0] ^ key)]
+
+
 class Handoff:
     """Hands held postings on: ``node_id`` is this peer, ``shard`` what it holds,
     ``url_of`` finds a peer's HTTP URL by node ID (hex), ``client`` sends."""
@@ -60,6 +80,7 @@ class Handoff:
         replication: int = 3,
         gone: Callable[[], frozenset[bytes]] = frozenset,
         in_flight: int = 4,
+        calm: float = 30.0,
     ) -> None:
         self.node_id = node_id
         self.shard = shard
@@ -69,6 +90,10 @@ class Handoff:
         self.gone = gone
         self.in_flight = in_flight
         self._members: set[bytes] | None = None
+        self._baseline: set[bytes] | None = None
+        self._last_loss = 0.0
+        #: Seconds without a loss after which a failure is over (see _episode).
+        self.calm = calm
         self._lock = asyncio.Lock()
         self.sent = 0
         self.failed = 0
@@ -83,15 +108,36 @@ class Handoff:
         async with self._lock:
             return await self._changed(set(members) - self.gone())
 
+    def baseline(self) -> set[bytes] | None:
+        """The membership before the peers lost in the current failure began to go
+        (None when no failure is under way)."""
+        return self._baseline
+
+    def _episode(self, old: set[bytes], members: set[bytes]) -> set[bytes] | None:
+        """Track failures: peers that die at once are found over several rounds, and
+        until ``calm`` seconds pass without a loss, replica sets are compared with
+        the membership from before the first of them (whose replicas really hold)."""
+        now = time.monotonic()
+        if self._baseline is not None and now - self._last_loss > self.calm:
+            self._baseline = None
+        if old - members:
+            if self._baseline is None:
+                self._baseline = set(old)
+            self._last_loss = now
+        return self._baseline
+
     async def _changed(self, members: set[bytes]) -> int:
         old, self._members = self._members, members
         if old is None or old == members:
             return 0
+        base_members = self._episode(old, members)
         r = self.replication
         me = self.node_id
         sent = 0
         after = ""
         gate = asyncio.Semaphore(self.in_flight)
+        now_rank, old_rank = Ranked(members), Ranked(old)
+        base_rank = Ranked(base_members) if base_members is not None else old_rank
 
         async def send(node: bytes, node_terms: list[str]) -> int:
             async with gate:
@@ -104,17 +150,22 @@ class Handoff:
             after = terms[-1][0]
             targets: dict[bytes, list[str]] = defaultdict(list)
             for term, _n in terms:
-                key = term_key(term)
-                before = closest(old, key, r)
-                new = [n for n in closest(members, key, r) if n != me and n not in before]
-                if not new:
+                key = int.from_bytes(term_key(term), "big")
+                now_set, old_set = now_rank.closest(key, r), old_rank.closest(key, r)
+                if now_set == old_set:
                     continue
-                survivors = [n for n in before if n in members]
+                base = base_rank.closest(key, r)
+                lost = any(n not in members for n in base)
+                # the one sender: the closest replica (from before the failure) still alive
+                survivors = [n for n in (base if lost else old_set) if n in members]
                 if survivors and survivors[0] != me:
                     self.left_to_others += 1
                     continue
-                for node in new:
-                    targets[node].append(term)
+                # after a loss every other member of the new set gets the term: a peer that
+                # became a replica in an earlier round may never have got it from a dead one
+                for node in now_set:
+                    if node != me and (lost or node not in old_set):
+                        targets[node].append(term)
             sent += sum(await asyncio.gather(*(send(n, ts) for n, ts in targets.items())))
         self.sent += sent
         if sent:

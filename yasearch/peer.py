@@ -167,7 +167,9 @@ class Peer:
         await self.jobs.start()
         self.recrawler.start()
         self.reporter.connect(self.dht, self.resolver, self.transport)
-        self.liveness = Liveness(self.identity.node_id, self.dht, self.resolver, self.handoff, self.stable_members)
+        self.liveness = Liveness(
+            self.identity.node_id, self.dht, self.resolver, self.handoff, self.publisher, self.stable_members
+        )
         self.membership = Membership(
             self.identity.node_id, self.dht, self.resolver, self.handoff, self.publisher, self.shard, self.config,
             liveness=self.liveness,

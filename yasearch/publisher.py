@@ -162,6 +162,17 @@ class Outbox:
 
         await self._sql.tx(do)
 
+    async def published_terms(self) -> list[tuple[str, list[str]]]:
+        """(doc id, terms it was published with) of every page sent."""
+        rows = await self.run(lambda c: c.execute("SELECT doc_id, terms FROM outbox WHERE state='sent'").fetchall())
+        return [(d, json.loads(t)) for d, t in rows]
+
+    async def requeue(self, doc_ids: list[str]) -> None:
+        def do(c: sqlite3.Connection) -> None:
+            c.executemany("UPDATE outbox SET state='pending', next_try=0 WHERE doc_id=?", [(d,) for d in doc_ids])
+
+        await self._sql.tx(do)
+
     async def republish_all(self) -> int:
         return await self._sql.tx(lambda c: c.execute("UPDATE outbox SET state='pending', next_try=0 WHERE state='sent'").rowcount)
 
@@ -226,6 +237,8 @@ class Publisher:
         self._idle.set()
         #: doc_id -> node ids that acknowledged its postings, after a partly failed send.
         self._acked: dict[str, set[bytes]] = {}
+        #: doc_id -> the only peers its next send goes to (see resend()).
+        self._only: dict[str, set[bytes]] = {}
         #: Called with the doc ids each round delivered to every responsible peer.
         self.on_published: list[Callable[[list[str]], None]] = []
 
@@ -273,6 +286,22 @@ class Publisher:
             await self.outbox.republish_all()
         except StorageFullError as e:  # the periodic republish comes again
             log.warning("republish skipped: %s", e)
+            return
+        self._idle.clear()
+        self._wake.set()
+
+    async def resend(self, only: dict[str, set[bytes]]) -> None:
+        """Send these pages again, each only to the given peers (those of them still
+        responsible for its terms): the new replicas of terms whose every holder died,
+        which no holder is left to hand on (:mod:`yasearch.repair`)."""
+        if not only:
+            return
+        for d, peers in only.items():
+            self._only.setdefault(d, set()).update(peers)
+        try:
+            await self.outbox.requeue(list(only))
+        except StorageFullError as e:  # the periodic republish repairs it later
+            log.warning("resend skipped: %s", e)
             return
         self._idle.clear()
         self._wake.set()
@@ -398,9 +427,10 @@ class Publisher:
             # re-sending to all would multiply the load on a network that is already
             # slow to answer; a peer that took the place of a dead one gets it all
             acked = self._acked.get(doc.doc_id, set())
+            only = self._only.pop(doc.doc_id, None)
             for term, p in plist.items():
                 for c in routes[term]:
-                    if c.node_id not in acked:
+                    if c.node_id not in acked and (only is None or c.node_id in only):
                         targets_of_doc[doc.doc_id].add(c)
                         per_peer[c].append(PostingEntry(term, WirePosting.of(p)))
         failed_peers: set[Contact] = set()

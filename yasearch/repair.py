@@ -17,6 +17,9 @@ or for good when no call ever reaches the dead. :class:`Liveness` closes that ga
   batches, to the peer that is now among its r closest
   (:meth:`yasearch.handoff.Handoff.membership_changed`: one sender per term, a few
   destinations at a time, which keeps a 30 % failure from becoming a storm);
+* terms whose every replica from before the failure is gone have no holder left
+  to hand them on: their origins send their pages again, only to the new replicas
+  (:meth:`yasearch.publisher.Publisher.resend`);
 * a gone peer that answers again is a member again (and gets its terms back the
   same way); one that has left the membership is forgotten.
 """
@@ -30,9 +33,11 @@ from typing import Any
 
 from kademlia.node import Node
 
+from yasearch.analysis import term_key
 from yasearch.dht import DhtNode
-from yasearch.handoff import Handoff
+from yasearch.handoff import Handoff, Ranked
 from yasearch.network import Contact, Resolver
+from yasearch.publisher import Publisher
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +55,7 @@ class Liveness:
         dht: DhtNode,
         resolver: Resolver,
         handoff: Handoff,
+        publisher: Publisher,
         members: Callable[[], dict[bytes, Contact]],
         *,
         interval: float = 3.0,
@@ -61,6 +67,7 @@ class Liveness:
         self.dht = dht
         self.resolver = resolver
         self.handoff = handoff
+        self.publisher = publisher
         self.members = members
         self.interval = interval
         self.misses = misses
@@ -72,6 +79,9 @@ class Liveness:
         self._turn = 0
         self._repair: asyncio.Task[None] | None = None
         self._again = False
+        self._resent: set[str] = set()  # terms sent again as origin in the current failure
+        self._episode: set[bytes] | None = None
+        self.resent_docs = 0
         self.pings = 0
         self.found_dead = 0
         self.revived = 0
@@ -159,8 +169,37 @@ class Liveness:
             self.repairs += 1
             try:
                 self.repaired_postings += await self.handoff.membership_changed(set(self.members()) | {self.node_id})
+                await self._orphans()
             except Exception:  # noqa: BLE001 - the next change (or the origins' republish) repairs it
                 log.warning("repair handoff failed", exc_info=True)
+
+    async def _orphans(self) -> None:
+        """As an origin: send our pages again to the new replicas of terms whose every
+        replica from before the failure is gone (no holder is left to hand them on)."""
+        base = self.handoff.baseline()
+        if base is None:
+            return
+        if base is not self._episode:
+            self._episode, self._resent = base, set()
+        live = (set(self.members()) | {self.node_id}) - self._gone
+        before, now = Ranked(base), Ranked(live)
+        r = self.handoff.replication
+        targets: dict[str, list[bytes] | None] = {}
+        only: dict[str, set[bytes]] = {}
+        for doc_id, terms in await self.publisher.outbox.published_terms():
+            for t in terms:
+                if t not in targets:
+                    key = int.from_bytes(term_key(t), "big")
+                    lost = t not in self._resent and not any(n in live for n in before.closest(key, r))
+                    targets[t] = now.closest(key, r) if lost else None
+                peers = targets[t]
+                if peers:
+                    only.setdefault(doc_id, set()).update(peers)
+        self._resent.update(t for t, peers in targets.items() if peers)
+        if only:
+            log.info("%d of our pages go again to the new replicas of terms whose every holder died", len(only))
+            self.resent_docs += len(only)
+            await self.publisher.resend(only)
 
     async def settle(self) -> None:
         """Until the repair running now (if any) has finished (tests)."""
@@ -182,4 +221,5 @@ class Liveness:
 
     def figures(self) -> dict[str, int]:
         return {"gone": len(self._gone), "pings": self.pings, "found_dead": self.found_dead,
-                "revived": self.revived, "repairs": self.repairs, "repaired_postings": self.repaired_postings}
+                "revived": self.revived, "repairs": self.repairs, "repaired_postings": self.repaired_postings,
+                "resent_docs": self.resent_docs}
