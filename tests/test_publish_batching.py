@@ -70,6 +70,6 @@ async def test_a_round_sends_each_destination_one_request_with_all_its_terms(mak
     assert {pid: entries[pid] for pid in destinations} == {pid: want[pid] for pid in destinations}
     # and the origin's own share went in one call to itself (in process, no HTTP)
     assert origin.publisher.requests == len(destinations) + (1 if want[origin.peer_id] else 0)
-    # the routing table of six peers is complete: routes came from it, not from DHT lookups
-    assert origin.resolver.lookups == lookups
-    assert origin.resolver.table_fills > 0
+    # the routing table of six peers is complete: routes came from it (and one sweep of
+    # four lookups that would find a peer nobody introduced), not from a lookup per group
+    assert origin.resolver.lookups - lookups <= 4 < origin.resolver.table_fills

@@ -63,3 +63,28 @@ async def test_survivors_restore_every_replica_of_a_term_after_two_of_its_three_
     for p in victims:
         with contextlib.suppress(Exception):
             await p.stop()
+
+
+async def test_the_origin_sends_again_what_no_surviving_holder_has(make_network, make_server, crawl_site) -> None:
+    peers = await make_network([f"p{i}" for i in range(8)], replication=3, membership_grace=3600.0)
+    origin, searcher = peers[0], peers[1]
+    url = await crawl_site(origin, linked_pages(len(WORDS), WORDS))
+    for p in peers:
+        await p.settle()
+    # a word whose three holders are all neither origin nor searcher: all three die
+    i, term = next((i, analyze(w)[0]) for i, w in enumerate(WORDS)
+                   if not {origin, searcher} & set(replicas(peers, analyze(w)[0])))
+    victims = replicas(peers, term)
+    for p in victims:
+        await die(make_server, p)
+    live = [p for p in peers if p not in victims]
+
+    async def repaired() -> bool:
+        return [(await p.shard.df([term]))[term] for p in replicas(live, term)] == [1, 1, 1]
+
+    await eventually(repaired, timeout=90.0)
+    got = await searcher.search(term, scope="global")
+    assert [h.url for h in got.results] == [url + ("/" if i == 0 else f"/p{i}")]
+    for p in victims:
+        with contextlib.suppress(Exception):
+            await p.stop()
