@@ -5,11 +5,12 @@ counts a peer as gone only after ``membership_grace`` (60 s) without it, so on
 its own a mass failure leaves terms with fewer than r live replicas for minutes,
 or for good when no call ever reaches the dead. :class:`Liveness` closes that gap:
 
-* every ``interval`` seconds it pings (a signed Kademlia PING over UDP) the peers
-  that matter to this holder: its ``neighbours`` XOR-closest peers (the other
-  replicas of the terms it holds are among them), a rotating share of the rest,
-  and every suspect: peers an HTTP call just failed on (the resolver's view) or a
-  DHT RPC did, and the peers already found dead (to see them come back);
+* every ``interval`` seconds it pings (a Kademlia PING over UDP, re-sent once
+  within its 1 s timeout) the peers that matter to this holder: its ``neighbours``
+  XOR-closest peers (the other replicas of the terms it holds are among them), a
+  rotating share of the rest (``rotation`` a round), and every suspect: peers an
+  HTTP call just failed on (the resolver's view) or a DHT RPC did, peers that
+  missed a ping, and the peers already found dead (to see them come back);
 * a peer that misses ``misses`` pings in a row is **gone**: the resolver leaves it
   out of every answer (queries ask the next live replica, publishing sends to the
   peer that took its place) and handoff runs at once with the live membership, so
@@ -58,10 +59,10 @@ class Liveness:
         publisher: Publisher,
         members: Callable[[], dict[bytes, Contact]],
         *,
-        interval: float = 3.0,
-        misses: int = 2,
+        interval: float = 2.5,
+        misses: int = 3,
         neighbours: int = 12,
-        rotation: int = 6,
+        rotation: int = 8,
     ) -> None:
         self.node_id = node_id
         self.dht = dht
@@ -127,11 +128,14 @@ class Liveness:
         for n in self.dht.protocol.router.contacts():
             self._nodes[n.id] = n
         # peers that left the membership are no longer ours to watch
+        left = self._gone - set(members)
         for n in list(self._gone | set(self._missed) | set(self._nodes)):
             if n not in members:
                 self._gone.discard(n)
                 self._missed.pop(n, None)
                 self._nodes.pop(n, None)
+        if left:  # not members any more: nothing to route around (and a later rejoin is welcome)
+            self.resolver.set_gone(self._gone)
         targets = self._targets(members)
         answers = await asyncio.gather(*(self._ping(n) for n in targets))
         changed = False
