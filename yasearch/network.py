@@ -17,7 +17,10 @@ introduced to us yet) instead of a DHT lookup per group: a handful of lookups a
 minute instead of one per group, which is what lets publishing scale with the
 number of peers (with 48 peers, 1,024 groups of lookups cost more than the
 postings). Peers the liveness checks found dead (:meth:`Resolver.set_gone`, see
-:mod:`yasearch.repair`) are left out of every answer, publishing's too.
+:mod:`yasearch.repair`) are left out of every answer, publishing's too. Queries then
+ask the surviving replicas from before the failure first anyway (a peer that took a
+dead one's place is farther from the key than all of them), so they are answered
+in full while the new replicas are still being filled.
 
 :class:`Transport` sends one p2p request (gzip-compressed JSON over HTTP) and counts
 requests and bytes, because bytes per query is a figure we report. What the
@@ -235,10 +238,7 @@ class Resolver:
 
     def set_gone(self, node_ids: set[bytes]) -> None:
         """The peers found dead now (the liveness checks' view): never answered as responsible."""
-        gone = frozenset(node_ids)
-        if gone != self._gone:
-            self._gone = gone
-            self.invalidate()
+        self._gone = frozenset(node_ids)
 
     def gone(self) -> frozenset[bytes]:
         return self._gone
@@ -265,7 +265,7 @@ class Resolver:
             out.setdefault(c.node_id, c)
         for c in self._swept[1]:
             out.setdefault(c.node_id, c)
-        return [c for c in out.values() if c.node_id not in self._gone]
+        return list(out.values())
 
     async def _sweep(self) -> None:
         """Once per ``ttl``: DHT lookups of a few evenly spaced keys (4 per k peers,
@@ -367,7 +367,6 @@ class Resolver:
                 if c.node_id not in known:
                     contacts.append(c)
                     known.add(c.node_id)
-            contacts = [c for c in contacts if c.node_id not in self._gone]
             contacts.sort(key=lambda c: xor_distance(c.node_id, centre))
             contacts = contacts[: self.dht.ksize + 1]
             expected = min(self.dht.ksize, len(self.dht.known_peers()) + 1)
@@ -391,10 +390,13 @@ class Resolver:
         postings belong on the responsible peers themselves, so a failed send is
         retried later rather than put on a peer that is not responsible."""
         key = term_key(term)
-        group = await self._group(key)
-        live = [c for c in group if not skip_failed or self._alive(c)]
-        live.sort(key=lambda c: xor_distance(c.node_id, key))
-        return live[: count or self.replication]
+        n = count or self.replication
+        ranked = sorted(await self._group(key), key=lambda c: xor_distance(c.node_id, key))
+        gone = self._gone
+        live = [c for c in ranked if c.node_id not in gone and (not skip_failed or self._alive(c))]
+        # (the replicas from before a failure that are still alive come first: a peer that
+        # took a dead one's place is farther from the key than all of them)
+        return live[:n]
 
     async def responsible_many(self, terms: list[str], count: int | None = None) -> dict[str, list[Contact]]:
         out: dict[str, list[Contact]] = {}
