@@ -33,7 +33,7 @@ import asyncio
 import gzip
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -397,6 +397,23 @@ class Resolver:
         # (the replicas from before a failure that are still alive come first: a peer that
         # took a dead one's place is farther from the key than all of them)
         return live[:n]
+
+    async def prefetch(self, terms: Iterable[str], concurrency: int = 16) -> None:
+        """Resolve the groups of these terms, ``concurrency`` at a time, so that asking
+        for each term next costs nothing (one group per term, in turn, would make a
+        round of a few thousand terms wait for every lookup one after the other)."""
+        bits = self.group_bits()
+        firsts: dict[int, bytes] = {}
+        for t in terms:
+            key = term_key(t)
+            firsts.setdefault(int.from_bytes(key, "big") >> (160 - bits), key)
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one(key: bytes) -> None:
+            async with gate:
+                await self._group(key)
+
+        await asyncio.gather(*(one(k) for k in firsts.values()))
 
     async def responsible_many(self, terms: list[str], count: int | None = None) -> dict[str, list[Contact]]:
         out: dict[str, list[Contact]] = {}

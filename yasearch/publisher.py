@@ -382,6 +382,7 @@ class Publisher:
 
     async def _routes(self, terms: set[str]) -> dict[str, list[Contact]]:
         """The responsible peers of each distinct term of a round, resolved once."""
+        await self.resolver.prefetch(terms)
         return {t: await self.resolver.responsible(t, skip_failed=False) for t in terms}
 
     async def _withdraw(self, pairs: list[tuple[str, str]]) -> None:
