@@ -181,9 +181,13 @@ async def one_network(args: argparse.Namespace, tmp: Path, n: int, urls: list[st
             log(f"N={n}: publishing settled in {out['publish']['settled_s']} s")
             if args.no_kill:
                 return out
-            terms = sorted({t for _, ts, _ in queries for t in ts})
+            if not out["publish"]["settled"]:
+                log(f"N={n}: publishing did not settle: no kill (recall and replicas would mean nothing)")
+                return out
             await asyncio.sleep(args.quiet)  # let the last acknowledgements land everywhere
-            full = await full_df(http, peers, terms)
+            all_terms = sorted({t for _, ts, _ in queries for t in ts})
+            full = await full_df(http, peers, all_terms)
+            terms = [t for t in all_terms if full[t]]
             out["before"] = {**await quality(http, searcher, queries, ref),
                              **await replicas(http, peers, terms, full, args.replication)}
             log(f"N={n} before the kill: {out['before']}")
