@@ -145,13 +145,17 @@ async def replicas(http: aiohttp.ClientSession, live: list[PeerProc], terms: lis
                    r: int) -> dict[str, Any]:
     """Of each term's r XOR-closest live peers, how many hold all of its postings."""
     by_id = {p.peer_id: p for p in live}
-    complete = short_terms = 0
-    for t in terms:
+    gate = asyncio.Semaphore(16)
+
+    async def one(t: str) -> int:
         holders = [by_id[i] for i in responsible(t, list(by_id), r)]
-        dfs = await asyncio.gather(*(df_at(http, p, t) for p in holders))
-        ok = sum(1 for d in dfs if d is not None and d >= full[t])
-        complete += ok
-        short_terms += ok < len(holders)
+        async with gate:
+            dfs = await asyncio.gather(*(df_at(http, p, t) for p in holders))
+        return sum(1 for d in dfs if d is not None and d >= full[t])
+
+    oks = await asyncio.gather(*(one(t) for t in terms))
+    complete = sum(oks)
+    short_terms = sum(1 for ok in oks if ok < r)
     return {"complete_replicas": complete, "replicas": r * len(terms), "terms_short": short_terms,
             "share": round(complete / (r * len(terms)), 4) if terms else None}
 

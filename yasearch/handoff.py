@@ -143,12 +143,14 @@ class Handoff:
             async with gate:
                 return await self._send(node, node_terms)
 
+        # every target's terms first, then one send per target: each origin batch goes
+        # to a target once, with ``only`` naming all its entries that target is to hold
+        targets: dict[bytes, list[str]] = defaultdict(list)
         while True:
             terms = await self.shard.terms(after, 1000)
             if not terms:
                 break
             after = terms[-1][0]
-            targets: dict[bytes, list[str]] = defaultdict(list)
             for term, _n in terms:
                 key = int.from_bytes(term_key(term), "big")
                 now_set, old_set = now_rank.closest(key, r), old_rank.closest(key, r)
@@ -166,7 +168,7 @@ class Handoff:
                 for node in now_set:
                     if node != me and (lost or node not in old_set):
                         targets[node].append(term)
-            sent += sum(await asyncio.gather(*(send(n, ts) for n, ts in targets.items())))
+        sent += sum(await asyncio.gather(*(send(n, ts) for n, ts in targets.items())))
         self.sent += sent
         if sent:
             log.info("handoff: %d postings to newly responsible peers", sent)
