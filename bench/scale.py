@@ -9,7 +9,8 @@ For each peer count N of ``--peers`` (e.g. ``8,48``), one run does, in order:
    = from the first crawl request until every job is done and every crawling peer's
    outbox is empty (:func:`bench.network.run_publish`, polling the crawling peers
    only: their counters are the publishing figures);
-3. **before**: ``--queries`` global queries at the searching peer (a non-crawling peer
+3. **before** (once the searcher's N, from the peers' info records, counts every
+   page): ``--queries`` global queries at the searching peer (a non-crawling peer
    that is never killed): recall@10 and MRR against one reference peer that crawled
    every page alone (its ``scope=local`` top 10; MRR of its first hit); and the
    **replica count** of every query term: of the r peers XOR-closest to the term
@@ -47,8 +48,8 @@ import aiohttp
 
 from bench import sitegen
 from bench.common import REPO, RunResults, add_report_args, log, machine, report, served_site, table_lines
-from bench.network import (PeerProc, get_json, post_json, query_set, responsible, run_publish, run_reference,
-                           vocabulary, wait_membership)
+from bench.network import (PeerProc, post_json, query_set, responsible, run_publish, run_reference, vocabulary,
+                           wait_membership, wait_network_stats)
 from yasearch.wire import PROTOCOL_VERSION
 
 GOAL_SETTLE_RATIO = 1.5
@@ -189,6 +190,9 @@ async def one_network(args: argparse.Namespace, tmp: Path, n: int, urls: list[st
                 log(f"N={n}: publishing did not settle: no kill (recall and replicas would mean nothing)")
                 return out
             await asyncio.sleep(args.quiet)  # let the last acknowledgements land everywhere
+            # BM25's N at the searcher comes from the peers' info records: wait until it
+            # counts every page, or recall "before" measures stale statistics
+            out["stats"] = await wait_network_stats(http, searcher, out["publish"]["pages_indexed"], args.stats_timeout)
             all_terms = sorted({t for _, ts, _ in queries for t in ts})
             full = await full_df(http, peers, all_terms)
             terms = [t for t in all_terms if full[t]]
@@ -295,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=600.0, help="seconds allowed for publishing to settle")
     ap.add_argument("--join-timeout", type=float, default=90.0, help="seconds allowed for membership to converge")
     ap.add_argument("--repair-timeout", type=float, default=150.0, help="seconds to wait for repair (default 150)")
+    ap.add_argument("--stats-timeout", type=float, default=120.0,
+                    help="seconds to wait for the searcher's N to count every page (default 120)")
     ap.add_argument("--quiet", type=float, default=5.0, help="seconds between settling and the 'before' figures")
     ap.add_argument("--poll", type=float, default=3.0, help="status polling interval in seconds (default 3)")
     ap.add_argument("--code", type=Path, default=REPO, help="checkout whose yasearch the peers run (default this one)")
