@@ -21,13 +21,13 @@ seconds after the failure, not after the membership's grace period.
 Only one holder of a term sends it: the closest of its old replicas that is
 still a member (or, when none is, every holder that still has it). Every
 holder sees the same change, so without that rule each new replica would get
-the term r-1 times over, and a mass failure would become a storm. When a
-replica was lost (not only a peer joined), that sender sends the term to every
-other member of the new replica set: peers that died at once are found in
-different rounds, and a replica that became responsible in the first round
-may never have got the term from one that was already dead; for the same
-reason, until the failure is over (no loss for ``calm`` seconds) the sender is
-picked among the replicas from before it began. Sends go to at
+the term r-1 times over, and a mass failure would become a storm. Peers that
+die at once are found in different rounds, and a replica that became
+responsible in the first round may never have got the term from a sender that
+was already dead; so until a failure is over (no loss for ``calm`` seconds),
+both the sender and the receivers are decided against the replicas from
+*before* it began: the closest of them still alive sends to every member of
+the new set that was not one of them. Sends go to at
 most ``in_flight`` peers at once, one batch at a time each. Terms whose every
 replica died are the origins' to send again
 (:meth:`yasearch.publisher.Publisher.replicas_lost`).
@@ -163,10 +163,12 @@ class Handoff:
                 if survivors and survivors[0] != me:
                     self.left_to_others += 1
                     continue
-                # after a loss every other member of the new set gets the term: a peer that
-                # became a replica in an earlier round may never have got it from a dead one
+                # after a loss every member of the new set that was no replica before the
+                # failure gets the term: one that became a replica in an earlier round of
+                # it may never have got the term from a holder that was already dead
+                held = base if lost else old_set
                 for node in now_set:
-                    if node != me and (lost or node not in old_set):
+                    if node != me and node not in held:
                         targets[node].append(term)
         sent += sum(await asyncio.gather(*(send(n, ts) for n, ts in targets.items())))
         self.sent += sent

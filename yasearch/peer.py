@@ -168,7 +168,8 @@ class Peer:
         self.recrawler.start()
         self.reporter.connect(self.dht, self.resolver, self.transport)
         self.liveness = Liveness(
-            self.identity.node_id, self.dht, self.resolver, self.handoff, self.publisher, self.stable_members
+            self.identity.node_id, self.dht, self.resolver, self.handoff, self.publisher, self.transport,
+            self.stable_members,
         )
         self.membership = Membership(
             self.identity.node_id, self.dht, self.resolver, self.handoff, self.publisher, self.shard, self.config,

@@ -11,7 +11,8 @@ or for good when no call ever reaches the dead. :class:`Liveness` closes that ga
   rotating share of the rest (``rotation`` a round), and every suspect: peers an
   HTTP call just failed on (the resolver's view) or a DHT RPC did, peers that
   missed a ping, and the peers already found dead (to see them come back);
-* a peer that misses ``misses`` pings in a row is **gone**: the resolver leaves it
+* a peer that misses ``misses`` pings in a row, and whose HTTP server does not
+  answer either (a loaded peer's UDP replies can be late), is **gone**: the resolver leaves it
   out of every answer (queries ask the next live replica, publishing sends to the
   peer that took its place) and handoff runs at once with the live membership, so
   each term whose replica set lost a peer is pushed, with the origins' signed
@@ -32,12 +33,13 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+import aiohttp
 from kademlia.node import Node
 
 from yasearch.analysis import term_key
 from yasearch.dht import DhtNode
 from yasearch.handoff import Handoff, Ranked
-from yasearch.network import Contact, Resolver
+from yasearch.network import Contact, Resolver, Transport
 from yasearch.publisher import Publisher
 
 log = logging.getLogger(__name__)
@@ -57,18 +59,22 @@ class Liveness:
         resolver: Resolver,
         handoff: Handoff,
         publisher: Publisher,
+        transport: Transport,
         members: Callable[[], dict[bytes, Contact]],
         *,
         interval: float = 2.5,
         misses: int = 3,
         neighbours: int = 12,
         rotation: int = 8,
+        confirm_timeout: float = 5.0,
     ) -> None:
         self.node_id = node_id
         self.dht = dht
         self.resolver = resolver
         self.handoff = handoff
         self.publisher = publisher
+        self.transport = transport
+        self.confirm_timeout = confirm_timeout
         self.members = members
         self.interval = interval
         self.misses = misses
@@ -85,6 +91,7 @@ class Liveness:
         self.resent_docs = 0
         self.pings = 0
         self.found_dead = 0
+        self.busy = 0  # peers that missed the pings but answered over HTTP
         self.revived = 0
         self.repairs = 0  # handoff runs started by a change of the live set
         self.repaired_postings = 0
@@ -124,6 +131,8 @@ class Liveness:
 
     async def check_once(self) -> bool:
         """One round of pings; True when the set of gone peers changed (and handoff ran)."""
+        if not self.dht.running:
+            return False
         members = self.members()
         for n in self.dht.protocol.router.contacts():
             self._nodes[n.id] = n
@@ -150,6 +159,10 @@ class Liveness:
                 continue
             self._missed[node] = self._missed.get(node, 0) + 1
             if self._missed[node] >= self.misses and node not in self._gone:
+                if node in members and await self._answers_http(members[node]):
+                    self._missed.pop(node, None)  # busy, not dead: its UDP replies were late
+                    self.busy += 1
+                    continue
                 self._gone.add(node)
                 self.found_dead += 1
                 changed = True
@@ -215,6 +228,20 @@ class Liveness:
             self._repair.cancel()
             await asyncio.gather(self._repair, return_exceptions=True)
 
+    async def _answers_http(self, contact: Contact) -> bool:
+        """The second opinion before a peer counts as dead: does its HTTP server answer
+        within ``confirm_timeout``? A loaded peer can miss 1 s UDP pings and still
+        be there; a dead one refuses the connection (or never answers)."""
+        session = self.transport.session
+        if session is None:
+            return False
+        try:
+            timeout = aiohttp.ClientTimeout(total=self.confirm_timeout)
+            async with session.get(contact.url + "/p2p/v1/info", timeout=timeout) as resp:
+                return resp.status < 500
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError):
+            return False
+
     async def _ping(self, node_id: bytes) -> bool:
         self.pings += 1
         try:
@@ -224,6 +251,6 @@ class Liveness:
         return bool(result and result[0])
 
     def figures(self) -> dict[str, int]:
-        return {"gone": len(self._gone), "pings": self.pings, "found_dead": self.found_dead,
+        return {"gone": len(self._gone), "pings": self.pings, "found_dead": self.found_dead, "busy": self.busy,
                 "revived": self.revived, "repairs": self.repairs, "repaired_postings": self.repaired_postings,
                 "resent_docs": self.resent_docs}
