@@ -83,6 +83,12 @@ async def test_the_origin_sends_again_what_no_surviving_holder_has(make_network,
         return [(await p.shard.df([term]))[term] for p in replicas(live, term)] == [1, 1, 1]
 
     await eventually(repaired, timeout=90.0)
+    # once the searcher, too, has found the three dead, it asks the new replicas
+
+    async def searcher_knows() -> bool:
+        return {v.identity.node_id for v in victims} <= searcher.resolver.gone()
+
+    await eventually(searcher_knows, timeout=30.0)
     got = await searcher.search(term, scope="global")
     assert [h.url for h in got.results] == [url + ("/" if i == 0 else f"/p{i}")]
     for p in victims:
