@@ -94,3 +94,21 @@ async def test_the_origin_sends_again_what_no_surviving_holder_has(make_network,
     for p in victims:
         with contextlib.suppress(Exception):
             await p.stop()
+
+
+async def test_a_peer_whose_pings_go_unanswered_but_whose_http_answers_is_not_dead(make_network) -> None:
+    """A loaded peer can miss its UDP pings and still be there: before a peer counts
+    as dead, its HTTP server is asked too."""
+    peers = await make_network([f"p{i}" for i in range(4)], replication=3, membership_grace=3600.0)
+    mute = peers[3]
+    await mute.dht.stop()  # no UDP any more; its HTTP server still answers
+    others = peers[:3]
+
+    async def checked() -> bool:
+        return all(p.liveness.busy > 0 for p in others)
+
+    await eventually(checked, timeout=60.0)
+    assert all(mute.identity.node_id not in p.resolver.gone() for p in others)
+    assert all(p.liveness.found_dead == 0 for p in others)
+    with contextlib.suppress(Exception):  # half-stopped: stopping it may fail
+        await mute.stop()

@@ -39,9 +39,9 @@ from yasearch.p2pclient import P2PClient
 from yasearch.publisher import Publisher
 from yasearch.query import parse_query
 from yasearch.recrawl import Recrawler
-from yasearch.repair import Liveness
 from yasearch.recrawlstore import HostFigures, PageRow
 from yasearch.records import DocRecord, SearchResponse
+from yasearch.repair import Liveness
 from yasearch.resultcheck import ResultChecker, checker_settings
 from yasearch.search import search_local
 from yasearch.shard import ShardStore

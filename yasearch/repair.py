@@ -148,6 +148,7 @@ class Liveness:
         targets = self._targets(members)
         answers = await asyncio.gather(*(self._ping(n) for n in targets))
         changed = False
+        candidates = []
         for node, ok in zip(targets, answers):
             if ok:
                 self._missed.pop(node, None)
@@ -158,16 +159,20 @@ class Liveness:
                     log.info("peer %s answers again", node.hex()[:12])
                 continue
             self._missed[node] = self._missed.get(node, 0) + 1
-            if self._missed[node] >= self.misses and node not in self._gone:
-                if node in members and await self._answers_http(members[node]):
-                    self._missed.pop(node, None)  # busy, not dead: its UDP replies were late
-                    self.busy += 1
-                    continue
-                self._gone.add(node)
-                self.found_dead += 1
-                changed = True
-                log.info("peer %s missed %d pings: gone, its terms go to the next live peers",
-                         node.hex()[:12], self._missed[node])
+            if self._missed[node] >= self.misses and node not in self._gone and node in members:
+                candidates.append(node)
+        # the second opinion, for all candidates at once (a black-holed host takes the timeout)
+        busy = await asyncio.gather(*(self._answers_http(members[n]) for n in candidates))
+        for node, answered in zip(candidates, busy):
+            if answered:
+                self._missed.pop(node, None)  # busy, not dead: its UDP replies were late
+                self.busy += 1
+                continue
+            self._gone.add(node)
+            self.found_dead += 1
+            changed = True
+            log.info("peer %s missed %d pings: gone, its terms go to the next live peers",
+                     node.hex()[:12], self._missed[node])
         if changed:
             self.resolver.set_gone(self._gone)
             self._repair_soon()
