@@ -24,6 +24,7 @@ from yasearch.handoff import Handoff
 from yasearch.network import Contact, Resolver
 from yasearch.publisher import Publisher
 from yasearch.reachability import Reachability
+from yasearch.repair import Liveness
 from yasearch.shard import ShardStore
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,8 @@ class Membership:
         shard: ShardStore,
         config: Config,
         reach: Reachability | None = None,
+        *,
+        liveness: Liveness | None = None,
     ) -> None:
         self.node_id = node_id
         self.reach = reach
@@ -84,6 +87,7 @@ class Membership:
         self.publisher = publisher
         self.shard = shard
         self.config = config
+        self.liveness = liveness  # pings the peers that matter, repairs after failures (yasearch.repair)
         self._stable: dict[bytes, tuple[Contact, float]] = {}  # see stable_members()
         self._loops: list[asyncio.Task[Any]] = []
 
@@ -95,6 +99,8 @@ class Membership:
             asyncio.create_task(self._upkeep(), name="upkeep"),
             asyncio.create_task(self._recheck_reachability(), name="reachability"),
         ]
+        if self.liveness is not None:
+            self._loops.append(asyncio.create_task(self.liveness.run(), name="liveness"))
 
     async def stop(self) -> None:
         for task in self._loops:

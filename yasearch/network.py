@@ -9,6 +9,19 @@ network has at most k peers that is exact; beyond, it is exact as long as the gr
 is narrow compared to the spacing of node IDs, which ``group_bits`` grows with the
 network size to keep.
 
+Once the routing table is *complete* (no bucket ever had to turn a contact away:
+every replacement cache is empty, so every peer this node heard of is in the table),
+a group is filled from the table, the steady membership and a *sweep* (once per
+``ttl``, lookups of a few evenly spaced keys, which find the peers nobody has
+introduced to us yet) instead of a DHT lookup per group: a handful of lookups a
+minute instead of one per group, which is what lets publishing scale with the
+number of peers (with 48 peers, 1,024 groups of lookups cost more than the
+postings). Peers the liveness checks found dead (:meth:`Resolver.set_gone`, see
+:mod:`yasearch.repair`) are left out of every answer, publishing's too. Queries then
+ask the surviving replicas from before the failure first anyway (a peer that took a
+dead one's place is farther from the key than all of them), so they are answered
+in full while the new replicas are still being filled.
+
 :class:`Transport` sends one p2p request (gzip-compressed JSON over HTTP) and counts
 requests and bytes, because bytes per query is a figure we report. What the
 requests say is typed in :mod:`yasearch.wire` and sent by :mod:`yasearch.p2pclient`.
@@ -20,7 +33,7 @@ import asyncio
 import gzip
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -172,7 +185,16 @@ class Resolver:
         self._groups: dict[tuple[int, int], tuple[float, list[Contact]]] = {}
         self._pending: dict[tuple[int, int], asyncio.Future[list[Contact]]] = {}
         self._dead: dict[bytes, float] = {}
+        #: Peers the liveness checks found dead: left out of every answer until they answer again.
+        self._gone: frozenset[bytes] = frozenset()
+        self._bits: tuple[float, int] | None = None  # (computed at, group bits)
         self.lookups = 0
+        #: Groups filled from a complete routing table instead of a DHT lookup.
+        self.table_fills = 0
+        self.sweeps = 0
+        #: (valid until, peers the last sweep found); see _sweep().
+        self._swept: tuple[float, list[Contact]] = (0.0, [])
+        self._sweeping: asyncio.Future[None] | None = None
 
     def attach(self, dht: "DhtNode") -> None:
         """The DHT, once the peer has started it (its UDP port follows the HTTP port)."""
@@ -193,13 +215,90 @@ class Resolver:
         return any(p.node_id != me for p in self._dht.known_peers())
 
     def group_bits(self) -> int:
-        """Enough bits that a group is narrow compared to the spacing of node IDs."""
-        n = max(1, len(self.dht.known_peers()) + 1)
-        return max(4, min(16, math.ceil(math.log2(n)) + 4))
+        """Enough bits that a group is narrow compared to the spacing of node IDs
+        (recomputed every few seconds: counting the peers costs O(peers), and this is
+        asked once per term)."""
+        now = time.monotonic()
+        if self._bits is None or now - self._bits[0] > 5.0:
+            n = self.peers_known() + 1
+            self._bits = (now, max(4, min(16, math.ceil(math.log2(n)) + 4)))
+        return self._bits[1]
+
+    def peers_known(self) -> int:
+        """How many other peers the routing table holds (0 before the DHT runs)."""
+        try:
+            return len(self.dht.protocol.router.contacts())
+        except RuntimeError:
+            return 0
 
     def invalidate(self) -> None:
         """Membership changed: forget cached groups."""
         self._groups.clear()
+        self._bits = None
+
+    def set_gone(self, node_ids: set[bytes]) -> None:
+        """The peers found dead now (the liveness checks' view): never answered as responsible."""
+        self._gone = frozenset(node_ids)
+
+    def gone(self) -> frozenset[bytes]:
+        return self._gone
+
+    def table_complete(self) -> bool:
+        """Whether the routing table holds every peer this node has heard of: no bucket
+        had to keep a newcomer waiting in its replacement cache or refuse it."""
+        try:
+            router = self.dht.protocol.router
+        except RuntimeError:
+            return False
+        if getattr(router, "refused_diversity", 0):
+            return False
+        return all(not b.replacement_nodes for b in router.buckets)
+
+    def _directory(self) -> list[Contact]:
+        """This peer, every contact of the routing table and the steady membership."""
+        me = self.self_contact()
+        out = {me.node_id: me}
+        for n in self.dht.protocol.router.contacts():
+            if n.id not in out:
+                out[n.id] = Contact(n.id, self.dht.http_url_for(n).rstrip("/"))
+        for c in self.members() if self.members is not None else []:
+            out.setdefault(c.node_id, c)
+        for c in self._swept[1]:
+            out.setdefault(c.node_id, c)
+        return list(out.values())
+
+    async def _sweep(self) -> None:
+        """Once per ``ttl``: DHT lookups of a few evenly spaced keys (4 per k peers,
+        at least 4), whose answers together name every peer: a peer nobody
+        introduced to us yet is found here, and routes drawn from the table stay
+        exact. A handful of lookups a minute instead of one per group."""
+        now = time.monotonic()
+        if self._swept[0] > now:
+            return
+        if self._sweeping is None:
+            self._sweeping = asyncio.ensure_future(self._do_sweep())
+        try:
+            await asyncio.shield(self._sweeping)
+        finally:
+            if self._sweeping is not None and self._sweeping.done():
+                self._sweeping = None
+
+    async def _do_sweep(self) -> None:
+        n = self.peers_known() + 1
+        parts = 1 << max(2, math.ceil(math.log2(max(1.0, n / self.dht.ksize))) + 2)
+        keys = [((i << 160) // parts + (1 << 160) // (2 * parts)).to_bytes(20, "big") for i in range(parts)]
+        self.lookups += len(keys)
+        found = await asyncio.gather(*(self.dht.closest_peers(k, self.dht.ksize) for k in keys), return_exceptions=True)
+        me = self.self_contact().node_id
+        seen: dict[bytes, Contact] = {}
+        for nodes in found:
+            if isinstance(nodes, BaseException):
+                continue
+            for node in nodes:
+                if node.id != me:
+                    seen.setdefault(node.id, Contact(node.id, self.dht.http_url_for(node).rstrip("/")))
+        self._swept = (time.monotonic() + self.ttl, list(seen.values()))
+        self.sweeps += 1
 
     def mark_dead(self, contact: Contact, for_seconds: float = 10.0) -> None:
         """A peer failed an HTTP request: route around it for a little while.
@@ -210,6 +309,11 @@ class Resolver:
         The DHT judges liveness by its own pings.
         """
         self._dead[contact.node_id] = time.monotonic() + for_seconds
+
+    def failed(self) -> list[bytes]:
+        """The peers an HTTP call failed on in the last few seconds (suspects)."""
+        now = time.monotonic()
+        return [n for n, until in self._dead.items() if until >= now]
 
     def _alive(self, c: Contact) -> bool:
         until = self._dead.get(c.node_id)
@@ -231,11 +335,17 @@ class Resolver:
         pending = self._pending.get(gkey)
         if pending is not None:
             return await asyncio.shield(pending)
+        # the centre of the group's slice of the key space
+        centre = ((prefix << (160 - bits)) | (1 << (159 - bits))).to_bytes(20, "big") if bits < 160 else key
+        if self.table_complete():
+            await self._sweep()
+            contacts = sorted(self._directory(), key=lambda c: xor_distance(c.node_id, centre))[: self.dht.ksize + 1]
+            self.table_fills += 1
+            self._groups[gkey] = (now + self.ttl, contacts)
+            return contacts
         fut: asyncio.Future[list[Contact]] = asyncio.get_running_loop().create_future()
         self._pending[gkey] = fut
         try:
-            # the centre of the group's slice of the key space
-            centre = ((prefix << (160 - bits)) | (1 << (159 - bits))).to_bytes(20, "big") if bits < 160 else key
             self.lookups += 1
             nodes = list(await self.dht.closest_peers(centre, self.dht.ksize))
             # A lookup returns only peers that answered in time; a live peer that was
@@ -280,10 +390,30 @@ class Resolver:
         postings belong on the responsible peers themselves, so a failed send is
         retried later rather than put on a peer that is not responsible."""
         key = term_key(term)
-        group = await self._group(key)
-        live = [c for c in group if not skip_failed or self._alive(c)]
-        live.sort(key=lambda c: xor_distance(c.node_id, key))
-        return live[: count or self.replication]
+        n = count or self.replication
+        ranked = sorted(await self._group(key), key=lambda c: xor_distance(c.node_id, key))
+        gone = self._gone
+        live = [c for c in ranked if c.node_id not in gone and (not skip_failed or self._alive(c))]
+        # (the replicas from before a failure that are still alive come first: a peer that
+        # took a dead one's place is farther from the key than all of them)
+        return live[:n]
+
+    async def prefetch(self, terms: Iterable[str], concurrency: int = 16) -> None:
+        """Resolve the groups of these terms, ``concurrency`` at a time, so that asking
+        for each term next costs nothing (one group per term, in turn, would make a
+        round of a few thousand terms wait for every lookup one after the other)."""
+        bits = self.group_bits()
+        firsts: dict[int, bytes] = {}
+        for t in terms:
+            key = term_key(t)
+            firsts.setdefault(int.from_bytes(key, "big") >> (160 - bits), key)
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one(key: bytes) -> None:
+            async with gate:
+                await self._group(key)
+
+        await asyncio.gather(*(one(k) for k in firsts.values()))
 
     async def responsible_many(self, terms: list[str], count: int | None = None) -> dict[str, list[Contact]]:
         out: dict[str, list[Contact]] = {}

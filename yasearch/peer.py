@@ -42,6 +42,7 @@ from yasearch.reachability import ProbeReply, ReachReply, ReachRequest, Reachabi
 from yasearch.recrawl import Recrawler
 from yasearch.recrawlstore import HostFigures, PageRow
 from yasearch.records import DocRecord, SearchResponse
+from yasearch.repair import Liveness
 from yasearch.resultcheck import ResultChecker, checker_settings
 from yasearch.search import search_local
 from yasearch.shard import ShardStore
@@ -100,7 +101,8 @@ class Peer:
             checker=ResultChecker(checker_settings(config)) if config.verify == "fetch" else None,
         )
         self.handoff = Handoff(
-            self.identity.node_id, self.shard, self.p2p, self.http_url_of, replication=config.replication
+            self.identity.node_id, self.shard, self.p2p, self.http_url_of, replication=config.replication,
+            gone=self.resolver.gone,
         )
         self.port = config.port
         #: Public or client-only, and the address others see us at (yasearch.reachability).
@@ -110,6 +112,7 @@ class Peer:
             self.index, self.shard, self.jobs, self.publisher, self.handoff, self.faults, self.reach,
         )
         self.membership: Membership | None = None  # needs the DHT: built in start()
+        self.liveness: Liveness | None = None  # likewise
         #: Awaited at the end of stop(), after the DHT: e.g. the HTTP site's cleanup (yasearch.server).
         self.on_stop: list[Callable[[], Awaitable[None]]] = []
         self._started = False
@@ -170,9 +173,14 @@ class Peer:
         await self.jobs.start()
         self.recrawler.start()
         self.reporter.connect(self.dht, self.resolver, self.transport)
+        self.liveness = Liveness(
+            self.identity.node_id, self.dht, self.resolver, self.handoff, self.publisher, self.transport,
+            self.stable_members,
+        )
         self.membership = Membership(
             self.identity.node_id, self.dht, self.resolver, self.handoff, self.publisher, self.shard, self.config,
             self.reach,
+            liveness=self.liveness,
         )
         self._started = True
         self.membership.start()
@@ -371,6 +379,8 @@ class Peer:
     async def status(self) -> dict[str, Any]:
         status = await self.reporter.status()
         status["recrawl"] = await self.recrawler.figures()
+        if self.liveness is not None:
+            status["repair"] = self.liveness.figures()
         return status
 
     async def peers(self) -> list[dict[str, Any]]:

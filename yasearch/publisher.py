@@ -162,6 +162,17 @@ class Outbox:
 
         await self._sql.tx(do)
 
+    async def published_terms(self) -> list[tuple[str, list[str]]]:
+        """(doc id, terms it was published with) of every page sent."""
+        rows = await self.run(lambda c: c.execute("SELECT doc_id, terms FROM outbox WHERE state='sent'").fetchall())
+        return [(d, json.loads(t)) for d, t in rows]
+
+    async def requeue(self, doc_ids: list[str]) -> None:
+        def do(c: sqlite3.Connection) -> None:
+            c.executemany("UPDATE outbox SET state='pending', next_try=0 WHERE doc_id=?", [(d,) for d in doc_ids])
+
+        await self._sql.tx(do)
+
     async def republish_all(self) -> int:
         return await self._sql.tx(lambda c: c.execute("UPDATE outbox SET state='pending', next_try=0 WHERE state='sent'").rowcount)
 
@@ -202,6 +213,7 @@ class Publisher:
         batch_docs: int = 50,
         interval: float = 0.5,
         health: Health | None = None,
+        in_flight: int = 8,
     ) -> None:
         self.identity = identity
         self.node_id = identity.hex
@@ -214,14 +226,19 @@ class Publisher:
         self._full_wait = 0.0  # seconds to wait after a round the full disk stopped
         self.batch_docs = batch_docs
         self.interval = interval
+        #: Destinations sent to at once in a round (each gets one request per batch).
+        self.in_flight = in_flight
+        self.requests = 0  # postings requests sent (one per destination and batch)
         self.sent = 0  # postings acknowledged
         self.failed = 0  # requests that failed
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
         self._idle.set()
-        #: doc_id -> node ids still owed its postings after a partly failed send.
-        self._owed: dict[str, set[bytes]] = {}
+        #: doc_id -> node ids that acknowledged its postings, after a partly failed send.
+        self._acked: dict[str, set[bytes]] = {}
+        #: doc_id -> the only peers its next send goes to (see resend()).
+        self._only: dict[str, set[bytes]] = {}
         #: Called with the doc ids each round delivered to every responsible peer.
         self.on_published: list[Callable[[list[str]], None]] = []
 
@@ -269,6 +286,22 @@ class Publisher:
             await self.outbox.republish_all()
         except StorageFullError as e:  # the periodic republish comes again
             log.warning("republish skipped: %s", e)
+            return
+        self._idle.clear()
+        self._wake.set()
+
+    async def resend(self, only: dict[str, set[bytes]]) -> None:
+        """Send these pages again, each only to the given peers (those of them still
+        responsible for its terms): the new replicas of terms whose every holder died,
+        which no holder is left to hand on (:mod:`yasearch.repair`)."""
+        if not only:
+            return
+        for d, peers in only.items():
+            self._only.setdefault(d, set()).update(peers)
+        try:
+            await self.outbox.requeue(list(only))
+        except StorageFullError as e:  # the periodic republish repairs it later
+            log.warning("resend skipped: %s", e)
             return
         self._idle.clear()
         self._wake.set()
@@ -334,16 +367,29 @@ class Publisher:
         if pairs:
             did = True
             await self._withdraw(pairs)
-        rows = await self.outbox.due(self.batch_docs)
+        rows = await self.outbox.due(self.docs_per_round())
         if rows:
             did = True
             await self._publish(rows)
         return did
 
+    def docs_per_round(self) -> int:
+        """Pages per round: ``batch_docs`` for up to 8 peers, more as the network grows,
+        so that each destination still gets a batch worth a request (a page's terms
+        spread over every peer: with 48 peers, 50 pages make ~2,000 postings per peer)."""
+        peers = self.resolver.peers_known() + 1
+        return max(self.batch_docs, min(8 * self.batch_docs, self.batch_docs * peers // 8))
+
+    async def _routes(self, terms: set[str]) -> dict[str, list[Contact]]:
+        """The responsible peers of each distinct term of a round, resolved once."""
+        await self.resolver.prefetch(terms)
+        return {t: await self.resolver.responsible(t, skip_failed=False) for t in terms}
+
     async def _withdraw(self, pairs: list[tuple[str, str]]) -> None:
         by_peer: dict[Contact, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+        routes = await self._routes({term for _d, term in pairs})
         for doc_id, term in pairs:
-            for c in await self.resolver.responsible(term, skip_failed=False):
+            for c in routes[term]:
                 by_peer[c][doc_id].append(term)
         ok: set[tuple[str, str]] = set(pairs)
         for contact, docs in by_peer.items():
@@ -371,20 +417,22 @@ class Publisher:
         published: dict[str, list[str]] = {}
         lost: dict[str, list[str]] = {}
         targets_of_doc: dict[str, set[Contact]] = defaultdict(set)
+        routes = await self._routes({t for _d, plist, _o in computed for t in plist})
         for doc, plist, old_terms in computed:
             records[doc.doc_id] = sign(_record(doc, me), self.identity)
             published[doc.doc_id] = sorted(plist)
             gone = sorted(set(old_terms) - set(plist))
             if gone:
                 lost[doc.doc_id] = gone
-            # a retry goes only to the peers that did not acknowledge last time
-            # (while they are still responsible); re-sending to all would multiply
-            # the load on a network that is already slow to answer
-            owed = self._owed.get(doc.doc_id)
+            # a retry goes only to the responsible peers that have not acknowledged yet:
+            # re-sending to all would multiply the load on a network that is already
+            # slow to answer; a peer that took the place of a dead one gets it all
+            acked = self._acked.get(doc.doc_id, set())
+            only = self._only.pop(doc.doc_id, None)
             for term, p in plist.items():
-                for c in await self.resolver.responsible(term, skip_failed=False):
-                    targets_of_doc[doc.doc_id].add(c)
-                    if owed is None or c.node_id in owed:
+                for c in routes[term]:
+                    if c.node_id not in acked and (only is None or c.node_id in only):
+                        targets_of_doc[doc.doc_id].add(c)
                         per_peer[c].append(PostingEntry(term, WirePosting.of(p)))
         failed_peers: set[Contact] = set()
 
@@ -398,10 +446,15 @@ class Publisher:
                 for i in range(0, len(entries), MAX_POSTINGS)
             ]
 
+        gate = asyncio.Semaphore(self.in_flight)
+
         async def send(contact: Contact, entries: list[PostingEntry]) -> None:
             try:
-                async for accepted in self.client.place(contact, batches(entries), have):
-                    self.sent += accepted
+                async with gate:
+                    reqs = batches(entries)
+                    self.requests += len(reqs)
+                    async for accepted in self.client.place(contact, reqs, have):
+                        self.sent += accepted
             except PeerCallError as e:
                 log.debug("publish to %s failed: %s", contact.url, e)
                 self.failed += 1
@@ -412,11 +465,11 @@ class Publisher:
         done = {d: terms for d, terms in published.items() if not (targets_of_doc[d] & failed_peers)}
         retry = [d for d in published if d not in done]
         for d in done:
-            self._owed.pop(d, None)
+            self._acked.pop(d, None)
         for d in retry:
-            self._owed[d] = {c.node_id for c in targets_of_doc[d] & failed_peers}
-        while len(self._owed) > 100_000:  # bounded; a forgotten entry only means a full re-send
-            self._owed.pop(next(iter(self._owed)))
+            self._acked.setdefault(d, set()).update(c.node_id for c in targets_of_doc[d] - failed_peers)
+        while len(self._acked) > 100_000:  # bounded; a forgotten entry only means a full re-send
+            self._acked.pop(next(iter(self._acked)))
         await self.outbox.sent(done, {d: lost[d] for d in done if d in lost})
         if done:
             for callback in self.on_published:
