@@ -255,9 +255,10 @@ class Resolver:
         return all(not b.replacement_nodes for b in router.buckets)
 
     def _directory(self) -> list[Contact]:
-        """This peer, every contact of the routing table and the steady membership."""
+        """This peer (unless client-only: it holds no term), every contact of the
+        routing table and the steady membership."""
         me = self.self_contact()
-        out = {me.node_id: me}
+        out = {} if self.dht.client_only else {me.node_id: me}
         for n in self.dht.protocol.router.contacts():
             if n.id not in out:
                 out[n.id] = Contact(n.id, self.dht.http_url_for(n).rstrip("/"))
