@@ -340,6 +340,7 @@ class Resolver:
         centre = ((prefix << (160 - bits)) | (1 << (159 - bits))).to_bytes(20, "big") if bits < 160 else key
         if self.table_complete():
             await self._sweep()
+        if self.table_complete():  # (again: the sweep may have met peers a full bucket turned away)
             contacts = sorted(self._directory(), key=lambda c: xor_distance(c.node_id, centre))[: self.dht.ksize + 1]
             self.table_fills += 1
             self._groups[gkey] = (now + self.ttl, contacts)
