@@ -144,7 +144,7 @@ def test_fewer_matches_than_k_are_all_found() -> None:
 def test_a_bound_above_what_was_delivered_is_capped() -> None:
     """A replica claiming its unsent postings may score 100 (more than those it
     sent) cannot make the asker read further: the bound is the smallest sent."""
-    topk = TopK(["t"], 2)
+    topk = TopK(["t"], 1)
     topk.sorted_batch("t", {"a" * 40: 3.0, "b" * 40: 2.0}, bound=100.0, exhausted=False)
     assert topk.lists["t"].bound == 2.0
     assert topk.proven() and not topk.wanted()
