@@ -71,8 +71,20 @@ class Replicas:
         self.client = client
         self.hedge_after = hedge_after
 
+    async def contacts(self, term: str) -> list[Contact]:
+        """The term's replicas (the r closest peers), those not failing lately first.
+
+        Only the replicas: a peer further away that answers in place of a dead one
+        holds nothing of the term and would answer df = 0, which looks like a word
+        nobody uses; asking the replicas alone, a term whose replicas are all down
+        is known as such (and skipped, named in the answer)."""
+        live = await self.resolver.responsible(term)
+        every = await self.resolver.responsible(term, skip_failed=False)
+        ids = {c.node_id for c in live}
+        return [c for c in every if c.node_id in ids] + [c for c in every if c.node_id not in ids]
+
     async def lookup(self, tally: Tally, term: str, req: LookupRequest, skip: bytes | None = None) -> LookupReply:
-        contacts = [c for c in await self.resolver.responsible(term) if c.node_id != skip]
+        contacts = [c for c in await self.contacts(term) if c.node_id != skip]
 
         async def ask(c: Contact) -> LookupReply:
             tally.asked.add(c.node_id)
