@@ -672,6 +672,11 @@ async def run(args: argparse.Namespace, tmp: Path, site: sitegen.Site, site_url:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--direct" in argv:  # shards filled directly, no crawling: round trips, bytes, exactness (bench.netquery)
+        from bench.netquery import main as direct
+
+        return direct([a for a in argv if a != "--direct"])
     ap = argparse.ArgumentParser(prog="python -m bench network", description=__doc__.split("\n")[0])
     ap.add_argument("--peers", type=int, default=10, help="crawling peers (default 10; +1 searching, +1 reference)")
     ap.add_argument("--pages", type=int, default=2000, help="pages in the generated site (default 2000)")

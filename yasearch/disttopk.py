@@ -40,6 +40,8 @@ from yasearch.ranking import rank
 MARGIN = 1e-9
 
 _NO = -math.inf
+#: What an unseen posting is guessed to contribute, as a share of its list's bound (see TopK.likely).
+UNSEEN_SHARE = 0.6
 
 
 def _lt(a: float, b: float) -> bool:
@@ -191,10 +193,22 @@ class TopK:
 
     # -- the next round ---------------------------------------------------------------
 
-    def candidates(self) -> list[str]:
+    def partial_threshold(self, rank_no: int) -> float:
+        """The ``rank_no``-th best sum of the contributions known so far (-inf with fewer
+        documents): a *guess* of the k-th score under AND, where a document known in
+        some lists may lack the others (see :meth:`candidates`)."""
+        lows = sorted((sum(tl.known.get(d, 0.0) for tl in self.lists.values()) for d in self.seen()), reverse=True)
+        return lows[rank_no - 1] if 0 < rank_no <= len(lows) else _NO
+
+    def candidates(self, guess: float = _NO) -> list[str]:
         """Seen documents that could still reach the top k and are not settled
-        (not fully known, or known but unconfirmed), best upper bound first."""
-        tau = self.threshold()
+        (not fully known, or known but unconfirmed), best upper bound first.
+
+        ``guess``: a threshold the caller expects the k-th score to reach (no proof):
+        documents whose upper bound is below it wait. Safe: :meth:`proven` still
+        demands every document that could reach the k-th score be settled, so a
+        guess too high costs a round, never a wrong answer."""
+        tau = max(self.threshold(), guess)
         out: list[tuple[float, str]] = []
         for d in self.seen():
             _lo, up, full = self.status(d)
@@ -205,11 +219,28 @@ class TopK:
         out.sort(key=lambda x: (-x[0], x[1]))
         return [d for _u, d in out]
 
-    def wanted(self, limit: int | None = None) -> dict[str, list[str]]:
+    def likely(self, shares: dict[str, float]) -> list[str]:
+        """Seen documents that may match, by a *guess* of their score: the contributions
+        known, plus for each term not known the bound times ``shares[term]`` (the chance
+        a document has the term). Which records to fetch before the proof is complete."""
+        est: list[tuple[float, str]] = []
+        for d in self.seen():
+            _lo, up, _full = self.status(d)
+            if up == _NO:
+                continue
+            e = 0.0
+            for t in self.terms:
+                tl = self.lists[t]
+                e += tl.known[d] if d in tl.known else (0.0 if tl.has(d) is False else UNSEEN_SHARE * tl.bound * shares.get(t, 1.0))
+            est.append((e, d))
+        est.sort(key=lambda x: (-x[0], x[1]))
+        return [d for _e, d in est]
+
+    def wanted(self, limit: int | None = None, guess: float = _NO) -> dict[str, list[str]]:
         """Random accesses of the next round: term -> documents whose entry for it is
-        unknown, over the best ``limit`` candidates."""
+        unknown, over the best ``limit`` candidates (``guess``: see :meth:`candidates`)."""
         out: dict[str, list[str]] = {}
-        for d in self.candidates()[:limit]:
+        for d in self.candidates(guess)[:limit]:
             for t in self.terms:
                 if self.lists[t].has(d) is None:
                     out.setdefault(t, []).append(d)

@@ -36,13 +36,17 @@ from yasearch.records import DocRecord, Posting
 from yasearch.wire import MAX_DOC_IDS, MAX_DOCS, MAX_TOP_M, LookupReply, LookupRequest, present
 
 #: Postings of each term in round trip 1 (more when the page needs more).
-FIRST_BATCH = 200
+FIRST_BATCH = 1000
 #: Postings of a list read per deeper round (down to its floor).
 DEEPER_BATCH = MAX_TOP_M
 #: Candidates checked per round (random access).
 MAX_CANDIDATES = 2000
 #: Rounds after round trip 1 before the asker gives up proving and answers what it has.
 MAX_ROUNDS = 6
+#: How many more candidates than expected round trip 2 checks (see Rounds._guess).
+GUESS_SLACK = 1.5
+#: Records fetched with round trip 2: this many times k, of the documents likeliest on the page.
+RECORDS_SLACK = 2.5
 #: An exhausted list this short has every document checked, so the count of matches is exact.
 COUNT_ALL = 1000
 
@@ -227,9 +231,11 @@ class Rounds:
             await self.page_records()
             self._publish()
             return
+        guess = self._guess(df)
         for _ in range(MAX_ROUNDS):
-            cands = topk.candidates()[:MAX_CANDIDATES]
-            want = topk.wanted(MAX_CANDIDATES)
+            cands = topk.candidates(guess)[:MAX_CANDIDATES]
+            want = topk.wanted(MAX_CANDIDATES, guess)
+            g0, guess = guess, -math.inf  # a guess for round trip 2 only; later rounds take what the proof needs
             count_all = [d for d in count_all if d not in topk.excluded and d not in topk.confirmed]
             for d in count_all:  # the rarest list's documents all checked: an exact count
                 for t in terms:
@@ -239,7 +245,7 @@ class Rounds:
             excl = [d for d in pool if d not in self.excl_checked] if self.parsed.excluded else []
             phrases = [d for d in pool if self._phrase_due(d)]
             if want or excl or phrases:
-                await self._check(want, excl, phrases, cands)
+                await self._check(want, excl, phrases, g0)
                 continue
             if topk.proven():
                 break
@@ -249,6 +255,19 @@ class Rounds:
         self.out["proven"] = topk.proven()
         await self.page_records()
         self._publish()
+
+    def _guess(self, df: dict[str, int]) -> float:
+        """What the k-th score will likely reach (AND): the k'-th best sum of known
+        contributions, k' = 1.5 k over the share of a list's documents expected to
+        have every other term (terms independent). Candidates below wait a round."""
+        assert self.topk is not None
+        if self.n <= 0 or len(self.topk.terms) < 2:
+            return -math.inf
+        shares = [min(1.0, df[t] / self.n) for t in self.topk.terms]
+        share = math.prod(shares) / max(shares) if max(shares) > 0 else 0.0
+        if share <= 0:
+            return -math.inf
+        return self.topk.partial_threshold(math.ceil(GUESS_SLACK * self.k / share))
 
     def _local(self, loc: dict[str, Any], terms: list[str]) -> None:
         """This peer's own matches (Whoosh applied phrases, exclusions and filters): known and confirmed."""
@@ -295,13 +314,25 @@ class Rounds:
                     continue
             topk.confirm([d])
 
-    async def _check(self, want: dict[str, list[str]], excl: list[str], phrases: list[str], cands: list[str]) -> None:
-        """One round trip: random access, exclusions, phrases and page records, in parallel."""
+    async def _check(self, want: dict[str, list[str]], excl: list[str], phrases: list[str], guess: float) -> None:
+        """One round trip: random access, exclusions, phrases and page records, in parallel.
+
+        Records: with a threshold the k-th score will reach (proven, else ``guess``),
+        those of the known matches at or above it, and each random access asks its
+        replica for the records of the candidates whose score, with that term's
+        contribution, reaches it (the replica computes it: ``record_at``). Without
+        one, the records of the documents likeliest on the page."""
         assert self.topk is not None
+        topk = self.topk
         self.tally.rounds += 1
-        recs = self._record_plan(cands)
+        tau = max(topk.threshold(), guess)
+        if tau > 0:
+            local = self.out.get("local", {}).get("hits", {})
+            recs = self._record_plan([d for d, sc in topk.ranking() if sc >= tau and d not in local][: MAX_DOCS])
+        else:
+            recs, tau = self._record_plan(), -math.inf
         asks: dict[str, list[str]] = {t: list(ids) for t, ids in want.items()}
-        jobs = [self._random(t, asks.get(t, []), recs.get(t, [])) for t in set(asks) | set(recs)]
+        jobs = [self._random(t, asks.get(t, []), recs.get(t, []), tau) for t in set(asks) | set(recs)]
         jobs += [self._excluded(t, excl) for t in self.parsed.excluded] if excl else []
         if phrases and self.phrase_check is not None:
             jobs.append(self._phrases(phrases))
@@ -312,31 +343,50 @@ class Rounds:
         self._admit()
         self._publish()
 
-    def _record_plan(self, cands: list[str]) -> dict[str, list[str]]:
-        """Signed records of the documents that can reach the page, each from a replica holding it."""
+    def _partial(self, term: str, d: str) -> float:
+        """The most ``d`` can score without ``term``: known contributions and the bounds of other unknown terms."""
+        assert self.topk is not None
+        if d in self.records and self.records[d].url:
+            return 0.0  # its record is here: never asked for again
+        total = 0.0
+        for t, tl in self.topk.lists.items():
+            if t != term:
+                total += tl.known.get(d, 0.0) if tl.has(d) is not None else tl.bound
+        return math.ceil(total * 1e6) / 1e6
+
+    def _record_plan(self, ids: list[str] | None = None) -> dict[str, list[str]]:
+        """Signed records of the documents likely on the page (or of ``ids``), each from a
+        replica holding a posting of it (and so its record)."""
         assert self.topk is not None
         topk = self.topk
-        upto = [d for d, _s in topk.ranking()[: self.k]] + cands
-        plan: dict[str, list[str]] = {}
         local = self.out.get("local", {}).get("hits", {})
-        for d in [d for d in dict.fromkeys(upto) if d not in local][: 2 * self.k]:
-            if d in self.records and self.records[d].url:
+        if ids is None:
+            df = self.out.get("df", {})
+            shares = {t: min(1.0, df.get(t, 0) / self.n) if self.n > 0 else 1.0 for t in topk.terms}
+            ids = [d for d in topk.likely(shares) if d not in local][: math.ceil(RECORDS_SLACK * self.k)]
+        plan: dict[str, list[str]] = {}
+        for d in ids:
+            if d in local or (d in self.records and self.records[d].url):
                 continue
             holder = next((t for t in topk.terms if d in self.postings.get(t, {})), None)
             if holder is not None and len(plan.get(holder, [])) < MAX_DOCS:
                 plan.setdefault(holder, []).append(d)
         return plan
 
-    async def _random(self, term: str, ids: list[str], record_ids: list[str]) -> None:
+    async def _random(self, term: str, ids: list[str], record_ids: list[str], record_at: float = -math.inf) -> None:
         assert self.topk is not None
-        req = LookupRequest(terms=[term], m=0, candidates=ids[:MAX_DOC_IDS], records="compact" if self.compact else False,
+        ids = ids[:MAX_DOC_IDS]
+        req = LookupRequest(terms=[term], m=0, candidates=ids, records="compact" if self.compact else False,
                             record_ids=record_ids or UNSET)
+        if record_at > 0 and ids:
+            req.avg, req.idf, req.record_at = self.avg, self.idf[term], math.floor(record_at * 1e6) / 1e6
+            req.partial = [self._partial(term, d) for d in ids]
         try:
             reply = await self.replicas.lookup(self.tally, term, req)
         except (LookupError, PeerCallError):
             self._lost(term)
             return
-        self.topk.random(term, ids[:MAX_DOC_IDS], self._take(term, reply))
+        self.topk.random(term, ids, self._take(term, reply))
 
     def _lost(self, term: str) -> None:
         """Every replica of a required term failed after round trip 1: go on without it."""
@@ -387,7 +437,7 @@ class Rounds:
         """Records of page candidates (or of ``ids``) still missing: one more round trip
         (normally none is missing: they came with round trip 2)."""
         assert self.topk is not None
-        plan = self._record_plan(ids or [])
+        plan = self._record_plan(ids if ids is not None else [d for d, _s in self.topk.ranking()[: self.k]])
         if not plan:
             return
         self.tally.rounds += 1

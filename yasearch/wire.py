@@ -243,7 +243,8 @@ class LookupRequest(Struct):
     """df of ``terms``, then their top ``m`` postings by impact, or exactly those of ``candidates``.
     With ``avg``: the top ``m`` by exact BM25 tf-part at that average length, after ``skip``,
     none below ``floor`` (the reply's ``bound``: the best tf-part not sent). ``record_ids``,
-    ``records_top``: signed records of these documents, of the first that many postings sent."""
+    ``records_top``: signed records of these documents, of the first that many postings sent;
+    ``record_at``: of the candidates whose ``partial`` + ``idf`` x tf-part reaches it."""
 
     terms: Annotated[list[Term], Meta(max_length=MAX_LOOKUP_TERMS)]
     m: Annotated[int, Meta(ge=0, le=MAX_TOP_M)] = 1000
@@ -254,6 +255,9 @@ class LookupRequest(Struct):
     floor: TfPart = 0.0
     record_ids: Annotated[list[DocId], Meta(max_length=MAX_DOCS)] | UnsetType = UNSET
     records_top: Annotated[int, Meta(ge=0, le=MAX_DOCS)] = 0
+    idf: Annotated[float, Meta(ge=0, le=100)] = 0.0
+    partial: Annotated[list[Annotated[float, Meta(ge=0, le=1e6)]], Meta(max_length=MAX_DOC_IDS)] | UnsetType = UNSET
+    record_at: Annotated[float, Meta(ge=0, le=1e6)] | UnsetType = UNSET
     v: int = PROTOCOL_VERSION
 
 
@@ -312,11 +316,7 @@ class _Versioned(Struct):
     v: Any = PROTOCOL_VERSION
 
 
-@lru_cache(maxsize=None)
-def _decoder(model: type[T]) -> msgspec.json.Decoder[T]:
-    return msgspec.json.Decoder(model)
-
-
+_decoder = lru_cache(maxsize=None)(msgspec.json.Decoder)
 _encoder = msgspec.json.Encoder()
 
 

@@ -14,6 +14,7 @@ import hashlib
 import zlib
 from collections.abc import Awaitable, Callable
 
+from yasearch.ranking import DEFAULT_WEIGHTS, contribution
 from yasearch.shard import ShardStore
 from yasearch.shard.scored import scored_top
 from yasearch.wire import (
@@ -38,6 +39,21 @@ from yasearch.wire import (
 MAX_BOUND = 3.0
 #: ``(doc_ids, terms, phrases) -> {doc_id: {"snippet": text}}`` over the local index.
 VerifyDocuments = Callable[[list[str], list[str], list[list[str]]], Awaitable[dict[str, dict[str, str]]]]
+
+
+def reaching(req: LookupRequest, out: dict[str, list[WirePosting]]) -> list[str]:
+    """The candidates whose ``partial`` score plus this term's BM25 contribution (``idf``,
+    the asker's ``avg``) reaches ``record_at``: the ones the asker will want records of."""
+    at, partial, candidates = present(req.record_at), present(req.partial), present(req.candidates)
+    if at is None or partial is None or not candidates or not req.terms:
+        return []
+    base = dict(zip(candidates, partial))
+    avg = present(req.avg) or 0.0
+    return [
+        p.doc_id for p in out.get(req.terms[0], [])
+        if p.doc_id in base
+        and base[p.doc_id] + contribution(req.idf, p.tf + DEFAULT_WEIGHTS.boost(p.flags), p.length, avg) >= at
+    ]
 
 
 class LocalPeer:
@@ -104,7 +120,7 @@ class LocalPeer:
         reply = LookupReply(df=df, postings=out)
         if avg is not None and candidates is None:
             reply.bound = {t: min(b, MAX_BOUND) for t, b in bounds.items()}
-        full = list(seen) if req.records is True else [*top, *(present(req.record_ids) or ())]
+        full = list(seen) if req.records is True else [*top, *(present(req.record_ids) or ()), *reaching(req, out)]
         if full:  # with the origins' signatures: the asker checks them
             reply.docs = await self.shard.signed_docs(full)
         if req.records == "compact":
