@@ -37,7 +37,7 @@ from typing import Any
 from bench.common import log, pct, table_lines
 from yasearch.analysis import analyze
 from yasearch.config import Config
-from yasearch.identity import Identity
+from yasearch.identity import KEY_FILE, Identity
 from yasearch.network import Contact
 from yasearch.query import parse_query
 from yasearch.ranking import CollectionStats, bm25_scores, rank
@@ -135,9 +135,20 @@ class Calls:
         return max(level, default=0)
 
 
-async def start_peers(tmp: Path, n: int, replication: int, budget: float) -> list[PeerServer]:
+def seeded_identity(seed: int, i: int) -> Identity:
+    """The same key pair in every run: the same node IDs, so the same words land on the same peers."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    return Identity(Ed25519PrivateKey.from_private_bytes(hashlib.sha256(f"bench-{seed}-{i}".encode()).digest()))
+
+
+async def start_peers(tmp: Path, n: int, replication: int, budget: float, seed: int) -> list[PeerServer]:
     servers = []
     for i in range(n):
+        (tmp / f"peer{i}").mkdir(parents=True)
+        key = tmp / f"peer{i}" / KEY_FILE
+        key.write_bytes(seeded_identity(seed, i).private_pem())
+        key.chmod(0o600)
         cfg = Config(data_dir=tmp / f"peer{i}", port=0, crawl_delay=0.0, parse_workers=0, allow_private_networks=True,
                      replication=replication, search_budget=budget)
         s = PeerServer(cfg)
@@ -149,10 +160,10 @@ async def start_peers(tmp: Path, n: int, replication: int, budget: float) -> lis
     return servers
 
 
-async def fill(servers: list[PeerServer], c: Corpus, replication: int) -> dict[str, list[int]]:
+async def fill(servers: list[PeerServer], c: Corpus, replication: int, seed: int) -> dict[str, list[int]]:
     """Each term's postings (and the records they name) into its responsible peers' shards."""
     searcher = servers[0].peer
-    origin = Identity.generate()
+    origin = seeded_identity(seed, -1)
     now = time.time()
     recs = [sign(WireRecord(doc_id=d, url=u, title=f"document {i}", description=f"generated page number {i}",
                             language="en", length=c.lengths[i], crawled_at=now, host=u.split("/")[2],
@@ -219,7 +230,7 @@ async def not_held(servers: list[PeerServer], rng: random.Random, n: int, avoid:
 
 async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     rng = random.Random(args.seed)
-    servers = await start_peers(tmp, args.peers, args.replication, args.budget)
+    servers = await start_peers(tmp, args.peers, args.replication, args.budget, args.seed)
     out: dict[str, Any] = {}
     try:
         common = await not_held(servers, rng, args.common, set(), args.replication)
@@ -231,10 +242,11 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         log(f"corpus: {c.n_docs} documents, {sum(len(p) for p in c.postings.values())} postings, df of common words "
             f"{sorted(len(c.postings[w]) for w in common)} ({time.perf_counter() - t0:.1f}s)")
         t0 = time.perf_counter()
-        holders = await fill(servers, c, args.replication)
+        holders = await fill(servers, c, args.replication, args.seed)
         log(f"{args.peers} peers joined, shards filled in {time.perf_counter() - t0:.1f}s (replication {args.replication})")
         searcher = servers[0].peer
         searcher.global_search.network_totals = lambda: (c.n_docs, total_len)
+        searcher.global_search.hedge_after = args.budget  # no hedged second calls: every call is a round trip's
         if args.first_batch:
             searcher.global_search.first_batch = args.first_batch
         mine = {t for t, h in holders.items() if 0 in h}
