@@ -40,8 +40,6 @@ from yasearch.ranking import rank
 MARGIN = 1e-9
 
 _NO = -math.inf
-#: What an unseen posting is guessed to contribute, as a share of its list's bound (see TopK.likely).
-UNSEEN_SHARE = 0.6
 
 
 def _lt(a: float, b: float) -> bool:
@@ -218,23 +216,6 @@ class TopK:
                 out.append((up, d))
         out.sort(key=lambda x: (-x[0], x[1]))
         return [d for _u, d in out]
-
-    def likely(self, shares: dict[str, float]) -> list[str]:
-        """Seen documents that may match, by a *guess* of their score: the contributions
-        known, plus for each term not known the bound times ``shares[term]`` (the chance
-        a document has the term). Which records to fetch before the proof is complete."""
-        est: list[tuple[float, str]] = []
-        for d in self.seen():
-            _lo, up, _full = self.status(d)
-            if up == _NO:
-                continue
-            e = 0.0
-            for t in self.terms:
-                tl = self.lists[t]
-                e += tl.known[d] if d in tl.known else (0.0 if tl.has(d) is False else UNSEEN_SHARE * tl.bound * shares.get(t, 1.0))
-            est.append((e, d))
-        est.sort(key=lambda x: (-x[0], x[1]))
-        return [d for _e, d in est]
 
     def wanted(self, limit: int | None = None, guess: float = _NO) -> dict[str, list[str]]:
         """Random accesses of the next round: term -> documents whose entry for it is

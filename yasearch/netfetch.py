@@ -45,8 +45,8 @@ MAX_CANDIDATES = 2000
 MAX_ROUNDS = 6
 #: How many more candidates than expected round trip 2 checks (see Rounds._guess).
 GUESS_SLACK = 1.5
-#: Records fetched with round trip 2: this many times k, of the documents likeliest on the page.
-RECORDS_SLACK = 2.5
+#: What an unknown posting is guessed to contribute, as a share of its list's bound (records only).
+UNSEEN_SHARE = 0.6
 #: An exhausted list this short has every document checked, so the count of matches is exact.
 COUNT_ALL = 1000
 
@@ -317,20 +317,16 @@ class Rounds:
     async def _check(self, want: dict[str, list[str]], excl: list[str], phrases: list[str], guess: float) -> None:
         """One round trip: random access, exclusions, phrases and page records, in parallel.
 
-        Records: with a threshold the k-th score will reach (proven, else ``guess``),
-        those of the known matches at or above it, and each random access asks its
-        replica for the records of the candidates whose score, with that term's
-        contribution, reaches it (the replica computes it: ``record_at``). Without
-        one, the records of the documents likeliest on the page."""
+        Records: those of the best k known matches, and each random access asks its
+        replica for the records of its best k candidates by their score with that
+        term's contribution (the replica computes it), among those reaching a
+        threshold the k-th score will reach (proven, else ``guess``): ``record_at``."""
         assert self.topk is not None
         topk = self.topk
         self.tally.rounds += 1
         tau = max(topk.threshold(), guess)
-        if tau > 0:
-            local = self.out.get("local", {}).get("hits", {})
-            recs = self._record_plan([d for d, sc in topk.ranking() if sc >= tau and d not in local][: MAX_DOCS])
-        else:
-            recs, tau = self._record_plan(), -math.inf
+        local = self.out.get("local", {}).get("hits", {})
+        recs = self._record_plan([d for d, _s in topk.ranking() if d not in local][: self.k])
         asks: dict[str, list[str]] = {t: list(ids) for t, ids in want.items()}
         jobs = [self._random(t, asks.get(t, []), recs.get(t, []), tau) for t in set(asks) | set(recs)]
         jobs += [self._excluded(t, excl) for t in self.parsed.excluded] if excl else []
@@ -344,31 +340,32 @@ class Rounds:
         self._publish()
 
     def _partial(self, term: str, d: str) -> float:
-        """The most ``d`` can score without ``term``: known contributions and the bounds of other unknown terms."""
+        """What ``d`` scores without ``term``: the known contributions, and for another
+        unknown term a guess (a share of its bound, weighted by how common it is)."""
         assert self.topk is not None
         if d in self.records and self.records[d].url:
-            return 0.0  # its record is here: never asked for again
+            return 0.0  # its record is here: not asked for again
+        df = self.out.get("df", {})
         total = 0.0
         for t, tl in self.topk.lists.items():
-            if t != term:
-                total += tl.known.get(d, 0.0) if tl.has(d) is not None else tl.bound
+            if t == term:
+                continue
+            has = tl.has(d)
+            if has is None:
+                total += UNSEEN_SHARE * tl.bound * (min(1.0, df.get(t, 0) / self.n) if self.n > 0 else 1.0)
+            elif has:
+                total += tl.known[d]
         return math.ceil(total * 1e6) / 1e6
 
-    def _record_plan(self, ids: list[str] | None = None) -> dict[str, list[str]]:
-        """Signed records of the documents likely on the page (or of ``ids``), each from a
-        replica holding a posting of it (and so its record)."""
+    def _record_plan(self, ids: list[str]) -> dict[str, list[str]]:
+        """Signed records of ``ids``, each from a replica holding a posting of it (and so its record)."""
         assert self.topk is not None
-        topk = self.topk
         local = self.out.get("local", {}).get("hits", {})
-        if ids is None:
-            df = self.out.get("df", {})
-            shares = {t: min(1.0, df.get(t, 0) / self.n) if self.n > 0 else 1.0 for t in topk.terms}
-            ids = [d for d in topk.likely(shares) if d not in local][: math.ceil(RECORDS_SLACK * self.k)]
         plan: dict[str, list[str]] = {}
         for d in ids:
             if d in local or (d in self.records and self.records[d].url):
                 continue
-            holder = next((t for t in topk.terms if d in self.postings.get(t, {})), None)
+            holder = next((t for t in self.topk.terms if d in self.postings.get(t, {})), None)
             if holder is not None and len(plan.get(holder, [])) < MAX_DOCS:
                 plan.setdefault(holder, []).append(d)
         return plan
@@ -378,8 +375,9 @@ class Rounds:
         ids = ids[:MAX_DOC_IDS]
         req = LookupRequest(terms=[term], m=0, candidates=ids, records="compact" if self.compact else False,
                             record_ids=record_ids or UNSET)
-        if record_at > 0 and ids:
-            req.avg, req.idf, req.record_at = self.avg, self.idf[term], math.floor(record_at * 1e6) / 1e6
+        if ids:
+            req.avg, req.idf, req.records_top = self.avg, self.idf[term], min(self.k, MAX_DOCS)
+            req.record_at = math.floor(max(record_at, 0.0) * 1e6) / 1e6
             req.partial = [self._partial(term, d) for d in ids]
         try:
             reply = await self.replicas.lookup(self.tally, term, req)

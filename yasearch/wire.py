@@ -244,7 +244,7 @@ class LookupRequest(Struct):
     With ``avg``: the top ``m`` by exact BM25 tf-part at that average length, after ``skip``,
     none below ``floor`` (the reply's ``bound``: the best tf-part not sent). ``record_ids``,
     ``records_top``: signed records of these documents, of the first that many postings sent;
-    ``record_at``: of the candidates whose ``partial`` + ``idf`` x tf-part reaches it."""
+    ``record_at``: of the best ``records_top`` candidates whose ``partial`` + ``idf`` x tf-part reaches it."""
 
     terms: Annotated[list[Term], Meta(max_length=MAX_LOOKUP_TERMS)]
     m: Annotated[int, Meta(ge=0, le=MAX_TOP_M)] = 1000

@@ -43,17 +43,18 @@ VerifyDocuments = Callable[[list[str], list[str], list[list[str]]], Awaitable[di
 
 def reaching(req: LookupRequest, out: dict[str, list[WirePosting]]) -> list[str]:
     """The candidates whose ``partial`` score plus this term's BM25 contribution (``idf``,
-    the asker's ``avg``) reaches ``record_at``: the ones the asker will want records of."""
+    the asker's ``avg``) reaches ``record_at``, best first, at most ``records_top`` of
+    them: the ones the asker will want records of."""
     at, partial, candidates = present(req.record_at), present(req.partial), present(req.candidates)
     if at is None or partial is None or not candidates or not req.terms:
         return []
     base = dict(zip(candidates, partial))
     avg = present(req.avg) or 0.0
-    return [
-        p.doc_id for p in out.get(req.terms[0], [])
-        if p.doc_id in base
-        and base[p.doc_id] + contribution(req.idf, p.tf + DEFAULT_WEIGHTS.boost(p.flags), p.length, avg) >= at
-    ]
+    scored = sorted(
+        (-(base[p.doc_id] + contribution(req.idf, p.tf + DEFAULT_WEIGHTS.boost(p.flags), p.length, avg)), p.doc_id)
+        for p in out.get(req.terms[0], []) if p.doc_id in base
+    )
+    return [d for s, d in scored[: req.records_top or None] if -s >= at]
 
 
 class LocalPeer:
@@ -116,7 +117,8 @@ class LocalPeer:
                 plist = await self.shard.top(t, req.m)
             out[t] = [WirePosting.of(p) for p in plist]
             seen.update(dict.fromkeys(p.doc_id for p in plist))
-            top.update(dict.fromkeys(p.doc_id for p in plist[: req.records_top]))
+            if candidates is None:
+                top.update(dict.fromkeys(p.doc_id for p in plist[: req.records_top]))
         reply = LookupReply(df=df, postings=out)
         if avg is not None and candidates is None:
             reply.bound = {t: min(b, MAX_BOUND) for t, b in bounds.items()}
