@@ -86,6 +86,13 @@ class TopK:
         self.lists: dict[str, TermList] = {t: TermList() for t in self.terms}
         self.excluded: set[str] = set()
         self.confirmed: set[str] = set()
+        #: status() and seen() of the current state; emptied by every input
+        self._status: dict[str, tuple[float, float, bool]] = {}
+        self._seen: set[str] | None = None
+
+    def _changed(self) -> None:
+        self._status.clear()
+        self._seen = None
 
     # -- input -------------------------------------------------------------------
 
@@ -95,6 +102,7 @@ class TopK:
         The bound is capped at the smallest contribution delivered: a list read in
         descending order cannot hold more further down, so a claimed bound above it
         (a lying replica) can never make the asker read further."""
+        self._changed()
         tl = self.lists[term]
         tl.known.update(contribs)
         tl.delivered += len(contribs)
@@ -106,20 +114,24 @@ class TopK:
 
     def random(self, term: str, asked: Iterable[str], found: dict[str, float]) -> None:
         """Random access to ``term`` for ``asked``: those in ``found`` have it, the others not."""
+        self._changed()
         tl = self.lists[term]
         tl.known.update(found)
         tl.absent.update(d for d in asked if d not in found)
 
     def exclude(self, docs: Iterable[str]) -> None:
         """These documents are not matches (an excluded term, a filter, a phrase)."""
+        self._changed()
         self.excluded.update(docs)
 
     def confirm(self, docs: Iterable[str]) -> None:
         """These documents passed the caller's checks."""
+        self._changed()
         self.confirmed.update(docs)
 
     def drop_term(self, term: str) -> None:
         """Forget ``term`` (every replica failed): the query goes on without it."""
+        self._changed()
         if term in self.lists:
             del self.lists[term]
             self.terms.remove(term)
@@ -127,13 +139,21 @@ class TopK:
     # -- what is known ---------------------------------------------------------------
 
     def seen(self) -> set[str]:
-        out: set[str] = set()
-        for tl in self.lists.values():
-            out.update(tl.known)
-        return out - self.excluded
+        if self._seen is None:
+            out: set[str] = set()
+            for tl in self.lists.values():
+                out.update(tl.known)
+            self._seen = out - self.excluded
+        return self._seen
 
     def status(self, d: str) -> tuple[float, float, bool]:
         """(lower bound, upper bound, fully known) of ``d``; (-inf, -inf, True) for a non-match."""
+        got = self._status.get(d)
+        if got is None:
+            got = self._status[d] = self._compute(d)
+        return got
+
+    def _compute(self, d: str) -> tuple[float, float, bool]:
         if d in self.excluded:
             return _NO, _NO, True
         lower = upper = 0.0

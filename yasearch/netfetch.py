@@ -33,7 +33,7 @@ from yasearch.p2pclient import P2PClient
 from yasearch.query import ParsedQuery, filters_admit
 from yasearch.ranking import DEFAULT_WEIGHTS, contribution, idf
 from yasearch.records import DocRecord, Posting
-from yasearch.wire import MAX_DOC_IDS, MAX_DOCS, MAX_TOP_M, LookupReply, LookupRequest, present
+from yasearch.wire import MAX_DOC_IDS, MAX_DOCS, MAX_TOP_M, LookupReply, LookupRequest, WirePosting, present
 
 #: Postings of each term in round trip 1 (more when the page needs more).
 FIRST_BATCH = 1000
@@ -140,7 +140,8 @@ class Rounds:
         self.phrase_check = phrase_check
         self.filtered = bool(parsed.sites or parsed.excluded_sites or parsed.languages or parsed.excluded_languages)
         self.compact = self.filtered or bool(parsed.phrases)
-        self.postings: dict[str, dict[str, Posting]] = {}
+        #: term -> doc -> posting as it arrived (turned into a Posting only for the matches)
+        self.postings: dict[str, dict[str, Posting | WirePosting]] = {}
         self.records: dict[str, DocRecord] = out.setdefault("records", {})
         self.phrase_ok: dict[str, str] = out.setdefault("phrase_ok", {})
         self.phrase_checked: set[str] = set()
@@ -150,12 +151,12 @@ class Rounds:
 
     # -- scoring what arrives ------------------------------------------------------
 
-    def _contrib(self, term: str, p: Posting) -> float:
+    def _contrib(self, term: str, p: Posting | WirePosting) -> float:
         wtf = p.tf + DEFAULT_WEIGHTS.boost(p.flags)
         return contribution(self.idf[term], wtf, p.length, self.avg) if wtf > 0 else 0.0
 
     def _take(self, term: str, reply: LookupReply) -> dict[str, float]:
-        got = {p.doc_id: p.to_posting() for p in reply.postings.get(term, [])}
+        got = {p.doc_id: p for p in reply.postings.get(term, [])}
         self.postings.setdefault(term, {}).update(got)
         self._take_records(reply)
         return {d: self._contrib(term, p) for d, p in got.items()}
@@ -171,7 +172,10 @@ class Rounds:
         """The proven part so far, for ranking (also after a timeout)."""
         assert self.topk is not None
         ids = set(self.topk.exact())
-        self.out["postings"] = {t: [p for d, p in self.postings.get(t, {}).items() if d in ids] for t in self.topk.terms}
+        self.out["postings"] = {
+            t: [p.to_posting() if isinstance(p, WirePosting) else p for d, p in self.postings.get(t, {}).items() if d in ids]
+            for t in self.topk.terms
+        }
 
     # -- round trip 1 ---------------------------------------------------------------
 
@@ -296,13 +300,15 @@ class Rounds:
         """Confirm the fully known documents that passed every check; exclude those that failed one."""
         assert self.topk is not None
         topk, parsed = self.topk, self.parsed
+        ok: list[str] = []
+        out: list[str] = []
         for d in topk.seen():
             if d in topk.confirmed or not self._full(d):
                 continue
             if self.filtered:
                 rec = self.records.get(d)
                 if rec is None or not filters_admit(parsed, rec.host, rec.language):
-                    topk.exclude([d])
+                    out.append(d)
                     continue
             if parsed.excluded and d not in self.excl_checked:
                 continue
@@ -310,9 +316,11 @@ class Rounds:
                 if d not in self.phrase_checked:
                     continue
                 if d not in self.phrase_ok:
-                    topk.exclude([d])
+                    out.append(d)
                     continue
-            topk.confirm([d])
+            ok.append(d)
+        topk.exclude(out)
+        topk.confirm(ok)
 
     async def _check(self, want: dict[str, list[str]], excl: list[str], phrases: list[str], guess: float) -> None:
         """One round trip: random access, exclusions, phrases and page records, in parallel.
