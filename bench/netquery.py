@@ -70,7 +70,7 @@ def words(rng: random.Random, n: int, avoid: set[str]) -> list[str]:
     return out
 
 
-def generate(n_docs: int, seed: int, common: list[str], topical: list[str]) -> Corpus:
+def generate(n_docs: int, seed: int, common: list[str], topical: list[str], mu: float = 6.2) -> Corpus:
     """Documents with lognormal lengths and a richness (more occurrences of every word);
     common words in 45-70 % of them, each topical word mostly in its own topic's documents."""
     rng = random.Random(seed)
@@ -78,7 +78,7 @@ def generate(n_docs: int, seed: int, common: list[str], topical: list[str]) -> C
     c.urls = [f"http://d{i}.bench.example/page" for i in range(n_docs)]
     c.doc_ids = [hashlib.sha1(u.encode()).hexdigest() for u in c.urls]
     rich = [rng.lognormvariate(0, 0.5) for _ in range(n_docs)]
-    c.lengths = [max(30, int(rng.lognormvariate(6.2, 0.7))) for _ in range(n_docs)]
+    c.lengths = [max(30, int(rng.lognormvariate(mu, 0.7))) for _ in range(n_docs)]
     topics = max(1, len(topical) // 2)
     topic_of = [rng.randrange(topics) for _ in range(n_docs)]
 
@@ -236,10 +236,10 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         common = await not_held(servers, rng, args.common, set(), args.replication)
         topical = await not_held(servers, rng, args.topical, set(common), args.replication)
         t0 = time.perf_counter()
-        c = generate(args.docs, args.seed, common, topical)
+        c = generate(args.docs, args.seed, common, topical, args.mu)
         total_len = sum(c.lengths)
         avg = total_len / c.n_docs
-        log(f"corpus: {c.n_docs} documents, {sum(len(p) for p in c.postings.values())} postings, df of common words "
+        log(f"corpus: {c.n_docs} documents (average length {avg:.0f}), {sum(len(p) for p in c.postings.values())} postings, df of common words "
             f"{sorted(len(c.postings[w]) for w in common)} ({time.perf_counter() - t0:.1f}s)")
         t0 = time.perf_counter()
         holders = await fill(servers, c, args.replication, args.seed)
@@ -314,6 +314,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--queries", type=int, default=30, help="queries per scenario (default 30)")
     ap.add_argument("--budget", type=float, default=30.0, help="search budget in seconds (default 30: no partial answers)")
     ap.add_argument("--first-batch", type=int, default=0, help="postings per term in round trip 1 (default: the asker's own)")
+    ap.add_argument("--mu", type=float, default=6.2,
+                    help="log of the median document length in tokens (default 6.2: ~500; 8.0: ~3,000)")
     ap.add_argument("--seed", type=int, default=7)
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="yasearch-bench-netquery-") as tmp:
