@@ -16,8 +16,11 @@ chain of lookup/verify calls where each starts after the one before it ended
 (so the same figure is measured for any version of the asker).
 
 Scenarios: ``heavy`` (1-3 terms, every term in 45-70 % of the documents: df >
-10,000 with the default 24,000 documents, lists 50-80 times the first batch)
-and ``mixed`` (topical terms with df in the thousands, alone and with common ones).
+10,000 with the default 24,000 documents, lists 11-17 times the first batch of
+1,000), ``mixed`` (topical terms with df in the thousands, alone and with common
+ones) and ``flat`` (the rarest term a "flat" word, in 42-46 % of the documents
+once each and nowhere special, with 1-2 common words: its own best postings say
+little about the top 10, the case an asker that reads one term's top M misses).
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ class Corpus:
     postings: dict[str, dict[int, Posting]] = field(default_factory=dict)  # term -> doc index -> posting
     common: list[str] = field(default_factory=list)
     topical: list[str] = field(default_factory=list)
+    flat: tuple[str, ...] = ()
     doc_ids: list[str] = field(default_factory=list)
     urls: list[str] = field(default_factory=list)
 
@@ -70,11 +74,12 @@ def words(rng: random.Random, n: int, avoid: set[str]) -> list[str]:
     return out
 
 
-def generate(n_docs: int, seed: int, common: list[str], topical: list[str], mu: float = 6.2) -> Corpus:
+def generate(n_docs: int, seed: int, common: list[str], topical: list[str], mu: float = 6.2,
+             flat: tuple[str, ...] = ()) -> Corpus:
     """Documents with lognormal lengths and a richness (more occurrences of every word);
     common words in 45-70 % of them, each topical word mostly in its own topic's documents."""
     rng = random.Random(seed)
-    c = Corpus(n_docs=n_docs, lengths=[], common=common, topical=topical)
+    c = Corpus(n_docs=n_docs, lengths=[], common=common, topical=topical, flat=flat)
     c.urls = [f"http://d{i}.bench.example/page" for i in range(n_docs)]
     c.doc_ids = [hashlib.sha1(u.encode()).hexdigest() for u in c.urls]
     rich = [rng.lognormvariate(0, 0.5) for _ in range(n_docs)]
@@ -93,6 +98,10 @@ def generate(n_docs: int, seed: int, common: list[str], topical: list[str], mu: 
     for w in common:
         p = rng.uniform(0.45, 0.70)
         c.postings[w] = {i: posting(i, 1.0, 0.03) for i in range(n_docs) if rng.random() < p}
+    for w in flat:  # once per document, nowhere special: only the length tells postings apart
+        p = rng.uniform(0.42, 0.46)
+        c.postings[w] = {i: Posting(doc_id=c.doc_ids[i], tf=1, flags=0, length=c.lengths[i])
+                         for i in range(n_docs) if rng.random() < p}
     for j, w in enumerate(topical):
         mine = j // 2
         c.postings[w] = {
@@ -213,7 +222,10 @@ def queries(c: Corpus, rng: random.Random, n: int, searcher_terms: set[str]) -> 
         else:
             j = rng.randrange(len(topical) // 2) * 2
             mixed.append(topical[j : j + 2] + [rng.choice(common)])
-    return {"heavy": heavy, "mixed": mixed}
+    out = {"heavy": heavy, "mixed": mixed}
+    if c.flat:  # the rarest word flat, the others not: its own top postings say little about the top 10
+        out["flat"] = [[rng.choice(c.flat)] + rng.sample(common, 1 + i % 2) for i in range(n)]
+    return out
 
 
 async def not_held(servers: list[PeerServer], rng: random.Random, n: int, avoid: set[str], replication: int) -> list[str]:
@@ -236,7 +248,8 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         common = await not_held(servers, rng, args.common, set(), args.replication)
         topical = await not_held(servers, rng, args.topical, set(common), args.replication)
         t0 = time.perf_counter()
-        c = generate(args.docs, args.seed, common, topical, args.mu)
+        flat = await not_held(servers, rng, args.flat, set(common) | set(topical), args.replication)
+        c = generate(args.docs, args.seed, common, topical, args.mu, tuple(flat))
         total_len = sum(c.lengths)
         avg = total_len / c.n_docs
         log(f"corpus: {c.n_docs} documents (average length {avg:.0f}), {sum(len(p) for p in c.postings.values())} postings, df of common words "
@@ -311,6 +324,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--replication", type=int, default=2, help="replicas per term (default 2)")
     ap.add_argument("--common", type=int, default=8, help="common words, each in 45-70 %% of documents (default 8)")
     ap.add_argument("--topical", type=int, default=16, help="topical words, two per topic (default 16)")
+    ap.add_argument("--flat", type=int, default=2,
+                    help="flat words: in 42-46 %% of documents, tf 1, no field (default 2; scenario flat)")
     ap.add_argument("--queries", type=int, default=30, help="queries per scenario (default 30)")
     ap.add_argument("--budget", type=float, default=30.0, help="search budget in seconds (default 30: no partial answers)")
     ap.add_argument("--first-batch", type=int, default=0, help="postings per term in round trip 1 (default: the asker's own)")

@@ -35,7 +35,7 @@ from yasearch.ranking import DEFAULT_WEIGHTS, contribution, idf
 from yasearch.records import DocRecord, Posting
 from yasearch.wire import MAX_DOC_IDS, MAX_DOCS, MAX_TOP_M, LookupReply, LookupRequest, WirePosting, present
 
-#: Postings of each term in round trip 1 (more when the page needs more).
+#: Postings of each term in round trip 1 (half as many again for three terms or more).
 FIRST_BATCH = 1000
 #: Postings of a list read per deeper round (down to its floor).
 DEEPER_BATCH = MAX_TOP_M
@@ -203,7 +203,10 @@ class Rounds:
     async def run(self, local: Awaitable[dict[str, Any]]) -> None:
         terms = list(self.parsed.terms)
         single = len(terms) == 1 and not (self.filtered or self.parsed.excluded or self.parsed.phrases)
-        m = min(MAX_TOP_M, self.k if single else max(self.first_batch, 2 * self.k))
+        # three or more terms: a deeper first batch, so the bounds of round trip 1 are low
+        # enough that one more round trip proves the top k (docs/benchmarks.md, issue 9)
+        first = self.first_batch if len(terms) < 3 else self.first_batch * 3 // 2
+        m = min(MAX_TOP_M, self.k if single else max(first, 2 * self.k))
         self.tally.rounds += 1
         firsts = await asyncio.gather(*(self._first(t, m, min(self.k, MAX_DOCS) if single else 0) for t in terms))
         loc = await local
@@ -349,10 +352,13 @@ class Rounds:
 
     def _partial(self, term: str, d: str) -> float:
         """What ``d`` scores without ``term``: the known contributions, and for another
-        unknown term a guess (a share of its bound, weighted by how common it is)."""
+        unknown term a guess (a share of its bound, weighted by how common it is); 0
+        (no record wanted) when its record is here or another replica is asked for it."""
         assert self.topk is not None
         if d in self.records and self.records[d].url:
             return 0.0  # its record is here: not asked for again
+        if next(t for t in self.topk.terms if self.topk.lists[t].has(d) is None) != term:
+            return 0.0  # another term's replica is asked for it (the first term unknown)
         df = self.out.get("df", {})
         total = 0.0
         for t, tl in self.topk.lists.items():
