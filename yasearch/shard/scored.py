@@ -19,19 +19,18 @@ from yasearch.records import IN_DESCRIPTION, IN_HEADINGS, IN_TITLE, IN_URL, Post
 from yasearch.shard.schema import StoreBase
 
 _W = DEFAULT_WEIGHTS
-#: tf + field boosts, as FieldWeights.boost adds them.
+#: tf + field boosts, as FieldWeights.boost adds them (a comparison is 0 or 1 in SQLite).
 _WTF = (
-    f"(tf + (CASE WHEN flags & {IN_TITLE} THEN {_W.title!r} ELSE 0.0 END)"
-    f" + (CASE WHEN flags & {IN_HEADINGS} THEN {_W.headings!r} ELSE 0.0 END)"
-    f" + (CASE WHEN flags & {IN_URL} THEN {_W.url!r} ELSE 0.0 END)"
-    f" + (CASE WHEN flags & {IN_DESCRIPTION} THEN {_W.description!r} ELSE 0.0 END))"
+    f"(tf + ((flags & {IN_TITLE}) != 0) * {_W.title!r} + ((flags & {IN_HEADINGS}) != 0) * {_W.headings!r}"
+    f" + ((flags & {IN_URL}) != 0) * {_W.url!r} + ((flags & {IN_DESCRIPTION}) != 0) * {_W.description!r})"
 )
 
 
 def tf_part_sql(avg: float) -> str:
-    """The SQL expression of the BM25 tf-part at average length ``avg`` (0: no length normalisation)."""
+    """The SQL expression of the BM25 tf-part of column ``w`` (tf + boosts) at average
+    length ``avg`` (0: no length normalisation). ``w`` = 0 gives 0, as in ranking."""
     norm = f"(1.0 - {B!r} + {B!r} * (length / {float(avg)!r}))" if avg > 0 else "1.0"
-    return f"(CASE WHEN {_WTF} <= 0 THEN 0.0 ELSE ({_WTF} * {K1 + 1.0!r}) / ({_WTF} + {K1!r} * {norm}) END)"
+    return f"(w * {K1 + 1.0!r}) / (w + {K1!r} * {norm})"
 
 
 async def scored_top(
@@ -40,10 +39,9 @@ async def scored_top(
     """Postings ``skip`` .. ``skip + m`` of ``term`` by descending tf-part (ties:
     doc_id), none below ``floor``; and the tf-part of the best posting not sent (0
     when none is left)."""
-    expr = tf_part_sql(avg)
     sql = (
-        f"SELECT doc_id, tf, flags, length, {expr} AS s FROM postings WHERE term=? "
-        "ORDER BY s DESC, doc_id LIMIT ? OFFSET ?"
+        f"WITH p AS (SELECT doc_id, tf, flags, length, {_WTF} AS w FROM postings WHERE term=?) "
+        f"SELECT doc_id, tf, flags, length, {tf_part_sql(avg)} AS s FROM p ORDER BY s DESC, doc_id LIMIT ? OFFSET ?"
     )
 
     def q(conn: sqlite3.Connection) -> list[tuple[str, int, int, int, float]]:
