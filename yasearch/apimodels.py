@@ -149,7 +149,8 @@ Facets = Annotated[
     Meta(
         description=(
             "navigators: matches per host and per language (primary subtag), most frequent first, "
-            "at most 10 each, counted over the best 1,000 ranked matches; refine with site:HOST or lang:LANG"
+            "at most 10 each, counted over the best 1,000 ranked matches (global: those whose records the query "
+            "fetched, at least the page and the 30 ranks after it); refine with site:HOST or lang:LANG"
         ),
         extra_json_schema={"properties": {"host": _FACET_LIST, "language": _FACET_LIST}},
     ),
