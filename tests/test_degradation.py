@@ -69,3 +69,26 @@ async def test_a_term_whose_replicas_are_all_down_is_skipped_and_named(make_netw
     for p in dead:  # half-stopped: stopping them may fail
         with contextlib.suppress(Exception):
             await p.stop()
+
+
+async def test_a_global_query_takes_at_most_two_round_trips(make_network, static_site) -> None:
+    """Once routing is cached: one round trip for one term (its replica sends the top
+    postings with their records), two for more (the candidates' other postings and the
+    page's records in the second); the answer ranks like the crawler's own index."""
+    peers = await make_network([f"r{i}" for i in range(4)], replication=2, search_budget=10.0)
+    crawler, searcher = peers[0], peers[-1]
+    site = await static_site(pages())
+    job = await crawler.start_crawl(CrawlSpec(urls=[site.url + "/"], depth=1, max_pages=20, delay=0.0))
+    await crawler.jobs.wait(job.id)
+    for p in peers:
+        await p.settle()
+    for p in peers:
+        await p.dht.refresh_info()
+    terms = [analyze(w)[0] for w in WORDS]
+    for q in (terms[0], terms[1], f"{terms[0]} {terms[3]}", f"{terms[1]} {terms[2]} {terms[4]}"):
+        await searcher.search(q, scope="global")  # routing cached
+        got = await searcher.search(q, scope="global", limit=5)
+        want = await crawler.search(q, scope="local", limit=5)
+        assert got.round_trips == (1 if " " not in q else 2), q
+        assert [h.url for h in got.results] == [h.url for h in want.results], q
+        assert got.total == want.total == 12 and got.skipped_terms == []

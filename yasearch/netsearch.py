@@ -151,7 +151,7 @@ class GlobalSearch:
             elif not task.cancelled() and task.exception() is not None:
                 pass
         hits, total, facets = await self._rank(parsed, result, limit, offset, _info)
-        estimated = bool(parsed.terms) and not result.get("exhaustive", False)
+        estimated = bool(parsed.terms) and not (result.get("exhaustive") or result.get("single"))
         if _variant:
             return SearchResponse(query=parsed.raw, total=total, took_ms=0.0, results=hits, scope="global",
                                   total_estimated=estimated)
@@ -341,7 +341,10 @@ class GlobalSearch:
             df[t] = max(df.get(t, 0), len(scored[t]))
         ranked = rank(bm25_scores(scored, CollectionStats(n_docs=max(n, len(ids)), avg_length=avg, df=df)))
         ranked = [(d, s) for d, s in ranked if d in ids]
-        total = len(ranked) if result.get("exhaustive") or not terms else max(len(ranked), _estimate(result, terms, df, n))
+        if result.get("exhaustive") or not terms:
+            total = len(ranked)
+        else:  # one term: its df (exact); more: an estimate
+            total = max(len(ranked), _estimate(result, terms, df, n))
 
         def facet_pair(d: str) -> tuple[str, str] | None:
             if d in local_hits:
@@ -400,7 +403,7 @@ class GlobalSearch:
 
 def _estimate(result: dict[str, Any], terms: list[str], df: dict[str, int], n: int) -> int:
     """The number of matches when not every one was counted: df for one term with no
-    checks, else what independent terms would give (N times the product of df / N)."""
+    checks (exact), else what independent terms would give (N times the product of df / N)."""
     if result.get("single"):
         return df.get(terms[0], 0)
     if n <= 0:
