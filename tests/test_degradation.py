@@ -92,3 +92,17 @@ async def test_a_global_query_takes_at_most_two_round_trips(make_network, static
         assert got.round_trips == (1 if " " not in q else 2), q
         assert [h.url for h in got.results] == [h.url for h in want.results], q
         assert got.total == want.total == 12 and got.skipped_terms == []
+
+
+async def test_a_relaxed_query_counts_the_round_trips_of_its_words(make_network, static_site) -> None:
+    peers = await make_network([f"x{i}" for i in range(3)], replication=2)
+    site = await static_site(pages())
+    job = await peers[0].start_crawl(CrawlSpec(urls=[site.url + "/"], depth=1, max_pages=20, delay=0.0))
+    await peers[0].jobs.wait(job.id)
+    for p in peers:
+        await p.settle()
+    q = f"{analyze(WORDS[0])[0]} zzzunknownword"
+    await peers[-1].search(q, scope="global")
+    got = await peers[-1].search(q, scope="global")
+    # AND (1: one term is unknown, nothing to check), the words side by side (1 each), their postings (1)
+    assert got.relaxed and got.round_trips == 3

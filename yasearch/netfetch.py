@@ -62,6 +62,8 @@ class Tally:
     rounds: int = 0
     #: terms none of whose replicas answered
     skipped: list[str] = field(default_factory=list)
+    #: the most round trips of searches run side by side within this one (a relaxed query's words)
+    side_rounds: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return {"asked": len(self.asked), "answered": len(self.answered), "failed": len(self.failed - self.answered)}

@@ -154,12 +154,12 @@ class GlobalSearch:
         estimated = bool(parsed.terms) and not (result.get("exhaustive") or result.get("single"))
         if _variant:
             return SearchResponse(query=parsed.raw, total=total, took_ms=0.0, results=hits, scope="global",
-                                  total_estimated=estimated)
+                                  total_estimated=estimated, round_trips=tally.rounds)
         relaxed, terms = False, list(parsed.terms)
         if parsed.terms and should_relax(parsed, total):  # AND, or relaxed (yasearch.relax)
             answer = await relaxed_search(
                 parsed, limit, offset, total, index=self.index, network_stats=self._network_stats,
-                variant=lambda v, depth, info: self.search(v, limit=depth, _variant=True, _info=info),
+                variant=lambda v, depth, info: self._word_search(tally, v, depth, info),
                 word_postings=lambda ts, ids: self._word_postings(tally, ts, ids),
             )
             if answer is not None:
@@ -182,8 +182,14 @@ class GlobalSearch:
             facets=facets,
             total_estimated=estimated and not relaxed,
             skipped_terms=list(tally.skipped),
-            round_trips=tally.rounds,
+            round_trips=tally.rounds + tally.side_rounds,
         )
+
+    async def _word_search(self, tally: _Tally, v: ParsedQuery, depth: int, info: dict[str, Info | None]) -> SearchResponse:
+        """One word of a relaxed query (they run side by side: the longest counts in ``tally``)."""
+        resp = await self.search(v, limit=depth, _variant=True, _info=info)
+        tally.side_rounds = max(tally.side_rounds, resp.round_trips)
+        return resp
 
     async def _word_postings(self, tally: _Tally, terms: list[str], ids: list[str]) -> tuple[dict[str, int], Postings]:
         """df of ``terms`` and each one's postings of the documents ``ids`` (relaxed rescoring), one round trip."""
