@@ -62,7 +62,7 @@ def run(lists: dict[str, dict[str, float]], k: int, first: int, *, any_term: boo
         if topk.proven():
             break
         trips += 1
-        for t, floor in topk.floors().items():
+        for t, floor in topk.floors({t: len(lists[t]) - topk.lists[t].delivered for t in lists}).items():
             moved += sorted_access(t, 4 * first, floor)
     return topk, trips, moved
 

@@ -264,11 +264,17 @@ class TopK:
         unseen = self.unseen_upper()
         return unseen == _NO or (s != _NO and _lt(unseen, s))
 
-    def floors(self) -> dict[str, float]:
+    def floors(self, remaining: dict[str, int] | None = None) -> dict[str, float]:
         """For each list not exhausted: the contribution below which a document it has
-        not delivered cannot reach the k-th score (0: read on without floor)."""
+        not delivered cannot reach the k-th score (0: read on without floor).
+
+        With fewer than k matches under AND, only the list with the fewest postings
+        ``remaining`` is read on: a document no list delivered must be in all of them,
+        so exhausting one list settles every such document."""
         s = self.kth()
         open_terms = [t for t in self.terms if not self.lists[t].exhausted]
+        if s == _NO and not self.any_term and remaining and open_terms:
+            return {min(open_terms, key=lambda t: (remaining.get(t, 0), t)): 0.0}
         out: dict[str, float] = {}
         for t in open_terms:
             if s == _NO:

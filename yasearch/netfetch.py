@@ -443,7 +443,9 @@ class Rounds:
                 return
             self._sorted(term, reply, DEEPER_BATCH)
 
-        await asyncio.gather(*(read(t, f) for t, f in topk.floors().items()))
+        df = self.out.get("df", {})
+        remaining = {t: df.get(t, 0) - tl.delivered for t, tl in topk.lists.items()}
+        await asyncio.gather(*(read(t, f) for t, f in topk.floors(remaining).items()))
         self._admit()
         self._publish()
 
