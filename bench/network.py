@@ -513,7 +513,7 @@ async def run_queries(http: aiohttp.ClientSession, searcher: PeerProc, ref: Peer
             "wall_ms": round(wall, 2), "took_ms": round(float(g.get("took_ms", 0.0)), 2),
             "total": g.get("total", 0), "ref_total": ref_body.get("total", 0), "peers": g.get("peers", {}),
             "bytes": used, "full_bytes": round(full), "ratio": (used / full) if full else None,
-            "overlap": overlap, "overlap_ties": tie_overlap,
+            "overlap": overlap, "overlap_ties": tie_overlap, "round_trips": g.get("round_trips"),
         })
     r.per_query = rows
 
@@ -553,6 +553,8 @@ async def run_queries(http: aiohttp.ClientSession, searcher: PeerProc, ref: Peer
     out["match_ratio"] = round(statistics.mean(mr), 4) if mr else None
     out["fewer_matches"] = sum(1 for x in rows if x["total"] < x["ref_total"])
     out["partial_answers"] = sum(1 for x in rows if x["peers"].get("failed", 0))
+    rts = [x["round_trips"] for x in rows if x["round_trips"] is not None]
+    out["round_trips"] = {str(n): rts.count(n) for n in sorted(set(rts))}  # sequential rounds per query (asker's count)
     out["empty_reference"] = sum(1 for x in rows if x["overlap"] is None)
     return out
 
@@ -621,6 +623,9 @@ def table(r: Results) -> str:
         rows.append(("replica consistency", f"{rc['replicas_disagree']} / {rc['terms']} terms disagree",
                      f"closest replica lacks {rc['closest_replica_missing_postings']} of {rc['postings']} postings "
                      f"({rc['closest_replica_short']} terms)"))
+    if q.get("round_trips"):
+        rows.append(("round trips per query", ", ".join(f"{n}: {c}" for n, c in q["round_trips"].items()),
+                     "sequential rounds of p2p calls the searching peer made (its round_trips), queries per count"))
     if q.get("overlap_at_10") is not None:
         rows.append(("overlap@10", f"{q['overlap_at_10']}",
                      f"{q['overlap_queries']} queries with results; ties counted: {q['overlap_at_10_ties']}; "
@@ -672,6 +677,11 @@ async def run(args: argparse.Namespace, tmp: Path, site: sitegen.Site, site_url:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--direct" in argv:  # shards filled directly, no crawling: round trips, bytes, exactness (bench.netquery)
+        from bench.netquery import main as direct
+
+        return direct([a for a in argv if a != "--direct"])
     ap = argparse.ArgumentParser(prog="python -m bench network", description=__doc__.split("\n")[0])
     ap.add_argument("--peers", type=int, default=10, help="crawling peers (default 10; +1 searching, +1 reference)")
     ap.add_argument("--pages", type=int, default=2000, help="pages in the generated site (default 2000)")

@@ -205,7 +205,7 @@ async def test_an_implausible_df_is_checked_against_a_second_replica(liar_first:
     asked: list[Contact] = []
 
     class Resolver:
-        async def responsible(self, term: str) -> list[Contact]:
+        async def responsible(self, term: str, *, skip_failed: bool = True) -> list[Contact]:
             return order
 
         def mark_dead(self, c: Contact) -> None:

@@ -20,6 +20,7 @@ from msgspec import Meta, Struct
 from yasearch.crawler.types import CrawlSpec
 from yasearch.crawler.urls import canonicalize
 from yasearch.errors import ApiError
+from yasearch.limits import MAX_TERM_CHARS
 from yasearch.records import DocRecord
 from yasearch.suggest import MAX_SUGGEST_LIMIT, MAX_SUGGEST_QUERY_CHARS
 
@@ -148,7 +149,8 @@ Facets = Annotated[
     Meta(
         description=(
             "navigators: matches per host and per language (primary subtag), most frequent first, "
-            "at most 10 each, counted over the best 1,000 ranked matches; refine with site:HOST or lang:LANG"
+            "at most 10 each, counted over the best 1,000 ranked matches (global: those whose records the query "
+            "fetched, at least the page and the 30 ranks after it); refine with site:HOST or lang:LANG"
         ),
         extra_json_schema={"properties": {"host": _FACET_LIST, "language": _FACET_LIST}},
     ),
@@ -176,6 +178,11 @@ class SearchResponse(Struct):
     ] = False
     did_you_mean: Annotated[str, Meta(description='a query the term dictionary suggests instead, "" if none')] = ""
     total_estimated: Annotated[bool, Meta(description="total is an estimate: the best results were found without visiting every match")] = False
+    skipped_terms: Annotated[
+        list[Annotated[str, Meta(max_length=MAX_TERM_CHARS)]],
+        Meta(max_length=16, description="query terms a global search left out: none of their replicas answered"),
+    ] = []
+    round_trips: Annotated[int, Meta(ge=0, description="sequential rounds of calls a global search made to other peers")] = 0
 
 
 class CrawlStarted(Struct):

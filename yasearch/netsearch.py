@@ -3,25 +3,27 @@
 The path of a query (all within ``budget`` seconds; what has not answered by then
 is counted as failed and the answer is partial):
 
-1. ``df`` of every required and excluded term from one replica each (hedged to
-   the next replica after ``hedge_after``), in parallel.
-2. The rarest required term's postings, impact-ordered top ``m`` (all of them
-   when its df <= m), with their document records: these are the candidates.
-3. The other required terms' postings for exactly those candidates, and the
-   excluded terms' postings for them (to drop matches). Long posting lists of
-   frequent terms never travel; only candidate ids and their postings do.
-4. Candidates from the local index (pages crawled here, published or not) are
-   added with postings from the local index; phrases are checked locally for
-   them.
-5. BM25 from :mod:`yasearch.ranking` with network-wide N and average length
+1. The rounds of :mod:`yasearch.netfetch`: round trip 1 asks every required
+   term's replica for df and its first postings in exact BM25 order; round trip 2
+   asks for the candidates' other postings, the excluded terms' postings of them
+   and the records of the candidates that can reach the page; an exact top-k
+   (:mod:`yasearch.disttopk`) proves the best ``offset + limit`` (and the ranks
+   beyond that the page arrangement looks at), reading deeper only when the
+   proof fails. A term none of whose replicas answers is skipped and named.
+2. Candidates from the local index (pages crawled here, published or not) join
+   with postings from the local index; phrases are checked locally for them.
+3. BM25 from :mod:`yasearch.ranking` with network-wide N and average length
    (summed from the peer info records) and df from the responsible peers: the
    same function and inputs as one peer holding every document, so the order
    is the same.
-6. Facets (hosts, languages) are counted over the best
-   :data:`yasearch.search.FACET_CANDIDATES` (1,000) ranked candidates, from the
-   local hits and the remote document records.
-7. Lead proximity, duplicates and host diversity arrange the page as in local
+4. Facets (hosts, languages) are counted over the ranked matches whose records
+   arrived (the proven ones, at most :data:`yasearch.search.FACET_CANDIDATES`).
+5. Lead proximity, duplicates and host diversity arrange the page as in local
    search; too few AND matches relax the query (both in :mod:`yasearch.netrelax`).
+
+Snippets come from the records (description, else title), marked here; the
+origins are asked only for phrase checks (with their snippets), never in an
+extra round after the ranking.
 """
 
 from __future__ import annotations
@@ -29,16 +31,17 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import html
+import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from yasearch.analysis import analyze
 from yasearch.facets import FACET_CANDIDATES, count_facets
 from yasearch.index import LocalIndex
+from yasearch.netfetch import FIRST_BATCH, Replicas, Rounds, Tally
 from yasearch.netrelax import LOOK_BEYOND, Info, Postings, arrange_page, info_of, relaxed_search, relaxed_words, suggestion
-from yasearch.network import Contact, PeerCallError, Resolver, first_answer
+from yasearch.network import Contact, PeerCallError, Resolver
 from yasearch.p2pclient import P2PClient
 from yasearch.query import ParsedQuery, filters_admit
 from yasearch.ranking import CollectionStats, bm25_scores, rank
@@ -47,17 +50,16 @@ from yasearch.relax import should_relax
 from yasearch.resultcheck import ResultChecker
 from yasearch.search import build_query, search_local
 from yasearch.snippets import make_snippet
-from yasearch.wire import MAX_LOOKUP_TERMS, MAX_VERIFY_DOCS, LookupReply, LookupRequest, VerifyRequest, present
+from yasearch.wire import MAX_LOOKUP_TERMS, MAX_VERIFY_DOCS, LookupRequest, VerifyRequest
 
-#: Candidates taken from the rarest term. When its df is at most this, the
-#: result is exact; above, the candidates are its highest-impact postings.
-TOP_M = 1000
 #: Local candidates considered (the local index's own best matches).
 LOCAL_CANDIDATES = 1000
 #: Terms of one query that go to the network (required first, then excluded); the
 #: rest are ignored, as web search engines ignore words past a limit. Each term
 #: costs requests to its replicas, so a 170-word query must not cost 170 of them.
 MAX_QUERY_TERMS = MAX_LOOKUP_TERMS
+#: The tally of one query (kept under its old name for callers and tests).
+_Tally = Tally
 
 
 def capped(parsed: ParsedQuery, limit: int = MAX_QUERY_TERMS) -> ParsedQuery:
@@ -69,18 +71,6 @@ def capped(parsed: ParsedQuery, limit: int = MAX_QUERY_TERMS) -> ParsedQuery:
     kept = set(terms)
     phrases = [p for p in parsed.phrases if set(p) <= kept]
     return dataclasses.replace(parsed, terms=terms, excluded=excluded, phrases=phrases)
-
-
-@dataclass
-class _Tally:
-    asked: set[bytes] = field(default_factory=set)
-    answered: set[bytes] = field(default_factory=set)
-    failed: set[bytes] = field(default_factory=set)
-    #: term -> the replica whose answer was taken last
-    last_answer: dict[str, bytes] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, int]:
-        return {"asked": len(self.asked), "answered": len(self.answered), "failed": len(self.failed - self.answered)}
 
 
 class GlobalSearch:
@@ -103,7 +93,7 @@ class GlobalSearch:
         network_totals: Callable[[], tuple[int, int]],
         hedge_after: float = 0.3,
         budget: float = 2.0,
-        top_m: int = TOP_M,
+        first_batch: int = FIRST_BATCH,
         verify: str = "origin",
         checker: ResultChecker | None = None,
     ) -> None:
@@ -115,53 +105,26 @@ class GlobalSearch:
         self.network_totals = network_totals
         self.hedge_after = hedge_after
         self.budget = budget
-        self.top_m = top_m
+        self.first_batch = first_batch
         self.verify = verify
         self.checker = checker
 
     # -- talking to replicas ----------------------------------------------------
 
-    async def _lookup(self, tally: _Tally, term: str, req: LookupRequest, skip: bytes | None = None) -> LookupReply:
-        contacts = [c for c in await self.resolver.responsible(term) if c.node_id != skip]
-
-        async def ask(c: Contact) -> LookupReply:
-            tally.asked.add(c.node_id)
-            try:
-                reply = await self.client.lookup(c, req)
-            except PeerCallError:
-                tally.failed.add(c.node_id)
-                raise
-            tally.answered.add(c.node_id)
-            return reply
-
-        c, reply = await first_answer(contacts, ask, hedge_after=self.hedge_after, on_fail=self.resolver.mark_dead)
-        tally.last_answer[term] = c.node_id
-        return reply
+    @property
+    def replicas(self) -> Replicas:
+        return Replicas(self.resolver, self.client, self.hedge_after)
 
     async def _df(self, tally: _Tally, terms: list[str]) -> dict[str, int]:
-        """df of each term from one replica; a df larger than the network's N (which
-        no honest replica reports) is checked against a second replica and the
-        smaller taken, at most N."""
+        """df of each term from one replica (a df above N checked against a second replica)."""
         n, _avg = self._network_stats()
+        replicas = self.replicas
 
         async def one(t: str) -> tuple[str, int]:
-            reply = await self._lookup(tally, t, LookupRequest(terms=[t], m=0))
-            df = reply.df.get(t, 0)
-            if 0 < n < df:
-                try:
-                    second = await self._lookup(tally, t, LookupRequest(terms=[t], m=0), skip=tally.last_answer.get(t))
-                    df = min(df, second.df.get(t, 0))
-                except (LookupError, PeerCallError):
-                    pass
-                df = min(df, n)
-            return t, df
+            reply = await replicas.lookup(tally, t, LookupRequest(terms=[t], m=0))
+            return t, await replicas.checked_df(tally, t, reply.df.get(t, 0), n)
 
-        pairs = await asyncio.gather(*(one(t) for t in terms))
-        return dict(pairs)
-
-    @staticmethod
-    def _postings(reply: LookupReply, term: str) -> list[Posting]:
-        return [p.to_posting() for p in reply.postings.get(term, [])]
+        return dict(await asyncio.gather(*(one(t) for t in terms)))
 
     # -- the query ----------------------------------------------------------------
 
@@ -177,7 +140,7 @@ class GlobalSearch:
         parsed = capped(parsed)
         tally = _Tally()
         result: dict[str, Any] = {"postings": {}, "records": {}, "df": {}, "tally": tally}
-        task = asyncio.ensure_future(self._collect(parsed, tally, result))
+        task = asyncio.ensure_future(self._collect(parsed, tally, result, offset + limit + LOOK_BEYOND))
         try:
             await asyncio.wait_for(asyncio.shield(task), timeout=self.budget)
         except (asyncio.TimeoutError, LookupError, PeerCallError):
@@ -188,19 +151,19 @@ class GlobalSearch:
             elif not task.cancelled() and task.exception() is not None:
                 pass
         hits, total, facets = await self._rank(parsed, result, limit, offset, _info)
+        estimated = bool(parsed.terms) and not (result.get("exhaustive") or result.get("single"))
         if _variant:
-            return SearchResponse(query=parsed.raw, total=total, took_ms=0.0, results=hits, scope="global")
+            return SearchResponse(query=parsed.raw, total=total, took_ms=0.0, results=hits, scope="global",
+                                  total_estimated=estimated, round_trips=tally.rounds)
         relaxed, terms = False, list(parsed.terms)
         if parsed.terms and should_relax(parsed, total):  # AND, or relaxed (yasearch.relax)
             answer = await relaxed_search(
                 parsed, limit, offset, total, index=self.index, network_stats=self._network_stats,
-                variant=lambda v, depth, info: self.search(v, limit=depth, _variant=True, _info=info),
+                variant=lambda v, depth, info: self._word_search(tally, v, depth, info),
                 word_postings=lambda ts, ids: self._word_postings(tally, ts, ids),
             )
             if answer is not None:
                 (hits, total), relaxed, terms = answer, True, relaxed_words(parsed)
-        remaining = self.budget - (time.perf_counter() - started)
-        await self.remote_snippets(hits, terms, min(remaining, 0.5))
         if self.checker is not None and self.verify == "fetch" and parsed.terms:
             kept = await self.checker.keep(hits, terms, local=("local", self.node_id), any_term=relaxed)
             total -= len(hits) - len(kept)
@@ -217,63 +180,44 @@ class GlobalSearch:
             scope="global",
             peers=tally.as_dict(),
             facets=facets,
+            total_estimated=estimated and not relaxed,
+            skipped_terms=list(tally.skipped),
+            round_trips=tally.rounds + tally.side_rounds,
         )
 
-    async def _word_postings(self, tally: _Tally, terms: list[str], ids: list[str]) -> tuple[dict[str, int], Postings]:
-        """df of ``terms`` and each one's postings of the documents ``ids`` (relaxed rescoring)."""
-        df = await self._df(tally, terms)
-        replies = await asyncio.gather(*(self._lookup(tally, t, LookupRequest(terms=[t], candidates=ids)) for t in terms))
-        return df, {t: self._postings(r, t) for t, r in zip(terms, replies)}
+    async def _word_search(self, tally: _Tally, v: ParsedQuery, depth: int, info: dict[str, Info | None]) -> SearchResponse:
+        """One word of a relaxed query (they run side by side: the longest counts in ``tally``)."""
+        resp = await self.search(v, limit=depth, _variant=True, _info=info)
+        tally.side_rounds = max(tally.side_rounds, resp.round_trips)
+        return resp
 
-    async def _collect(self, parsed: ParsedQuery, tally: _Tally, out: dict[str, Any]) -> None:
-        """Fill ``out`` step by step, so a timeout leaves whatever is complete."""
+    async def _word_postings(self, tally: _Tally, terms: list[str], ids: list[str]) -> tuple[dict[str, int], Postings]:
+        """df of ``terms`` and each one's postings of the documents ``ids`` (relaxed rescoring), one round trip."""
+        n, _avg = self._network_stats()
+        replicas = self.replicas
+        tally.rounds += 1
+
+        async def one(t: str) -> tuple[str, int, list[Posting]]:
+            reply = await replicas.lookup(tally, t, LookupRequest(terms=[t], candidates=ids))
+            df = await replicas.checked_df(tally, t, reply.df.get(t, 0), n)
+            return t, df, [p.to_posting() for p in reply.postings.get(t, [])]
+
+        got = await asyncio.gather(*(one(t) for t in terms))
+        return {t: df for t, df, _p in got}, {t: pl for t, _df, pl in got}
+
+    async def _collect(self, parsed: ParsedQuery, tally: _Tally, out: dict[str, Any], k: int) -> None:
+        """Fill ``out`` round by round (:class:`yasearch.netfetch.Rounds`), so a timeout leaves whatever is complete."""
         local = asyncio.ensure_future(self._local_candidates(parsed))
-        terms = list(parsed.terms)
-        if not terms:
+        if not parsed.terms:
             out["local"] = await local
             return
-        df = await self._df(tally, terms + [t for t in parsed.excluded if t not in terms])
-        out["df"] = df
-        rarest = min(terms, key=lambda t: (df.get(t, 0), t))
-        cand: dict[str, list[Posting]] = {}
-        records: dict[str, DocRecord] = {}
-        if df.get(rarest, 0) > 0:
-            # compact records (host, language, origin) for filters, facets and phrase
-            # checks; full records travel only for the page shown (see _page_records)
-            reply = await self._lookup(tally, rarest, LookupRequest(terms=[rarest], m=self.top_m, records="compact"))
-            cand[rarest] = self._postings(reply, rarest)
-            for d, rec in (present(reply.compact) or {}).items():
-                records[d] = DocRecord(doc_id=d, url="", title="", host=rec.host, language=rec.language, origin=rec.origin)
-        out["rarest"] = rarest
-        ids = [p.doc_id for p in cand.get(rarest, [])]
-        postings: dict[str, list[Posting]] = {rarest: cand.get(rarest, [])}
-        others = [t for t in terms if t != rarest]
-        if ids:
-
-            async def exact(t: str) -> tuple[str, list[Posting]]:
-                reply = await self._lookup(tally, t, LookupRequest(terms=[t], candidates=ids))
-                return t, self._postings(reply, t)
-
-            excluded = [t for t in parsed.excluded if df.get(t, 0) > 0]
-            pairs = await asyncio.gather(*(exact(t) for t in others + excluded))
-            got = dict(pairs)
-            for t in others:
-                postings[t] = got[t]
-            drop: set[str] = set()
-            for t in excluded:
-                drop.update(p.doc_id for p in got[t])
-            if drop:
-                postings = {t: [p for p in pl if p.doc_id not in drop] for t, pl in postings.items()}
-        else:
-            for t in others:
-                postings[t] = []
-        out["postings"] = postings
-        out["records"] = records
-        out["local"] = await local
-        if parsed.phrases:
-            remote = set.intersection(*(set(p.doc_id for p in pl) for pl in postings.values())) if postings else set()
-            remote -= set(out["local"]["hits"])
-            out["phrase_ok"] = await self._verify(tally, remote, records, list(parsed.terms), parsed.phrases)
+        out["n"], out["avg"] = stats = self._network_stats()
+        rounds = Rounds(
+            self.replicas, parsed, k, stats, tally, out, first_batch=self.first_batch,
+            phrase_check=lambda ids, records: self._verify(tally, ids, records, list(parsed.terms), parsed.phrases),
+        )
+        out["rounds"] = rounds
+        await rounds.run(local)
 
     async def _verify(
         self, tally: _Tally, ids: set[str], records: dict[str, DocRecord], terms: list[str], phrases: list[list[str]]
@@ -375,13 +319,15 @@ class GlobalSearch:
             facets = count_facets((h.host, h.language) for h in listing[:FACET_CANDIDATES])
             return listing[offset : offset + limit], len(listing), facets
 
-        # AND over remote postings: a candidate must have every term.
+        terms = list(result.get("terms", terms))  # without the skipped ones
+        # AND over remote postings (those of the proven matches): a candidate must have every term.
         by_term: dict[str, dict[str, Posting]] = {t: {p.doc_id: p for p in remote.get(t, [])} for t in terms}
         remote_ids = set(by_term[terms[0]]) if terms else set()
         for t in terms[1:]:
             remote_ids &= set(by_term[t])
-        # site: and lang: need the record's host and language; a candidate without a record cannot be shown
-        remote_ids = {d for d in remote_ids if (r := records.get(d)) and filters_admit(parsed, r.host, r.language)}
+        if parsed.sites or parsed.excluded_sites or parsed.languages or parsed.excluded_languages:
+            # site: and lang: need the record's host and language (checked in the rounds too)
+            remote_ids = {d for d in remote_ids if (r := records.get(d)) and filters_admit(parsed, r.host, r.language)}
         # Phrases: verified by the documents' origins (local matches were checked by Whoosh).
         phrase_ok: dict[str, str] = result.get("phrase_ok", {})
         if parsed.phrases:
@@ -393,13 +339,18 @@ class GlobalSearch:
                 by_term[t].setdefault(p.doc_id, p)
         ids = remote_ids | set(local_hits)
         scored = {t: [by_term[t][d] for d in ids if d in by_term[t]] for t in terms}
-        n, avg = self._network_stats()
+        n, avg = result.get("n"), result.get("avg")
+        if n is None or avg is None:
+            n, avg = self._network_stats()
         df = dict(result.get("df", {}))
         for t in terms:
             df[t] = max(df.get(t, 0), len(scored[t]))
-        n = max(n, len(ids))
-        ranked = rank(bm25_scores(scored, CollectionStats(n_docs=n, avg_length=avg, df=df)))
+        ranked = rank(bm25_scores(scored, CollectionStats(n_docs=max(n, len(ids)), avg_length=avg, df=df)))
         ranked = [(d, s) for d, s in ranked if d in ids]
+        if result.get("exhaustive") or not terms:
+            total = len(ranked)
+        else:  # one term: its df (exact); more: an estimate
+            total = max(len(ranked), _estimate(result, terms, df, n))
 
         def facet_pair(d: str) -> tuple[str, str] | None:
             if d in local_hits:
@@ -410,7 +361,12 @@ class GlobalSearch:
         facets = count_facets(p for p in (facet_pair(d) for d, _s in ranked[:FACET_CANDIDATES]) if p is not None)
         # duplicates and host crowding (yasearch.dedupe) need the records of the ranks looked at
         window = [d for d, _s in ranked[: offset + limit + LOOK_BEYOND] if d not in local_hits]
-        await self._page_records(result, [d for d in window if not (d in records and records[d].url)], records)
+        missing = [d for d in window if not (d in records and records[d].url)]
+        if missing and result.get("rounds") is not None:
+            try:
+                await asyncio.wait_for(result["rounds"].page_records(missing), timeout=max(0.2, self.budget / 2))
+            except asyncio.TimeoutError:
+                pass
         info = info_of(local.get("info", {}), records)
         ranked = arrange_page(ranked, info, terms, offset + limit)
         page = ranked[offset : offset + limit]
@@ -441,26 +397,7 @@ class GlobalSearch:
                     crawled_at=rec.crawled_at,
                 )
             )
-        return hits, len(ranked), facets
-
-    async def _page_records(self, result: dict[str, Any], ids: list[str], records: dict[str, DocRecord]) -> None:
-        """Full records (URL, title, description) of the remote hits on the page,
-        from the rarest term's holder, which holds the record of every document it
-        has postings for. One small request instead of records for every candidate."""
-        rarest = result.get("rarest")
-        if not ids or rarest is None:
-            return
-        tally: _Tally = result["tally"]
-        try:
-            reply = await asyncio.wait_for(
-                self._lookup(tally, rarest, LookupRequest(terms=[rarest], m=0, candidates=ids, records=True)),
-                timeout=max(0.2, self.budget / 2),
-            )
-        except (asyncio.TimeoutError, LookupError, PeerCallError):
-            return
-        for d, rec in (present(reply.docs) or {}).items():
-            if d in ids:
-                records[d] = rec.to_record()
+        return hits, total, facets
 
     @staticmethod
     def _phrase_in_record(phrases: list[list[str]], rec: DocRecord | None) -> bool:
@@ -469,31 +406,12 @@ class GlobalSearch:
         text = " " + " ".join(analyze(f"{rec.title} {rec.description}")) + " "
         return all((" " + " ".join(p) + " ") in text for p in phrases)
 
-    async def remote_snippets(self, hits: list[SearchHit], terms: list[str], timeout: float) -> None:
-        """Real snippets for remote results, from their origins, within ``timeout``."""
-        want: dict[str, list[SearchHit]] = {}
-        for h in hits if self.verify != "off" else []:
-            if h.origin != "local" and h.origin != self.node_id:
-                want.setdefault(h.origin, []).append(h)
-        if not want or timeout <= 0:
-            return
 
-        async def ask(origin: str, group: list[SearchHit]) -> None:
-            url = self.url_of(origin)
-            if url is None:
-                return
-            try:
-                req = VerifyRequest(doc_ids=[h.doc_id for h in group], terms=terms)
-                reply = await self.client.verify(Contact(bytes.fromhex(origin), url), req, timeout=timeout)
-            except PeerCallError:
-                return
-            for h in group:
-                m = reply.matches.get(h.doc_id)
-                if m is not None and m.snippet:
-                    # the origin's text is re-marked here: HTML from another peer is never trusted
-                    h.snippet, h.snippet_html = make_snippet(m.snippet[:1000], terms, fallback="")
-
-        try:
-            await asyncio.wait_for(asyncio.gather(*(ask(o, g) for o, g in want.items())), timeout)
-        except asyncio.TimeoutError:
-            pass
+def _estimate(result: dict[str, Any], terms: list[str], df: dict[str, int], n: int) -> int:
+    """The number of matches when not every one was counted: df for one term with no
+    checks (exact), else what independent terms would give (N times the product of df / N)."""
+    if result.get("single"):
+        return df.get(terms[0], 0)
+    if n <= 0:
+        return 0
+    return round(n * math.prod(min(1.0, df.get(t, 0) / n) for t in terms))

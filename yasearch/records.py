@@ -90,6 +90,10 @@ class SearchResponse:
     did_you_mean: str = ""
     #: ``total`` is an estimate: the top k were found without visiting every match.
     total_estimated: bool = False
+    #: Query terms left out of a global search because none of their replicas answered.
+    skipped_terms: list[str] = field(default_factory=list)
+    #: Sequential rounds of calls a global search made to other peers.
+    round_trips: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -27,7 +27,6 @@ from msgspec.structs import replace
 
 from yasearch.crawler.urls import host_of
 from yasearch.identity import Identity, node_id_of, verify
-
 from yasearch.limits import (
     MAX_DESCRIPTION_CHARS,
     MAX_DOC_LENGTH,
@@ -52,16 +51,15 @@ MAX_DOCS = 1_000
 MAX_DOC_IDS = 5_000
 MAX_LOOKUP_TERMS = 16
 MAX_TOP_M = 2_000
-#: Documents one /verify asks about.
-MAX_VERIFY_DOCS = 200
+MAX_SKIP = 1_000_000  # where a deeper scored batch starts
+MAX_VERIFY_DOCS = 200  # documents one /verify asks about
 MAX_PHRASES = 8
 MAX_PHRASE_WORDS = 16
 #: Terms one withdrawal names in ``terms`` (summed over its documents) ...
 MAX_WITHDRAW_TERMS = MAX_POSTINGS
 #: ... and in ``keep_terms`` (a re-crawled page keeps all its current terms).
 MAX_KEEP_TERMS = 20 * MAX_POSTINGS
-#: Inflated bytes accepted for one p2p request.
-MAX_P2P_BODY = 4 * 1024 * 1024
+MAX_P2P_BODY = 4 * 1024 * 1024  # inflated bytes accepted for one p2p request
 #: A snippet in a /verify reply (the asker shows at most 1,000 characters of it).
 MAX_SNIPPET_CHARS = 10_000
 #: Counts in replies (accepted, df, ...): far above any real figure, within a double.
@@ -91,6 +89,7 @@ Language = Annotated[str, Meta(max_length=MAX_LANGUAGE_CHARS)]
 Host = Annotated[str, Meta(max_length=MAX_HOST_CHARS)]
 Origin = Annotated[str, Meta(max_length=MAX_ORIGIN_CHARS)]
 UnixTime = Annotated[float, Meta(ge=0, lt=MAX_UNIX_TIME)]
+TfPart = Annotated[float, Meta(ge=0, le=3.0, description="BM25 tf-part, below K1 + 1 = 2.2")]
 TermsOfDocs = Annotated[dict[DocId, list[Term]], Meta(max_length=MAX_DOC_IDS)]
 PubKey = Annotated[str, Meta(max_length=64, description="the origin's Ed25519 public key: 64 lowercase hex characters")]
 Signature = Annotated[str, Meta(max_length=128, description="Ed25519 signature: 128 lowercase hex characters")]
@@ -181,11 +180,8 @@ class InfoReply(Struct):
 
 class PostingsRequest(Struct):
     """Store a batch of postings of ``origin``'s documents, signed by it; ``docs`` may ride along.
-
-    A holder handing postings on forwards the origin's batch unchanged (it cannot
-    sign for the origin) and names in ``only`` the entries (indices) to store.
-    Neither ``docs`` nor ``only`` is signed: records are signed one by one.
-    """
+    A holder handing postings on forwards the origin's batch unchanged (it cannot sign for the
+    origin) and names in ``only`` the entries to store. ``docs`` and ``only`` are not signed."""
 
     origin: NodeId
     postings: Annotated[list[PostingEntry], Meta(max_length=MAX_POSTINGS)]
@@ -208,8 +204,7 @@ class PostingsReply(Struct):
 
 
 class DocsRequest(Struct):
-    """Document records, the ones a /postings reply said were missing; each is
-    signed by its own origin (a holder handing records on sends other origins')."""
+    """Records a /postings reply said were missing, each signed by its own origin."""
 
     origin: NodeId
     docs: Annotated[list[WireRecord], Meta(max_length=MAX_DOCS)]
@@ -221,9 +216,8 @@ class DocsReply(Struct):
 
 
 class WithdrawRequest(Struct):
-    """Remove the origin's postings of documents: all, only ``terms``, or all but ``keep_terms``.
-
-    Signed by the origin; removes only postings it signed before ``signed_at``."""
+    """Remove the origin's postings of documents: all, only ``terms``, or all but ``keep_terms``
+    (signed by the origin; only postings it signed before ``signed_at``)."""
 
     origin: NodeId
     doc_ids: Annotated[list[DocId], Meta(max_length=MAX_DOC_IDS)]
@@ -234,8 +228,7 @@ class WithdrawRequest(Struct):
     sig: Signature = ""
     v: int = PROTOCOL_VERSION
 
-    def __post_init__(self) -> None:
-        # raised while decoding, this becomes a ValidationError (a 413, see decode())
+    def __post_init__(self) -> None:  # raised while decoding: a ValidationError (a 413, see decode())
         if self.terms and sum(map(len, self.terms.values())) > MAX_WITHDRAW_TERMS:
             raise ValueError(f"{TOO_MANY}: at most {MAX_WITHDRAW_TERMS} terms per withdrawal")
         if self.keep_terms and sum(map(len, self.keep_terms.values())) > MAX_KEEP_TERMS:
@@ -247,22 +240,33 @@ class WithdrawReply(Struct):
 
 
 class LookupRequest(Struct):
-    """df of ``terms``, then their top ``m`` postings by impact, or exactly those of ``candidates``."""
+    """df of ``terms``, then their top ``m`` postings by impact, or exactly those of ``candidates``.
+    With ``avg``: the top ``m`` by exact BM25 tf-part at that average length, after ``skip``,
+    none below ``floor`` (the reply's ``bound``: the best tf-part not sent). ``record_ids``,
+    ``records_top``: signed records of these documents, of the first that many postings sent;
+    ``record_at``: of the best ``records_top`` candidates whose ``partial`` + ``idf`` x tf-part reaches it."""
 
     terms: Annotated[list[Term], Meta(max_length=MAX_LOOKUP_TERMS)]
     m: Annotated[int, Meta(ge=0, le=MAX_TOP_M)] = 1000
     candidates: Annotated[list[DocId], Meta(max_length=MAX_DOC_IDS)] | None | UnsetType = UNSET
     records: bool | Literal["compact"] = False
+    avg: Annotated[float, Meta(ge=0, le=MAX_DOC_LENGTH)] | UnsetType = UNSET
+    skip: Annotated[int, Meta(ge=0, le=MAX_SKIP)] = 0
+    floor: TfPart = 0.0
+    record_ids: Annotated[list[DocId], Meta(max_length=MAX_DOCS)] | UnsetType = UNSET
+    records_top: Annotated[int, Meta(ge=0, le=MAX_DOCS)] = 0
+    idf: Annotated[float, Meta(ge=0, le=100)] = 0.0
+    partial: Annotated[list[Annotated[float, Meta(ge=0, le=1e6)]], Meta(max_length=MAX_DOC_IDS)] | UnsetType = UNSET
+    record_at: Annotated[float, Meta(ge=0, le=1e6)] | UnsetType = UNSET
     v: int = PROTOCOL_VERSION
 
 
 class LookupReply(Struct):
     df: Annotated[dict[Term, Count], Meta(max_length=MAX_LOOKUP_TERMS)]
-    postings: Annotated[
-        dict[Term, Annotated[list[WirePosting], Meta(max_length=MAX_DOC_IDS)]], Meta(max_length=MAX_LOOKUP_TERMS)
-    ]
+    postings: Annotated[dict[Term, Annotated[list[WirePosting], Meta(max_length=MAX_DOC_IDS)]], Meta(max_length=MAX_LOOKUP_TERMS)]
     docs: dict[DocId, WireRecord] | UnsetType = UNSET
     compact: dict[DocId, CompactRecord] | UnsetType = UNSET
+    bound: Annotated[dict[Term, TfPart], Meta(max_length=MAX_LOOKUP_TERMS)] | UnsetType = UNSET
     v: int = PROTOCOL_VERSION
 
 
@@ -312,11 +316,7 @@ class _Versioned(Struct):
     v: Any = PROTOCOL_VERSION
 
 
-@lru_cache(maxsize=None)
-def _decoder(model: type[T]) -> msgspec.json.Decoder[T]:
-    return msgspec.json.Decoder(model)
-
-
+_decoder = lru_cache(maxsize=None)(msgspec.json.Decoder)
 _encoder = msgspec.json.Encoder()
 
 
@@ -380,6 +380,7 @@ def _hex_ids(msg: object) -> Iterator[str]:
         yield from present(msg.keep_terms) or ()
     elif isinstance(msg, LookupRequest):
         yield from present(msg.candidates) or ()
+        yield from present(msg.record_ids) or ()
     elif isinstance(msg, LookupReply):
         for plist in msg.postings.values():
             yield from (p.doc_id for p in plist)

@@ -14,7 +14,9 @@ import hashlib
 import zlib
 from collections.abc import Awaitable, Callable
 
+from yasearch.ranking import DEFAULT_WEIGHTS, contribution
 from yasearch.shard import ShardStore
+from yasearch.shard.scored import scored_top
 from yasearch.wire import (
     CompactRecord,
     DocsReply,
@@ -33,8 +35,26 @@ from yasearch.wire import (
     present,
 )
 
+#: The largest bound a reply may state (the wire's limit on a tf-part).
+MAX_BOUND = 3.0
 #: ``(doc_ids, terms, phrases) -> {doc_id: {"snippet": text}}`` over the local index.
 VerifyDocuments = Callable[[list[str], list[str], list[list[str]]], Awaitable[dict[str, dict[str, str]]]]
+
+
+def reaching(req: LookupRequest, out: dict[str, list[WirePosting]]) -> list[str]:
+    """The candidates whose ``partial`` score plus this term's BM25 contribution (``idf``,
+    the asker's ``avg``) reaches ``record_at``, best first, at most ``records_top`` of
+    them: the ones the asker will want records of."""
+    at, partial, candidates = present(req.record_at), present(req.partial), present(req.candidates)
+    if at is None or partial is None or not candidates or not req.terms:
+        return []
+    base = dict(zip(candidates, partial))
+    avg = present(req.avg) or 0.0
+    scored = sorted(
+        (-(base[p.doc_id] + contribution(req.idf, p.tf + DEFAULT_WEIGHTS.boost(p.flags), p.length, avg)), p.doc_id)
+        for p in out.get(req.terms[0], []) if p.doc_id in base
+    )
+    return [d for s, d in scored[: req.records_top or None] if -s >= at]
 
 
 class LocalPeer:
@@ -78,19 +98,34 @@ class LocalPeer:
         return WithdrawReply(removed=removed)
 
     async def lookup(self, req: LookupRequest) -> LookupReply:
-        """df, then impact-ordered top-m or exactly the candidates' postings, and records."""
+        """df, then impact-ordered top-m, or the top-m by exact BM25 tf-part at the
+        asker's average length (``avg``, with the bound of the rest), or exactly the
+        candidates' postings; and records."""
         df = await self.shard.df(req.terms)
         candidates = present(req.candidates)
+        avg = present(req.avg)
         out: dict[str, list[WirePosting]] = {}
+        bounds: dict[str, float] = {}
         seen: dict[str, None] = {}
+        top: dict[str, None] = {}
         for t in dict.fromkeys(req.terms):
-            plist = await (self.shard.postings_for(t, candidates) if candidates is not None else self.shard.top(t, req.m))
+            if candidates is not None:
+                plist = await self.shard.postings_for(t, candidates) if candidates else []
+            elif avg is not None:
+                plist, bounds[t] = await scored_top(self.shard, t, avg, req.m, skip=req.skip, floor=req.floor)
+            else:
+                plist = await self.shard.top(t, req.m)
             out[t] = [WirePosting.of(p) for p in plist]
             seen.update(dict.fromkeys(p.doc_id for p in plist))
+            if candidates is None:
+                top.update(dict.fromkeys(p.doc_id for p in plist[: req.records_top]))
         reply = LookupReply(df=df, postings=out)
-        if req.records is True:  # with the origins' signatures: the asker checks them
-            reply.docs = await self.shard.signed_docs(list(seen))
-        elif req.records == "compact":
+        if avg is not None and candidates is None:
+            reply.bound = {t: min(b, MAX_BOUND) for t, b in bounds.items()}
+        full = list(seen) if req.records is True else [*top, *(present(req.record_ids) or ()), *reaching(req, out)]
+        if full:  # with the origins' signatures: the asker checks them
+            reply.docs = await self.shard.signed_docs(full)
+        if req.records == "compact":
             recs = await self.shard.docs(list(seen))
             reply.compact = {d: CompactRecord(r.host, r.language, r.origin) for d, r in recs.items()}
         return reply
