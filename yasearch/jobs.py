@@ -26,6 +26,7 @@ from yasearch.crawler.state import FrontierStore
 from yasearch.crawler.types import CrawlerSettings, CrawlProgress, CrawlSpec, Page
 from yasearch.crawler.urls import host_of
 from yasearch.analysis import doc_id
+from yasearch.anchors import Anchors
 from yasearch.config import Config
 from yasearch.faults import Faults
 from yasearch.index import IndexDegradedError, LocalIndex
@@ -70,6 +71,8 @@ class JobManager:
         self.config = config
         self.index = index
         self.store = FrontierStore(Path(config.data_dir) / "crawl.db", faults.reporter("frontier") if faults else None)
+        #: Link texts of crawled pages, the anchor field of their targets (yasearch.anchors).
+        self.anchors = Anchors(Path(config.data_dir) / "anchors.db", faults.reporter("anchors") if faults else None)
         self.jobs: dict[str, Job] = {}
         self._session: aiohttp.ClientSession | None = None
         self._pool: ProcessPoolExecutor | None = None
@@ -136,6 +139,7 @@ class JobManager:
         if self._pool:
             await close_pool(self._pool)
         await self.store.close()
+        await self.anchors.close()
 
     async def _flush(self) -> None:
         """Commit the index; while it is degraded (a full disk), wait for it to
@@ -347,6 +351,7 @@ class JobManager:
         except Exception:
             log.exception("crawl job %s failed", job.id)
             job.progress.fail("", "internal_error")
+        await self.reindex_anchors()
         # Make the last pages durable before the job reports done.
         await self._flush()
         if job.state == "running" and not self._stopping:
@@ -370,13 +375,25 @@ class JobManager:
             job.progress.skipped += 1
             await self.store.mark(job.id, [(requested, "skipped", "noindex")])
             return
-        doc = page_document(page)
+        doc = await self.anchors.annotate(page, page_document(page))
         for callback in self.on_page:
             callback(page)
         self._uncommitted.setdefault(did, []).append((job.id, requested))
         if self.on_indexed:
             self._docs[did] = doc
         await self.index.add(doc)
+
+    async def index_page(self, page: Page) -> None:
+        """Index a page fetched outside any job (a revisit), with its anchor text."""
+        await self.index_document(await self.anchors.annotate(page, page_document(page)))
+
+    async def reindex_anchors(self) -> int:
+        """Index again the pages whose anchor text changed since they were indexed (batched)."""
+        try:
+            return await self.anchors.reindex(self._docs, self.index_document)
+        except Exception:  # noqa: BLE001 - a full disk or a degraded index: next round
+            log.warning("indexing pages with new anchor text failed; retried later", exc_info=True)
+            return 0
 
     def _committed(self, doc_ids: list[str]) -> None:
         """Index commit callback: the pages are durable, so their URLs are done."""
@@ -416,8 +433,12 @@ class JobManager:
         return [t for t in self._bg if not t.done()]
 
     async def _persist_counters_loop(self) -> None:
+        rounds = 0
         while True:
             await asyncio.sleep(2.0)
+            rounds += 1
+            if rounds % 5 == 0:  # every 10 s: pages that got new anchor text while jobs run
+                await self.reindex_anchors()
             for job in list(self.jobs.values()):
                 if job.state in ACTIVE:
                     try:

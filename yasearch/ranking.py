@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from yasearch.analysis import analyze
-from yasearch.records import IN_DESCRIPTION, IN_HEADINGS, IN_TITLE, IN_URL, Document, Posting
+from yasearch.records import IN_ANCHOR, IN_DESCRIPTION, IN_HEADINGS, IN_TITLE, IN_URL, Document, Posting
 
 #: The text fields whose tokens count towards tf and document length, with the
 #: flag each one sets. The URL is deliberately not here: it contributes only
@@ -68,6 +68,8 @@ def postings_for_document(doc: Document) -> dict[str, Posting]:
             flags[term] = flags.get(term, 0) | flag
     for term in set(analyze(url_text(doc.url))):
         flags[term] = flags.get(term, 0) | IN_URL
+    for term in set(analyze(doc.anchor or "")):
+        flags[term] = flags.get(term, 0) | IN_ANCHOR
     return {
         term: Posting(doc_id=doc.doc_id, tf=tf.get(term, 0), flags=term_flags, length=length)
         for term, term_flags in flags.items()
@@ -80,12 +82,18 @@ class FieldWeights:
 
     Added to tf before BM25 saturation, so a title hit is worth about three more
     body mentions, but many body mentions can still compete with one title hit.
+
+    ``anchor``: the term is in the link text other pages point here with
+    (:mod:`yasearch.anchors`), what others call the page. Worth as much as a URL
+    word: enough to find a page by a name only its inlinks use, less than the
+    page's own title (link texts are short and often generic: "docs", "here").
     """
 
     title: float = 3.0
     headings: float = 1.5
     url: float = 2.0
     description: float = 1.0
+    anchor: float = 2.0
 
     def boost(self, flags: int) -> float:
         """The sum of the weights of the fields named by ``flags``."""
@@ -98,6 +106,8 @@ class FieldWeights:
             b += self.url
         if flags & IN_DESCRIPTION:
             b += self.description
+        if flags & IN_ANCHOR:
+            b += self.anchor
         return b
 
 

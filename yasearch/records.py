@@ -10,6 +10,9 @@ IN_TITLE = 1
 IN_HEADINGS = 2
 IN_URL = 4
 IN_DESCRIPTION = 8
+#: The term is in the anchor text of links other pages point at this one with
+#: (:mod:`yasearch.anchors`). Like IN_URL it adds no tf and no length.
+IN_ANCHOR = 16
 
 
 @dataclass
@@ -25,6 +28,8 @@ class Document:
     description: str = ""
     language: str = ""
     crawled_at: float = 0.0
+    #: Link texts of other pages pointing here, one per line (yasearch.anchors).
+    anchor: str = ""
 
 
 @dataclass(frozen=True)
@@ -37,7 +42,7 @@ class Posting:
 
     doc_id: str
     tf: int  # occurrences over all text fields
-    flags: int  # IN_TITLE | IN_HEADINGS | IN_URL | IN_DESCRIPTION
+    flags: int  # IN_TITLE | IN_HEADINGS | IN_URL | IN_DESCRIPTION | IN_ANCHOR
     length: int  # document length in analyzed tokens
 
 
