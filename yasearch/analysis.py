@@ -273,24 +273,26 @@ def pair_key(word: str, next_word: str) -> str:
 
 def word_pairs(texts: Sequence[str], limit: int = MAX_WORD_PAIRS) -> list[str]:
     """:func:`pair_key` of each word and the word that follows it in ``texts``, in
-    order, at most ``limit`` distinct ones. Stopwords neither start nor end a pair
-    ("json and" completes nothing useful); a dotted identifier also pairs its
-    parts (``json.dumps`` gives ``json dumps``)."""
+    order, at most ``limit`` distinct ones. Only words separated by whitespace pair
+    ("json, decimal" does not); stopwords neither start nor end a pair ("json and"
+    completes nothing useful); a dotted identifier also pairs its parts
+    (``json.dumps`` gives ``json dumps``)."""
     out: dict[str, None] = {}
     for text in texts:
-        prev = ""
-        for tok in TOKEN_RE.findall(text):
+        prev, prev_end = "", 0
+        for m in TOKEN_RE.finditer(text):
+            tok = m.group()
             if not term_of(tok):
                 prev = ""
                 continue
             if "." in tok:
                 parts = [p for p in tok.split(".") if p]
                 for a, b in zip(parts, parts[1:]):
-                    if term_of(a) and term_of(b) and "," not in b:
+                    if term_of(a) and term_of(b):
                         out.setdefault(pair_key(a, b), None)
-            if prev:
+            if prev and not text[prev_end : m.start()].strip():
                 out.setdefault(pair_key(prev, tok), None)
             if len(out) >= limit:
                 return list(out)[:limit]
-            prev = tok
+            prev, prev_end = tok, m.end()
     return list(out)
