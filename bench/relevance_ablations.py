@@ -22,7 +22,7 @@ def _no_dedupe() -> Callable[[], None]:
     from yasearch import netrelax, search
 
     old = search.arrange
-    search.arrange = netrelax.arrange = lambda ranked, info, upto: ranked  # type: ignore[assignment]
+    search.arrange = netrelax.arrange = lambda ranked, info, upto, folded=None: ranked  # type: ignore[assignment]
 
     def undo() -> None:
         search.arrange = netrelax.arrange = old  # type: ignore[assignment]

@@ -73,6 +73,9 @@ class SearchHit:
     host: str = ""
     language: str = ""
     crawled_at: float = 0.0
+    #: Results of this host the page leaves out for host diversity (yasearch.dedupe):
+    #: a ``site:`` search shows them.
+    more_from_host: int = 0
 
 
 @dataclass
