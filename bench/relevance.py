@@ -47,6 +47,7 @@ import aiohttp
 from aiohttp import web
 
 from bench.relevance_ablations import ABLATIONS
+from bench.relevance_prior import WEIGHTS, prior_search
 from bench.relevance_queries import HAND
 
 #: Goals from the issue.
@@ -381,10 +382,17 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                 s, r = await evaluate(name, peer_search(peers[0], "local" if n == 1 else "global"), queries)
                 results.append(s)
                 rows[name] = r
+                for weight in WEIGHTS if n == 1 and args.prior else ():
+                    label = f"yasearch, 1 peer, inlink prior {weight:g} (top 30 rescored)"
+                    s, r = await evaluate(label, prior_search(peers[0], weight), queries)
+                    results.append(s)
+                    rows[label] = r
             finally:
                 for p in reversed(peers):
                     await p.stop()
         for name, switch in ABLATIONS.items() if args.ablations else []:
+            if args.only and not any(o in name for o in args.only):
+                continue
             undo = switch()
             try:
                 peers = await crawl_peers(url, list(pages), 1, tmp)
@@ -423,6 +431,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-yasearch", action="store_true", help="skip the yasearch runs")
     ap.add_argument("--ablations", action="store_true",
                     help="also run 1 peer with each ranking signal switched off in turn (its contribution)")
+    ap.add_argument("--only", action="append", default=[], metavar="TEXT",
+                    help="with --ablations: only the signals whose name contains TEXT (repeatable)")
+    ap.add_argument("--prior", action="store_true",
+                    help="also rescore 1 peer's top 30 with a static inlink prior at a few weights (bench.relevance_prior)")
     ap.add_argument("--strict", action="store_true", help="exit 2 when a goal is not met")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="yasearch-relevance-") as t:
@@ -434,7 +446,7 @@ def main(argv: list[str] | None = None) -> int:
     central = max((f["all"]["mrr"] for n, f in figs.items() if n.startswith("central")), default=None)
     met = True
     for name, f in figs.items():
-        if name.startswith("yasearch") and "without" not in name:
+        if name.startswith("yasearch") and "without" not in name and "prior" not in name:
             ok = f["all"]["recall@10"] >= GOAL_RECALL and (central is None or f["all"]["mrr"] >= central + GOAL_MRR_ABOVE_CENTRAL)
             met &= ok
             print(f"{name}: goals (recall@10 >= {GOAL_RECALL}, MRR >= central + {GOAL_MRR_ABOVE_CENTRAL}) "

@@ -68,6 +68,18 @@ def _no_lead_proximity() -> Callable[[], None]:
     return lambda: setattr(ranking, "LEAD_PROXIMITY_BOOST", old)
 
 
+def _no_anchor_text() -> Callable[[], None]:
+    from yasearch.anchors import Anchors
+
+    old = Anchors.annotate
+
+    async def plain(self: Anchors, page: object, doc: object) -> object:
+        return doc
+
+    Anchors.annotate = plain  # type: ignore[method-assign,assignment]
+    return lambda: setattr(Anchors, "annotate", old)
+
+
 #: name -> switch that turns one signal off and returns how to turn it back on
 ABLATIONS: dict[str, Callable[[], Callable[[], None]]] = {
     "relaxed AND": _no_relax,
@@ -76,4 +88,5 @@ ABLATIONS: dict[str, Callable[[], Callable[[], None]]] = {
     "lead paragraph as description": _no_lead,
     "field weights (title, headings, URL, description)": _no_field_weights,
     "identifier parts": _no_identifier_parts,
+    "anchor text": _no_anchor_text,
 }
