@@ -13,7 +13,7 @@ from yasearch.index import LocalIndex
 from yasearch.index.schema import added_fields, make_schema
 from yasearch.query import parse_query
 from yasearch.ranking import postings_for_document
-from yasearch.records import IN_ANCHOR, Document
+from yasearch.records import IN_ANCHOR, PRIOR_SHIFT, Document
 from yasearch.search import search_local
 
 from peerutil import eventually
@@ -56,7 +56,7 @@ async def test_anchor_terms_carry_the_anchor_flag_and_add_no_length(peer, crawl_
     target = doc_id(url + "/target")
     postings = await peer.index.postings(["quillwort", "fern"], restrict={target})
     (q,) = postings["quillwort"]
-    assert q.flags == IN_ANCHOR and q.tf == 0
+    assert q.flags == IN_ANCHOR | 1 << PRIOR_SHIFT and q.tf == 0  # linked from 2 pages: prior class 1
     (f,) = postings["fern"]
     assert f.flags & IN_ANCHOR and f.tf >= 1
 
@@ -98,7 +98,7 @@ async def test_an_index_written_before_anchor_text_gets_the_field(tmp_path: Path
 async def test_the_store_counts_each_source_once_and_is_bounded(tmp_path: Path) -> None:
     store = AnchorStore(tmp_path / "anchors.db")
     try:
-        assert await store.page("s1", ["s1"], {"t": "Fern Guide"}) == ""
+        assert await store.page("s1", ["s1"], {"t": "Fern Guide"}) == ("", 0)
         await store.page("s2", ["s2"], {"t": "fern guide"})
         await store.page("s3", ["s3"], {"t": "ferns"})
         # most frequent text first, case folded; a source counts once however often it links
@@ -116,16 +116,18 @@ async def test_the_store_counts_each_source_once_and_is_bounded(tmp_path: Path) 
 async def test_indexed_pages_whose_anchor_text_changes_become_dirty_once(tmp_path: Path) -> None:
     store = AnchorStore(tmp_path / "anchors.db")
     try:
-        assert await store.page("t", ["t"], {}) == ""  # t is indexed, without anchor text
+        assert await store.page("t", ["t"], {}) == ("", 0)  # t is indexed, without anchor text
         await store.page("s1", ["s1"], {"t": "quillwort"})
         await store.page("s2", ["s2"], {"t": "quillwort"})
         await store.page("s3", ["s3"], {"u": "never indexed"})
-        assert await store.take_dirty(10) == {"t": "quillwort"}
+        assert await store.take_dirty(10) == {"t": ("quillwort", 2)}
         assert await store.take_dirty(10) == {}
-        await store.page("s4", ["s4"], {"t": "QUILLWORT"})  # same text, case folded: not dirty
+        await store.page("s4", ["s4"], {"t": "QUILLWORT"})  # same text, case folded, same prior class: not dirty
         assert await store.take_dirty(10) == {}
-        await store.forget(["s1", "s2", "s4"])
-        assert await store.take_dirty(10) == {"t": ""}
+        await store.page("s5", ["s5"], {"t": ""})  # 4 inlinks: the prior class rises
+        assert await store.take_dirty(10) == {"t": ("QUILLWORT", 4)}  # of equal texts the first in code order
+        await store.forget(["s1", "s2", "s4", "s5"])
+        assert await store.take_dirty(10) == {"t": ("", 0)}
     finally:
         await store.close()
 

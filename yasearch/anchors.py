@@ -15,12 +15,16 @@ Bounded and hard to stuff:
 * the anchor text of a target is its :data:`MAX_TEXTS` most frequent distinct
   link texts (case folded), each at most ``MAX_ANCHOR_CHARS`` (the crawler's cut).
 
+The same rows count each page's **inlinks** (distinct source pages, so at most
+MAX_SOURCES_PER_TARGET), the static prior of the link graph
+(``Document.inlinks``, ranked by :func:`yasearch.ranking.prior_class`).
+
 Anchor text usually arrives after its target was indexed: the crawler hands a
 page to the sink *before* following its links, so the first link to a page is
 known when the page is indexed, but pages crawled later link to it too. Each
 indexed page's anchor text is remembered (``indexed``); when a new or changed
-link makes a page's anchor text differ from what it was indexed with, the page
-is marked ``dirty``, and :meth:`Anchors.reindex` indexes the dirty pages again
+link makes a page's anchor text (or its prior class) differ from what it was
+indexed with, the page is marked ``dirty``, and :meth:`Anchors.reindex` indexes the dirty pages again
 in batches (from the pending document or the publish outbox, which keeps every
 indexed document), so their postings are republished with the new terms.
 """
@@ -36,6 +40,7 @@ from pathlib import Path
 from yasearch.analysis import doc_id
 from yasearch.crawler.sqlite import Health, SqliteThread
 from yasearch.crawler.types import Page
+from yasearch.ranking import prior_class
 from yasearch.records import Document
 
 log = logging.getLogger(__name__)
@@ -57,7 +62,11 @@ CREATE TABLE IF NOT EXISTS anchors (
     PRIMARY KEY (target, source)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS anchors_source ON anchors(source);
-CREATE TABLE IF NOT EXISTS indexed (doc TEXT PRIMARY KEY, anchor TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS indexed (
+    doc TEXT PRIMARY KEY,
+    anchor TEXT NOT NULL,
+    prior INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS dirty (doc TEXT PRIMARY KEY) WITHOUT ROWID;
 """
 
@@ -73,9 +82,11 @@ def anchor_text(c: sqlite3.Connection, targets: list[str]) -> str:
     return "\n".join(t for t, _n in rows)
 
 
-def inlinks(c: sqlite3.Connection, target: str) -> int:
-    """Distinct source pages linking ``target`` (at most MAX_SOURCES_PER_TARGET)."""
-    return int(c.execute("SELECT count(*) FROM anchors WHERE target=?", (target,)).fetchone()[0])
+def inlinks(c: sqlite3.Connection, targets: list[str]) -> int:
+    """Distinct source pages linking a page known by these doc ids (at most
+    MAX_SOURCES_PER_TARGET per id)."""
+    marks = ",".join("?" * len(targets))
+    return int(c.execute(f"SELECT count(DISTINCT source) FROM anchors WHERE target IN ({marks})", targets).fetchone()[0])
 
 
 def replace_links(c: sqlite3.Connection, source: str, links: Mapping[str, str]) -> None:
@@ -91,12 +102,14 @@ def replace_links(c: sqlite3.Connection, source: str, links: Mapping[str, str]) 
             if old[target] != text:
                 c.execute("UPDATE anchors SET text=? WHERE target=? AND source=?", (text, target, source))
                 changed.append(target)
-        elif inlinks(c, target) < MAX_SOURCES_PER_TARGET:
+        elif inlinks(c, [target]) < MAX_SOURCES_PER_TARGET:
             c.execute("INSERT INTO anchors(target, source, text) VALUES (?,?,?)", (target, source, text))
             changed.append(target)
     for target in changed:
-        row = c.execute("SELECT anchor FROM indexed WHERE doc=?", (target,)).fetchone()
-        if row is not None and row[0].lower() != anchor_text(c, [target]).lower():
+        row = c.execute("SELECT anchor, prior FROM indexed WHERE doc=?", (target,)).fetchone()
+        if row is not None and (
+            row[0].lower() != anchor_text(c, [target]).lower() or row[1] != prior_class(inlinks(c, [target]))
+        ):
             c.execute("INSERT OR IGNORE INTO dirty(doc) VALUES (?)", (target,))
 
 
@@ -109,18 +122,18 @@ class AnchorStore:
     async def close(self) -> None:
         await self._sql.close()
 
-    async def page(self, source: str, names: list[str], links: Mapping[str, str]) -> str:
+    async def page(self, source: str, names: list[str], links: Mapping[str, str]) -> tuple[str, int]:
         """A page is being indexed: ``source`` is its doc id, ``names`` the doc ids it is
         known by (its URL, the URL requested before a redirect), ``links`` its outlinks
-        (doc id -> link text, "" for none). Returns its anchor text."""
+        (doc id -> link text, "" for none). Returns its anchor text and inlinks."""
         links = dict(list(links.items())[:MAX_LINKS_PER_SOURCE])
 
-        def do(c: sqlite3.Connection) -> str:
+        def do(c: sqlite3.Connection) -> tuple[str, int]:
             replace_links(c, source, links)
-            text = anchor_text(c, names)
-            c.execute("INSERT OR REPLACE INTO indexed(doc, anchor) VALUES (?,?)", (source, text))
+            text, n = anchor_text(c, names), inlinks(c, names)
+            c.execute("INSERT OR REPLACE INTO indexed(doc, anchor, prior) VALUES (?,?,?)", (source, text, prior_class(n)))
             c.execute("DELETE FROM dirty WHERE doc=?", (source,))
-            return text
+            return text, n
 
         return await self._sql.tx(do)
 
@@ -135,14 +148,15 @@ class AnchorStore:
 
         await self._sql.tx(do)
 
-    async def take_dirty(self, limit: int) -> dict[str, str]:
-        """Up to ``limit`` dirty pages with their anchor text now, no longer dirty
-        (recorded as indexed with that text)."""
+    async def take_dirty(self, limit: int) -> dict[str, tuple[str, int]]:
+        """Up to ``limit`` dirty pages with their anchor text and inlinks now, no longer
+        dirty (recorded as indexed with them)."""
 
-        def do(c: sqlite3.Connection) -> dict[str, str]:
+        def do(c: sqlite3.Connection) -> dict[str, tuple[str, int]]:
             due = [d for (d,) in c.execute("SELECT doc FROM dirty LIMIT ?", (limit,)).fetchall()]
-            out = {d: anchor_text(c, [d]) for d in due}
-            c.executemany("UPDATE indexed SET anchor=? WHERE doc=?", [(t, d) for d, t in out.items()])
+            out = {d: (anchor_text(c, [d]), inlinks(c, [d])) for d in due}
+            c.executemany("UPDATE indexed SET anchor=?, prior=? WHERE doc=?",
+                          [(t, prior_class(n), d) for d, (t, n) in out.items()])
             c.executemany("DELETE FROM dirty WHERE doc=?", [(d,) for d in due])
             return out
 
@@ -153,7 +167,7 @@ class AnchorStore:
         return await self._sql.run(lambda c: anchor_text(c, [doc]))
 
     async def inlinks(self, doc: str) -> int:
-        return await self._sql.run(lambda c: inlinks(c, doc))
+        return await self._sql.run(lambda c: inlinks(c, [doc]))
 
 
 #: Documents by doc id, from wherever complete copies are kept (the publish outbox).
@@ -177,11 +191,11 @@ class Anchors:
         names = list(dict.fromkeys([doc.doc_id, doc_id(page.requested_url or page.url)]))
         links = {doc_id(u): page.anchors.get(u, "") for u in page.links}
         try:
-            text = await self.store.page(doc.doc_id, names, links)
+            text, n = await self.store.page(doc.doc_id, names, links)
         except Exception as e:  # noqa: BLE001 - a full disk: the page is indexed without anchor text
             log.warning("anchor text of %s not recorded: %s", page.url, e)
             return doc
-        return dataclasses.replace(doc, anchor=text) if text != doc.anchor else doc
+        return dataclasses.replace(doc, anchor=text, inlinks=n)
 
     async def forget(self, doc_ids: list[str]) -> None:
         try:
@@ -202,8 +216,8 @@ class Anchors:
             missing = [d for d in due if d not in docs]
             if missing and self.load is not None:
                 docs.update((d.doc_id, d) for d in await self.load(missing))
-            for did, text in due.items():
+            for did, (text, n) in due.items():
                 doc = docs.get(did)
-                if doc is not None and doc.anchor != text:
-                    await add(dataclasses.replace(doc, anchor=text))
+                if doc is not None and (doc.anchor != text or prior_class(doc.inlinks) != prior_class(n)):
+                    await add(dataclasses.replace(doc, anchor=text, inlinks=n))
                     done += 1

@@ -13,6 +13,11 @@ IN_DESCRIPTION = 8
 #: The term is in the anchor text of links other pages point at this one with
 #: (:mod:`yasearch.anchors`). Like IN_URL it adds no tf and no length.
 IN_ANCHOR = 16
+#: Bits 5-7 of every posting's flags: the document's static prior class, 0-7
+#: (yasearch.ranking.prior_class of its inlinks), the same in all its postings,
+#: so it travels with them to every peer.
+PRIOR_SHIFT = 5
+PRIOR_MASK = 0b111 << PRIOR_SHIFT
 
 
 @dataclass
@@ -30,6 +35,8 @@ class Document:
     crawled_at: float = 0.0
     #: Link texts of other pages pointing here, one per line (yasearch.anchors).
     anchor: str = ""
+    #: Distinct pages the crawling peer saw linking here (yasearch.anchors; bounded).
+    inlinks: int = 0
 
 
 @dataclass(frozen=True)

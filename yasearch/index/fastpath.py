@@ -24,7 +24,7 @@ from whoosh.system import pack_uint
 
 from yasearch.analysis import analyze, analyze_positions, is_legacy_analyzer, is_standard_analyzer, make_analyzer
 from yasearch.ranking import DEFAULT_WEIGHTS, TEXT_FIELDS, document_length as _ranking_document_length
-from yasearch.ranking import postings_for_document, url_text
+from yasearch.ranking import postings_for_document, prior_bits, url_text
 from yasearch.records import IN_ANCHOR, IN_URL, Document
 
 _fast_ok: bool | None = None
@@ -163,4 +163,5 @@ def impact_weights(doc: Document) -> dict[str, float]:
         flags[term] = flags.get(term, 0) | IN_ANCHOR
         tf.setdefault(term, 0)
     boosts = [DEFAULT_WEIGHTS.boost(f) for f in range(32)]
-    return {t: n + boosts[flags.get(t, 0)] for t, n in tf.items()}
+    prior = DEFAULT_WEIGHTS.boost(prior_bits(doc))  # the same for every term of the document
+    return {t: n + boosts[flags.get(t, 0)] + prior for t, n in tf.items()}

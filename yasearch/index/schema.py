@@ -26,6 +26,10 @@ POSTING_FIELDS: tuple[tuple[str, int], ...] = TEXT_FIELDS + (("url_terms", IN_UR
 #: Fields whose term frequencies count towards a posting's tf.
 TF_FIELDS = frozenset(name for name, _ in TEXT_FIELDS)
 
+#: The field holding each document's static prior class ("0"-"7", ranking.prior_class),
+#: which the read view ORs into the flags of its postings (ReadView.term_tf_flags).
+PRIOR_FIELD = "prior"
+
 #: Text fields a phrase can match in.
 PHRASE_FIELDS: tuple[str, ...] = tuple(name for name, _ in TEXT_FIELDS)
 
@@ -73,6 +77,7 @@ def make_schema() -> Schema:
         url_terms=TEXT(analyzer=analyzer, phrase=False),
         anchor=TEXT(analyzer=analyzer, phrase=False),
         next_words=KEYWORD(commas=True),
+        prior=ID(),
         host=ID(stored=True),
         host_parts=KEYWORD(lowercase=True),
         title=TEXT(analyzer=analyzer, phrase=True, stored=True),
@@ -90,7 +95,7 @@ def added_fields() -> dict[str, FieldType]:
     """Fields added to the schema after indexes were first written: an index
     opened without them gets them (:func:`missing_fields`), empty for old documents."""
     schema = make_schema()
-    return {name: schema[name] for name in ("anchor", "next_words")}
+    return {name: schema[name] for name in ("anchor", "next_words", "prior")}
 
 
 def missing_fields(schema: Schema) -> dict[str, FieldType]:
