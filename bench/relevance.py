@@ -47,7 +47,7 @@ import aiohttp
 from aiohttp import web
 
 from bench.relevance_ablations import ABLATIONS
-from bench.relevance_prior import WEIGHTS, prior_search
+from bench.relevance_prior import prior_weight
 from bench.relevance_queries import HAND
 
 #: Goals from the issue.
@@ -382,22 +382,20 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                 s, r = await evaluate(name, peer_search(peers[0], "local" if n == 1 else "global"), queries)
                 results.append(s)
                 rows[name] = r
-                for weight in WEIGHTS if n == 1 and args.prior else ():
-                    label = f"yasearch, 1 peer, inlink prior {weight:g} (top 30 rescored)"
-                    s, r = await evaluate(label, prior_search(peers[0], weight), queries)
-                    results.append(s)
-                    rows[label] = r
             finally:
                 for p in reversed(peers):
                     await p.stop()
-        for name, switch in ABLATIONS.items() if args.ablations else []:
-            if args.only and not any(o in name for o in args.only):
+        switches = [(f"prior weight {w:g}", lambda w=w: prior_weight(w)) for w in args.prior_weights]
+        if args.ablations:
+            switches += [(f"without {name}", switch) for name, switch in ABLATIONS.items()]
+        for name, switch in switches:
+            if args.only and name.startswith("without") and not any(o in name for o in args.only):
                 continue
             undo = switch()
             try:
                 peers = await crawl_peers(url, list(pages), 1, tmp)
                 try:
-                    label = f"yasearch, 1 peer, without {name}"
+                    label = f"yasearch, 1 peer, {name}"
                     s, r = await evaluate(label, peer_search(peers[0], "local"), queries)
                     results.append(s)
                     rows[label] = r
@@ -433,8 +431,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="also run 1 peer with each ranking signal switched off in turn (its contribution)")
     ap.add_argument("--only", action="append", default=[], metavar="TEXT",
                     help="with --ablations: only the signals whose name contains TEXT (repeatable)")
-    ap.add_argument("--prior", action="store_true",
-                    help="also rescore 1 peer's top 30 with a static inlink prior at a few weights (bench.relevance_prior)")
+    ap.add_argument("--prior-weights", type=lambda v: [float(x) for x in v.split(",") if x], default=[],
+                    help="also run 1 peer with the link-graph prior at these weights, e.g. 0,0.25,0.5")
     ap.add_argument("--strict", action="store_true", help="exit 2 when a goal is not met")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="yasearch-relevance-") as t:

@@ -69,15 +69,23 @@ def _no_lead_proximity() -> Callable[[], None]:
 
 
 def _no_anchor_text() -> Callable[[], None]:
+    import dataclasses
+
     from yasearch.anchors import Anchors
 
     old = Anchors.annotate
 
-    async def plain(self: Anchors, page: object, doc: object) -> object:
-        return doc
+    async def without_text(self: Anchors, page: object, doc: object) -> object:
+        return dataclasses.replace(await old(self, page, doc), anchor="")  # type: ignore[type-var]
 
-    Anchors.annotate = plain  # type: ignore[method-assign,assignment]
+    Anchors.annotate = without_text  # type: ignore[method-assign,assignment]
     return lambda: setattr(Anchors, "annotate", old)
+
+
+def _no_prior() -> Callable[[], None]:
+    from bench.relevance_prior import prior_weight
+
+    return prior_weight(0.0)
 
 
 #: name -> switch that turns one signal off and returns how to turn it back on
@@ -89,4 +97,5 @@ ABLATIONS: dict[str, Callable[[], Callable[[], None]]] = {
     "field weights (title, headings, URL, description)": _no_field_weights,
     "identifier parts": _no_identifier_parts,
     "anchor text": _no_anchor_text,
+    "link-graph prior": _no_prior,
 }

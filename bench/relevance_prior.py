@@ -1,43 +1,20 @@
-"""The static prior from the link graph, measured before it is built (``--prior``).
+"""The static prior's weight, tried at a few values (``--prior-weights 0,0.25,0.5``).
 
-A prior folded into ranking must travel with every posting or record to keep
-the network ranking like one big index (the wire format carries neither an
-inlink count nor a free field for one), so it is first measured here, outside
-yasearch: the one-peer system's best :data:`DEPTH` results of each query are
-rescored with ``score * (1 + weight * log(1 + inlinks) / log(1 + MAX))``, where
-``inlinks`` is the number of distinct pages linking the result, as the peer's
-anchor store counted them while crawling (at most ``MAX``), and re-sorted. The
-row with weight 0 is the control (the same top-``DEPTH`` path, unchanged order).
+The prior (:func:`yasearch.ranking.prior_class` of a page's inlinks, carried in
+flag bits 5-7 of its postings) adds ``FieldWeights.prior`` pseudo-occurrences
+per class to every query word a page matches. It enters the impact postings at
+indexing time, so each weight is a fresh crawl of the one-peer system.
 """
 
 from __future__ import annotations
 
-import math
-from typing import Any, Awaitable, Callable
-
-#: Results rescored per query.
-DEPTH = 30
-#: Weights tried (0: the control).
-WEIGHTS = (0.0, 0.1, 0.25, 0.5)
+from collections.abc import Callable
 
 
-def prior_search(peer: Any, weight: float) -> Callable[[str], Awaitable[list[str]]]:
-    from yasearch.anchors import MAX_SOURCES_PER_TARGET
+def prior_weight(weight: float) -> Callable[[], None]:
+    """Set the default prior weight in this process; returns how to set it back."""
+    from yasearch.ranking import DEFAULT_WEIGHTS
 
-    cache: dict[str, int] = {}
-    top = math.log1p(MAX_SOURCES_PER_TARGET)
-
-    async def inlinks(doc: str) -> int:
-        if doc not in cache:
-            cache[doc] = await peer.jobs.anchors.store.inlinks(doc)
-        return cache[doc]
-
-    async def search(q: str) -> list[str]:
-        resp = await peer.search(q, limit=DEPTH, scope="local")
-        scored = []
-        for i, h in enumerate(resp.results):
-            factor = 1.0 + weight * math.log1p(await inlinks(h.doc_id)) / top
-            scored.append((-h.score * factor, i, h.url))
-        return [u for _s, _i, u in sorted(scored)][:10]
-
-    return search
+    old = DEFAULT_WEIGHTS.prior
+    object.__setattr__(DEFAULT_WEIGHTS, "prior", weight)  # frozen: the one default instance
+    return lambda: object.__setattr__(DEFAULT_WEIGHTS, "prior", old)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from peerutil import eventually
 from yasearch.analysis import doc_id
+from yasearch.anchors import MAX_SOURCES_PER_TARGET
 from yasearch.query import parse_query
 from yasearch.ranking import DEFAULT_WEIGHTS, CollectionStats, bm25_scores, postings_for_document, prior_class, rank
 from yasearch.records import PRIOR_MASK, PRIOR_SHIFT, Document
@@ -19,7 +20,9 @@ def doc(path: str, inlinks: int) -> Document:
 
 def test_prior_class_is_a_bounded_log_of_inlinks() -> None:
     assert [prior_class(n) for n in (0, 1, 2, 3, 4, 7, 8, 50, 10**6)] == [0, 0, 1, 1, 2, 2, 3, 5, 7]
-    assert DEFAULT_WEIGHTS.boost(7 << PRIOR_SHIFT) == 7 * DEFAULT_WEIGHTS.prior <= DEFAULT_WEIGHTS.title
+    assert DEFAULT_WEIGHTS.boost(7 << PRIOR_SHIFT) == 7 * DEFAULT_WEIGHTS.prior
+    # a peer counts at most MAX_SOURCES_PER_TARGET inlinks: the prior stays below a title match
+    assert 0 < DEFAULT_WEIGHTS.boost(prior_class(MAX_SOURCES_PER_TARGET) << PRIOR_SHIFT) < DEFAULT_WEIGHTS.title
 
 
 def test_every_posting_of_a_document_carries_its_prior_class() -> None:

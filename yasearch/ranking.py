@@ -107,8 +107,11 @@ class FieldWeights:
     ``prior``: the static prior from the link graph, per class of the document
     (:func:`prior_class`, carried in flag bits 5-7): a page linked from 2-3
     pages earns ``prior`` more pseudo-occurrences of every query word it
-    matches, one linked from 32 or more ``5 * prior``. Bounded (7 classes at
-    most, and BM25 saturates it like any tf) and small beside a title match.
+    matches, one linked from 32 or more (the most a peer counts,
+    anchors.MAX_SOURCES_PER_TARGET = 50) ``5 * prior``. Bounded (7 classes at
+    most, and BM25 saturates it like any tf) and below a title match. 0.5 was
+    the best of 0, 0.25, 0.5 and 1 in ``python -m bench relevance`` (MRR 0.919,
+    0.921, 0.924, 0.923; docs/benchmarks.md).
     """
 
     title: float = 3.0
@@ -116,7 +119,7 @@ class FieldWeights:
     url: float = 2.0
     description: float = 1.0
     anchor: float = 2.0
-    prior: float = 0.25
+    prior: float = 0.5
 
     def boost(self, flags: int) -> float:
         """The sum of the weights of the fields named by ``flags``."""
