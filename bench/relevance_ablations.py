@@ -69,17 +69,11 @@ def _no_lead_proximity() -> Callable[[], None]:
 
 
 def _no_anchor_text() -> Callable[[], None]:
-    import dataclasses
+    from yasearch import anchors
 
-    from yasearch.anchors import Anchors
-
-    old = Anchors.annotate
-
-    async def without_text(self: Anchors, page: object, doc: object) -> object:
-        return dataclasses.replace(await old(self, page, doc), anchor="")  # type: ignore[type-var]
-
-    Anchors.annotate = without_text  # type: ignore[method-assign,assignment]
-    return lambda: setattr(Anchors, "annotate", old)
+    old = anchors.anchor_text
+    anchors.anchor_text = lambda c, targets: ""  # inlinks (the prior) still counted
+    return lambda: setattr(anchors, "anchor_text", old)
 
 
 def _no_prior() -> Callable[[], None]:
