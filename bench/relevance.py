@@ -315,6 +315,8 @@ async def crawl_peers(mirror_url: str, paths: list[str], n: int, tmp: Path) -> l
     await asyncio.gather(*(p.jobs.wait(j.id) for p, j in zip(peers, jobs)))
     for p in peers:
         await p.index.flush()
+    if n == 1:
+        await peers[0].settle()  # pages indexed again with the anchor text of later links
     if n > 1:
         await asyncio.wait_for(asyncio.gather(*(p.settle() for p in peers)), 600)
         for p in peers:

@@ -44,7 +44,8 @@ async def test_a_page_is_found_by_words_only_its_inlinks_use(peer, crawl_site) -
     url = await crawl_site(peer, SITE)
     # the first link to /target was known when it was indexed
     assert set(await urls_for(peer, "zanzibarine")) == {url + "/", url + "/target"}  # "/" shows the link text
-    # the late link arrived after /target was indexed: the job indexed it again, with the new text
+    # the late link arrived after /target was indexed: it is indexed again, with the new text, in the background
+    await peer.settle()
     assert url + "/target" in await urls_for(peer, "quillwort")
     # a page's links to itself are no anchor text of its own
     assert await peer.jobs.anchors.store.text(doc_id(url + "/noisy")) == "noisy page"
@@ -53,6 +54,7 @@ async def test_a_page_is_found_by_words_only_its_inlinks_use(peer, crawl_site) -
 
 async def test_anchor_terms_carry_the_anchor_flag_and_add_no_length(peer, crawl_site) -> None:
     url = await crawl_site(peer, SITE)
+    await peer.settle()
     target = doc_id(url + "/target")
     postings = await peer.index.postings(["quillwort", "fern"], restrict={target})
     (q,) = postings["quillwort"]

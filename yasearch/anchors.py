@@ -102,14 +102,14 @@ def replace_links(c: sqlite3.Connection, source: str, links: Mapping[str, str]) 
             if old[target] != text:
                 c.execute("UPDATE anchors SET text=? WHERE target=? AND source=?", (text, target, source))
                 changed.append(target)
-        elif inlinks(c, [target]) < MAX_SOURCES_PER_TARGET:
+        elif c.execute("SELECT count(*) FROM anchors WHERE target=?", (target,)).fetchone()[0] < MAX_SOURCES_PER_TARGET:
             c.execute("INSERT INTO anchors(target, source, text) VALUES (?,?,?)", (target, source, text))
             changed.append(target)
-    for target in changed:
-        row = c.execute("SELECT anchor, prior FROM indexed WHERE doc=?", (target,)).fetchone()
-        if row is not None and (
-            row[0].lower() != anchor_text(c, [target]).lower() or row[1] != prior_class(inlinks(c, [target]))
-        ):
+    if not changed:
+        return
+    marks = ",".join("?" * len(changed))
+    for target, text, prior in c.execute(f"SELECT doc, anchor, prior FROM indexed WHERE doc IN ({marks})", changed).fetchall():
+        if text.lower() != anchor_text(c, [target]).lower() or prior != prior_class(inlinks(c, [target])):
             c.execute("INSERT OR IGNORE INTO dirty(doc) VALUES (?)", (target,))
 
 

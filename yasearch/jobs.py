@@ -351,7 +351,8 @@ class JobManager:
         except Exception:
             log.exception("crawl job %s failed", job.id)
             job.progress.fail("", "internal_error")
-        await self.reindex_anchors()
+        # pages that got anchor text after they were indexed: indexed again in the background
+        self._spawn(self.reindex_anchors())
         # Make the last pages durable before the job reports done.
         await self._flush()
         if job.state == "running" and not self._stopping:
@@ -390,7 +391,10 @@ class JobManager:
     async def reindex_anchors(self) -> int:
         """Index again the pages whose anchor text changed since they were indexed (batched)."""
         try:
-            return await self.anchors.reindex(self._docs, self.index_document)
+            n = await self.anchors.reindex(self._docs, self.index_document)
+            if n:
+                await self._flush()
+            return n
         except Exception:  # noqa: BLE001 - a full disk or a degraded index: next round
             log.warning("indexing pages with new anchor text failed; retried later", exc_info=True)
             return 0
@@ -437,7 +441,7 @@ class JobManager:
         while True:
             await asyncio.sleep(2.0)
             rounds += 1
-            if rounds % 5 == 0:  # every 10 s: pages that got new anchor text while jobs run
+            if rounds % 15 == 0:  # every 30 s: pages that got new anchor text while jobs run
                 await self.reindex_anchors()
             for job in list(self.jobs.values()):
                 if job.state in ACTIVE:
