@@ -203,12 +203,17 @@ class Anchors:
         except Exception as e:  # noqa: BLE001 - stale anchor rows only cost a little precision
             log.warning("anchor rows of removed pages kept: %s", e)
 
-    async def reindex(self, pending: Mapping[str, Document], add: Callable[[Document], Awaitable[None]]) -> int:
+    async def reindex(
+        self, pending: Mapping[str, Document], add: Callable[[Document], Awaitable[None]],
+        stopping: Callable[[], bool] = lambda: False,
+    ) -> int:
         """Index again, with their new anchor text, the pages whose anchor text changed
         (batched: every dirty page once per call). ``pending``: documents handed to the
-        index and not yet committed. Returns how many were indexed again."""
+        index and not yet committed; ``stopping``: the peer is stopping, leave the rest
+        (a page taken but not indexed again keeps its old anchor text until its next
+        visit). Returns how many were indexed again."""
         done = 0
-        while True:
+        while not stopping():
             due = await self.store.take_dirty(REINDEX_BATCH)
             if not due:
                 return done
@@ -217,7 +222,10 @@ class Anchors:
             if missing and self.load is not None:
                 docs.update((d.doc_id, d) for d in await self.load(missing))
             for did, (text, n) in due.items():
+                if stopping():
+                    break
                 doc = docs.get(did)
                 if doc is not None and (doc.anchor != text or prior_class(doc.inlinks) != prior_class(n)):
                     await add(dataclasses.replace(doc, anchor=text, inlinks=n))
                     done += 1
+        return done

@@ -131,6 +131,7 @@ class JobManager:
                 await job.task
             except (asyncio.CancelledError, Exception):  # noqa: BLE001 - shutting down anyway
                 pass
+        await asyncio.gather(*self._bg, return_exceptions=True)  # re-indexing stops at its next document
         await self._flush()
         for job in self.jobs.values():
             await self.store.set_job_state(job.id, job.state, _counters(job.progress))
@@ -384,20 +385,16 @@ class JobManager:
             self._docs[did] = doc
         await self.index.add(doc)
 
-    async def index_page(self, page: Page) -> None:
-        """Index a page fetched outside any job (a revisit), with its anchor text."""
-        await self.index_document(await self.anchors.annotate(page, page_document(page)))
-
     async def reindex_anchors(self) -> int:
         """Index again the pages whose anchor text changed since they were indexed (batched)."""
         try:
-            n = await self.anchors.reindex(self._docs, self.index_document)
-            if n:
-                await self._flush()
-            return n
-        except Exception:  # noqa: BLE001 - a full disk or a degraded index: next round
-            log.warning("indexing pages with new anchor text failed; retried later", exc_info=True)
+            n = await self.anchors.reindex(self._docs, self.index_document, lambda: self._stopping)
+        except Exception:  # noqa: BLE001 - a full disk, a degraded index: pages keep their old anchor text
+            log.warning("indexing pages with new anchor text failed", exc_info=True)
             return 0
+        if n:
+            await self._flush()
+        return n
 
     def _committed(self, doc_ids: list[str]) -> None:
         """Index commit callback: the pages are durable, so their URLs are done."""
