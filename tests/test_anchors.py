@@ -115,7 +115,7 @@ async def test_the_store_counts_each_source_once_and_is_bounded(tmp_path: Path) 
         await store.close()
 
 
-async def test_indexed_pages_whose_anchor_text_changes_become_dirty_once(tmp_path: Path) -> None:
+async def test_indexed_pages_whose_anchor_text_changes_become_dirty_once(tmp_path: Path, prior_on) -> None:
     store = AnchorStore(tmp_path / "anchors.db")
     try:
         assert await store.page("t", ["t"], {}) == ("", 0)  # t is indexed, without anchor text
@@ -126,7 +126,7 @@ async def test_indexed_pages_whose_anchor_text_changes_become_dirty_once(tmp_pat
         assert await store.take_dirty(10) == {}
         await store.page("s4", ["s4"], {"t": "QUILLWORT"})  # same text, case folded, same prior class: not dirty
         assert await store.take_dirty(10) == {}
-        await store.page("s5", ["s5"], {"t": ""})  # 4 inlinks: the prior class rises
+        await store.page("s5", ["s5"], {"t": ""})  # 4 inlinks: the prior class rises (and the prior is on)
         assert await store.take_dirty(10) == {"t": ("QUILLWORT", 4)}  # of equal texts the first in code order
         await store.forget(["s1", "s2", "s4", "s5"])
         assert await store.take_dirty(10) == {"t": ("", 0)}
@@ -144,3 +144,15 @@ async def test_anchor_text_is_published_and_found_across_peers(make_network, cra
 
     await eventually(found, timeout=30)
     assert other.index.doc_count() == 0  # found through the published postings, not a local copy
+
+
+async def test_with_the_prior_off_more_inlinks_alone_index_nothing_again(tmp_path: Path) -> None:
+    store = AnchorStore(tmp_path / "anchors.db")
+    try:
+        await store.page("t", ["t"], {})
+        for i in range(8):  # the prior class would rise three times
+            await store.page(f"s{i}", [f"s{i}"], {"t": ""})
+        assert await store.take_dirty(10) == {}
+        assert await store.inlinks("t") == 8
+    finally:
+        await store.close()

@@ -1,5 +1,6 @@
 """The static prior from the link graph: a page many pages link ranks above an equal page
-few link, by the same amount locally and across peers (the class travels in the postings)."""
+few link, by the same amount locally and across peers (the class travels in the postings).
+Off by default (yasearch.ranking.FieldWeights.prior); the ``prior_on`` fixture turns it on."""
 
 from __future__ import annotations
 
@@ -18,7 +19,12 @@ def doc(path: str, inlinks: int) -> Document:
                     inlinks=inlinks)
 
 
-def test_prior_class_is_a_bounded_log_of_inlinks() -> None:
+def test_the_prior_is_off_by_default_but_its_class_is_published() -> None:
+    assert DEFAULT_WEIGHTS.prior == 0 and DEFAULT_WEIGHTS.boost(5 << PRIOR_SHIFT) == 0
+    assert {p.flags & PRIOR_MASK for p in postings_for_document(doc("/a", 8)).values()} == {3 << PRIOR_SHIFT}
+
+
+def test_prior_class_is_a_bounded_log_of_inlinks(prior_on) -> None:
     assert [prior_class(n) for n in (0, 1, 2, 3, 4, 7, 8, 50, 10**6)] == [0, 0, 1, 1, 2, 2, 3, 5, 7]
     assert DEFAULT_WEIGHTS.boost(7 << PRIOR_SHIFT) == 7 * DEFAULT_WEIGHTS.prior
     # a peer counts at most MAX_SOURCES_PER_TARGET inlinks: the prior stays below a title match
@@ -31,7 +37,7 @@ def test_every_posting_of_a_document_carries_its_prior_class() -> None:
     assert {p.flags & PRIOR_MASK for p in postings_for_document(doc("/b", 1)).values()} == {0}
 
 
-async def test_local_ranking_uses_the_prior_as_the_published_postings_do(make_index) -> None:
+async def test_local_ranking_uses_the_prior_as_the_published_postings_do(make_index, prior_on) -> None:
     index = await make_index(commit_interval=0.05)
     popular, plain = doc("/popular", 20), doc("/plain", 0)
     for d in (plain, popular):
@@ -61,7 +67,7 @@ SITE = {
 }
 
 
-async def test_the_prior_ranks_alike_on_one_peer_and_across_peers(make_network, crawl_site) -> None:
+async def test_the_prior_ranks_alike_on_one_peer_and_across_peers(make_network, crawl_site, prior_on) -> None:
     crawler, other = await make_network(["crawler", "other"])
     url = await crawl_site(crawler, SITE)
     await crawler.settle()

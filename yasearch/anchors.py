@@ -40,7 +40,7 @@ from pathlib import Path
 from yasearch.analysis import doc_id
 from yasearch.crawler.sqlite import Health, SqliteThread
 from yasearch.crawler.types import Page
-from yasearch.ranking import prior_class
+from yasearch.ranking import DEFAULT_WEIGHTS, prior_class
 from yasearch.records import Document
 
 log = logging.getLogger(__name__)
@@ -108,8 +108,9 @@ def replace_links(c: sqlite3.Connection, source: str, links: Mapping[str, str]) 
     if not changed:
         return
     marks = ",".join("?" * len(changed))
+    use_prior = DEFAULT_WEIGHTS.prior > 0  # a class that counts for nothing is not worth indexing a page again
     for target, text, prior in c.execute(f"SELECT doc, anchor, prior FROM indexed WHERE doc IN ({marks})", changed).fetchall():
-        if text.lower() != anchor_text(c, [target]).lower() or prior != prior_class(inlinks(c, [target])):
+        if text.lower() != anchor_text(c, [target]).lower() or (use_prior and prior != prior_class(inlinks(c, [target]))):
             c.execute("INSERT OR IGNORE INTO dirty(doc) VALUES (?)", (target,))
 
 

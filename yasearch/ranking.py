@@ -108,10 +108,14 @@ class FieldWeights:
     (:func:`prior_class`, carried in flag bits 5-7): a page linked from 2-3
     pages earns ``prior`` more pseudo-occurrences of every query word it
     matches, one linked from 32 or more (the most a peer counts,
-    anchors.MAX_SOURCES_PER_TARGET = 50) ``5 * prior``. Bounded (7 classes at
-    most, and BM25 saturates it like any tf) and below a title match. 0.5 was
-    the best of 0, 0.25, 0.5 and 1 in ``python -m bench relevance`` (MRR 0.919,
-    0.921, 0.924, 0.923; docs/benchmarks.md).
+    anchors.MAX_SOURCES_PER_TARGET = 50) ``5 * prior``. **Off (0) by default**:
+    at 0.5 (the best of 0.25, 0.5 and 1) it lifted ``bench relevance`` MRR only
+    from 0.919 to 0.924 (identifier queries alone), while in a network each peer
+    counts only the links on the pages it crawled, so the same document gets a
+    different class than one peer crawling everything would give it, and
+    ``bench network``'s overlap@10 with one peer fell (docs/benchmarks.md). The
+    class is published in every posting anyway, so a network that turns it on
+    (every peer alike) scores each document from the same inputs.
     """
 
     title: float = 3.0
@@ -119,7 +123,7 @@ class FieldWeights:
     url: float = 2.0
     description: float = 1.0
     anchor: float = 2.0
-    prior: float = 0.5
+    prior: float = 0.0
 
     def boost(self, flags: int) -> float:
         """The sum of the weights of the fields named by ``flags``."""
