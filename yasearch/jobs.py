@@ -438,7 +438,7 @@ class JobManager:
         while True:
             await asyncio.sleep(2.0)
             rounds += 1
-            if rounds % 15 == 0:  # every 30 s: pages that got new anchor text while jobs run
+            if rounds % 150 == 0:  # every 5 min: pages that got new anchor text while jobs run
                 await self.reindex_anchors()
             for job in list(self.jobs.values()):
                 if job.state in ACTIVE:
