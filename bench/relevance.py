@@ -47,6 +47,7 @@ import aiohttp
 from aiohttp import web
 
 from bench.relevance_ablations import ABLATIONS
+from bench.relevance_prior import prior_weight
 from bench.relevance_queries import HAND
 
 #: Goals from the issue.
@@ -314,6 +315,8 @@ async def crawl_peers(mirror_url: str, paths: list[str], n: int, tmp: Path) -> l
     await asyncio.gather(*(p.jobs.wait(j.id) for p, j in zip(peers, jobs)))
     for p in peers:
         await p.index.flush()
+    if n == 1:
+        await peers[0].settle()  # pages indexed again with the anchor text of later links
     if n > 1:
         await asyncio.wait_for(asyncio.gather(*(p.settle() for p in peers)), 600)
         for p in peers:
@@ -384,12 +387,17 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             finally:
                 for p in reversed(peers):
                     await p.stop()
-        for name, switch in ABLATIONS.items() if args.ablations else []:
+        switches = [(f"prior weight {w:g}", lambda w=w: prior_weight(w)) for w in args.prior_weights]
+        if args.ablations:
+            switches += [(f"without {name}", switch) for name, switch in ABLATIONS.items()]
+        for name, switch in switches:
+            if args.only and name.startswith("without") and not any(o in name for o in args.only):
+                continue
             undo = switch()
             try:
                 peers = await crawl_peers(url, list(pages), 1, tmp)
                 try:
-                    label = f"yasearch, 1 peer, without {name}"
+                    label = f"yasearch, 1 peer, {name}"
                     s, r = await evaluate(label, peer_search(peers[0], "local"), queries)
                     results.append(s)
                     rows[label] = r
@@ -423,6 +431,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-yasearch", action="store_true", help="skip the yasearch runs")
     ap.add_argument("--ablations", action="store_true",
                     help="also run 1 peer with each ranking signal switched off in turn (its contribution)")
+    ap.add_argument("--only", action="append", default=[], metavar="TEXT",
+                    help="with --ablations: only the signals whose name contains TEXT (repeatable)")
+    ap.add_argument("--prior-weights", type=lambda v: [float(x) for x in v.split(",") if x], default=[],
+                    help="also run 1 peer with the link-graph prior at these weights, e.g. 0,0.25,0.5")
     ap.add_argument("--strict", action="store_true", help="exit 2 when a goal is not met")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="yasearch-relevance-") as t:
@@ -434,7 +446,7 @@ def main(argv: list[str] | None = None) -> int:
     central = max((f["all"]["mrr"] for n, f in figs.items() if n.startswith("central")), default=None)
     met = True
     for name, f in figs.items():
-        if name.startswith("yasearch") and "without" not in name:
+        if name.startswith("yasearch") and "without" not in name and "prior" not in name:
             ok = f["all"]["recall@10"] >= GOAL_RECALL and (central is None or f["all"]["mrr"] >= central + GOAL_MRR_ABOVE_CENTRAL)
             met &= ok
             print(f"{name}: goals (recall@10 >= {GOAL_RECALL}, MRR >= central + {GOAL_MRR_ABOVE_CENTRAL}) "

@@ -22,7 +22,7 @@ def _no_dedupe() -> Callable[[], None]:
     from yasearch import netrelax, search
 
     old = search.arrange
-    search.arrange = netrelax.arrange = lambda ranked, info, upto: ranked  # type: ignore[assignment]
+    search.arrange = netrelax.arrange = lambda ranked, info, upto, folded=None: ranked  # type: ignore[assignment]
 
     def undo() -> None:
         search.arrange = netrelax.arrange = old  # type: ignore[assignment]
@@ -68,6 +68,20 @@ def _no_lead_proximity() -> Callable[[], None]:
     return lambda: setattr(ranking, "LEAD_PROXIMITY_BOOST", old)
 
 
+def _no_anchor_text() -> Callable[[], None]:
+    from yasearch import anchors
+
+    old = anchors.anchor_text
+    anchors.anchor_text = lambda c, targets: ""  # inlinks (the prior) still counted
+    return lambda: setattr(anchors, "anchor_text", old)
+
+
+def _no_prior() -> Callable[[], None]:
+    from bench.relevance_prior import prior_weight
+
+    return prior_weight(0.0)
+
+
 #: name -> switch that turns one signal off and returns how to turn it back on
 ABLATIONS: dict[str, Callable[[], Callable[[], None]]] = {
     "relaxed AND": _no_relax,
@@ -76,4 +90,6 @@ ABLATIONS: dict[str, Callable[[], Callable[[], None]]] = {
     "lead paragraph as description": _no_lead,
     "field weights (title, headings, URL, description)": _no_field_weights,
     "identifier parts": _no_identifier_parts,
+    "anchor text": _no_anchor_text,
+    "link-graph prior": _no_prior,
 }

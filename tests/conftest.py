@@ -6,7 +6,7 @@ JSON-error check, peer configs, static sites) are in tests/peerutil.py."""
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -224,3 +224,15 @@ async def make_index(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Lo
     yield make
     for ix in opened:
         await ix.close()
+
+
+@pytest.fixture
+def prior_on() -> Iterator[float]:
+    """The link-graph prior (off by default, see yasearch.ranking.FieldWeights) switched on
+    at 0.5 in this process for one test: its in-process peers and indexes use it."""
+    from yasearch.ranking import DEFAULT_WEIGHTS
+
+    old = DEFAULT_WEIGHTS.prior
+    object.__setattr__(DEFAULT_WEIGHTS, "prior", 0.5)  # frozen dataclass: the one default instance
+    yield 0.5
+    object.__setattr__(DEFAULT_WEIGHTS, "prior", old)

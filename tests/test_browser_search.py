@@ -205,3 +205,14 @@ async def test_search_without_javascript_still_works(peer, new_page):
     await expect(p.locator("li.result")).to_have_count(10)
     await p.locator('#facet-language a[data-value="de"]').click()
     await expect(p.locator("li.result")).to_have_count(3)
+
+
+async def test_autocomplete_offers_what_follows_the_word_before(peer, new_page):
+    p = await new_page()
+    await p.goto(peer.url + "/")
+    box = p.get_by_role("searchbox", name="Search query")
+    await box.press_sequentially("very lo")
+    # "long" follows "very" in a page's text ("a very long address"), though no title has it
+    options = p.get_by_role("listbox", name="Suggestions").get_by_role("option")
+    await expect(options).to_have_count(1)
+    await expect(options.first).to_have_text("very long")

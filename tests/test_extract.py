@@ -5,11 +5,12 @@ from __future__ import annotations
 import multiprocessing
 import pickle
 from concurrent.futures import ProcessPoolExecutor
+from urllib.parse import urljoin
 
 import pytest
 
 from yasearch.crawler import extract as extract_mod
-from yasearch.crawler.extract import Extracted, decode, extract
+from yasearch.crawler.extract import MAX_ANCHOR_CHARS, Extracted, _extract_soup, decode, extract
 
 URL = "http://h.org/dir/page.html"
 
@@ -183,3 +184,18 @@ def test_lead_paragraph_stands_in_for_a_missing_description() -> None:
     long = b"<p>" + b"word " * 200 + b"</p>"
     lead = extract(long, URL, "text/html", "utf-8").description
     assert len(lead) <= extract_mod.LEAD_CHARS and lead.endswith("word")
+
+
+def test_link_texts_become_the_anchor_text_of_their_targets() -> None:
+    html = (b'<html><body><p><a href="/a">The <b>Alpha</b>\n page</a> <a href="/b"><img alt="Beta logo" src="b.png"></a>'
+            b'<a href="/a">second text</a> <a href="/c" rel="nofollow">spam words</a> <a href="/d"></a>'
+            b'<map><area href="/e" alt="East wing"></map><a href="/f">' + b"x" * 300 + b"</a></p></body></html>")
+    for ex in (extract(html, URL, "text/html", None), _extract_soup(html.decode(), URL)):
+        assert ex.anchors[urljoin(URL, "/a")] == "The Alpha page"  # inline tags add no space; the first text wins
+        assert ex.anchors[urljoin(URL, "/b")] == "Beta logo"  # an image link says what its image's alt says
+        assert ex.anchors[urljoin(URL, "/e")] == "East wing"
+        assert len(ex.anchors[urljoin(URL, "/f")]) == MAX_ANCHOR_CHARS
+        assert urljoin(URL, "/c") not in ex.anchors  # nofollow links give no anchor text
+        assert urljoin(URL, "/d") in ex.links and urljoin(URL, "/d") not in ex.anchors
+    nofollow = extract(b'<meta name="robots" content="nofollow"><a href="/x">words</a>', URL, "text/html", None)
+    assert nofollow.anchors == {}

@@ -256,3 +256,43 @@ def term_key(term: str) -> bytes:
 def doc_id(canonical_url: str) -> str:
     """Stable document ID: hex SHA-1 of the canonical URL, identical on every peer."""
     return hashlib.sha1(canonical_url.encode("utf-8")).hexdigest()
+
+
+#: Distinct "word next-word" pairs one document contributes to the completion
+#: table (yasearch.suggest), and the characters of its body they are read from.
+MAX_WORD_PAIRS = 200
+WORD_PAIR_BODY_CHARS = 4000
+
+
+def pair_key(word: str, next_word: str) -> str:
+    """The completion table's key of ``next_word`` following ``word``: the analyzed
+    term of the first (so ``JSON`` and ``json`` agree) and the second as written
+    (lowercase), since it is what a completion shows."""
+    return f"{term_of(word)} {next_word.lower()}"
+
+
+def word_pairs(texts: Sequence[str], limit: int = MAX_WORD_PAIRS) -> list[str]:
+    """:func:`pair_key` of each word and the word that follows it in ``texts``, in
+    order, at most ``limit`` distinct ones. Only words separated by whitespace pair
+    ("json, decimal" does not); stopwords neither start nor end a pair ("json and"
+    completes nothing useful); a dotted identifier also pairs its parts
+    (``json.dumps`` gives ``json dumps``)."""
+    out: dict[str, None] = {}
+    for text in texts:
+        prev, prev_end = "", 0
+        for m in TOKEN_RE.finditer(text):
+            tok = m.group()
+            if not term_of(tok):
+                prev = ""
+                continue
+            if "." in tok:
+                parts = [p for p in tok.split(".") if p]
+                for a, b in zip(parts, parts[1:]):
+                    if term_of(a) and term_of(b):
+                        out.setdefault(pair_key(a, b), None)
+            if prev and not text[prev_end : m.start()].strip():
+                out.setdefault(pair_key(prev, tok), None)
+            if len(out) >= limit:
+                return list(out)[:limit]
+            prev, prev_end = tok, m.end()
+    return list(out)

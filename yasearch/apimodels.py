@@ -137,6 +137,9 @@ class SearchHit(Struct):
     host: str = ""
     language: str = ""
     crawled_at: Annotated[float, Meta(description="Unix time")] = 0.0
+    more_from_host: Annotated[int, Meta(ge=0, description=(
+        "results of this host left off the page for host diversity (at most 2 per host); "
+        "the query with site:HOST shows them"))] = 0
 
 
 FacetCount = Annotated[tuple[str, Count], Meta(description="[value, number of matching documents]", examples=[["example.org", 12]])]

@@ -14,7 +14,9 @@ entries beyond the page asked for) so that pages stay consistent:
 * **Host diversity**: at most :data:`PER_HOST` results of one host in a row of
   ranks; a host's further results move behind the other hosts' (so a query
   answered by one site only keeps its order). "More from this host" is a
-  ``site:`` search.
+  ``site:`` search: :func:`arrange` tells which results it moved behind per
+  host (``folded``) and :func:`mark_more_from_host` sets each hit's
+  ``more_from_host`` to how many of its host's results the page does not show.
 
 Pure functions over (doc_id, score) and a lookup of each document's URL, host
 and lead text, so local and global search arrange alike.
@@ -24,7 +26,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 from yasearch.analysis import analyze
@@ -58,10 +61,13 @@ def fingerprint(text: str) -> int:
     return int.from_bytes(hashlib.blake2b(" ".join(analyze(text)).encode("utf-8"), digest_size=8).digest(), "big")
 
 
-def arrange(ranked: list[tuple[str, float]], info: Info, upto: int) -> list[tuple[str, float]]:
+def arrange(
+    ranked: list[tuple[str, float]], info: Info, upto: int, folded: dict[str, list[str]] | None = None
+) -> list[tuple[str, float]]:
     """``ranked`` reordered for display: aliases dropped, near duplicates and
     crowding hosts moved back. Only the first ``upto + WINDOW`` entries are
-    looked at; the rest follow unchanged.
+    looked at; the rest follow unchanged. ``folded``, when given, receives the
+    doc ids host diversity moved back, per host.
 
     Of a group of near duplicates the longest document (the most complete
     copy: ``io`` rather than ``_io``) is shown, at the rank of the group's best.
@@ -103,5 +109,24 @@ def arrange(ranked: list[tuple[str, float]], info: Info, upto: int) -> list[tupl
     per_host: dict[str, int] = {}
     for entry, host in zip(slots, hosts):
         per_host[host] = per_host.get(host, 0) + 1
-        (shown if not host or per_host[host] <= PER_HOST else later).append(entry)
+        if not host or per_host[host] <= PER_HOST:
+            shown.append(entry)
+        else:
+            later.append(entry)
+            if folded is not None:
+                folded.setdefault(host, []).append(entry[0])
     return shown + later + dupes + tail
+
+
+class _Hit(Protocol):
+    doc_id: str
+    host: str
+    more_from_host: int
+
+
+def mark_more_from_host(hits: Sequence[_Hit], folded: dict[str, list[str]]) -> None:
+    """Set each hit's ``more_from_host``: how many results of its host that
+    :func:`arrange` moved back (``folded``) are not among ``hits`` (the page)."""
+    shown = {h.doc_id for h in hits}
+    for h in hits:
+        h.more_from_host = sum(1 for d in folded.get(h.host, ()) if d not in shown)

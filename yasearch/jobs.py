@@ -26,6 +26,7 @@ from yasearch.crawler.state import FrontierStore
 from yasearch.crawler.types import CrawlerSettings, CrawlProgress, CrawlSpec, Page
 from yasearch.crawler.urls import host_of
 from yasearch.analysis import doc_id
+from yasearch.anchors import Anchors
 from yasearch.config import Config
 from yasearch.faults import Faults
 from yasearch.index import IndexDegradedError, LocalIndex
@@ -70,6 +71,8 @@ class JobManager:
         self.config = config
         self.index = index
         self.store = FrontierStore(Path(config.data_dir) / "crawl.db", faults.reporter("frontier") if faults else None)
+        #: Link texts of crawled pages, the anchor field of their targets (yasearch.anchors).
+        self.anchors = Anchors(Path(config.data_dir) / "anchors.db", faults.reporter("anchors") if faults else None)
         self.jobs: dict[str, Job] = {}
         self._session: aiohttp.ClientSession | None = None
         self._pool: ProcessPoolExecutor | None = None
@@ -128,6 +131,7 @@ class JobManager:
                 await job.task
             except (asyncio.CancelledError, Exception):  # noqa: BLE001 - shutting down anyway
                 pass
+        await asyncio.gather(*self._bg, return_exceptions=True)  # re-indexing stops at its next document
         await self._flush()
         for job in self.jobs.values():
             await self.store.set_job_state(job.id, job.state, _counters(job.progress))
@@ -136,6 +140,7 @@ class JobManager:
         if self._pool:
             await close_pool(self._pool)
         await self.store.close()
+        await self.anchors.close()
 
     async def _flush(self) -> None:
         """Commit the index; while it is degraded (a full disk), wait for it to
@@ -347,6 +352,8 @@ class JobManager:
         except Exception:
             log.exception("crawl job %s failed", job.id)
             job.progress.fail("", "internal_error")
+        # pages that got anchor text after they were indexed: indexed again in the background
+        self._spawn(self.reindex_anchors())
         # Make the last pages durable before the job reports done.
         await self._flush()
         if job.state == "running" and not self._stopping:
@@ -370,13 +377,24 @@ class JobManager:
             job.progress.skipped += 1
             await self.store.mark(job.id, [(requested, "skipped", "noindex")])
             return
-        doc = page_document(page)
+        doc = await self.anchors.annotate(page, page_document(page))
         for callback in self.on_page:
             callback(page)
         self._uncommitted.setdefault(did, []).append((job.id, requested))
         if self.on_indexed:
             self._docs[did] = doc
         await self.index.add(doc)
+
+    async def reindex_anchors(self) -> int:
+        """Index again the pages whose anchor text changed since they were indexed (batched)."""
+        try:
+            n = await self.anchors.reindex(self._docs, self.index_document, lambda: self._stopping)
+        except Exception:  # noqa: BLE001 - a full disk, a degraded index: pages keep their old anchor text
+            log.warning("indexing pages with new anchor text failed", exc_info=True)
+            return 0
+        if n:
+            await self._flush()
+        return n
 
     def _committed(self, doc_ids: list[str]) -> None:
         """Index commit callback: the pages are durable, so their URLs are done."""
@@ -416,8 +434,12 @@ class JobManager:
         return [t for t in self._bg if not t.done()]
 
     async def _persist_counters_loop(self) -> None:
+        rounds = 0
         while True:
             await asyncio.sleep(2.0)
+            rounds += 1
+            if rounds % 150 == 0:  # every 5 min: pages that got new anchor text while jobs run
+                await self.reindex_anchors()
             for job in list(self.jobs.values()):
                 if job.state in ACTIVE:
                     try:

@@ -169,6 +169,8 @@ class Peer:
         await self.publisher.start()
         self.jobs.on_indexed.append(lambda docs: self._spawn(self.publisher.enqueue(docs)))
         self.jobs.on_removed.append(lambda ids: self._spawn(self.publisher.remove(ids)))
+        self.jobs.on_removed.append(lambda ids: self._spawn(self.jobs.anchors.forget(ids)))
+        self.jobs.anchors.load = self.publisher.documents  # complete copies, for pages indexed again
         self.publisher.on_published.append(self.jobs.published)
         await self.jobs.start()
         self.recrawler.start()
@@ -320,6 +322,7 @@ class Peer:
         await asyncio.gather(*(self.index.delete(d) for d in ids))
         await self.index.flush()
         await self.publisher.remove(ids)
+        await self.jobs.anchors.forget(ids)
 
     # -- network ---------------------------------------------------------------
 

@@ -119,6 +119,12 @@ class Outbox:
 
         await self._sql.tx(do)
 
+    async def documents(self, doc_ids: list[str]) -> list[Document]:
+        """The documents of these ids the outbox holds (every indexed page: pending or sent)."""
+        marks = ",".join("?" * len(doc_ids))
+        rows = await self.run(lambda c: c.execute(f"SELECT doc FROM outbox WHERE doc_id IN ({marks})", doc_ids).fetchall())
+        return [_unpack(blob) for (blob,) in rows]
+
     async def due(self, limit: int) -> list[tuple[str, bytes, list[str]]]:
         now = time.time()
         rows = await self.run(
@@ -255,6 +261,10 @@ class Publisher:
         if self._unsaved:
             log.warning("publisher stopped with the disk full: %d outbox changes not saved", len(self._unsaved))
         await self.outbox.close()
+
+    async def documents(self, doc_ids: list[str]) -> list[Document]:
+        """Complete copies of indexed pages, from the outbox (anchor text re-indexes them)."""
+        return await self.outbox.documents(doc_ids) if doc_ids else []
 
     async def enqueue(self, docs: list[Document]) -> None:
         await self._save("put", docs)

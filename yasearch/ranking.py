@@ -18,7 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from yasearch.analysis import analyze
-from yasearch.records import IN_DESCRIPTION, IN_HEADINGS, IN_TITLE, IN_URL, Document, Posting
+from yasearch.records import (
+    IN_ANCHOR, IN_DESCRIPTION, IN_HEADINGS, IN_TITLE, IN_URL, PRIOR_MASK, PRIOR_SHIFT, Document, Posting,
+)
 
 #: The text fields whose tokens count towards tf and document length, with the
 #: flag each one sets. The URL is deliberately not here: it contributes only
@@ -50,6 +52,19 @@ def document_length(doc: Document) -> int:
     return sum(len(analyze(getattr(doc, name) or "")) for name, _ in TEXT_FIELDS)
 
 
+def prior_class(inlinks: int) -> int:
+    """The static prior class of a document linked from ``inlinks`` distinct pages:
+    floor(log2(inlinks)), 0 for at most one inlink, at most 7 (it fills 3 flag bits).
+    Logarithmic, so the hundredth link adds little, and coarse, so the class (and
+    with it the document's postings) changes only when its inlinks double."""
+    return min(7, max(0, inlinks).bit_length() - 1) if inlinks >= 2 else 0
+
+
+def prior_bits(doc: Document) -> int:
+    """The flag bits that carry ``doc``'s prior class (records.PRIOR_SHIFT)."""
+    return prior_class(doc.inlinks) << PRIOR_SHIFT
+
+
 def postings_for_document(doc: Document) -> dict[str, Posting]:
     """The postings one document contributes, term -> Posting.
 
@@ -68,8 +83,11 @@ def postings_for_document(doc: Document) -> dict[str, Posting]:
             flags[term] = flags.get(term, 0) | flag
     for term in set(analyze(url_text(doc.url))):
         flags[term] = flags.get(term, 0) | IN_URL
+    for term in set(analyze(doc.anchor or "")):
+        flags[term] = flags.get(term, 0) | IN_ANCHOR
+    prior = prior_bits(doc)
     return {
-        term: Posting(doc_id=doc.doc_id, tf=tf.get(term, 0), flags=term_flags, length=length)
+        term: Posting(doc_id=doc.doc_id, tf=tf.get(term, 0), flags=term_flags | prior, length=length)
         for term, term_flags in flags.items()
     }
 
@@ -80,12 +98,32 @@ class FieldWeights:
 
     Added to tf before BM25 saturation, so a title hit is worth about three more
     body mentions, but many body mentions can still compete with one title hit.
+
+    ``anchor``: the term is in the link text other pages point here with
+    (:mod:`yasearch.anchors`), what others call the page. Worth as much as a URL
+    word: enough to find a page by a name only its inlinks use, less than the
+    page's own title (link texts are short and often generic: "docs", "here").
+
+    ``prior``: the static prior from the link graph, per class of the document
+    (:func:`prior_class`, carried in flag bits 5-7): a page linked from 2-3
+    pages earns ``prior`` more pseudo-occurrences of every query word it
+    matches, one linked from 32 or more (the most a peer counts,
+    anchors.MAX_SOURCES_PER_TARGET = 50) ``5 * prior``. **Off (0) by default**:
+    at 0.5 (the best of 0.25, 0.5 and 1) it lifted ``bench relevance`` MRR only
+    from 0.919 to 0.924 (identifier queries alone), while in a network each peer
+    counts only the links on the pages it crawled, so the same document gets a
+    different class than one peer crawling everything would give it, and
+    ``bench network``'s overlap@10 with one peer fell (docs/benchmarks.md). The
+    class is published in every posting anyway, so a network that turns it on
+    (every peer alike) scores each document from the same inputs.
     """
 
     title: float = 3.0
     headings: float = 1.5
     url: float = 2.0
     description: float = 1.0
+    anchor: float = 2.0
+    prior: float = 0.0
 
     def boost(self, flags: int) -> float:
         """The sum of the weights of the fields named by ``flags``."""
@@ -98,6 +136,10 @@ class FieldWeights:
             b += self.url
         if flags & IN_DESCRIPTION:
             b += self.description
+        if flags & IN_ANCHOR:
+            b += self.anchor
+        if flags & PRIOR_MASK:
+            b += self.prior * ((flags & PRIOR_MASK) >> PRIOR_SHIFT)
         return b
 
 

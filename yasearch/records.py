@@ -10,6 +10,14 @@ IN_TITLE = 1
 IN_HEADINGS = 2
 IN_URL = 4
 IN_DESCRIPTION = 8
+#: The term is in the anchor text of links other pages point at this one with
+#: (:mod:`yasearch.anchors`). Like IN_URL it adds no tf and no length.
+IN_ANCHOR = 16
+#: Bits 5-7 of every posting's flags: the document's static prior class, 0-7
+#: (yasearch.ranking.prior_class of its inlinks), the same in all its postings,
+#: so it travels with them to every peer.
+PRIOR_SHIFT = 5
+PRIOR_MASK = 0b111 << PRIOR_SHIFT
 
 
 @dataclass
@@ -25,6 +33,10 @@ class Document:
     description: str = ""
     language: str = ""
     crawled_at: float = 0.0
+    #: Link texts of other pages pointing here, one per line (yasearch.anchors).
+    anchor: str = ""
+    #: Distinct pages the crawling peer saw linking here (yasearch.anchors; bounded).
+    inlinks: int = 0
 
 
 @dataclass(frozen=True)
@@ -37,7 +49,7 @@ class Posting:
 
     doc_id: str
     tf: int  # occurrences over all text fields
-    flags: int  # IN_TITLE | IN_HEADINGS | IN_URL | IN_DESCRIPTION
+    flags: int  # IN_TITLE | IN_HEADINGS | IN_URL | IN_DESCRIPTION | IN_ANCHOR
     length: int  # document length in analyzed tokens
 
 
@@ -68,6 +80,9 @@ class SearchHit:
     host: str = ""
     language: str = ""
     crawled_at: float = 0.0
+    #: Results of this host the page leaves out for host diversity (yasearch.dedupe):
+    #: a ``site:`` search shows them.
+    more_from_host: int = 0
 
 
 @dataclass

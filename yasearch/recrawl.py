@@ -251,7 +251,8 @@ class Recrawler:
             row.url, row.doc_id = page.url, doc_id(page.url)
         row.hash, row.last_change = new_hash, now
         await self.store.save(row)
-        await self.jobs.index_document(page_document(page))
+        # with its anchor text (and its outlinks recorded for their targets)
+        await self.jobs.index_document(await self.jobs.anchors.annotate(page, page_document(page)))
 
     async def _outcome(self, row: PageRow, reason: str) -> None:
         c = self.config

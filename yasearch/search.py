@@ -34,7 +34,7 @@ from yasearch.index import PHRASE_FIELDS, POSTING_FIELDS, LocalIndex, ReadView
 from yasearch.query import ParsedQuery
 from yasearch.ranking import PROXIMITY_WINDOW, boost_lead_proximity
 from yasearch.records import SearchHit, SearchResponse
-from yasearch.dedupe import WINDOW, arrange
+from yasearch.dedupe import WINDOW, arrange, mark_more_from_host
 from yasearch.didyoumean import did_you_mean
 from yasearch.relax import RELAX_BELOW, relaxed_terms, relaxed_view, should_relax, stopword_view
 from yasearch.snippets import make_snippet
@@ -187,12 +187,15 @@ def _page(
         counted = cached_facets(view, _facet_key(parsed),
                                 lambda: view_facets(view, (by_id[doc] for doc, _score in ranked[:FACET_CANDIDATES])))
     stored = lru_cache(maxsize=None)(view.stored)  # read once for proximity, duplicates and the hit
+    folded: dict[str, list[str]] = {}
     if terms:
         info = lru_cache(maxsize=None)(lambda doc: _display_info(stored(by_id[doc])))
         ranked = boost_lead_proximity(ranked, lambda doc: info(doc)[2], terms, offset + limit)
-        ranked = arrange(ranked, info, offset + limit)
+        ranked = arrange(ranked, info, offset + limit, folded)
     page = ranked[offset : offset + limit]
-    return len(ranked), [_hit(view, by_id[doc], score, terms, stored) for doc, score in page], counted
+    hits = [_hit(view, by_id[doc], score, terms, stored) for doc, score in page]
+    mark_more_from_host(hits, folded)
+    return len(ranked), hits, counted
 
 
 def _display_info(f: dict[str, Any]) -> tuple[str, str, str, int]:

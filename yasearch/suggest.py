@@ -1,9 +1,24 @@
 """Search-box completions from the local index.
 
-``GET /api/v1/suggest?q=zebra cro`` completes the last word of the query from
-the words of indexed titles: ``["zebra crossing", "zebra crowd", ...]``.
+``GET /api/v1/suggest?q=json de`` completes the last word of the query with
+the words that follow the word before it in indexed text: ``["json decoder",
+"json dumps", ...]``, not any word starting with "de". Without a word before
+it (``zeb``), or when indexed text never has the typed start after that word,
+the last word is completed from the words of indexed titles:
+``["zebra", "zebras", ...]``.
 
-How, and why like this:
+**Next words.** At indexing time every document contributes up to
+``analysis.MAX_WORD_PAIRS`` "word next-word" pairs of its title, headings,
+description and first ``analysis.WORD_PAIR_BODY_CHARS`` characters of body
+(``analysis.word_pairs``: the first word analyzed, so ``JSON`` and ``json``
+agree; the next word as written; dotted identifiers pair their parts, so
+``json.dumps`` gives "json dumps") to the index field ``next_words``. A
+completion looks up the pairs starting with "<term of the previous word>
+<typed prefix>" (Whoosh ``expand_prefix``, at most MAX_SCANNED_TERMS), ranks
+them by how many documents have them, and confirms the best have live
+documents (Whoosh's df counts deleted documents until a merge).
+
+**Single words**, how and why:
 
 * The index holds *analyzed* (stemmed) terms: ``computers`` is ``comput``.
   Showing stems would be ugly, so candidates come from the title field's
@@ -32,6 +47,8 @@ import re
 import threading
 from collections import Counter
 from typing import TYPE_CHECKING
+
+from whoosh.query import Term
 
 from yasearch.analysis import TOKEN_RE, analyze, term_of
 
@@ -78,7 +95,7 @@ class Suggester:
         self._forms: dict[str, tuple[int, Counter[str]]] = {}  # stem -> (index generation, forms)
         #: (prefix, limit) -> (index generation, completions): the same few
         #: prefixes are typed again and again
-        self._results: dict[tuple[str, int], tuple[int, list[str]]] = {}
+        self._results: dict[tuple[str, str, int], tuple[int, list[str]]] = {}
         self._lock = threading.Lock()
 
     async def complete(self, q: str, limit: int = 10) -> list[str]:
@@ -88,22 +105,43 @@ class Suggester:
             return []
         head, word = split
         prefix = word.lower()
-        words = await self.index.run_read(lambda view: self._complete(view, prefix, limit))
+        before = TOKEN_RE.findall(head) if head[-1:].isspace() else []
+        context = term_of(before[-1]) if before else ""
+        words = await self.index.run_read(lambda view: self._complete(view, context, prefix, limit))
         return [head + w for w in words]
 
     # ---- reader thread
 
-    def _complete(self, view: "ReadView", prefix: str, limit: int) -> list[str]:
-        key = (prefix, limit)
+    def _complete(self, view: "ReadView", context: str, prefix: str, limit: int) -> list[str]:
+        key = (context, prefix, limit)
         with self._lock:
             hit = self._results.get(key)
         if hit is not None and hit[0] == view.generation:
             return hit[1]
-        words = self._rank(view, prefix, limit)
+        words = (self._next_words(view, context, prefix, limit) if context else []) or self._rank(view, prefix, limit)
         with self._lock:
             if len(self._results) >= RESULTS_CACHE_MAX:
                 self._results.clear()
             self._results[key] = (view.generation, words)
+        return words
+
+    def _next_words(self, view: "ReadView", context: str, prefix: str, limit: int) -> list[str]:
+        """Words starting with ``prefix`` that follow the word whose term is ``context``
+        in indexed text, by the number of live documents where they do."""
+        start = f"{context} {prefix}"
+        found: list[tuple[int, str]] = []
+        for scanned, raw in enumerate(view.reader.expand_prefix("next_words", start)):
+            if scanned >= MAX_SCANNED_TERMS:
+                break
+            key = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+            found.append((view.reader.doc_frequency("next_words", key), key))
+        found.sort(key=lambda nk: (-nk[0], nk[1]))
+        words: list[str] = []
+        for _n, key in found[: MAX_SAMPLED_STEMS]:
+            if view.docnums(Term("next_words", key)):  # a live document still has it
+                words.append(key.split(" ", 1)[1])
+                if len(words) >= limit:
+                    break
         return words
 
     def _rank(self, view: "ReadView", prefix: str, limit: int) -> list[str]:

@@ -435,6 +435,7 @@ class Crawler:
             description=ex.description,
             language=ex.language,
             links=ex.links,
+            anchors=ex.anchors,
             noindex=ex.noindex,
             nofollow=ex.nofollow,
             truncated=result.truncated,

@@ -25,6 +25,8 @@ MAX_LINKS = 2000
 MAX_TITLE_CHARS = 1000
 MAX_HEADINGS_CHARS = 10_000
 MAX_DESCRIPTION_CHARS = 2000
+#: Link text kept per outlink (the first non-empty text of links to one URL).
+MAX_ANCHOR_CHARS = 100
 
 #: Elements whose content is never visible text.
 INVISIBLE_TAGS = ["script", "style", "noscript", "template", "svg", "head", "iframe", "object"]
@@ -63,6 +65,8 @@ class Extracted:
     description: str = ""
     language: str = ""
     links: list[str] = field(default_factory=list)
+    #: Outlink -> its link text (or an image's alt text), for links that have one.
+    anchors: dict[str, str] = field(default_factory=dict)
     canonical: str | None = None
     noindex: bool = False
     nofollow: bool = False
@@ -135,6 +139,7 @@ class _Collector:
         self.base = url
         self.out = Extracted()
         self._links: dict[str, None] = {}
+        self._anchors: dict[str, str] = {}
 
     def meta(self, name: str | None, http_equiv: str | None, content: str | None) -> None:
         if content is None:
@@ -161,17 +166,21 @@ class _Collector:
         if href and "canonical" in _rel_tokens(rel) and self.out.canonical is None:
             self.out.canonical = canonicalize(href, base=self.base)
 
-    def anchor(self, rel: str | None, href: str | None) -> None:
+    def anchor(self, rel: str | None, href: str | None, text: str = "") -> None:
         if not href or len(self._links) >= MAX_LINKS or "nofollow" in _rel_tokens(rel):
             return
         u = canonicalize(href, base=self.base)
         if u:
             self._links.setdefault(u, None)
+            text = _collapse(text, MAX_ANCHOR_CHARS) if text else ""
+            if text and u not in self._anchors:
+                self._anchors[u] = text
 
     def finish(self) -> Extracted:
         # A meta nofollow means none of this page's links may be followed; leaving
         # them out keeps Page.links "the links one may follow".
         self.out.links = [] if self.out.nofollow else list(self._links)
+        self.out.anchors = {} if self.out.nofollow else self._anchors
         return self.out
 
 
@@ -204,7 +213,7 @@ def _extract_lexbor(text: str, url: str) -> Extracted:
         c.link_tag(a.get("rel"), a.get("href"))
     for el in tree.css("a[href], area[href]"):
         a = el.attributes
-        c.anchor(a.get("rel"), a.get("href"))
+        c.anchor(a.get("rel"), a.get("href"), _link_text_lexbor(el))
     tree.strip_tags(INVISIBLE_TAGS)
     for el in tree.css(",".join(BLOCK_TAGS)):
         el.insert_before("\n")
@@ -219,6 +228,17 @@ def _extract_lexbor(text: str, url: str) -> Extracted:
         c.out.description = _lead((m.text(separator="") for m in tree.css(MAIN_SELECTOR + ", p")))
     c.out.body = _collapse(_content_text(tree, node), MAX_BODY_CHARS)
     return c.finish()
+
+
+def _link_text_lexbor(el: Any) -> str:
+    """What a link says: its text, else the alt text of its image (or an area's)."""
+    if el.tag == "area":
+        return el.attributes.get("alt") or ""
+    text = el.text(deep=True, separator="")
+    if text.strip():
+        return text
+    img = el.css_first("img[alt]")
+    return (img.attributes.get("alt") or "") if img is not None else ""
 
 
 def _lead(paragraphs: Any) -> str:
@@ -286,7 +306,9 @@ def _extract_soup(text: str, url: str) -> Extracted:
     for link in soup.find_all("link", href=True):
         c.link_tag(attr(link, "rel"), attr(link, "href"))
     for el in soup.find_all(["a", "area"], href=True):
-        c.anchor(attr(el, "rel"), attr(el, "href"))
+        img = el.find("img", alt=True) if el.name == "a" else None
+        text = el.get_text("") if el.name == "a" else (attr(el, "alt") or "")
+        c.anchor(attr(el, "rel"), attr(el, "href"), text if text.strip() else (attr(img, "alt") or "") if img else "")
     for el in soup.find_all(INVISIBLE_TAGS):
         el.decompose()
     for el in soup.find_all(list(BLOCK_TAGS)):

@@ -69,6 +69,8 @@ class Page:
     description: str = ""
     language: str = ""
     links: list[str] = field(default_factory=list)  # canonical outlinks, nofollow ones excluded
+    #: Outlink -> its link text, for the outlinks that have one (the anchor text of the target).
+    anchors: dict[str, str] = field(default_factory=dict)
     noindex: bool = False
     nofollow: bool = False
     truncated: bool = False

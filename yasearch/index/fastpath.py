@@ -24,8 +24,8 @@ from whoosh.system import pack_uint
 
 from yasearch.analysis import analyze, analyze_positions, is_legacy_analyzer, is_standard_analyzer, make_analyzer
 from yasearch.ranking import DEFAULT_WEIGHTS, TEXT_FIELDS, document_length as _ranking_document_length
-from yasearch.ranking import postings_for_document, url_text
-from yasearch.records import IN_URL, Document
+from yasearch.ranking import postings_for_document, prior_bits, url_text
+from yasearch.records import IN_ANCHOR, IN_URL, Document
 
 _fast_ok: bool | None = None
 
@@ -159,5 +159,9 @@ def impact_weights(doc: Document) -> dict[str, float]:
     for term in set(analyze(url_text(doc.url))):
         flags[term] = flags.get(term, 0) | IN_URL
         tf.setdefault(term, 0)
-    boosts = [DEFAULT_WEIGHTS.boost(f) for f in range(16)]
-    return {t: n + boosts[flags.get(t, 0)] for t, n in tf.items()}
+    for term in set(analyze(doc.anchor or "")):
+        flags[term] = flags.get(term, 0) | IN_ANCHOR
+        tf.setdefault(term, 0)
+    boosts = [DEFAULT_WEIGHTS.boost(f) for f in range(32)]
+    prior = DEFAULT_WEIGHTS.boost(prior_bits(doc))  # the same for every term of the document
+    return {t: n + boosts[flags.get(t, 0)] + prior for t, n in tf.items()}

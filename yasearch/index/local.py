@@ -38,7 +38,7 @@ from whoosh.query import Term
 
 from yasearch.index.docvalues import DocValues
 from yasearch.index.reader import ReadView
-from yasearch.index.schema import make_schema
+from yasearch.index.schema import make_schema, missing_fields
 from yasearch.index.writer import (
     WriteOp,
     WriteOutcome,
@@ -165,6 +165,12 @@ class LocalIndex:
             ) from e
         if ix is None:
             ix = whoosh_index.create_in(str(self.directory), make_schema())
+        elif missing_fields(ix.schema):  # an index written before these fields existed
+            writer = ix.writer(timeout=10.0)
+            for name, fieldtype in missing_fields(ix.schema).items():
+                writer.add_field(name, fieldtype)
+            writer.commit()
+            ix = whoosh_index.open_dir(str(self.directory))
         self._synced = set(os.listdir(self.directory))
         self._doc_count = ix.doc_count()
         return ix

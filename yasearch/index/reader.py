@@ -23,9 +23,9 @@ from whoosh.searching import Searcher
 
 from yasearch.index.docvalues import DocValues
 from yasearch.index.impact import has_impact
-from yasearch.index.schema import POSTING_FIELDS, TF_FIELDS
+from yasearch.index.schema import POSTING_FIELDS, PRIOR_FIELD, TF_FIELDS
 from yasearch.ranking import CollectionStats
-from yasearch.records import DocRecord, Posting
+from yasearch.records import PRIOR_SHIFT, DocRecord, Posting
 
 
 
@@ -353,7 +353,28 @@ class ReadView:
                 if counts_tf:
                     entry[0] += int(w + 0.5)  # weights are whole tf counts (field boost 1)
                 entry[1] |= flag
+        self._add_prior_bits(acc)
         return acc
+
+    def _add_prior_bits(self, acc: dict[int, list[int]]) -> None:
+        """OR each document's prior class bits (records.PRIOR_SHIFT) into its flags."""
+        prior = self.memo.get("prior_bits")
+        if prior is None:
+            prior = self.memo["prior_bits"] = {
+                d: cls << PRIOR_SHIFT for cls in range(1, 8) for d in self.docnums(Term(PRIOR_FIELD, str(cls)))
+            }
+        if not prior:
+            return
+        if len(acc) <= len(prior):
+            for d, entry in acc.items():
+                bits = prior.get(d)
+                if bits:
+                    entry[1] |= bits
+        else:
+            for d, bits in prior.items():
+                entry = acc.get(d)
+                if entry is not None:
+                    entry[1] |= bits
 
     def _field_df(self, fieldname: str, term: str) -> int:
         try:

@@ -13,17 +13,22 @@ from whoosh.formats import Existence
 
 from yasearch.analysis import make_analyzer
 from yasearch.ranking import TEXT_FIELDS
-from yasearch.records import IN_URL
+from yasearch.records import IN_ANCHOR, IN_URL
 
 #: Stored body is capped: it is only kept for snippets, and a few huge pages
 #: would otherwise dominate the index size.
 MAX_STORED_BODY_CHARS = 100_000
 
 #: Whoosh fields that make up a posting, with the flag each sets. ``url_terms``
-#: only sets IN_URL and adds nothing to tf (see ranking.TEXT_FIELDS).
-POSTING_FIELDS: tuple[tuple[str, int], ...] = TEXT_FIELDS + (("url_terms", IN_URL),)
+#: and ``anchor`` (the link texts of inlinks, :mod:`yasearch.anchors`) only set
+#: their flag and add nothing to tf (see ranking.TEXT_FIELDS).
+POSTING_FIELDS: tuple[tuple[str, int], ...] = TEXT_FIELDS + (("url_terms", IN_URL), ("anchor", IN_ANCHOR))
 #: Fields whose term frequencies count towards a posting's tf.
 TF_FIELDS = frozenset(name for name, _ in TEXT_FIELDS)
+
+#: The field holding each document's static prior class ("0"-"7", ranking.prior_class),
+#: which the read view ORs into the flags of its postings (ReadView.term_tf_flags).
+PRIOR_FIELD = "prior"
 
 #: Text fields a phrase can match in.
 PHRASE_FIELDS: tuple[str, ...] = tuple(name for name, _ in TEXT_FIELDS)
@@ -70,6 +75,9 @@ def make_schema() -> Schema:
         doc_id=ID(unique=True, stored=True, sortable=True),
         url=ID(stored=True, sortable=True),
         url_terms=TEXT(analyzer=analyzer, phrase=False),
+        anchor=TEXT(analyzer=analyzer, phrase=False),
+        next_words=KEYWORD(commas=True),
+        prior=ID(),
         host=ID(stored=True),
         host_parts=KEYWORD(lowercase=True),
         title=TEXT(analyzer=analyzer, phrase=True, stored=True),
@@ -81,6 +89,18 @@ def make_schema() -> Schema:
         length=NUMERIC(numtype=int, bits=64, stored=True, sortable=True),
         impact=ImpactField(),
     )
+
+
+def added_fields() -> dict[str, FieldType]:
+    """Fields added to the schema after indexes were first written: an index
+    opened without them gets them (:func:`missing_fields`), empty for old documents."""
+    schema = make_schema()
+    return {name: schema[name] for name in ("anchor", "next_words", "prior")}
+
+
+def missing_fields(schema: Schema) -> dict[str, FieldType]:
+    """The :func:`added_fields` ``schema`` lacks (an index written before they existed)."""
+    return {name: f for name, f in added_fields().items() if name not in schema}
 
 
 def host_parts(host: str) -> list[str]:

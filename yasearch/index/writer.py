@@ -25,10 +25,11 @@ from typing import Any
 from whoosh.index import TOC, LockError
 from whoosh.writing import IndexWriter
 
+from yasearch.analysis import WORD_PAIR_BODY_CHARS, word_pairs
 from yasearch.index.codec import FastPool, fast_codec
 from yasearch.index.fastpath import document_length, fast_schema, forget_analyzed, impact_weights
 from yasearch.index.schema import IMPACT_FIELD, MAX_STORED_BODY_CHARS, host_parts
-from yasearch.ranking import url_text
+from yasearch.ranking import prior_class, url_text
 from yasearch.records import Document
 
 
@@ -47,6 +48,9 @@ def whoosh_fields(doc: Document, impact: bool = True) -> dict[str, Any]:
         # Whoosh stores "_stored_<field>" instead of the indexed value.
         "_stored_body": (doc.body or "")[:MAX_STORED_BODY_CHARS],
         "description": doc.description or "",
+        "anchor": doc.anchor or "",
+        "prior": str(prior_class(doc.inlinks)),
+        "next_words": ",".join(word_pairs((doc.title, doc.headings, doc.description, doc.body[:WORD_PAIR_BODY_CHARS]))),
         "language": doc.language or "",
         "crawled_at": float(doc.crawled_at or 0.0),
         "length": document_length(doc),

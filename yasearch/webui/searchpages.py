@@ -116,6 +116,7 @@ async def search(request: web.Request) -> web.Response:
         error=None,
         resp=resp,
         facets=searchview.facet_view(q, scope, resp.facets),
+        more_links=searchview.more_from_host_links(q, scope, resp.results),
         help_links=searchview.no_result_help(q, scope) if not resp.results else [],
         origins=await _peer_names(peer),
         self_id=peer.peer_id,

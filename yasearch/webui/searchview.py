@@ -1,4 +1,5 @@
-"""What the result page shows besides the hits: facet links and the no-result help.
+"""What the result page shows besides the hits: facet links, "more from this host" links
+and the no-result help.
 
 Kept apart from :mod:`webui.searchpages` so the handler stays short. Everything here
 works on the query *string*: a facet link adds an operator to what the user
@@ -103,6 +104,22 @@ def facet_view(q: str, scope: str, facets: dict[str, Any]) -> dict[str, list[dic
         "host": rows("host", sites, "site", _is_site, _SITE),
         "language": rows("language", langs, "lang", _is_lang, _LANG),
     }
+
+
+def more_from_host_links(q: str, scope: str, results: list[Any]) -> dict[int, dict[str, Any]]:
+    """Result index -> ``{"host", "n", "href"}``: under the last result of each host whose
+    further results host diversity left off the page (``hit.more_from_host``), a link to
+    the same query limited to that host (any other ``site:`` replaced)."""
+    last: dict[str, int] = {}
+    for i, hit in enumerate(results):
+        if hit.more_from_host > 0 and hit.host:
+            last[hit.host] = i
+    base = _without(q, lambda t: _SITE.match(t) and not t.startswith("-"))
+    links: dict[int, dict[str, Any]] = {}
+    for host, i in last.items():
+        site = normalize_site(host) or host  # site: ignores ports
+        links[i] = {"host": site, "n": results[i].more_from_host, "href": search_href(_join([base, f"site:{site}"]), scope)}
+    return links
 
 
 def no_result_help(q: str, scope: str) -> list[dict[str, str]]:
