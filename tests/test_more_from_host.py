@@ -66,3 +66,13 @@ async def test_results_page_links_more_from_this_host(peer, http, crawl_site) ->
         assert all(f"//{host}:" not in r.select_one(".url")["title"] for r in later)
         assert a.get_text().startswith(f"More from {host} (")
     assert url.startswith("http://127.0.0.1")
+
+
+async def test_global_hits_say_how_many_results_of_their_host_were_folded(peer, http, crawl_site) -> None:
+    await crawl_site(peer, pages(6, "english"))
+    await crawl_site(peer, pages(6, "deutsch"), host="localhost")
+    async with http.get(peer.url + "/api/v1/search", params={"q": "zebras", "scope": "global", "limit": "4"}) as r:
+        assert r.status == 200
+        hits = (await r.json())["results"]
+    assert len(hits) == 4
+    assert all(h["more_from_host"] == 6 - PER_HOST for h in hits)

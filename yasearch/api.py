@@ -16,7 +16,7 @@ from aiohttp import web
 
 from yasearch import apimodels as m
 from yasearch import crawlconsole
-from yasearch.apimodels import parse_crawl_spec, parse_query, query_text
+from yasearch.apiparams import host_param, parse_crawl_spec, parse_query, query_text, url_param
 from yasearch.errors import ApiError
 from yasearch.httpkit import PEER_KEY, route
 from yasearch.query import QueryError
@@ -113,7 +113,7 @@ async def peers(request: web.Request) -> web.Response:
 
 
 def _url(request: web.Request) -> str:
-    return m.url_param(parse_query(request.query, m.UrlQuery).url)
+    return url_param(parse_query(request.query, m.UrlQuery).url)
 
 
 async def index_lookup(request: web.Request) -> web.Response:
@@ -148,7 +148,7 @@ async def index_hosts(request: web.Request) -> web.Response:
 
 
 async def index_host_documents(request: web.Request) -> web.Response:
-    host = m.host_param(request.match_info["host"])
+    host = host_param(request.match_info["host"])
     page = parse_query(request.query, m.IndexPageQuery)
     total, recs = await request.app[PEER_KEY].documents_of_host(host, page.offset, page.limit)
     if total == 0:
@@ -157,7 +157,7 @@ async def index_host_documents(request: web.Request) -> web.Response:
 
 
 async def index_remove_host(request: web.Request) -> web.Response:
-    host = m.host_param(request.match_info["host"])
+    host = host_param(request.match_info["host"])
     removed = await request.app[PEER_KEY].remove_host(host)
     if not removed:
         raise ApiError(404, "not_indexed", f"no documents of host {host!r} in this peer's index")

@@ -28,7 +28,8 @@ from xml.sax.saxutils import escape
 from aiohttp import web
 from msgspec import Meta, Struct
 
-from yasearch.apimodels import MAX_OFFSET, OpenSearchSuggestions, Suggestions, SuggestQuery, parse_query
+from yasearch.apimodels import MAX_OFFSET, OpenSearchSuggestions, Suggestions, SuggestQuery
+from yasearch.apiparams import parse_query
 from yasearch.errors import ApiError
 from yasearch.httpkit import PEER_KEY, route
 from yasearch.query import QueryError

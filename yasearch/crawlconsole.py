@@ -6,7 +6,7 @@
   starts a comment, per-line options as in :mod:`yasearch.seedlist`: one job per
   distinct option set, see :func:`crawl_specs`). Everything is bounded: the file by :data:`SEED_FILE_MAX_BYTES`,
   its URLs by ``MAX_URLS``, every other field by :data:`FORM_FIELD_MAX_BYTES`. The
-  result goes through :func:`yasearch.apimodels.parse_crawl_spec`, the one set of rules for
+  result goes through :func:`yasearch.apiparams.parse_crawl_spec`, the one set of rules for
   every way a crawl is started.
 * **Live progress.** ``GET /api/v1/crawl/events`` (every job) and
   ``GET /api/v1/crawl/{id}/events`` (one job) are Server-Sent Events streams: a
@@ -29,7 +29,8 @@ from typing import Any, Mapping
 
 from aiohttp import web
 
-from yasearch.apimodels import MAX_URLS, parse_crawl_spec
+from yasearch.apimodels import MAX_URLS
+from yasearch.apiparams import parse_crawl_spec
 from yasearch.crawler.types import CrawlSpec
 from yasearch.errors import ApiError
 from yasearch.httpkit import PEER_KEY, route

@@ -64,10 +64,13 @@ def info_of(local_info: dict[str, Info], records: dict[str, DocRecord]) -> InfoO
     return info
 
 
-def arrange_page(ranked: list[tuple[str, float]], info: InfoOf, terms: list[str], upto: int) -> list[tuple[str, float]]:
-    """Lead proximity, then duplicates and host diversity, over the best ``upto`` ranks and beyond."""
+def arrange_page(
+    ranked: list[tuple[str, float]], info: InfoOf, terms: list[str], upto: int, folded: dict[str, list[str]] | None = None
+) -> list[tuple[str, float]]:
+    """Lead proximity, then duplicates and host diversity, over the best ``upto`` ranks
+    and beyond; ``folded`` receives what host diversity moved back, per host."""
     ranked = boost_lead_proximity(ranked, lambda d: (info(d) or _NO_INFO)[2], terms, upto)
-    return arrange(ranked, info, upto)
+    return arrange(ranked, info, upto, folded)
 
 
 async def relaxed_search(

@@ -40,6 +40,7 @@ from yasearch.analysis import analyze
 from yasearch.facets import FACET_CANDIDATES, count_facets
 from yasearch.index import LocalIndex
 from yasearch.netfetch import FIRST_BATCH, Replicas, Rounds, Tally
+from yasearch.dedupe import mark_more_from_host
 from yasearch.netrelax import LOOK_BEYOND, Info, Postings, arrange_page, info_of, relaxed_search, relaxed_words, suggestion
 from yasearch.network import Contact, PeerCallError, Resolver
 from yasearch.p2pclient import P2PClient
@@ -368,7 +369,8 @@ class GlobalSearch:
             except asyncio.TimeoutError:
                 pass
         info = info_of(local.get("info", {}), records)
-        ranked = arrange_page(ranked, info, terms, offset + limit)
+        folded: dict[str, list[str]] = {}
+        ranked = arrange_page(ranked, info, terms, offset + limit, folded)
         page = ranked[offset : offset + limit]
         if info_out is not None:
             info_out.update((d, info(d)) for d, _s in page)
@@ -397,6 +399,7 @@ class GlobalSearch:
                     crawled_at=rec.crawled_at,
                 )
             )
+        mark_more_from_host(hits, folded)
         return hits, total, facets
 
     @staticmethod

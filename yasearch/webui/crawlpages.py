@@ -12,7 +12,8 @@ from typing import Any
 from aiohttp import web
 
 from yasearch import crawlconsole
-from yasearch.apimodels import MAX_URLS, parse_crawl_spec
+from yasearch.apimodels import MAX_URLS
+from yasearch.apiparams import parse_crawl_spec
 from yasearch.crawlconsole import SEED_FILE_MAX_BYTES
 from yasearch.errors import ApiError
 from yasearch.webui.render import PEER, forbidden_page, refusal_page, render, token_login

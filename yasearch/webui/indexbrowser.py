@@ -12,8 +12,8 @@ Removing goes through :meth:`Peer.remove_url` / :meth:`Peer.remove_host`: the
 documents leave the local index at once and their postings are withdrawn from the
 peers that hold them through the publisher's persistent queue.
 
-Input validation is the JSON API's (:func:`yasearch.apimodels.url_param`,
-:func:`yasearch.apimodels.host_param`), so the page and the API accept the same things.
+Input validation is the JSON API's (:func:`yasearch.apiparams.url_param`,
+:func:`yasearch.apiparams.host_param`), so the page and the API accept the same things.
 Everything shown from the index (titles, URLs, hosts) is hostile crawled input and
 is only ever autoescaped; links to crawled URLs go through the ``href`` filter.
 """
@@ -29,7 +29,8 @@ from urllib.parse import urlencode
 import msgspec
 from aiohttp import web
 
-from yasearch.apimodels import MAX_HOST_CHARS, MAX_URL_CHARS, host_param, index_record, url_param
+from yasearch.apimodels import MAX_HOST_CHARS, MAX_URL_CHARS, index_record
+from yasearch.apiparams import host_param, url_param
 from yasearch.errors import ApiError
 from yasearch.webui.render import PEER, forbidden_page, refusal_page, render, token_login
 
