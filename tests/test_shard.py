@@ -372,9 +372,12 @@ async def test_sigkill_mid_writes_leaves_only_whole_batches(tmp_path: Path) -> N
     conn = sqlite3.connect(path)
     try:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        counts = dict(conn.execute("SELECT term, count(*) FROM postings GROUP BY term"))
+        counts = dict(conn.execute("SELECT t.term, count(*) FROM postings p JOIN terms t ON t.id = p.term GROUP BY t.term"))
         # the committed batches are all there, whole; the one in flight left no row
         assert counts == {f"batch{i:05d}": per_batch for i in range(hang_in)}
+        # and so are the per-term and per-batch counts committed with them
+        assert dict(conn.execute("SELECT term, df FROM terms")) == counts
+        assert sorted(n for (n,) in conn.execute("SELECT live FROM batches")) == [per_batch] * hang_in
         kept = conn.execute("SELECT postings FROM origins WHERE origin='writer'").fetchone()[0]
         assert kept == hang_in * per_batch  # quota counter committed with the rows
     finally:
