@@ -4,7 +4,7 @@
   kept per term (``terms.df``);
 * ``top(term, m)``: the ``m`` postings with the highest static *impact*, so a
   frequent term never ships its whole posting list (an index range scan on
-  ``postings_impact`` that stops after M rows);
+  the postings primary key ``(term, impact DESC, doc)`` that stops after M rows);
 * ``postings_for(term, doc_ids)``: exact lookups for a candidate set (AND queries);
 * ``docs(doc_ids)``: result rows.
 """
@@ -110,14 +110,17 @@ class ShardReads(StoreBase):
             tid = self._term_id(conn, term)
             if tid is None:
                 return out
-            for chunk in chunks(ids):
+            keys = self._doc_ids(conn, ids)
+            # (doc, term) lookups in postings_doc, then the row: SQLite would rather
+            # scan the whole term (the primary key's prefix) when not told
+            for chunk in chunks(list(keys)):
                 marks = ",".join("?" * len(chunk))
                 out.extend(
-                    Posting(doc_id=doc_hex(k), tf=tf, flags=f, length=n)
-                    for k, tf, f, n in conn.execute(
-                        f"SELECT d.key, p.tf, p.flags, p.length FROM docs d JOIN postings p "
-                        f"ON p.doc = d.id AND p.term = ? WHERE d.key IN ({marks})",
-                        [tid, *(doc_key(d) for d in chunk)],
+                    Posting(doc_id=keys[d], tf=tf, flags=f, length=n)
+                    for d, tf, f, n in conn.execute(
+                        f"SELECT doc, tf, flags, length FROM postings INDEXED BY postings_doc "
+                        f"WHERE doc IN ({marks}) AND term = ?",
+                        [*chunk, tid],
                     )
                 )
             out.sort(key=lambda p: p.doc_id)

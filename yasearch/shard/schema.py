@@ -4,20 +4,23 @@ Schema (version 3, ``PRAGMA user_version``), built so a held posting costs about
 bytes of disk with every index (``python -m bench shard``; the text-keyed schema
 before it cost ~300):
 
-``postings(doc, term, tf, flags, length, impact, batch)``, primary key ``(doc, term)``, WITHOUT ROWID
-    One row per held posting, integers only: ``doc`` is ``docs.id``, ``term`` is
-    ``terms.id``, ``impact`` is :func:`impact` times :data:`IMPACT_SCALE`, rounded
+``postings(term, impact, doc, tf, flags, length, batch)``, primary key ``(term, impact DESC, doc)``, WITHOUT ROWID
+    One row per held posting, integers only: ``term`` is ``terms.id``, ``doc`` is
+    ``docs.id``, ``impact`` is :func:`impact` times :data:`IMPACT_SCALE`, rounded
     (a small integer), ``batch`` is ``batches.id`` (the upsert that stored it). The
-    posting's origin, signing time and freshness are its batch's. The primary key
-    serves "this document's postings" (withdrawal, records) and exact lookups.
-``postings_impact`` on ``postings(term, impact DESC)``
-    (SQLite appends ``doc``): a term's postings in impact order, for top-M reads.
-    To iterate a term's postings in impact order as ``(doc_id, tf, flags, length)``::
+    posting's origin, signing time and freshness are its batch's. The table is
+    stored in its primary key's order, so a term's postings lie together in impact
+    order: a top-M read is one range scan that stops after M rows. To iterate a
+    term's postings in impact order as ``(doc_id, tf, flags, length)``::
 
         SELECT d.key, p.tf, p.flags, p.length FROM postings p JOIN docs d ON d.id = p.doc
         WHERE p.term = (SELECT id FROM terms WHERE term = ?) ORDER BY p.impact DESC
 
     (``d.key`` is the 20-byte id: ``.hex()`` it; see :func:`doc_key` / :func:`doc_hex`).
+    A changed impact moves the row (delete + insert), done by :mod:`.writes`.
+``postings_doc`` on ``postings(doc, term)`` (UNIQUE; SQLite appends ``impact``)
+    A document's postings (withdrawal, records) and exact (doc, term) lookups
+    (upsert, ``postings_for``: ``INDEXED BY postings_doc``).
 ``terms(id, term UNIQUE, df)``
     The term dictionary. ``df`` is the term's held postings, kept in the same
     transaction as the postings, so df is one primary-key read. A term goes when
@@ -117,16 +120,16 @@ CREATE TABLE IF NOT EXISTS batches (
     body BLOB
 );
 CREATE TABLE IF NOT EXISTS postings (
-    doc INTEGER NOT NULL,
     term INTEGER NOT NULL,
+    impact INTEGER NOT NULL,
+    doc INTEGER NOT NULL,
     tf INTEGER NOT NULL,
     flags INTEGER NOT NULL,
     length INTEGER NOT NULL,
-    impact INTEGER NOT NULL,
     batch INTEGER NOT NULL,
-    PRIMARY KEY (doc, term)
+    PRIMARY KEY (term, impact DESC, doc)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS postings_impact ON postings(term, impact DESC);
+CREATE UNIQUE INDEX IF NOT EXISTS postings_doc ON postings(doc, term);
 """
 
 _TABLES = ("postings", "docs", "origins", "batches", "terms", "origin_sources", "sources")

@@ -24,11 +24,8 @@ from yasearch.shard import batchcodec, quotas
 from yasearch.shard.schema import IMPACT_SCALE, PostingLike, RecordLike, StoreBase, UpsertResult, doc_key, impact
 from yasearch.wire import PostingsRequest
 
-_UPSERT = (
-    "INSERT INTO postings(doc, term, tf, flags, length, impact, batch) VALUES (?,?,?,?,?,?,?) "
-    "ON CONFLICT(doc, term) DO UPDATE SET tf=excluded.tf, flags=excluded.flags, length=excluded.length, "
-    "impact=excluded.impact, batch=excluded.batch"
-)
+_INSERT = "INSERT INTO postings(term, impact, doc, tf, flags, length, batch) VALUES (?,?,?,?,?,?,?)"
+_DELETE = "DELETE FROM postings WHERE term=? AND impact=? AND doc=?"
 
 
 class ShardWrites(StoreBase):
@@ -93,8 +90,8 @@ class ShardWrites(StoreBase):
                 row = None
                 if tid is not None and did is not None:
                     row = conn.execute(
-                        "SELECT p.batch, b.origin, b.signed FROM postings p JOIN batches b ON b.id = p.batch "
-                        "WHERE p.doc=? AND p.term=?",
+                        "SELECT p.batch, b.origin, b.signed, p.impact FROM postings p INDEXED BY postings_doc "
+                        "JOIN batches b ON b.id = p.batch WHERE p.doc=? AND p.term=?",
                         (did, tid),
                     ).fetchone()
                 if row is None:
@@ -127,7 +124,16 @@ class ShardWrites(StoreBase):
                 elif row[0] != bid:
                     live[row[0]] -= 1
                     live[bid] += 1
-                conn.execute(_UPSERT, (did, tid, p.tf, p.flags, p.length, round(impact(p) * IMPACT_SCALE), bid))
+                imp = round(impact(p) * IMPACT_SCALE)
+                if row is not None and row[3] == imp:
+                    conn.execute(
+                        "UPDATE postings SET tf=?, flags=?, length=?, batch=? WHERE term=? AND impact=? AND doc=?",
+                        (p.tf, p.flags, p.length, bid, tid, imp, did),
+                    )
+                else:
+                    if row is not None:  # its place in the impact order moves
+                        conn.execute(_DELETE, (tid, row[3], did))
+                    conn.execute(_INSERT, (tid, imp, did, p.tf, p.flags, p.length, bid))
                 accepted += 1
             _add_df(conn, df)
             _add_live(conn, live, also=bid)
@@ -175,7 +181,8 @@ class ShardWrites(StoreBase):
             stored = 0
             for r in batch:
                 row = conn.execute(
-                    "SELECT d.id FROM docs d JOIN postings p ON p.doc = d.id JOIN batches b ON b.id = p.batch "
+                    "SELECT d.id FROM docs d JOIN postings p INDEXED BY postings_doc ON p.doc = d.id "
+                    "JOIN batches b ON b.id = p.batch "
                     "JOIN origins o ON o.id = b.origin WHERE d.key=? AND o.origin=? LIMIT 1",
                     (doc_key(r.doc_id), r.origin),
                 ).fetchone()
@@ -235,25 +242,28 @@ class ShardWrites(StoreBase):
                 if did is None:
                     continue
                 held = conn.execute(
-                    "SELECT p.term, t.term, p.batch FROM postings p JOIN batches b ON b.id = p.batch "
-                    "JOIN terms t ON t.id = p.term WHERE p.doc=? AND b.origin=? AND b.signed<=?",
+                    "SELECT p.term, t.term, p.impact, p.batch FROM postings p INDEXED BY postings_doc "
+                    "JOIN batches b ON b.id = p.batch JOIN terms t ON t.id = p.term "
+                    "WHERE p.doc=? AND b.origin=? AND b.signed<=?",
                     (did, oid, signed_at),
                 ).fetchall()
                 if d in only:
                     wanted = set(only[d])
-                    gone = [(tid, b) for tid, t, b in held if t in wanted]
+                    gone = [(tid, i, b) for tid, t, i, b in held if t in wanted]
                 else:
                     kept = set(keep.get(d, ()))
-                    gone = [(tid, b) for tid, t, b in held if t not in kept]
+                    gone = [(tid, i, b) for tid, t, i, b in held if t not in kept]
                 if not gone:
                     continue
-                conn.executemany("DELETE FROM postings WHERE doc=? AND term=?", [(did, tid) for tid, _b in gone])
+                conn.executemany(_DELETE, [(tid, i, did) for tid, i, _b in gone])
                 removed += len(gone)
-                for tid, b in gone:
+                for tid, _i, b in gone:
                     df[tid] -= 1
                     live[b] -= 1
                 conn.execute(
-                    "DELETE FROM docs WHERE id=?1 AND NOT EXISTS (SELECT 1 FROM postings WHERE doc=?1)", (did,)
+                    "DELETE FROM docs WHERE id=?1 AND NOT EXISTS "
+                    "(SELECT 1 FROM postings INDEXED BY postings_doc WHERE doc=?1)",
+                    (did,),
                 )
             if removed:
                 _add_df(conn, df)
@@ -294,7 +304,9 @@ class ShardWrites(StoreBase):
             for _b, o, n in stale:
                 lost[o] += n
             self._save_counts(conn, {o: self._held(conn, o) - n for o, n in lost.items()})
-            conn.execute("DELETE FROM docs WHERE NOT EXISTS (SELECT 1 FROM postings p WHERE p.doc = docs.id)")
+            conn.execute(
+                "DELETE FROM docs WHERE NOT EXISTS (SELECT 1 FROM postings p INDEXED BY postings_doc WHERE p.doc = docs.id)"
+            )
             conn.execute("DELETE FROM temp.stale")
             return total
 
