@@ -144,7 +144,11 @@ def migrate(conn: sqlite3.Connection) -> None:
     if version == VERSION:
         return
     if version > VERSION:
-        raise RuntimeError(f"the shard store was written by a newer yasearch (schema {version}, this one reads {VERSION})")
+        where = conn.execute("PRAGMA database_list").fetchone()[2]
+        raise RuntimeError(
+            f"{where}: written by a newer yasearch (shard schema {version}, this one reads {VERSION}); "
+            "run the newer version, or move the file away to start it anew (republish refills it)"
+        )
     old = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")} & set(_TABLES)
     if old:
         log.warning(
