@@ -59,6 +59,9 @@ async def test_upsert_then_reupsert_keeps_one_posting_and_updates_it(store: Shar
     await store.upsert(A, [("apple", Posting(d, 7, 0, 1)), ("apple", Posting(d, 8, 0, 1))])
     assert await store.postings_for("apple", [d]) == [Posting(d, 8, 0, 1)]
     assert await store.origin_count(A) == 2
+    # each update moved the posting in the impact order; it is still one posting
+    assert await store.top("apple", 10) == [Posting(d, 8, 0, 1)]
+    assert await store.df(["apple", "pear"]) == {"apple": 1, "pear": 1}
 
 
 async def test_df_counts_documents_per_term(store: ShardStore) -> None:

@@ -16,6 +16,7 @@ import zlib
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
+from yasearch.crawler.urls import host_of
 from yasearch.records import DocRecord, Posting
 from yasearch.shard import batchcodec
 from yasearch.shard.batchcodec import unhex
@@ -142,12 +143,14 @@ class ShardReads(StoreBase):
             for chunk in chunks(ids):
                 marks = ",".join("?" * len(chunk))
                 for r in conn.execute(
-                    "SELECT key, url, title, description, language, length, crawled_at, host, origin, "
-                    f"pubkey, sig FROM docs WHERE key IN ({marks}) AND url IS NOT NULL",
+                    "SELECT d.key, d.url, d.title, d.description, d.language, d.length, d.crawled_at, d.host, "
+                    "s.origin, s.pubkey, d.sig FROM docs d JOIN signers s ON s.id = d.signer "
+                    f"WHERE d.key IN ({marks}) AND d.url IS NOT NULL",
                     [doc_key(d) for d in chunk],
                 ):
                     d = doc_hex(r[0])
-                    out[d] = WireRecord(d, *r[1:8], unhex(r[8]), unhex(r[9]), unhex(r[10]))
+                    host = host_of(r[1]) if r[7] is None else r[7]
+                    out[d] = WireRecord(d, *r[1:7], host, unhex(r[8]), unhex(r[9]), unhex(r[10]))
             return out
 
         return await self._run(q) if ids else {}
@@ -200,7 +203,10 @@ class ShardReads(StoreBase):
             origins = {o: n for o, n in conn.execute("SELECT origin, postings FROM origins WHERE postings > 0")}
             docs_by_origin = {
                 unhex(o): n
-                for o, n in conn.execute("SELECT origin, count(*) FROM docs WHERE url IS NOT NULL GROUP BY origin")
+                for o, n in conn.execute(
+                    "SELECT s.origin, count(*) FROM docs d JOIN signers s ON s.id = d.signer "
+                    "WHERE d.url IS NOT NULL GROUP BY s.origin"
+                )
             }
             return {
                 "postings": sum(origins.values()),

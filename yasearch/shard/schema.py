@@ -25,10 +25,16 @@ before it cost ~300):
     The term dictionary. ``df`` is the term's held postings, kept in the same
     transaction as the postings, so df is one primary-key read. A term goes when
     its df reaches 0.
-``docs(id, key UNIQUE, url, title, ..., origin, pubkey, sig)``
+``docs(id, key UNIQUE, url, title, ..., signer, host, sig)``
     One row per document any held posting names: ``key`` is the 20-byte document
     id. The record columns stay NULL until the record arrives (``url IS NULL``: no
-    record). The row (record included) goes with the document's last posting.
+    record). ``signer`` is ``signers.id`` (the record's origin and public key,
+    stored once per origin); ``host`` is NULL when it is the URL's host (as the
+    p2p boundary requires of every record), so only an odd local record stores it.
+    The row (record included) goes with the document's last posting.
+``signers(id, origin, pubkey)``
+    The origins (20 bytes) and public keys (32 bytes) of the records held; rows no
+    record names go at expiry.
 ``origins(id, origin UNIQUE, postings)``
     Every origin holding postings here and its count (the quota's O(1) check).
 ``batches(id, origin, signed, updated, live, hash UNIQUE, body)``
@@ -100,10 +106,15 @@ CREATE TABLE IF NOT EXISTS docs (
     language TEXT,
     length INTEGER,
     crawled_at REAL,
-    origin BLOB,
+    signer INTEGER,
     host TEXT,
-    pubkey BLOB,
     sig BLOB
+);
+CREATE TABLE IF NOT EXISTS signers (
+    id INTEGER PRIMARY KEY,
+    origin BLOB NOT NULL,
+    pubkey BLOB NOT NULL,
+    UNIQUE (origin, pubkey)
 );
 CREATE TABLE IF NOT EXISTS origins (
     id INTEGER PRIMARY KEY,
@@ -132,7 +143,7 @@ CREATE TABLE IF NOT EXISTS postings (
 CREATE UNIQUE INDEX IF NOT EXISTS postings_doc ON postings(doc, term);
 """
 
-_TABLES = ("postings", "docs", "origins", "batches", "terms", "origin_sources", "sources")
+_TABLES = ("postings", "docs", "origins", "batches", "terms", "signers", "origin_sources", "sources")
 
 
 def migrate(conn: sqlite3.Connection) -> None:

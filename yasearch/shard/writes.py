@@ -20,6 +20,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 
 import msgspec
 
+from yasearch.crawler.urls import host_of
 from yasearch.shard import batchcodec, quotas
 from yasearch.shard.schema import IMPACT_SCALE, PostingLike, RecordLike, StoreBase, UpsertResult, doc_key, impact
 from yasearch.wire import PostingsRequest
@@ -189,12 +190,14 @@ class ShardWrites(StoreBase):
                 if row is None:
                     continue
                 who = batchcodec.hexbytes(r.origin)
+                signer = _signer_id(conn, who, batchcodec.hexbytes(getattr(r, "pubkey", "")))
                 cur = conn.execute(
-                    "UPDATE docs SET url=?, title=?, description=?, language=?, length=?, crawled_at=?, origin=?, "
-                    "host=?, pubkey=?, sig=? WHERE id=? AND (url IS NULL OR (origin=? AND crawled_at<=?))",
+                    "UPDATE docs SET url=?, title=?, description=?, language=?, length=?, crawled_at=?, signer=?, "
+                    "host=?, sig=? WHERE id=? AND (url IS NULL OR "
+                    "((SELECT origin FROM signers WHERE id = docs.signer)=? AND crawled_at<=?))",
                     (
-                        r.url, r.title, r.description, r.language, r.length, float(r.crawled_at), who, r.host,
-                        batchcodec.hexbytes(getattr(r, "pubkey", "")), batchcodec.hexbytes(getattr(r, "sig", "")),
+                        r.url, r.title, r.description, r.language, r.length, float(r.crawled_at), signer,
+                        None if r.host == host_of(r.url) else r.host, batchcodec.hexbytes(getattr(r, "sig", "")),
                         row[0], who, float(r.crawled_at),
                     ),
                 )
@@ -307,6 +310,7 @@ class ShardWrites(StoreBase):
             conn.execute(
                 "DELETE FROM docs WHERE NOT EXISTS (SELECT 1 FROM postings p INDEXED BY postings_doc WHERE p.doc = docs.id)"
             )
+            conn.execute("DELETE FROM signers WHERE id NOT IN (SELECT signer FROM docs WHERE signer IS NOT NULL)")
             conn.execute("DELETE FROM temp.stale")
             return total
 
@@ -329,6 +333,11 @@ def decode_unchecked(raw: bytes) -> PostingsRequest:
 def _origin_id(conn: sqlite3.Connection, origin: str) -> int:
     conn.execute("INSERT INTO origins(origin, postings) VALUES (?, 0) ON CONFLICT(origin) DO NOTHING", (origin,))
     return int(conn.execute("SELECT id FROM origins WHERE origin=?", (origin,)).fetchone()[0])
+
+
+def _signer_id(conn: sqlite3.Connection, origin: bytes | str, pubkey: bytes | str) -> int:
+    conn.execute("INSERT INTO signers(origin, pubkey) VALUES (?, ?) ON CONFLICT DO NOTHING", (origin, pubkey))
+    return int(conn.execute("SELECT id FROM signers WHERE origin=? AND pubkey=?", (origin, pubkey)).fetchone()[0])
 
 
 def _doc_id(conn: sqlite3.Connection, doc_id: str) -> int | None:
