@@ -15,6 +15,10 @@ its documents. The vocabulary is Zipf-distributed. Then it reports:
 
 ``--code DIR`` runs the same benchmark against another checkout of yasearch (e.g. a
 detached worktree of an older commit): DIR goes first on ``sys.path``.
+``--compare DIR`` runs DIR's code and this checkout's alternately (``--rounds`` each,
+child processes) and prints the best figure of each side with the ratio: the
+machine is shared, so only figures taken side by side compare. Read times are
+the median over the terms of the best of 5 calls.
 """
 
 from __future__ import annotations
@@ -132,23 +136,27 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     all_ids = [hashlib.sha1(u.encode()).hexdigest() for u, _l, _t in corpus]
 
     async def timed(coro_fn: Any, items: list[Any]) -> float:
+        """Median over the items of the best of 5 calls each (the machine is shared)."""
         times = []
         for x in items:
-            t = time.perf_counter()
-            await coro_fn(x)
-            times.append((time.perf_counter() - t) * 1000)
+            best = float("inf")
+            for _ in range(5):
+                t = time.perf_counter()
+                await coro_fn(x)
+                best = min(best, (time.perf_counter() - t) * 1000)
+            times.append(best)
         return statistics.median(times)
 
     out["top_ms"] = await timed(lambda t: store.top(t, args.m), heavy)
-    out["postings_for_ms"] = await timed(lambda t: store.postings_for(t, rnd.sample(all_ids, 500)), heavy)
+    out["postings_for_ms"] = await timed(lambda x: store.postings_for(*x), [(t, rnd.sample(all_ids, min(500, len(all_ids)))) for t in heavy])
     out["df_ms"] = await timed(lambda ts: store.df(ts), [heavy[i : i + 5] for i in range(0, 20, 5)])
-    docs_recs = await timed(lambda ds: store.signed_docs(ds), [rnd.sample(all_ids, 100) for _ in range(10)])
+    docs_recs = await timed(lambda ds: store.signed_docs(ds), [rnd.sample(all_ids, min(100, len(all_ids))) for _ in range(10)])
     out["signed_docs_100_ms"] = docs_recs
     t = time.perf_counter()
     await store.expire()
     out["expire_noop_ms"] = (time.perf_counter() - t) * 1000
     # withdraw whole documents, one call each (a page gone)
-    gone = rnd.sample(range(len(corpus)), args.withdraw)
+    gone = rnd.sample(range(len(corpus)), min(args.withdraw, len(corpus) // 2))
     t = time.perf_counter()
     removed = 0
     for i in gone:
@@ -168,6 +176,44 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+_FIGURES = [  # key, label, format, better
+    ("bytes_per_posting_steady", "bytes per held posting, steady state", "{:.1f}", min),
+    ("bytes_per_posting_vacuumed", "bytes per held posting, after VACUUM", "{:.1f}", min),
+    ("write_postings_per_s", "write, postings/s", "{:,.0f}", max),
+    ("top_ms", "top(term, m), ms", "{:.2f}", min),
+    ("postings_for_ms", "postings_for(term, 500), ms", "{:.2f}", min),
+    ("df_ms", "df(5 terms), ms", "{:.2f}", min),
+    ("signed_docs_100_ms", "signed_docs(100), ms", "{:.2f}", min),
+    ("withdraw_ms_per_doc", "withdraw one document, ms", "{:.2f}", min),
+    ("expire_noop_ms", "expire (nothing due), ms", "{:.1f}", min),
+]
+
+
+def compare(args: argparse.Namespace, argv: list[str]) -> int:
+    """Run this checkout and ``--compare DIR`` alternately, ``--rounds`` times each, in
+    child processes; print the best figure of each side and their ratio."""
+    import json
+    import subprocess
+
+    rest = [a for i, a in enumerate(argv) if a != "--compare" and (i == 0 or argv[i - 1] != "--compare")]
+    rest = [a for i, a in enumerate(rest) if a != "--rounds" and (i == 0 or rest[i - 1] != "--rounds")]
+    here = str(Path(__file__).resolve().parent.parent)
+    runs: dict[str, list[dict[str, Any]]] = {"old": [], "new": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(args.rounds):
+            for side, code in (("old", args.compare), ("new", here)):
+                out = Path(tmp) / f"{side}{r}.json"
+                subprocess.run([sys.executable, "-m", "bench", "shard", *rest, "--code", code, "--json", str(out)],
+                               check=True, cwd=here, stdout=subprocess.DEVNULL)
+                runs[side].append(json.loads(out.read_text()))
+    print(f"  {'figure':40s} {'old':>12s} {'new':>12s} {'new/old':>8s}   (best of {args.rounds} alternating runs)")
+    for key, label, fmt, best in _FIGURES:
+        o = best(x[key] for x in runs["old"])
+        n = best(x[key] for x in runs["new"])
+        print(f"  {label:40s} {fmt.format(o):>12s} {fmt.format(n):>12s} {n / o if o else float('nan'):8.2f}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench shard", description=__doc__.split("\n\n")[0])
     ap.add_argument("--postings", type=int, default=200_000)
@@ -179,7 +225,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--withdraw", type=int, default=200, help="documents withdrawn")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--code", help="a yasearch checkout to benchmark instead of this one")
+    ap.add_argument("--compare", metavar="DIR", help="run DIR's code and this one alternately, side by side")
+    ap.add_argument("--rounds", type=int, default=2, help="with --compare: runs of each side")
+    ap.add_argument("--json", help="also write the figures to this file")
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = ap.parse_args(argv)
+    if args.compare:
+        return compare(args, argv)
     if args.code:
         if "yasearch" in sys.modules:
             raise SystemExit("--code: yasearch is already imported")
@@ -188,6 +240,10 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"[bench shard] code: {Path(yasearch.shard.__file__).parent}", flush=True)
     out = asyncio.run(run(args))
+    if args.json:
+        import json
+
+        Path(args.json).write_text(json.dumps(out))
     print(f"  postings held            {out['postings_held']:,}")
     print(f"  bytes per held posting   {out['bytes_per_posting_steady']:.1f} (steady state: WAL checkpointed, "
           f"no VACUUM)")

@@ -16,7 +16,6 @@ import zlib
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
-from yasearch.crawler.urls import host_of
 from yasearch.records import DocRecord, Posting
 from yasearch.shard import batchcodec
 from yasearch.shard.batchcodec import unhex
@@ -149,8 +148,7 @@ class ShardReads(StoreBase):
                     [doc_key(d) for d in chunk],
                 ):
                     d = doc_hex(r[0])
-                    host = host_of(r[1]) if r[7] is None else r[7]
-                    out[d] = WireRecord(d, *r[1:7], host, unhex(r[8]), unhex(r[9]), unhex(r[10]))
+                    out[d] = WireRecord(d, *r[1:8], unhex(r[8]), unhex(r[9]), unhex(r[10]))
             return out
 
         return await self._run(q) if ids else {}

@@ -29,8 +29,7 @@ before it cost ~300):
     One row per document any held posting names: ``key`` is the 20-byte document
     id. The record columns stay NULL until the record arrives (``url IS NULL``: no
     record). ``signer`` is ``signers.id`` (the record's origin and public key,
-    stored once per origin); ``host`` is NULL when it is the URL's host (as the
-    p2p boundary requires of every record), so only an odd local record stores it.
+    stored once per origin).
     The row (record included) goes with the document's last posting.
 ``signers(id, origin, pubkey)``
     The origins (20 bytes) and public keys (32 bytes) of the records held; rows no

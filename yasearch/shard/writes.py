@@ -20,7 +20,6 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 
 import msgspec
 
-from yasearch.crawler.urls import host_of
 from yasearch.shard import batchcodec, quotas
 from yasearch.shard.schema import IMPACT_SCALE, PostingLike, RecordLike, StoreBase, UpsertResult, doc_key, impact
 from yasearch.wire import PostingsRequest
@@ -197,7 +196,7 @@ class ShardWrites(StoreBase):
                     "((SELECT origin FROM signers WHERE id = docs.signer)=? AND crawled_at<=?))",
                     (
                         r.url, r.title, r.description, r.language, r.length, float(r.crawled_at), signer,
-                        None if r.host == host_of(r.url) else r.host, batchcodec.hexbytes(getattr(r, "sig", "")),
+                        r.host, batchcodec.hexbytes(getattr(r, "sig", "")),
                         row[0], who, float(r.crawled_at),
                     ),
                 )
