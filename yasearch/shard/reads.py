@@ -110,17 +110,16 @@ class ShardReads(StoreBase):
             tid = self._term_id(conn, term)
             if tid is None:
                 return out
-            keys = self._doc_ids(conn, ids)
             # (doc, term) lookups in postings_doc, then the row: SQLite would rather
             # scan the whole term (the primary key's prefix) when not told
-            for chunk in chunks(list(keys)):
+            for chunk in chunks(ids):
                 marks = ",".join("?" * len(chunk))
                 out.extend(
-                    Posting(doc_id=keys[d], tf=tf, flags=f, length=n)
-                    for d, tf, f, n in conn.execute(
-                        f"SELECT doc, tf, flags, length FROM postings INDEXED BY postings_doc "
-                        f"WHERE doc IN ({marks}) AND term = ?",
-                        [*chunk, tid],
+                    Posting(doc_id=doc_hex(k), tf=tf, flags=f, length=n)
+                    for k, tf, f, n in conn.execute(
+                        "SELECT d.key, p.tf, p.flags, p.length FROM docs d JOIN postings p INDEXED BY postings_doc "
+                        f"ON p.doc = d.id AND p.term = ? WHERE d.key IN ({marks})",
+                        [tid, *(doc_key(d) for d in chunk)],
                     )
                 )
             out.sort(key=lambda p: p.doc_id)
