@@ -36,7 +36,7 @@ class ShardReads(StoreBase):
             have: set[str] = set()
             for chunk in chunks(ids):
                 marks = ",".join("?" * len(chunk))
-                sql = f"SELECT key FROM docs WHERE key IN ({marks}) AND url IS NOT NULL"
+                sql = f"SELECT d.key FROM docs d JOIN records r ON r.id = d.id WHERE d.key IN ({marks})"
                 have.update(doc_hex(r[0]) for r in conn.execute(sql, [doc_key(d) for d in chunk]))
             return [d for d in ids if d not in have]
 
@@ -141,9 +141,9 @@ class ShardReads(StoreBase):
             for chunk in chunks(ids):
                 marks = ",".join("?" * len(chunk))
                 for r in conn.execute(
-                    "SELECT d.key, d.url, d.title, d.description, d.language, d.length, d.crawled_at, d.host, "
-                    "s.origin, s.pubkey, d.sig FROM docs d JOIN signers s ON s.id = d.signer "
-                    f"WHERE d.key IN ({marks}) AND d.url IS NOT NULL",
+                    "SELECT d.key, r.url, r.title, r.description, r.language, r.length, r.crawled_at, r.host, "
+                    "s.origin, s.pubkey, r.sig FROM docs d JOIN records r ON r.id = d.id "
+                    f"JOIN signers s ON s.id = r.signer WHERE d.key IN ({marks})",
                     [doc_key(d) for d in chunk],
                 ):
                     d = doc_hex(r[0])
@@ -188,7 +188,7 @@ class ShardReads(StoreBase):
 
         def q(conn: sqlite3.Connection) -> dict[str, int]:
             postings = conn.execute("SELECT coalesce(sum(postings), 0) FROM origins").fetchone()[0]
-            docs = conn.execute("SELECT count(*) FROM docs WHERE url IS NOT NULL").fetchone()[0]
+            docs = conn.execute("SELECT count(*) FROM records").fetchone()[0]
             return {"postings": int(postings), "docs": docs}
 
         return await self._run(q)
@@ -201,8 +201,7 @@ class ShardReads(StoreBase):
             docs_by_origin = {
                 unhex(o): n
                 for o, n in conn.execute(
-                    "SELECT s.origin, count(*) FROM docs d JOIN signers s ON s.id = d.signer "
-                    "WHERE d.url IS NOT NULL GROUP BY s.origin"
+                    "SELECT s.origin, count(*) FROM records r JOIN signers s ON s.id = r.signer GROUP BY s.origin"
                 )
             }
             return {

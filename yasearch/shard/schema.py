@@ -25,12 +25,13 @@ before it cost ~300):
     The term dictionary. ``df`` is the term's held postings, kept in the same
     transaction as the postings, so df is one primary-key read. A term goes when
     its df reaches 0.
-``docs(id, key UNIQUE, url, title, ..., signer, host, sig)``
+``docs(id, key UNIQUE)``
     One row per document any held posting names: ``key`` is the 20-byte document
-    id. The record columns stay NULL until the record arrives (``url IS NULL``: no
-    record). ``signer`` is ``signers.id`` (the record's origin and public key,
-    stored once per origin).
-    The row (record included) goes with the document's last posting.
+    id. Narrow, so the ``docs.id -> key`` lookups of a top-M read stay in few pages.
+    The row goes with the document's last posting, and its record with it.
+``records(id, url, title, description, language, length, crawled_at, signer, host, sig)``
+    The document's record once it arrived (``id`` is ``docs.id``). ``signer`` is
+    ``signers.id`` (the record's origin and public key, stored once per origin).
 ``signers(id, origin, pubkey)``
     The origins (20 bytes) and public keys (32 bytes) of the records held; rows no
     record names go at expiry.
@@ -98,16 +99,19 @@ CREATE TABLE IF NOT EXISTS terms (
 );
 CREATE TABLE IF NOT EXISTS docs (
     id INTEGER PRIMARY KEY,
-    key BLOB NOT NULL UNIQUE,
-    url TEXT,
-    title TEXT,
-    description TEXT,
-    language TEXT,
-    length INTEGER,
-    crawled_at REAL,
-    signer INTEGER,
-    host TEXT,
-    sig BLOB
+    key BLOB NOT NULL UNIQUE
+);
+CREATE TABLE IF NOT EXISTS records (
+    id INTEGER PRIMARY KEY,
+    url TEXT NOT NULL,
+    title TEXT NOT NULL,
+    description TEXT NOT NULL,
+    language TEXT NOT NULL,
+    length INTEGER NOT NULL,
+    crawled_at REAL NOT NULL,
+    signer INTEGER NOT NULL,
+    host TEXT NOT NULL,
+    sig BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS signers (
     id INTEGER PRIMARY KEY,
@@ -142,7 +146,7 @@ CREATE TABLE IF NOT EXISTS postings (
 CREATE UNIQUE INDEX IF NOT EXISTS postings_doc ON postings(doc, term);
 """
 
-_TABLES = ("postings", "docs", "origins", "batches", "terms", "signers", "origin_sources", "sources")
+_TABLES = ("postings", "docs", "records", "origins", "batches", "terms", "signers", "origin_sources", "sources")
 
 
 def migrate(conn: sqlite3.Connection) -> None:

@@ -189,15 +189,19 @@ class ShardWrites(StoreBase):
                 if row is None:
                     continue
                 who = batchcodec.hexbytes(r.origin)
+                had = conn.execute(
+                    "SELECT s.origin, r.crawled_at FROM records r JOIN signers s ON s.id = r.signer WHERE r.id=?",
+                    (row[0],),
+                ).fetchone()
+                if had is not None and (had[0] != who or had[1] > float(r.crawled_at)):
+                    continue
                 signer = _signer_id(conn, who, batchcodec.hexbytes(getattr(r, "pubkey", "")))
                 cur = conn.execute(
-                    "UPDATE docs SET url=?, title=?, description=?, language=?, length=?, crawled_at=?, signer=?, "
-                    "host=?, sig=? WHERE id=? AND (url IS NULL OR "
-                    "((SELECT origin FROM signers WHERE id = docs.signer)=? AND crawled_at<=?))",
+                    "INSERT OR REPLACE INTO records(id, url, title, description, language, length, crawled_at, "
+                    "signer, host, sig) VALUES (?,?,?,?,?,?,?,?,?,?)",
                     (
-                        r.url, r.title, r.description, r.language, r.length, float(r.crawled_at), signer,
+                        row[0], r.url, r.title, r.description, r.language, r.length, float(r.crawled_at), signer,
                         r.host, batchcodec.hexbytes(getattr(r, "sig", "")),
-                        row[0], who, float(r.crawled_at),
                     ),
                 )
                 stored += cur.rowcount > 0
@@ -262,11 +266,12 @@ class ShardWrites(StoreBase):
                 for tid, _i, b in gone:
                     df[tid] -= 1
                     live[b] -= 1
-                conn.execute(
+                if conn.execute(
                     "DELETE FROM docs WHERE id=?1 AND NOT EXISTS "
                     "(SELECT 1 FROM postings INDEXED BY postings_doc WHERE doc=?1)",
                     (did,),
-                )
+                ).rowcount:
+                    conn.execute("DELETE FROM records WHERE id=?", (did,))
             if removed:
                 _add_df(conn, df)
                 _add_live(conn, live)
@@ -309,7 +314,8 @@ class ShardWrites(StoreBase):
             conn.execute(
                 "DELETE FROM docs WHERE NOT EXISTS (SELECT 1 FROM postings p INDEXED BY postings_doc WHERE p.doc = docs.id)"
             )
-            conn.execute("DELETE FROM signers WHERE id NOT IN (SELECT signer FROM docs WHERE signer IS NOT NULL)")
+            conn.execute("DELETE FROM records WHERE id NOT IN (SELECT id FROM docs)")
+            conn.execute("DELETE FROM signers WHERE id NOT IN (SELECT signer FROM records)")
             conn.execute("DELETE FROM temp.stale")
             return total
 
