@@ -63,25 +63,19 @@ class ShardReads(StoreBase):
         impacts differ by less than that are ties, ordered by doc_id."""
         if m <= 0:
             return []
-        sql = (
-            "SELECT d.key, p.tf, p.flags, p.length, p.impact FROM postings p JOIN docs d ON d.id = p.doc "
-            "WHERE p.term=? {} ORDER BY p.impact DESC LIMIT ?"
-        )
 
         def q(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
             tid = self._term_id(conn, term)
             if tid is None:
                 return []
-            rows = conn.execute(sql.format(""), (tid, m)).fetchall()
-            if len(rows) == m:  # the ties of the last one decide who is in, by doc_id
-                last = rows[-1][4]
-                rows = [r for r in rows if r[4] > last]
-                rows += conn.execute(sql.format("AND p.impact=?"), (tid, last, -1)).fetchall()
-            return rows
+            # the primary key gives impact order; SQLite sorts only each run of equal impact by key
+            return conn.execute(
+                "SELECT d.key, p.tf, p.flags, p.length FROM postings p JOIN docs d ON d.id = p.doc "
+                "WHERE p.term=? ORDER BY p.impact DESC, d.key LIMIT ?",
+                (tid, m),
+            ).fetchall()
 
-        rows = [(doc_hex(k), tf, f, n, i) for k, tf, f, n, i in await self._run(q)]
-        rows.sort(key=lambda r: (-r[4], r[0]))
-        return [Posting(doc_id=d, tf=tf, flags=f, length=n) for d, tf, f, n, _i in rows[:m]]
+        return [Posting(doc_id=doc_hex(k), tf=tf, flags=f, length=n) for k, tf, f, n in await self._run(q)]
 
     async def postings_of_term(self, term: str) -> list[tuple[str, Posting]]:
         """Every posting of ``term`` with its origin (handoff to a newly responsible peer)."""
