@@ -23,8 +23,8 @@ before it cost ~300):
     (upsert, ``postings_for``: ``INDEXED BY postings_doc``).
 ``terms(id, term UNIQUE, df)``
     The term dictionary. ``df`` is the term's held postings, kept in the same
-    transaction as the postings, so df is one primary-key read. A term goes when
-    its df reaches 0.
+    transaction as the postings, so df is one index read
+    (``SELECT df FROM terms WHERE term = ?``). A term goes when its df reaches 0.
 ``docs(id, key UNIQUE)``
     One row per document any held posting names: ``key`` is the 20-byte document
     id. Narrow, so the ``docs.id -> key`` lookups of a top-M read stay in few pages.
@@ -40,7 +40,7 @@ before it cost ~300):
 ``batches(id, origin, signed, updated, live, hash UNIQUE, body)``
     One row per upsert: its origin (``origins.id``), the origin's signing time,
     the freshness stamp expiry reads, ``live`` = postings still held from it; with
-    the origin's signed batch (``body``, :mod:`.batchcodec`, ~8 bytes an entry)
+    the origin's signed batch (``body``, :mod:`.batchcodec`, 5-8 bytes an entry)
     when it came signed, so handoff can forward what the origin signed. A batch
     goes when nothing is held from it.
 
