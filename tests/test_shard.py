@@ -491,6 +491,16 @@ async def test_a_store_of_the_older_schema_starts_empty_with_one_warning(tmp_pat
     assert not [r for r in caplog.records if r.levelname == "WARNING"]
 
 
+async def test_a_store_answers_before_open(tmp_path: Path) -> None:
+    """The HTTP side may ask for status before the peer started and opened its store."""
+    s = ShardStore(tmp_path / "shard.db")
+    try:
+        assert await s.totals() == {"postings": 0, "docs": 0}
+        assert await s.df(["apple"]) == {"apple": 0}
+    finally:
+        await s.close()
+
+
 async def test_a_store_written_by_a_newer_schema_is_refused_in_one_line(tmp_path: Path) -> None:
     path = tmp_path / "shard.db"
     with sqlite3.connect(path) as conn:

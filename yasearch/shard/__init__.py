@@ -78,7 +78,7 @@ class ShardStore(ShardWrites, ShardReads):
 
     async def open(self) -> ShardStore:
         """Open (creating if needed) the database; returns self for chaining."""
-        await self._run(migrate)
+        await self._ready()
         return self
 
     async def close(self) -> None:

@@ -236,8 +236,10 @@ class StoreBase:
             raise ValueError("quota_per_origin must be >= 0")
         if max_age <= 0:
             raise ValueError("max_age must be > 0")
-        # the tables are created by :func:`migrate` (``open()``), which may first drop an older schema's
+        # the tables are created by :func:`migrate` before the first statement (which may first
+        # drop an older schema's), not by the connection: the old tables would clash with them
         self._sql = SqliteThread(path, "", "shard-store", health)
+        self._migrated = False
         self.quota_per_origin = quota_per_origin
         self.max_age = float(max_age)
         #: The global cap and the per-source quota (:mod:`.quotas`).
@@ -245,11 +247,28 @@ class StoreBase:
         #: Postings held (cached sum of the origins table; None = read it again).
         self._total: int | None = None
 
+    async def _ready(self) -> None:
+        """The tables exist: :func:`migrate` has run (once, on the worker thread).
+
+        Every statement waits for it, not only ``open()``: the HTTP side answers
+        status calls before the peer has started (and opened this store)."""
+        if self._migrated:
+            return
+
+        def once(conn: sqlite3.Connection) -> None:
+            if not self._migrated:
+                migrate(conn)
+                self._migrated = True
+
+        await self._sql.run(once)
+
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        await self._ready()
         return await self._sql.run(fn)
 
     async def _tx(self, body: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``body`` in one write transaction: all of it is committed or none."""
+        await self._ready()
         try:
             return await self._sql.tx(body)
         except BaseException:
