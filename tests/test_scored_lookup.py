@@ -168,3 +168,15 @@ def search_tally():
     from yasearch.netfetch import Tally
 
     return Tally()
+
+
+def test_the_sql_field_boost_is_the_ranking_boost_for_every_flag_value() -> None:
+    import sqlite3
+
+    from yasearch.ranking import DEFAULT_WEIGHTS
+    from yasearch.shard.scored import _WTF
+
+    conn = sqlite3.connect(":memory:")
+    for flags in range(256):
+        (w,) = conn.execute(f"SELECT {_WTF} FROM (SELECT 3 AS tf, ? AS flags)", (flags,)).fetchone()
+        assert w == pytest.approx(3 + DEFAULT_WEIGHTS.boost(flags)), flags

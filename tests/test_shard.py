@@ -10,14 +10,19 @@ import signal
 import sqlite3
 import sys
 import textwrap
+import time
+import zlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+from yasearch.identity import Identity
 from yasearch.records import IN_TITLE, IN_URL, DocRecord, Posting
 from yasearch.shard import ShardStore, UpsertResult, impact
-from yasearch.wire import BadMessage, DocsRequest, PostingsRequest, WithdrawRequest, decode
+from yasearch.wire import (
+    BadMessage, DocsRequest, PostingEntry, PostingsRequest, WirePosting, WithdrawRequest, batch_body, decode, sign,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 A = "a" * 40  # origin peer IDs
@@ -54,6 +59,9 @@ async def test_upsert_then_reupsert_keeps_one_posting_and_updates_it(store: Shar
     await store.upsert(A, [("apple", Posting(d, 7, 0, 1)), ("apple", Posting(d, 8, 0, 1))])
     assert await store.postings_for("apple", [d]) == [Posting(d, 8, 0, 1)]
     assert await store.origin_count(A) == 2
+    # each update moved the posting in the impact order; it is still one posting
+    assert await store.top("apple", 10) == [Posting(d, 8, 0, 1)]
+    assert await store.df(["apple", "pear"]) == {"apple": 1, "pear": 1}
 
 
 async def test_df_counts_documents_per_term(store: ShardStore) -> None:
@@ -372,9 +380,12 @@ async def test_sigkill_mid_writes_leaves_only_whole_batches(tmp_path: Path) -> N
     conn = sqlite3.connect(path)
     try:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        counts = dict(conn.execute("SELECT term, count(*) FROM postings GROUP BY term"))
+        counts = dict(conn.execute("SELECT t.term, count(*) FROM postings p JOIN terms t ON t.id = p.term GROUP BY t.term"))
         # the committed batches are all there, whole; the one in flight left no row
         assert counts == {f"batch{i:05d}": per_batch for i in range(hang_in)}
+        # and so are the per-term and per-batch counts committed with them
+        assert dict(conn.execute("SELECT term, df FROM terms")) == counts
+        assert sorted(n for (n,) in conn.execute("SELECT live FROM batches")) == [per_batch] * hang_in
         kept = conn.execute("SELECT postings FROM origins WHERE origin='writer'").fetchone()[0]
         assert kept == hang_in * per_batch  # quota counter committed with the rows
     finally:
@@ -385,3 +396,117 @@ async def test_sigkill_mid_writes_leaves_only_whole_batches(tmp_path: Path) -> N
         r = await s.upsert("writer", [("after", Posting(did(1), 1, 0, 1))])
         assert r.accepted == 1
         assert await s.origin_count("writer") == hang_in * per_batch + 1
+
+
+def signed_batch(ident: Identity, entries: list[tuple[str, str, int]], at: float) -> PostingsRequest:
+    return sign(
+        PostingsRequest(
+            origin=ident.hex, postings=[PostingEntry(t, WirePosting(d, tf, 0, 50)) for t, d, tf in entries], signed_at=at
+        ),
+        ident,
+    )
+
+
+async def kept_batches(store: ShardStore, terms: list[str]) -> dict[int, tuple[PostingsRequest, list[tuple[str, str]]]]:
+    """What handoff would forward for ``terms``: each kept batch, decoded and checked as a receiver does."""
+    out = {}
+    for b, pairs in (await store.held_batches(terms)).items():
+        body = await store.batch_body(b)
+        assert body is not None
+        out[b] = (decode(zlib.decompress(body), PostingsRequest), sorted(pairs))
+    return out
+
+
+async def test_a_signed_batch_is_kept_and_still_proves_what_is_left_of_it(store: ShardStore) -> None:
+    """Handoff forwards the origin's signed batch: the store keeps it packed and gives
+    back exactly what was signed, after some of its postings were replaced by a newer
+    batch or withdrawn, and forgets it once nothing is held from it."""
+    x = Identity.generate()
+    now = time.time()
+    d1, d2, d3 = did(1), did(2), did(3)
+    first = signed_batch(x, [("apple", d1, 1), ("apple", d2, 2), ("pear", d1, 3), ("pear", d3, 1)], now - 60)
+    await store.upsert(x.hex, [(e.term, e.posting) for e in first.postings], signed_at=first.signed_at, batch=first)
+    again = await store.upsert(x.hex, [(e.term, e.posting) for e in first.postings], signed_at=first.signed_at, batch=first)
+    assert again.accepted == 4 and again.created == 0  # the same batch twice: kept once
+    second = signed_batch(x, [("apple", d1, 7)], now)
+    as_sent = (hashlib.sha1(batch_body(second)).digest(), zlib.compress(batch_body(second)))  # the older call form
+    await store.upsert(x.hex, [(e.term, e.posting) for e in second.postings], signed_at=second.signed_at, batch=as_sent)
+    assert await store.withdraw(x.hex, [d3]) == 1
+
+    kept = await kept_batches(store, ["apple", "pear"])
+    assert len(kept) == 2
+    by_sig = {req.sig: (req, pairs) for req, pairs in kept.values()}
+    req, pairs = by_sig[first.sig]
+    assert req.postings == first.postings and req.signed_at == first.signed_at  # every entry, as signed
+    assert pairs == [("apple", d2), ("pear", d1)]  # what is still held from it
+    req, pairs = by_sig[second.sig]
+    assert req.postings == second.postings and pairs == [("apple", d1)]
+    # a batch nothing is held from any more is gone
+    await store.withdraw(x.hex, [d1, d2])
+    assert await store.held_batches(["apple", "pear"]) == {}
+    assert await store.stats() == {"postings": 0, "terms": 0, "docs": 0, "origins": {}, "quota_per_origin": store.quota_per_origin}
+
+
+async def test_postings_without_a_signed_batch_are_not_handed_on(store: ShardStore) -> None:
+    await store.upsert(A, [("apple", Posting(did(1), 1, 0, 10))])
+    assert await store.held_batches(["apple"]) == {}
+
+
+_V2_SCHEMA = """
+CREATE TABLE postings (term TEXT NOT NULL, doc_id TEXT NOT NULL, origin TEXT NOT NULL, tf INTEGER NOT NULL,
+    flags INTEGER NOT NULL, length INTEGER NOT NULL, impact REAL NOT NULL, updated REAL NOT NULL,
+    signed REAL NOT NULL DEFAULT 0, batch INTEGER, PRIMARY KEY (term, doc_id)) WITHOUT ROWID;
+CREATE INDEX postings_impact ON postings(term, impact DESC, doc_id);
+CREATE TABLE docs (doc_id TEXT PRIMARY KEY, url TEXT NOT NULL, title TEXT NOT NULL, description TEXT NOT NULL,
+    language TEXT NOT NULL, length INTEGER NOT NULL, crawled_at REAL NOT NULL, origin TEXT NOT NULL,
+    host TEXT NOT NULL, updated REAL NOT NULL, pubkey TEXT NOT NULL DEFAULT '', sig TEXT NOT NULL DEFAULT '') WITHOUT ROWID;
+CREATE TABLE origins (origin TEXT PRIMARY KEY, postings INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE batches (id INTEGER PRIMARY KEY, hash BLOB NOT NULL UNIQUE, body BLOB NOT NULL);
+CREATE TABLE origin_sources (origin TEXT PRIMARY KEY, source TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE sources (source TEXT PRIMARY KEY, postings INTEGER NOT NULL) WITHOUT ROWID;
+"""
+
+
+async def test_a_store_of_the_older_schema_starts_empty_with_one_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A peer upgraded in place: the text-keyed store (schema 2) is not converted; it
+    starts empty and says so once, and republish/handoff fill it again."""
+    path = tmp_path / "shard.db"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(_V2_SCHEMA)
+        conn.execute(
+            "INSERT INTO postings VALUES ('apple', ?, ?, 1, 0, 10, 1.0, 1.0, 1.0, NULL)", (did(1), A)
+        )
+        conn.execute("INSERT INTO origins VALUES (?, 1)", (A,))
+    conn.close()
+    with caplog.at_level("WARNING", logger="yasearch.shard.schema"):
+        async with ShardStore(path) as s:
+            assert await s.df(["apple"]) == {"apple": 0}
+            assert (await s.totals())["postings"] == 0
+            assert (await s.upsert(A, [("apple", Posting(did(1), 1, 0, 10))])).accepted == 1
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "older" in warnings[0] and "empty" in warnings[0]
+    caplog.clear()
+    async with ShardStore(path) as s:  # the new store is kept, without a warning
+        assert await s.df(["apple"]) == {"apple": 1}
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+
+
+async def test_a_store_answers_before_open(tmp_path: Path) -> None:
+    """The HTTP side may ask for status before the peer started and opened its store."""
+    s = ShardStore(tmp_path / "shard.db")
+    try:
+        assert await s.totals() == {"postings": 0, "docs": 0}
+        assert await s.df(["apple"]) == {"apple": 0}
+    finally:
+        await s.close()
+
+
+async def test_a_store_written_by_a_newer_schema_is_refused_in_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "shard.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA user_version=99")
+    conn.close()
+    s = ShardStore(path)
+    with pytest.raises(RuntimeError, match="newer yasearch"):
+        await s.open()
+    await s.close()

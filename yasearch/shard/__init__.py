@@ -5,7 +5,8 @@ node ID, together with the records of the documents those postings name. This st
 keeps them on disk so a restarted peer keeps its share of the global index, and
 answers what the query path needs from a responsible peer (:mod:`.reads`).
 
-The package's parts: :mod:`.schema` (tables, impact score, plumbing), :mod:`.writes`
+The package's parts: :mod:`.schema` (tables, impact score, plumbing),
+:mod:`.batchcodec` (the origins' signed batches, packed), :mod:`.writes`
 (upsert, records, withdrawal, expiry), :mod:`.reads`, and :mod:`.service`, which
 answers the /p2p/v1 calls addressed to this peer from this store.
 
@@ -24,10 +25,13 @@ Design points, each because of a failure it prevents:
   so the quota check is O(1) instead of a ``count(*)`` over millions of rows, and it
   can never drift from the postings after a crash. Re-upserting a posting an origin
   already holds does not count twice; refused postings are counted and reported.
-* **Impact-ordered index.** ``(term, impact DESC, doc_id)`` makes a top-M read an
-  index range scan that stops after M rows.
-* **Expiry.** Origins republish periodically; a posting not refreshed within
-  ``max_age`` belongs to a peer that left or a page that was dropped, and goes.
+* **Impact-ordered rows.** The postings table's key is ``(term, impact DESC, doc)``,
+  so a top-M read is a range scan that stops after M rows.
+* **Compact.** Integer ids, per-batch origin and times, packed signed batches:
+  ~50 bytes of disk per held posting with every index (:mod:`.schema`).
+* **Expiry.** Origins republish periodically; a batch not refreshed within
+  ``max_age`` belongs to a peer that left or a page that was dropped, and its
+  postings go.
 
 Origin semantics: a posting is keyed by ``(term, doc_id)`` only and belongs to the
 origin that stored it first: only that origin (whose signed batches the p2p boundary
@@ -74,7 +78,7 @@ class ShardStore(ShardWrites, ShardReads):
 
     async def open(self) -> ShardStore:
         """Open (creating if needed) the database; returns self for chaining."""
-        await self._run(migrate)
+        await self._ready()
         return self
 
     async def close(self) -> None:

@@ -1,14 +1,59 @@
 """The shard store's tables, its impact score, and the plumbing reads and writes share.
 
-Schema deviation from the first sketch: the secondary index is ``(doc_id, origin)``
-rather than ``(origin, doc_id)``. Both serve "this origin's postings of this
-document" (withdrawal), but only ``doc_id`` first serves "does any posting still
-name this document?", which withdrawal, ``put_docs`` and orphan expiry all ask; the
-per-origin counts that the quota needs come from the ``origins`` table instead.
+Schema (version 3, ``PRAGMA user_version``), built so a held posting costs about 50
+bytes of disk with every index (``python -m bench shard``; the text-keyed schema
+before it cost ~300):
+
+``postings(term, impact, doc, tf, flags, length, batch)``, primary key ``(term, impact DESC, doc)``, WITHOUT ROWID
+    One row per held posting, integers only: ``term`` is ``terms.id``, ``doc`` is
+    ``docs.id``, ``impact`` is :func:`impact` times :data:`IMPACT_SCALE`, rounded
+    (a small integer), ``batch`` is ``batches.id`` (the upsert that stored it). The
+    posting's origin, signing time and freshness are its batch's. The table is
+    stored in its primary key's order, so a term's postings lie together in impact
+    order: a top-M read is one range scan that stops after M rows. To iterate a
+    term's postings in impact order as ``(doc_id, tf, flags, length)``::
+
+        SELECT d.key, p.tf, p.flags, p.length FROM postings p JOIN docs d ON d.id = p.doc
+        WHERE p.term = (SELECT id FROM terms WHERE term = ?) ORDER BY p.impact DESC
+
+    (``d.key`` is the 20-byte id: ``.hex()`` it; see :func:`doc_key` / :func:`doc_hex`).
+    A changed impact moves the row (delete + insert), done by :mod:`.writes`.
+``postings_doc`` on ``postings(doc, term)`` (UNIQUE; SQLite appends ``impact``)
+    A document's postings (withdrawal, records) and exact (doc, term) lookups
+    (upsert, ``postings_for``: ``INDEXED BY postings_doc``).
+``terms(id, term UNIQUE, df)``
+    The term dictionary. ``df`` is the term's held postings, kept in the same
+    transaction as the postings, so df is one index read
+    (``SELECT df FROM terms WHERE term = ?``). A term goes when its df reaches 0.
+``docs(id, key UNIQUE)``
+    One row per document any held posting names: ``key`` is the 20-byte document
+    id. Narrow, so the ``docs.id -> key`` lookups of a top-M read stay in few pages.
+    The row goes with the document's last posting, and its record with it.
+``records(id, url, title, description, language, length, crawled_at, signer, host, sig)``
+    The document's record once it arrived (``id`` is ``docs.id``). ``signer`` is
+    ``signers.id`` (the record's origin and public key, stored once per origin).
+``signers(id, origin, pubkey)``
+    The origins (20 bytes) and public keys (32 bytes) of the records held; rows no
+    record names go at expiry.
+``origins(id, origin UNIQUE, postings)``
+    Every origin holding postings here and its count (the quota's O(1) check).
+``batches(id, origin, signed, updated, live, hash UNIQUE, body)``
+    One row per upsert: its origin (``origins.id``), the origin's signing time,
+    the freshness stamp expiry reads, ``live`` = postings still held from it; with
+    the origin's signed batch (``body``, :mod:`.batchcodec`, 5-8 bytes an entry)
+    when it came signed, so handoff can forward what the origin signed. A batch
+    goes when nothing is held from it.
+
+``origin_sources`` and ``sources`` (:mod:`.quotas`) bind origins to addresses.
+
+An older store (any version before 3) is not migrated: it is emptied on open,
+with one warning line, and refilled by the origins' republishing and by other
+holders' handoff (both already run on every membership change and periodically).
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -19,10 +64,12 @@ from yasearch.ranking import B, DEFAULT_WEIGHTS, K1
 from yasearch.records import DocRecord, Posting
 from yasearch.crawler.sqlite import Health, SqliteThread
 from yasearch.shard import quotas
+from yasearch.shard.batchcodec import hexbytes, unhex
 from yasearch.shard.quotas import Caps
 from yasearch.wire import WirePosting, WireRecord
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 #: Average document length (analyzed tokens) assumed by the stored impact score.
 #: The true network-wide average is only known at query time and changes as peers
@@ -33,59 +80,97 @@ T = TypeVar("T")
 #: the order of magnitude of a typical web page's analyzed text.
 IMPACT_AVG_LENGTH = 500.0
 
+#: Stored impact = round(impact * IMPACT_SCALE): a 1-2 byte integer (impact < K1 + 1).
+IMPACT_SCALE = 10_000
+
 DEFAULT_QUOTA_PER_ORIGIN = 2_000_000
 DEFAULT_MAX_AGE = 3 * 24 * 3600.0
 
 #: Parameters per ``IN (...)`` query; well below SQLite's variable limit everywhere.
 _CHUNK = 500
 
+VERSION = 3
+
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS postings (
-    term TEXT NOT NULL,
-    doc_id TEXT NOT NULL,
-    origin TEXT NOT NULL,
-    tf INTEGER NOT NULL,
-    flags INTEGER NOT NULL,
-    length INTEGER NOT NULL,
-    impact REAL NOT NULL,
-    updated REAL NOT NULL,
-    signed REAL NOT NULL DEFAULT 0,
-    batch INTEGER,
-    PRIMARY KEY (term, doc_id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS postings_impact ON postings(term, impact DESC, doc_id);
-CREATE INDEX IF NOT EXISTS postings_doc ON postings(doc_id, origin);
+CREATE TABLE IF NOT EXISTS terms (
+    id INTEGER PRIMARY KEY,
+    term TEXT NOT NULL UNIQUE,
+    df INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS docs (
-    doc_id TEXT PRIMARY KEY,
+    id INTEGER PRIMARY KEY,
+    key BLOB NOT NULL UNIQUE
+);
+CREATE TABLE IF NOT EXISTS records (
+    id INTEGER PRIMARY KEY,
     url TEXT NOT NULL,
     title TEXT NOT NULL,
     description TEXT NOT NULL,
     language TEXT NOT NULL,
     length INTEGER NOT NULL,
     crawled_at REAL NOT NULL,
-    origin TEXT NOT NULL,
+    signer INTEGER NOT NULL,
     host TEXT NOT NULL,
-    updated REAL NOT NULL,
-    pubkey TEXT NOT NULL DEFAULT '',
-    sig TEXT NOT NULL DEFAULT ''
-) WITHOUT ROWID;
+    sig BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS signers (
+    id INTEGER PRIMARY KEY,
+    origin BLOB NOT NULL,
+    pubkey BLOB NOT NULL,
+    UNIQUE (origin, pubkey)
+);
 CREATE TABLE IF NOT EXISTS origins (
-    origin TEXT PRIMARY KEY,
+    id INTEGER PRIMARY KEY,
+    origin TEXT NOT NULL UNIQUE,
     postings INTEGER NOT NULL
-) WITHOUT ROWID;
+);
 CREATE TABLE IF NOT EXISTS batches (
     id INTEGER PRIMARY KEY,
-    hash BLOB NOT NULL UNIQUE,
-    body BLOB NOT NULL
+    origin INTEGER NOT NULL,
+    signed REAL NOT NULL,
+    updated REAL NOT NULL,
+    live INTEGER NOT NULL,
+    hash BLOB UNIQUE,
+    body BLOB
 );
+CREATE TABLE IF NOT EXISTS postings (
+    term INTEGER NOT NULL,
+    impact INTEGER NOT NULL,
+    doc INTEGER NOT NULL,
+    tf INTEGER NOT NULL,
+    flags INTEGER NOT NULL,
+    length INTEGER NOT NULL,
+    batch INTEGER NOT NULL,
+    PRIMARY KEY (term, impact DESC, doc)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS postings_doc ON postings(doc, term);
 """
+
+_TABLES = ("postings", "docs", "records", "origins", "batches", "terms", "signers", "origin_sources", "sources")
 
 
 def migrate(conn: sqlite3.Connection) -> None:
-    """A store from before signed postings (protocol 1) holds nothing anyone can
-    verify: it is emptied once, and the origins' republishing fills it again."""
-    if "signed" not in {r[1] for r in conn.execute("PRAGMA table_info(postings)")}:
-        conn.executescript("DROP TABLE postings; DROP TABLE docs; DROP TABLE origins;" + SCHEMA)
+    """Create the tables; a store of an older schema is emptied first (one warning).
+
+    Its postings are not converted: the origins' republishing and the other
+    holders' handoff fill the store again (see the module docstring)."""
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version == VERSION:
+        return
+    if version > VERSION:
+        where = conn.execute("PRAGMA database_list").fetchone()[2]
+        raise RuntimeError(
+            f"{where}: written by a newer yasearch (shard schema {version}, this one reads {VERSION}); "
+            "run the newer version, or move the file away to start it anew (republish refills it)"
+        )
+    old = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")} & set(_TABLES)
+    if old:
+        log.warning(
+            "shard store: schema %d is older than %d; starting it empty (republish and handoff refill it)",
+            version, VERSION,
+        )
+        conn.executescript("".join(f"DROP TABLE IF EXISTS {t};" for t in _TABLES))
+    conn.executescript(SCHEMA + quotas.SCHEMA + f"PRAGMA user_version={VERSION};")
 
 
 #: A posting to store: one from this peer's own code or one decoded from a message.
@@ -107,6 +192,16 @@ def impact(p: PostingLike) -> float:
         return 0.0
     norm = 1.0 - B + B * (p.length / IMPACT_AVG_LENGTH)
     return (wtf * (K1 + 1.0)) / (wtf + K1 * norm)
+
+
+def doc_key(doc_id: str) -> bytes | str:
+    """A document id as ``docs.key``: its 20 bytes (an id that is not lowercase hex,
+    which the p2p boundary never lets in, is kept as text)."""
+    return hexbytes(doc_id)
+
+
+def doc_hex(key: bytes | str) -> str:
+    return unhex(key)
 
 
 @dataclass(frozen=True)
@@ -141,7 +236,10 @@ class StoreBase:
             raise ValueError("quota_per_origin must be >= 0")
         if max_age <= 0:
             raise ValueError("max_age must be > 0")
-        self._sql = SqliteThread(path, SCHEMA + quotas.SCHEMA, "shard-store", health)
+        # the tables are created by :func:`migrate` before the first statement (which may first
+        # drop an older schema's), not by the connection: the old tables would clash with them
+        self._sql = SqliteThread(path, "", "shard-store", health)
+        self._migrated = False
         self.quota_per_origin = quota_per_origin
         self.max_age = float(max_age)
         #: The global cap and the per-source quota (:mod:`.quotas`).
@@ -149,11 +247,28 @@ class StoreBase:
         #: Postings held (cached sum of the origins table; None = read it again).
         self._total: int | None = None
 
+    async def _ready(self) -> None:
+        """The tables exist: :func:`migrate` has run (once, on the worker thread).
+
+        Every statement waits for it, not only ``open()``: the HTTP side answers
+        status calls before the peer has started (and opened this store)."""
+        if self._migrated:
+            return
+
+        def once(conn: sqlite3.Connection) -> None:
+            if not self._migrated:
+                migrate(conn)
+                self._migrated = True
+
+        await self._sql.run(once)
+
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        await self._ready()
         return await self._sql.run(fn)
 
     async def _tx(self, body: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``body`` in one write transaction: all of it is committed or none."""
+        await self._ready()
         try:
             return await self._sql.tx(body)
         except BaseException:
@@ -170,3 +285,18 @@ class StoreBase:
         """Postings ``origin`` holds, from the counts table (inside a transaction)."""
         row = conn.execute("SELECT postings FROM origins WHERE origin=?", (origin,)).fetchone()
         return row[0] if row else 0
+
+    @staticmethod
+    def _term_id(conn: sqlite3.Connection, term: str) -> int | None:
+        row = conn.execute("SELECT id FROM terms WHERE term=?", (term,)).fetchone()
+        return row[0] if row else None
+
+    @staticmethod
+    def _doc_ids(conn: sqlite3.Connection, doc_ids: list[str]) -> dict[int, str]:
+        """``docs.id -> doc_id`` of those of ``doc_ids`` that have a row."""
+        out: dict[int, str] = {}
+        for chunk in chunks(doc_ids):
+            marks = ",".join("?" * len(chunk))
+            for i, k in conn.execute(f"SELECT id, key FROM docs WHERE key IN ({marks})", [doc_key(d) for d in chunk]):
+                out[i] = doc_hex(k)
+        return out

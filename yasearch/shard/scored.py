@@ -6,8 +6,8 @@ network's real average, so for an exact top-k (:mod:`yasearch.disttopk`) the
 holder orders by the tf-part of :func:`yasearch.ranking.contribution` at the
 asker's average: the same order as the contribution itself, since idf is the
 same for every posting of a term. Computed in SQL over the term's rows (one
-narrow query on the ``postings`` table: ``term, doc_id, tf, flags, length``),
-so a frequent term is sorted in C, and only the batch asked for leaves.
+range of the ``postings`` table, schema 3: see :mod:`yasearch.shard.schema`), so a
+frequent term is sorted in C, and only the batch asked for leaves.
 """
 
 from __future__ import annotations
@@ -15,14 +15,15 @@ from __future__ import annotations
 import sqlite3
 
 from yasearch.ranking import B, DEFAULT_WEIGHTS, K1
-from yasearch.records import IN_DESCRIPTION, IN_HEADINGS, IN_TITLE, IN_URL, Posting
+from yasearch.records import IN_ANCHOR, IN_DESCRIPTION, IN_HEADINGS, IN_TITLE, IN_URL, PRIOR_MASK, PRIOR_SHIFT, Posting
 from yasearch.shard.schema import StoreBase
 
 _W = DEFAULT_WEIGHTS
 #: tf + field boosts, as FieldWeights.boost adds them (a comparison is 0 or 1 in SQLite).
 _WTF = (
     f"(tf + ((flags & {IN_TITLE}) != 0) * {_W.title!r} + ((flags & {IN_HEADINGS}) != 0) * {_W.headings!r}"
-    f" + ((flags & {IN_URL}) != 0) * {_W.url!r} + ((flags & {IN_DESCRIPTION}) != 0) * {_W.description!r})"
+    f" + ((flags & {IN_URL}) != 0) * {_W.url!r} + ((flags & {IN_DESCRIPTION}) != 0) * {_W.description!r}"
+    f" + ((flags & {IN_ANCHOR}) != 0) * {_W.anchor!r} + ((flags & {PRIOR_MASK}) >> {PRIOR_SHIFT}) * {_W.prior!r})"
 )
 
 
@@ -40,11 +41,12 @@ async def scored_top(
     doc_id), none below ``floor``; and the tf-part of the best posting not sent (0
     when none is left)."""
     sql = (
-        f"WITH p AS (SELECT doc_id, tf, flags, length, {_WTF} AS w FROM postings WHERE term=?) "
-        f"SELECT doc_id, tf, flags, length, {tf_part_sql(avg)} AS s FROM p ORDER BY s DESC, doc_id LIMIT ? OFFSET ?"
+        f"WITH p AS (SELECT d.key AS k, x.tf AS tf, x.flags AS flags, x.length AS length, {_WTF} AS w "
+        "FROM postings x JOIN docs d ON d.id = x.doc WHERE x.term = (SELECT id FROM terms WHERE term = ?)) "
+        f"SELECT k, tf, flags, length, {tf_part_sql(avg)} AS s FROM p ORDER BY s DESC, k LIMIT ? OFFSET ?"
     )
 
-    def q(conn: sqlite3.Connection) -> list[tuple[str, int, int, int, float]]:
+    def q(conn: sqlite3.Connection) -> list[tuple[bytes, int, int, int, float]]:
         return conn.execute(sql, (term, m + 1, skip)).fetchall()
 
     rows = await store._run(q)
@@ -54,5 +56,5 @@ async def scored_top(
         if len(out) >= m or s < floor:
             bound = float(s)
             break
-        out.append(Posting(doc_id=d, tf=tf, flags=flags, length=length))
+        out.append(Posting(doc_id=d.hex(), tf=tf, flags=flags, length=length))
     return out, bound

@@ -10,8 +10,6 @@ the same.
 
 from __future__ import annotations
 
-import hashlib
-import zlib
 from collections.abc import Awaitable, Callable
 
 from yasearch.ranking import DEFAULT_WEIGHTS, contribution
@@ -31,7 +29,6 @@ from yasearch.wire import (
     WirePosting,
     WithdrawReply,
     WithdrawRequest,
-    batch_body,
     present,
 )
 
@@ -77,9 +74,7 @@ class LocalPeer:
         only = present(req.only)
         if only is not None:
             batch = [batch[i] for i in dict.fromkeys(only)]
-        body = batch_body(req)
-        kept = (hashlib.sha1(body).digest(), zlib.compress(body, 1))
-        result = await self.shard.upsert(req.origin, batch, signed_at=req.signed_at, batch=kept, source=source)
+        result = await self.shard.upsert(req.origin, batch, signed_at=req.signed_at, batch=req, source=source)
         if req.docs:
             await self.shard.put_docs(req.docs)
         missing = await self.shard.missing_docs(dict.fromkeys(p.doc_id for _, p in batch))
