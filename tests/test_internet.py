@@ -162,6 +162,10 @@ def test_the_natd_peer_publishes_and_searches_globally(internet: Internet) -> No
     # and it finds the others' pages
     found = {h["url"] for h in internet.search(internet.c, A_WORD)["results"]}
     assert found == {f"{site}/a{i}.html" for i in range(PAGES_EACH)}
+    # its pages are in every df, so they count in the network's N at the public peers
+    # (else a df exceeds N: wrong IDFs, and a second replica asked to check the df)
+    for p in (internet.a, internet.b):
+        assert internet.status(p)["network"]["documents"] == 2 * PAGES_EACH
 
 
 @pytest.mark.netns

@@ -219,15 +219,20 @@ class Membership:
         return {node: c for node, (c, _seen) in self._stable.items()}
 
     def network_totals(self, documents: int, total_length: int) -> tuple[int, int]:
-        """(documents, total length) over this peer (the figures given) and the steady
-        membership.
+        """(documents, total length) over this peer (the figures given), the steady
+        membership and the client-only peers that talked to us.
 
         Uses the peers of :meth:`stable_members` and their last info records, so a
         peer that misses a few pings does not make N (and every IDF) jump between
-        two queries; their figures are clamped (:func:`clamped_totals`)."""
+        two queries; their figures are clamped (:func:`clamped_totals`). Client-only
+        peers hold no term but publish their pages: their documents are in every df,
+        so they count in N too (without them a df could exceed N, and every IDF
+        would be off)."""
         others: list[tuple[int, int]] = []
         if self.dht.running:
-            for node in self.stable_members():
+            members = list(self.stable_members())
+            members += [c for c in (bytes.fromhex(p.node_id) for p in self.dht.known_clients()) if c not in members]
+            for node in members:
                 info = self.dht.info_of(node)
                 if info:
                     others.append((int(info.get("documents", 0)), int(dict(info.get("stats", {})).get("total_length", 0))))

@@ -77,6 +77,10 @@ class PeerCallError(Exception):
         self.status = status
 
 
+#: Seconds an idle p2p connection is kept for the next request.
+P2P_KEEPALIVE = 60.0
+
+
 class Transport:
     """HTTP POSTs of p2p messages (encoded bytes in, reply bytes out), counted.
 
@@ -107,7 +111,11 @@ class Transport:
 
     async def open(self) -> None:
         if self.session is None:
-            self.session = guarded_session(self.policy) if self.policy is not None else aiohttp.ClientSession()
+            # idle connections to other peers are kept a minute (under aiohttp's server
+            # keep-alive of 75 s): on a WAN a new connection costs a round trip of its own
+            self.session = guarded_session(self.policy, keepalive=P2P_KEEPALIVE) if self.policy is not None else (
+                aiohttp.ClientSession(connector=aiohttp.TCPConnector(keepalive_timeout=P2P_KEEPALIVE))
+            )
 
     async def close(self) -> None:
         if self.session is not None:

@@ -174,7 +174,7 @@ class Peer:
         self.publisher.on_published.append(self.jobs.published)
         await self.jobs.start()
         self.recrawler.start()
-        self.reporter.connect(self.dht, self.resolver, self.transport)
+        self.reporter.connect(self.dht, self.resolver, self.transport, self.network_totals)
         self.liveness = Liveness(
             self.identity.node_id, self.dht, self.resolver, self.handoff, self.publisher, self.transport,
             self.stable_members,

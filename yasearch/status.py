@@ -75,6 +75,7 @@ class Status:
         self.handoff = handoff
         self.faults = faults or Faults()
         self.dht: DhtNode | None = None
+        self.network_totals: Callable[[], tuple[int, int]] | None = None
         self.resolver: Resolver | None = None
         self.transport: Transport | None = None
         self.started_at = 0.0
@@ -90,9 +91,14 @@ class Status:
     def url(self) -> str:
         return self._url()
 
-    def connect(self, dht: DhtNode, resolver: Resolver, transport: Transport) -> None:
-        """The network parts, once the peer listens."""
+    def connect(
+        self, dht: DhtNode, resolver: Resolver, transport: Transport,
+        network_totals: Callable[[], tuple[int, int]] | None = None,
+    ) -> None:
+        """The network parts, once the peer listens; ``network_totals``: (documents,
+        total length) over the network, what global ranking uses as N."""
         self.dht, self.resolver, self.transport = dht, resolver, transport
+        self.network_totals = network_totals
 
     def start(self) -> None:
         self._sampler = asyncio.create_task(self._sample_history_loop(), name="history")
@@ -172,6 +178,7 @@ class Status:
             "dht": self.dht.stats() if self.dht else {"running": False},
             "network": {
                 "replication": self.config.replication,
+                "documents": self.network_totals()[0] if self.network_totals is not None else self.index.doc_count(),
                 "resolver_lookups": self.resolver.lookups if self.resolver else 0,
                 "handoff": {"sent": self.handoff.sent, "failed": self.handoff.failed},
                 "p2p": self.transport.figures() if self.transport else {},
