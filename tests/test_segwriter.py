@@ -68,6 +68,9 @@ def _contents(ix: Any) -> tuple[list[int], list[Any], list[Any]]:
         segments = [leaf.doc_count_all() for leaf, _ in r.leaf_readers()]
         postings = []
         for fieldname, btext in r.all_terms():
+            info = r.term_info(fieldname, btext)
+            postings.append((fieldname, btext, info.doc_frequency(), info.weight(), info.max_weight(),
+                             info.min_id(), info.max_id()))
             m = r.postings(fieldname, btext)
             while m.is_active():
                 postings.append((fieldname, btext, m.id(), m.weight(), m.value()))

@@ -31,53 +31,86 @@ from __future__ import annotations
 
 import heapq
 from array import array
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from itertools import accumulate, groupby
-from operator import itemgetter
+from operator import itemgetter, sub
+from pickle import dumps
 from typing import Any
 
-from whoosh.codec.whoosh3 import W3LeafMatcher
+from whoosh.codec.whoosh3 import WHOOSH3_HEADER_MAGIC, W3LeafMatcher, W3TermInfo
 from whoosh.reading import SegmentReader
+from whoosh.system import pack_int, pack_long, pack_ushort
+from whoosh.util.numeric import length_to_byte
 from whoosh.writing import SegmentWriter
 
+from yasearch.index.schema import ImpactField
+
 #: One term's postings from one source: (field, term bytes, docnums, weights, values).
-TermPostings = tuple[str, bytes, list[int], list[float], list[bytes]]
+TermPostings = tuple[str, bytes, Sequence[int], Sequence[float], Sequence[bytes]]
+#: A term's postings in the pool: docnums, weights, values (empty for formats without values).
+Entry = tuple[array, array, list]
 
 _key = itemgetter(0, 1)
+_TERMINFO = W3TermInfo._struct
+_NO_LENGTH = length_to_byte(0)
 
 
 class TermPool:
-    """The postings of the documents added to one writer: field -> term -> [(docnum, weight, value)]."""
+    """The postings of the documents added to one writer: field -> term -> (docnums, weights, values).
+
+    Arrays, not a tuple per posting: nothing for the garbage collector to track,
+    and freeing them after the commit is cheap."""
 
     def __init__(self) -> None:
-        self.fields: dict[str, dict[bytes, list[tuple[int, float, bytes]]]] = {}
-        #: Postings held, and an estimate of their bytes (see :attr:`FastSegmentWriter.pool_bytes`).
-        self.count = 0
+        self.fields: dict[str, dict[Any, Entry]] = {}
+        #: An estimate of the bytes held (see :attr:`FastSegmentWriter.pool_bytes`).
         self.nbytes = 0
 
     def add(self, item: tuple[str, bytes, int, float, bytes | None]) -> None:
         """Whoosh's pool interface (one posting); docnums must arrive in increasing order per term."""
         fieldname, tbytes, docnum, weight, vbytes = item
         terms = self.fields.setdefault(fieldname, {})
-        terms.setdefault(tbytes, []).append((docnum, weight, vbytes or b""))
-        self.count += 1
+        entry = terms.get(tbytes)
+        if entry is None:
+            entry = terms[tbytes] = (array("I"), array("f"), [])
+        entry[0].append(docnum)
+        entry[1].append(weight)
+        if vbytes:
+            entry[2].append(vbytes)
+        self.nbytes += 40 + len(vbytes or b"")
 
     def items(self) -> Iterator[TermPostings]:
-        """Every term's postings, sorted by (field, term)."""
+        """Every term's postings, sorted by (field, term).
+
+        Fields indexed by the fast path key their terms by ``str`` (encoded here,
+        once per term): code point order is UTF-8 byte order, so sorting either
+        gives Whoosh's order. A term keyed both ways (never, in practice) is merged.
+        """
         for fieldname in sorted(self.fields):
-            terms = self.fields[fieldname]
-            for tbytes in sorted(terms):
-                ids, weights, values = zip(*terms[tbytes])
-                yield fieldname, tbytes, ids, weights, values  # type: ignore[misc]
+            as_bytes: dict[bytes, Entry] = {}
+            for key, entry in self.fields[fieldname].items():
+                tbytes = key.encode("utf-8") if type(key) is str else key
+                other = as_bytes.get(tbytes)
+                as_bytes[tbytes] = entry if other is None else _merge_entries(other, entry)
+            for tbytes in sorted(as_bytes):
+                ids, weights, values = as_bytes[tbytes]
+                yield fieldname, tbytes, ids, weights, values
 
     def iter_postings(self) -> Iterator[tuple[str, bytes, int, float, bytes]]:
         for fieldname, tbytes, ids, weights, values in self.items():
-            for d, w, v in zip(ids, weights, values):
+            for d, w, v in zip(ids, weights, values or [b""] * len(ids)):
                 yield fieldname, tbytes, d, w, v
 
     def cleanup(self) -> None:
         self.fields = {}
-        self.count = self.nbytes = 0
+        self.nbytes = 0
+
+
+def _merge_entries(a: Entry, b: Entry) -> Entry:
+    ids, weights, values = a[0] + b[0], a[1] + b[1], a[2] + b[2]
+    order = sorted(range(len(ids)), key=ids.__getitem__)
+    return (array("I", [ids[i] for i in order]), array("f", [weights[i] for i in order]),
+            [values[i] for i in order] if values else [])
 
 
 def segment_items(reader: SegmentReader, schema: Any, base: int, docmap: dict[int, int] | None) -> Iterator[TermPostings]:
@@ -92,8 +125,8 @@ def segment_items(reader: SegmentReader, schema: Any, base: int, docmap: dict[in
         fmt = schema[fieldname].format
         keep_values = fmt.fixed_value_size() != 0
         m = codec.postings_reader(postfile, info, fmt)
-        ids: list[int] = []
-        weights: list[float] = []
+        ids: Any = array("I")
+        weights: Any = array("f")
         values: list[bytes] = []
         if type(m) is W3LeafMatcher and not m._byteids:
             while True:
@@ -117,30 +150,37 @@ def segment_items(reader: SegmentReader, schema: Any, base: int, docmap: dict[in
         if deleted:
             live = [i for i, d in enumerate(ids) if d not in deleted]
             if len(live) < len(ids):
-                ids = [ids[i] for i in live]
-                weights = [weights[i] for i in live]
+                ids = array("I", [ids[i] for i in live])
+                weights = array("f", [weights[i] for i in live])
                 if keep_values:
                     values = [values[i] for i in live]
         if not ids:
             continue
         if docmap is not None:
-            ids = [docmap[d] for d in ids]
+            ids = array("I", [docmap[d] for d in ids])
         elif base:
-            ids = [d + base for d in ids]
+            ids = array("I", [d + base for d in ids])
         yield fieldname, tbytes, ids, weights, values
 
 
 def write_terms(fieldwriter: Any, schema: Any, items: Iterator[TermPostings]) -> None:
     """Write every term of ``items`` (sorted by (field, term); one term may come from several
-    sources in a row, in docnum order) with Whoosh's W3 field writer, a block at a time."""
+    sources in a row, in docnum order) into a W3 field writer's files: the bytes Whoosh's
+    ``W3PostingsWriter`` writes, with one write and no per-posting call per term."""
     current = None
+    postfile = fieldwriter._postfile
+    pos = postfile.tell()
+    write = postfile.write
+    tindex_add = fieldwriter._tindex.add
+    fieldkey = b""
+    limit = fieldwriter._codec._blocklimit
+    fixedsize: int | None = None
     for (fieldname, tbytes), group in groupby(items, key=_key):
         parts = list(group)
-        if len(parts) == 1:
-            _f, _t, ids, weights, values = parts[0]
-        else:
-            ids, weights, values = [], [], []
-            for _f, _t, i, w, v in parts:
+        _f, _t, ids, weights, values = parts[0]
+        if len(parts) > 1:
+            ids, weights, values = array("I", ids), array("f", weights), list(values)
+            for _f, _t, i, w, v in parts[1:]:
                 ids += i
                 weights += w
                 values += v
@@ -149,23 +189,64 @@ def write_terms(fieldwriter: Any, schema: Any, items: Iterator[TermPostings]) ->
                 fieldwriter.finish_field()
             fieldwriter.start_field(fieldname, schema[fieldname])
             current = fieldname
-            keep_values = schema[fieldname].format.fixed_value_size() != 0
-        pw = fieldwriter._postwriter
-        limit = pw._blocklimit
-        fieldwriter.start_term(tbytes)
+            fieldkey = pack_ushort(fieldwriter._fieldid)
+            fixedsize = schema[fieldname].format.fixed_value_size()
         n = len(ids)
+        chunks = [WHOOSH3_HEADER_MAGIC]
+        total = 0.0
+        top: Any = 0
         for start in range(0, n, limit):
-            end = start + limit
-            pw._ids = array("I", ids[start:end])
-            block_weights = array("f", weights[start:end])
-            pw._weights = block_weights
-            pw._maxweight = max(block_weights)
-            pw._values = values[start:end] if keep_values else []
-            if end < n:
-                pw._write_block()
-        fieldwriter.finish_term()
+            end = min(n, start + limit)
+            bids = ids[start:end]
+            bw = weights[start:end]
+            deltas = (bids[0],) + tuple(map(sub, bids[1:], bids[:-1]))
+            lo, hi = min(bw), max(bw)
+            if lo == hi:
+                mini_w: Any = None if lo == 1.0 else bw[0]
+            else:
+                mini_w = tuple(bw)
+            if fixedsize is None or fixedsize < 0:
+                mini_v: Any = tuple(values[start:end])
+            elif fixedsize == 0:
+                mini_v = None
+            else:
+                mini_v = b"".join(values[start:end])
+            data = dumps((deltas, mini_w, mini_v), 2)
+            block_top = hi if hi > 0 else 0
+            info = dumps((end - start, bids[-1], block_top, 0, 0, _NO_LENGTH), 2)
+            size = len(info) + len(data)
+            chunks += (pack_int(-size if end == n else size), info, data)
+            total += sum(bw)
+            if block_top > top:
+                top = block_top
+        blob = b"".join(chunks)
+        write(blob)
+        tindex_add(fieldkey + tbytes, _TERMINFO.pack(False, total, n, 0, _NO_LENGTH, top, ids[0], ids[-1])
+                   + pack_long(pos) + pack_int(len(blob)))
+        pos += len(blob)
     if current is not None:
         fieldwriter.finish_field()
+
+
+def _add_postings(field: Any, items: Any, docnum: int, terms: dict[Any, Entry]) -> tuple[int, int]:
+    """Whoosh's ``(term bytes, freq, weight, value)`` postings of one field into the
+    pool; returns (the field length, bytes added, roughly)."""
+    keep_values = field.format.fixed_value_size() != 0
+    length = 0
+    nbytes = 0
+    for tbytes, freq, weight, vbytes in items:
+        length += freq
+        entry = terms.get(tbytes)
+        if entry is None:
+            entry = terms[tbytes] = (array("I"), array("f"), [])
+            nbytes += 400 + len(tbytes)
+        entry[0].append(docnum)
+        entry[1].append(weight)
+        if keep_values:
+            entry[2].append(vbytes)
+            nbytes += len(vbytes)
+        nbytes += 8
+    return length, nbytes
 
 
 class FastSegmentWriter(SegmentWriter):
@@ -195,7 +276,6 @@ class FastSegmentWriter(SegmentWriter):
         fieldnames = sorted(name for name in fields if not name.startswith("_"))
         self._check_fields(schema, fieldnames)
         perdocwriter.start_doc(docnum)
-        count = 0
         nbytes = 0
         try:
             for fieldname in fieldnames:
@@ -205,21 +285,25 @@ class FastSegmentWriter(SegmentWriter):
                 field = schema[fieldname]
                 length = 0
                 if field.indexed:
-                    items = field.index(value)
                     terms = pfields.get(fieldname)
                     if terms is None:
                         terms = pfields[fieldname] = {}
-                    for tbytes, freq, weight, vbytes in items:
-                        length += freq
-                        posting = (docnum, weight, vbytes)
-                        lst = terms.get(tbytes)
-                        if lst is None:
-                            terms[tbytes] = [posting]
-                            nbytes += 100 + len(tbytes)
-                        else:
-                            lst.append(posting)
-                        nbytes += 72 + len(vbytes)
-                        count += 1
+                    fast = getattr(field, "index_into", None)
+                    if fast is not None and type(value) is str:  # fastpath.FastText
+                        length, added = fast(value, docnum, terms)
+                        nbytes += added
+                    elif type(field) is ImpactField and type(value) is dict:
+                        for term, wtf in value.items():
+                            entry = terms.get(term)
+                            if entry is None:
+                                entry = terms[term] = (array("I"), array("f"), [])
+                                nbytes += 400
+                            entry[0].append(docnum)
+                            entry[1].append(wtf)
+                        nbytes += 8 * len(value)
+                    else:
+                        length, added = _add_postings(field, field.index(value), docnum, terms)
+                        nbytes += added
                     if not field.scorable:
                         length = 0
                 customval = fields.get("_stored_%s" % fieldname, value)
@@ -231,7 +315,6 @@ class FastSegmentWriter(SegmentWriter):
             perdocwriter.cancel_doc()
             raise
         perdocwriter.finish_doc()
-        pool.count += count
         pool.nbytes += nbytes
         self._added = True
         self.docnum += 1
