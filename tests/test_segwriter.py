@@ -11,7 +11,8 @@ from whoosh.writing import OPTIMIZE, SegmentWriter
 
 from yasearch.index.codec import fast_codec
 from yasearch.index.fastpath import fast_schema, forget_analyzed
-from yasearch.index.schema import make_schema
+from yasearch.index.impact import open_block_index, term_blocks
+from yasearch.index.schema import IMPACT_FIELD, make_schema
 from yasearch.index.segwriter import FastSegmentWriter
 from yasearch.index.writer import WriteOp, WriterState, whoosh_fields
 from yasearch.records import Document
@@ -103,3 +104,38 @@ def test_writer_commits_early_when_its_postings_outgrow_limitmb(tmp_path: Path) 
     assert len(out.commits) > 1
     assert sum(len(c) for c in out.commits) == 60
     assert ix.doc_count() == 60
+
+
+def test_block_index_holds_each_impact_blocks_header_and_shortest_document(tmp_path: Path) -> None:
+    ix = _build(tmp_path, FastSegmentWriter, _ops(5))
+    checked = 0
+    with ix.reader() as r:
+        for leaf, offset in r.leaf_readers():
+            index = open_block_index(leaf)
+            assert index is not None
+            lengths = leaf.column_reader("length")
+            for _field, btext in leaf.all_terms():
+                if _field != IMPACT_FIELD:
+                    continue
+                term = btext.decode("utf-8")
+                fast = term_blocks(leaf, offset, term, index)
+                slow = term_blocks(leaf, offset, term)
+                assert [(b.first, b.last, b.count, b.max_wtf) for b in fast] == \
+                       [(b.first, b.last, b.count, b.max_wtf) for b in slow]
+                for b, s in zip(fast, slow):
+                    assert b.load() == s.load()
+                    live = [int(lengths[d - offset]) for d in b.load()]
+                    assert all(b.min_len <= n for n in live)
+                    if not leaf.has_deletions():
+                        assert b.min_len == min(live)
+                    checked += 1
+            index.close()
+    assert checked > 100
+
+
+def test_segments_without_a_block_index_are_read_header_by_header(tmp_path: Path) -> None:
+    ix = _build(tmp_path, SegmentWriter, _ops(5)[:3])
+    with ix.reader() as r:
+        leaf, offset = next(iter(r.leaf_readers()))
+        assert open_block_index(leaf) is None
+        assert term_blocks(leaf, offset, "alpha", None, 7)[0].min_len == 7

@@ -110,7 +110,9 @@ def top_k_blocks(view: ReadView, terms: list[str], k: int) -> tuple[int, bool, l
     segments = []
     df = dict.fromkeys(terms, 0)
     for leaf, offset in view.leaves:
-        blocks = {t: term_blocks(leaf, offset, t) for t in terms}
+        index = view.block_index(leaf)
+        minlen = 0 if index is not None else view.min_length(leaf)
+        blocks = {t: term_blocks(leaf, offset, t, index, minlen) for t in terms}
         for t, bl in blocks.items():
             df[t] += _live_count(bl)
         if all(blocks.values()):
@@ -127,10 +129,9 @@ def top_k_blocks(view: ReadView, terms: list[str], k: int) -> tuple[int, bool, l
     length_of = view.length_of
     for leaf, blocks in segments:
         lists = [blocks[t] for t in terms]
-        minlen = view.min_length(leaf)
         r = min(range(len(terms)), key=lambda i: sum(b.count for b in lists[i]))
         driver_total += sum(b.count for b in lists[r])
-        bounded = _bounded_blocks(lists, r, idfs, minlen, avg)
+        bounded = _bounded_blocks(lists, r, idfs, avg)
         for n, (bound, block, others) in enumerate(bounded):
             if bound < 0:  # another term has no posting in this block's range
                 continue
@@ -208,14 +209,19 @@ def _live_count(blocks: list[Block]) -> int:
 
 
 def _bounded_blocks(
-    lists: list[list[Block]], r: int, idfs: list[float], minlen: int, avg: float
+    lists: list[list[Block]], r: int, idfs: list[float], avg: float
 ) -> list[tuple[float, Block, list[list[Block]]]]:
     """The driver's blocks with their score bound (-1: cannot match) and, per term, the
-    blocks covering their docnum range; best bound first."""
+    blocks covering their docnum range; best bound first.
+
+    A document of the driver block is no shorter than the block's shortest, nor than
+    the shortest of the other term's block it is in: each term's part of the bound
+    is its block maximum ``wtf`` at the longer of the two."""
     out = []
     starts = [0] * len(lists)
     for block in lists[r]:
-        bound = contribution(idfs[r], block.max_wtf, minlen, avg)
+        shortest = block.min_len
+        bound = contribution(idfs[r], block.max_wtf, shortest, avg)
         others: list[list[Block]] = [[] for _ in lists]
         for i, bl in enumerate(lists):
             if i == r:
@@ -230,7 +236,7 @@ def _bounded_blocks(
             if not others[i]:
                 bound = -1.0
                 break
-            bound += contribution(idfs[i], max(b.max_wtf for b in others[i]), minlen, avg)
+            bound += max(contribution(idfs[i], b.max_wtf, max(shortest, b.min_len), avg) for b in others[i])
         out.append((bound, block, others))
     out.sort(key=lambda item: -item[0])
     return out

@@ -38,12 +38,14 @@ from pickle import dumps
 from typing import Any
 
 from whoosh.codec.whoosh3 import WHOOSH3_HEADER_MAGIC, W3LeafMatcher, W3TermInfo
+from whoosh.filedb.filetables import HashWriter
 from whoosh.reading import SegmentReader
 from whoosh.system import pack_int, pack_long, pack_ushort
 from whoosh.util.numeric import length_to_byte
 from whoosh.writing import SegmentWriter
 
-from yasearch.index.schema import ImpactField
+from yasearch.index.impact import BLOCKS_EXT, encode_blocks
+from yasearch.index.schema import IMPACT_FIELD, ImpactField
 
 #: One term's postings from one source: (field, term bytes, docnums, weights, values).
 TermPostings = tuple[str, bytes, Sequence[int], Sequence[float], Sequence[bytes]]
@@ -163,10 +165,16 @@ def segment_items(reader: SegmentReader, schema: Any, base: int, docmap: dict[in
         yield fieldname, tbytes, ids, weights, values
 
 
-def write_terms(fieldwriter: Any, schema: Any, items: Iterator[TermPostings]) -> None:
+def write_terms(fieldwriter: Any, schema: Any, items: Iterator[TermPostings], blocks: Any = None,
+                lengths: Sequence[int] = ()) -> None:
     """Write every term of ``items`` (sorted by (field, term); one term may come from several
     sources in a row, in docnum order) into a W3 field writer's files: the bytes Whoosh's
-    ``W3PostingsWriter`` writes, with one write and no per-posting call per term."""
+    ``W3PostingsWriter`` writes, with one write and no per-posting call per term.
+
+    With ``blocks`` (a :class:`whoosh.filedb.filetables.HashWriter`), each impact term's
+    block headers go there too, with each block's shortest document by ``lengths``
+    (docnum -> document length) and its place in the postings file
+    (:func:`yasearch.index.impact.encode_blocks`)."""
     current = None
     postfile = fieldwriter._postfile
     pos = postfile.tell()
@@ -191,10 +199,14 @@ def write_terms(fieldwriter: Any, schema: Any, items: Iterator[TermPostings]) ->
             current = fieldname
             fieldkey = pack_ushort(fieldwriter._fieldid)
             fixedsize = schema[fieldname].format.fixed_value_size()
+            headers = blocks is not None and fieldname == IMPACT_FIELD
         n = len(ids)
         chunks = [WHOOSH3_HEADER_MAGIC]
         total = 0.0
         top: Any = 0
+        at = pos + len(WHOOSH3_HEADER_MAGIC)
+        if headers:
+            lasts, maxes, minlens, counts, places = array("I"), array("f"), array("I"), array("I"), array("Q")
         for start in range(0, n, limit):
             end = min(n, start + limit)
             bids = ids[start:end]
@@ -219,8 +231,17 @@ def write_terms(fieldwriter: Any, schema: Any, items: Iterator[TermPostings]) ->
             total += sum(bw)
             if block_top > top:
                 top = block_top
+            if headers:
+                lasts.append(bids[-1])
+                maxes.append(hi)
+                minlens.append(min(map(lengths.__getitem__, bids)) if lengths else 0)
+                counts.append(end - start)
+                places.append(at)
+            at += 4 + size
         blob = b"".join(chunks)
         write(blob)
+        if headers:
+            blocks.add(tbytes, encode_blocks(lasts, maxes, minlens, counts, places))
         tindex_add(fieldkey + tbytes, _TERMINFO.pack(False, total, n, 0, _NO_LENGTH, top, ids[0], ids[-1])
                    + pack_long(pos) + pack_int(len(blob)))
         pos += len(blob)
@@ -258,6 +279,8 @@ class FastSegmentWriter(SegmentWriter):
         if self._fast:
             self.pool = TermPool()
         self._merged: list[tuple[Any, int, dict[int, int] | None]] = []
+        #: docnum -> document length (the ``length`` field) of the new segment, for the block index
+        self._lengths = array("I")
 
     @property
     def pool_bytes(self) -> int:
@@ -315,6 +338,7 @@ class FastSegmentWriter(SegmentWriter):
             perdocwriter.cancel_doc()
             raise
         perdocwriter.finish_doc()
+        self._lengths.append(max(0, int(fields.get("length") or 0)))
         pool.nbytes += nbytes
         self._added = True
         self.docnum += 1
@@ -327,6 +351,8 @@ class FastSegmentWriter(SegmentWriter):
         ndxnames = {name for name in reader.indexed_field_names() if name in self.schema}
         docmap = self.write_per_doc(set(self.schema.names()) | ndxnames, reader)
         self._merged.append((reader.segment(), basedoc, docmap))
+        lengths = reader.column_reader("length") if reader.has_column("length") else None
+        self._lengths.extend(int(lengths[d]) if lengths is not None else 0 for d in reader.all_doc_ids())
         self._added = True
 
     def _flush_segment(self) -> None:
@@ -339,7 +365,11 @@ class FastSegmentWriter(SegmentWriter):
                 segment_items(r, self.schema, base, docmap) for r, (_s, base, docmap) in zip(readers, self._merged)
             ]
             items = sources[0] if len(sources) == 1 else heapq.merge(*sources, key=_key)
-            write_terms(self.fieldwriter, self.schema, items)
+            blocks = HashWriter(self.newsegment.create_file(self.storage, BLOCKS_EXT)) \
+                if IMPACT_FIELD in self.schema and len(self._lengths) == self.docnum else None
+            write_terms(self.fieldwriter, self.schema, items, blocks, self._lengths)
+            if blocks is not None:
+                blocks.close()
         finally:
             for r in readers:
                 r.close()
