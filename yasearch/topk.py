@@ -116,7 +116,7 @@ def top_k_blocks(view: ReadView, terms: list[str], k: int) -> tuple[int, bool, l
         for t, bl in blocks.items():
             df[t] += _live_count(bl)
         if all(blocks.values()):
-            segments.append((leaf, blocks))
+            segments.append((leaf, offset, blocks))
     if not terms or not all(df.values()):
         return 0, False, []
     n_docs, avg = view.n_docs, max(0.0, view.avg_length())
@@ -126,8 +126,8 @@ def top_k_blocks(view: ReadView, terms: list[str], k: int) -> tuple[int, bool, l
     matches = visited = driver_total = 0
     pruned = False
     skipped: list[tuple[Block, list[list[Block]]]] = []  # driver blocks not visited, with their partners
-    length_of = view.length_of
-    for leaf, blocks in segments:
+    for leaf, offset, blocks in segments:
+        lengths = view.segment_lengths(leaf)
         lists = [blocks[t] for t in terms]
         r = min(range(len(terms)), key=lambda i: sum(b.count for b in lists[i]))
         driver_total += sum(b.count for b in lists[r])
@@ -154,7 +154,7 @@ def top_k_blocks(view: ReadView, terms: list[str], k: int) -> tuple[int, bool, l
                 docs.intersection_update(merged)
             matches += len(docs)
             for d in docs:
-                length = length_of(d)
+                length = lengths[d - offset]
                 s = 0.0
                 for i, term_idf in enumerate(idfs):
                     s += contribution(term_idf, per_term[i][d], length, avg)

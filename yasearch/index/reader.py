@@ -221,6 +221,10 @@ class ReadView:
         """The index has impact postings (created since they exist; see :mod:`.impact`)."""
         return has_impact(self.reader) and self.reader.doc_count_all() > 0
 
+    def segment_lengths(self, leaf: Any) -> Any:
+        """Document lengths of one segment by segment-local docnum (shared, built once per segment)."""
+        return self._docvalues.lengths(leaf)
+
     def block_index(self, leaf: Any) -> Any:
         """The segment's impact block index (:func:`.impact.open_block_index`), opened once per view."""
         key = id(leaf)
