@@ -23,7 +23,10 @@ from whoosh.fields import TEXT, Schema
 from whoosh.formats import Frequency, Positions
 from whoosh.system import pack_uint
 
-from yasearch.analysis import analyze, analyze_positions, is_legacy_analyzer, is_standard_analyzer, make_analyzer
+from yasearch.analysis import (
+    _TERM_CACHE, TOKEN_RE, _has_parts, _token_terms, analyze, is_legacy_analyzer, is_standard_analyzer, make_analyzer,
+    parts_of, term_of,
+)
 from yasearch.ranking import DEFAULT_WEIGHTS, TEXT_FIELDS, document_length as _ranking_document_length
 from yasearch.ranking import postings_for_document, url_text
 from yasearch.records import IN_URL, Document
@@ -56,17 +59,51 @@ def _grouped(text: str) -> Grouped:
     if hit is None:
         if len(memo) >= 16:
             memo.clear()
-        terms, positions = analyze_positions(text)
-        poses: dict[str, list[int]] = {}
-        get = poses.get
-        for pos, term in zip(positions, terms):
-            lst = get(term)
-            if lst is None:
-                poses[term] = [pos]
-            else:
-                lst.append(pos)
-        hit = memo[text] = (len(terms), poses)
+        hit = memo[text] = _group(text)
     return hit
+
+
+def _group(text: str) -> Grouped:
+    """:func:`analyze_positions` of ``text`` grouped by term, in one loop over the tokens
+    (the same terms, positions and order; tests/test_fast_index.py compares them)."""
+    poses: dict[str, list[int]] = {}
+    get = poses.get
+    n = 0
+    pos = -1
+    if not _has_parts(text):
+        for i, term in enumerate(_token_terms(text)):
+            if term:
+                pos = i if pos < 0 else pos + 1
+                lst = get(term)
+                if lst is None:
+                    poses[term] = [pos]
+                else:
+                    lst.append(pos)
+                n += 1
+        return n, poses
+    cache = _TERM_CACHE.get
+    for i, tok in enumerate(TOKEN_RE.findall(text)):
+        term = cache(tok)
+        if term is None:
+            term = term_of(tok)
+        if not term:
+            continue
+        pos = i if pos < 0 else pos + 1
+        lst = get(term)
+        if lst is None:
+            poses[term] = [pos]
+        else:
+            lst.append(pos)
+        n += 1
+        if "." in tok or "_" in tok:
+            for part in parts_of(tok):
+                lst = get(part)
+                if lst is None:
+                    poses[part] = [pos]
+                else:
+                    lst.append(pos)
+                n += 1
+    return n, poses
 
 
 def forget_analyzed() -> None:
@@ -103,7 +140,10 @@ class FastText(TEXT):
         keyed by the term as ``str``; returns (the field length, bytes added, roughly)."""
         fb = self.format.field_boost
         n, poses = _grouped(value)
-        encode = _encode_positions if type(self.format) is Positions else _encode_frequency
+        positions = type(self.format) is Positions
+        encode = _encode_positions if positions else _encode_frequency
+        single = _SINGLE_POSITIONS
+        once = pack_uint(1)
         nbytes = 0
         for term, lst in poses.items():
             entry = terms.get(term)
@@ -111,8 +151,13 @@ class FastText(TEXT):
                 entry = terms[term] = (array("I"), array("f"), [])
                 nbytes += 400
             entry[0].append(docnum)
-            entry[1].append(len(lst) * fb)
-            entry[2].append(encode(lst))
+            if len(lst) == 1:
+                entry[1].append(fb)
+                value = single.get(lst[0]) if positions else once
+                entry[2].append(encode(lst) if value is None else value)
+            else:
+                entry[1].append(len(lst) * fb)
+                entry[2].append(encode(lst))
         return n, nbytes + 16 * len(poses) + 4 * n
 
 
