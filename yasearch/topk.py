@@ -26,7 +26,7 @@ from typing import Any
 
 from yasearch.index import ReadView
 from yasearch.index.impact import Block, term_blocks
-from yasearch.ranking import DEFAULT_WEIGHTS, CollectionStats, FieldWeights, bm25_scores, contribution, idf, rank
+from yasearch.ranking import B, DEFAULT_WEIGHTS, K1, CollectionStats, FieldWeights, bm25_scores, contribution, idf, rank
 
 
 #: A pruned multi-word query still counts its matches exactly when its rarest
@@ -153,6 +153,9 @@ def top_k_blocks(view: ReadView, terms: list[str], k: int) -> tuple[int, bool, l
                 per_term.append(merged)
                 docs.intersection_update(merged)
             matches += len(docs)
+            if len(heap) >= k and avg > 0 and len(docs) > 8:
+                docs = _long_enough_dropped(docs, pairs, lengths, offset, idfs[r], avg,
+                                            heap[0] - (bound - contribution(idfs[r], block.max_wtf, block.min_len, avg)))
             for d in docs:
                 length = lengths[d - offset]
                 s = 0.0
@@ -180,6 +183,33 @@ def top_k_blocks(view: ReadView, terms: list[str], k: int) -> tuple[int, bool, l
     doc_id = view.doc_id_of
     ranked = sorted((-s, doc_id(d), d) for s, d in kept if s >= kth)[:k]
     return total, estimated, [(d, i, -neg) for neg, i, d in ranked]
+
+
+def _long_enough_dropped(docs: Any, pairs: dict[int, float], lengths: Any, offset: int, term_idf: float,
+                         avg: float, need: float) -> Any:
+    """The documents of ``docs`` whose driving term alone can still score ``need``
+    (the k-th score less what the other terms can add at most in this block).
+
+    The term's contribution falls as a document gets longer, so each ``wtf`` has a
+    longest length that reaches ``need``; a document longer than that (with a margin
+    far above rounding) cannot enter the top k, and is not scored. The rest are
+    scored exactly as before.
+    """
+    need -= 1e-9 * abs(need) + 1e-12
+    if need <= 0:
+        return docs
+    longest: dict[float, float] = {}
+    keep = []
+    for d in docs:
+        w = pairs[d]
+        cut = longest.get(w)
+        if cut is None:
+            # contribution(term_idf, w, L, avg) >= need  <=>  norm(L) <= x
+            x = (term_idf * (w * (K1 + 1.0)) / need - w) / K1
+            cut = longest[w] = avg * (x - 1.0 + B) / B * (1.0 + 1e-9) + 1e-6
+        if lengths[d - offset] <= cut:
+            keep.append(d)
+    return keep
 
 
 def _count_matches(skipped: list[tuple[Block, list[list[Block]]]]) -> int:
