@@ -107,7 +107,10 @@ def test_writer_commits_early_when_its_postings_outgrow_limitmb(tmp_path: Path) 
 
 
 def test_block_index_holds_each_impact_blocks_header_and_shortest_document(tmp_path: Path) -> None:
-    ix = _build(tmp_path, FastSegmentWriter, _ops(5))
+    rng = random.Random(5)
+    commits = [[("add", _doc(rng, n)) for n in range(300)], [("add", _doc(rng, n)) for n in range(300, 340)],
+               [("delete", f"d{n:03d}") for n in range(300, 340, 7)]]
+    ix = _build(tmp_path, FastSegmentWriter, commits)
     checked = 0
     with ix.reader() as r:
         for leaf, offset in r.leaf_readers():
@@ -126,11 +129,11 @@ def test_block_index_holds_each_impact_blocks_header_and_shortest_document(tmp_p
                     assert b.load() == s.load()
                     live = [int(lengths[d - offset]) for d in b.load()]
                     assert all(b.min_len <= n for n in live)
-                    if not leaf.has_deletions():
+                    if not leaf.has_deletions() and len(fast) > 1:  # one block: no record, the header
                         assert b.min_len == min(live)
-                    checked += 1
+                        checked += 1
             index.close()
-    assert checked > 100
+    assert checked > 20
 
 
 def test_segments_without_a_block_index_are_read_header_by_header(tmp_path: Path) -> None:

@@ -111,7 +111,7 @@ def top_k_blocks(view: ReadView, terms: list[str], k: int) -> tuple[int, bool, l
     df = dict.fromkeys(terms, 0)
     for leaf, offset in view.leaves:
         index = view.block_index(leaf)
-        minlen = 0 if index is not None else view.min_length(leaf)
+        minlen = view.min_length(leaf)  # bounds the blocks the block index does not cover
         blocks = {t: term_blocks(leaf, offset, t, index, minlen) for t in terms}
         for t, bl in blocks.items():
             df[t] += _live_count(bl)

@@ -10,8 +10,10 @@ reach the top k.
 
 Segments written by :class:`yasearch.index.segwriter.FastSegmentWriter` also
 hold a **block index** (``<segment>.ybk``, inside the compound segment file):
-per impact term, every block's last docnum, maximum ``wtf``, shortest document
-(``length``), posting count and place in the postings file, in one record. A
+per impact term of more than one block, every block's last docnum, maximum
+``wtf``, shortest document (``length``), posting count and place in the postings
+file, in one record (a term of one block has its header read with its matcher,
+and is bounded by the segment's shortest document). A
 query then reads one record per term and segment instead of walking every block
 header (which grew with the term's document frequency), and bounds each block by
 its own shortest document instead of the segment's. Segments without it (written
@@ -121,10 +123,7 @@ def term_blocks(leaf: Any, offset: int, term: str, index: Any = None, min_len: i
 
     ``index``: the segment's block index (:func:`open_block_index`), else each block
     header is read and ``min_len`` (the segment's shortest document) bounds them all."""
-    if index is not None:
-        raw = index.get(term.encode("utf-8"))
-        if raw is None:
-            return []
+    raw = None if index is None else index.get(term.encode("utf-8"))
     try:
         m = leaf.postings(IMPACT_FIELD, term)
     except TermNotFound:
@@ -134,7 +133,7 @@ def term_blocks(leaf: Any, offset: int, term: str, index: Any = None, min_len: i
         deleted, m = m._ids, m.child
     if not m.is_active():
         return []
-    if index is not None and type(m) is W3LeafMatcher and not m._byteids:
+    if raw is not None and type(m) is W3LeafMatcher and not m._byteids:
         lasts, maxes, minlens, counts, places = decode_blocks(raw)
         blocks = []
         previous = -1

@@ -240,7 +240,7 @@ def write_terms(fieldwriter: Any, schema: Any, items: Iterator[TermPostings], bl
             at += 4 + size
         blob = b"".join(chunks)
         write(blob)
-        if headers:
+        if headers and len(lasts) > 1:  # a single block's header comes with the term's matcher
             blocks.add(tbytes, encode_blocks(lasts, maxes, minlens, counts, places))
         tindex_add(fieldkey + tbytes, _TERMINFO.pack(False, total, n, 0, _NO_LENGTH, top, ids[0], ids[-1])
                    + pack_long(pos) + pack_int(len(blob)))
@@ -367,9 +367,22 @@ class FastSegmentWriter(SegmentWriter):
             items = sources[0] if len(sources) == 1 else heapq.merge(*sources, key=_key)
             blocks = HashWriter(self.newsegment.create_file(self.storage, BLOCKS_EXT)) \
                 if IMPACT_FIELD in self.schema and len(self._lengths) == self.docnum else None
-            write_terms(self.fieldwriter, self.schema, items, blocks, self._lengths)
-            if blocks is not None:
-                blocks.close()
+            try:
+                write_terms(self.fieldwriter, self.schema, items, blocks, self._lengths)
+                if blocks is not None:
+                    blocks.close()
+            except BaseException:
+                # a full disk, say: close the new segment's files without writing more,
+                # so that removing them frees their space (the writer is then aborted)
+                fw = self.fieldwriter
+                for f in (getattr(blocks, "dbfile", None), fw._postfile, fw._tindex.dbfile):
+                    try:
+                        if f is not None:
+                            f.close()
+                    except OSError:
+                        pass
+                fw.is_closed = True
+                raise
         finally:
             for r in readers:
                 r.close()
