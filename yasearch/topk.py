@@ -26,7 +26,7 @@ from typing import Any
 
 from yasearch.index import ReadView
 from yasearch.index.impact import Block, term_blocks
-from yasearch.ranking import DEFAULT_WEIGHTS, CollectionStats, FieldWeights, bm25_scores, contribution, idf, rank
+from yasearch.ranking import B, DEFAULT_WEIGHTS, K1, CollectionStats, FieldWeights, bm25_scores, contribution, idf, rank
 
 
 #: A pruned multi-word query still counts its matches exactly when its rarest
@@ -110,11 +110,13 @@ def top_k_blocks(view: ReadView, terms: list[str], k: int) -> tuple[int, bool, l
     segments = []
     df = dict.fromkeys(terms, 0)
     for leaf, offset in view.leaves:
-        blocks = {t: term_blocks(leaf, offset, t) for t in terms}
+        index = view.block_index(leaf)
+        minlen = view.min_length(leaf)  # bounds the blocks the block index does not cover
+        blocks = {t: term_blocks(leaf, offset, t, index, minlen) for t in terms}
         for t, bl in blocks.items():
             df[t] += _live_count(bl)
         if all(blocks.values()):
-            segments.append((leaf, blocks))
+            segments.append((leaf, offset, blocks))
     if not terms or not all(df.values()):
         return 0, False, []
     n_docs, avg = view.n_docs, max(0.0, view.avg_length())
@@ -124,13 +126,12 @@ def top_k_blocks(view: ReadView, terms: list[str], k: int) -> tuple[int, bool, l
     matches = visited = driver_total = 0
     pruned = False
     skipped: list[tuple[Block, list[list[Block]]]] = []  # driver blocks not visited, with their partners
-    length_of = view.length_of
-    for leaf, blocks in segments:
+    for leaf, offset, blocks in segments:
+        lengths = view.segment_lengths(leaf)
         lists = [blocks[t] for t in terms]
-        minlen = view.min_length(leaf)
         r = min(range(len(terms)), key=lambda i: sum(b.count for b in lists[i]))
         driver_total += sum(b.count for b in lists[r])
-        bounded = _bounded_blocks(lists, r, idfs, minlen, avg)
+        bounded = _bounded_blocks(lists, r, idfs, avg)
         for n, (bound, block, others) in enumerate(bounded):
             if bound < 0:  # another term has no posting in this block's range
                 continue
@@ -152,8 +153,11 @@ def top_k_blocks(view: ReadView, terms: list[str], k: int) -> tuple[int, bool, l
                 per_term.append(merged)
                 docs.intersection_update(merged)
             matches += len(docs)
+            if len(heap) >= k and avg > 0 and len(docs) > 8:
+                docs = _long_enough_dropped(docs, pairs, lengths, offset, idfs[r], avg,
+                                            heap[0] - (bound - contribution(idfs[r], block.max_wtf, block.min_len, avg)))
             for d in docs:
-                length = length_of(d)
+                length = lengths[d - offset]
                 s = 0.0
                 for i, term_idf in enumerate(idfs):
                     s += contribution(term_idf, per_term[i][d], length, avg)
@@ -179,6 +183,33 @@ def top_k_blocks(view: ReadView, terms: list[str], k: int) -> tuple[int, bool, l
     doc_id = view.doc_id_of
     ranked = sorted((-s, doc_id(d), d) for s, d in kept if s >= kth)[:k]
     return total, estimated, [(d, i, -neg) for neg, i, d in ranked]
+
+
+def _long_enough_dropped(docs: Any, pairs: dict[int, float], lengths: Any, offset: int, term_idf: float,
+                         avg: float, need: float) -> Any:
+    """The documents of ``docs`` whose driving term alone can still score ``need``
+    (the k-th score less what the other terms can add at most in this block).
+
+    The term's contribution falls as a document gets longer, so each ``wtf`` has a
+    longest length that reaches ``need``; a document longer than that (with a margin
+    far above rounding) cannot enter the top k, and is not scored. The rest are
+    scored exactly as before.
+    """
+    need -= 1e-9 * abs(need) + 1e-12
+    if need <= 0:
+        return docs
+    longest: dict[float, float] = {}
+    keep = []
+    for d in docs:
+        w = pairs[d]
+        cut = longest.get(w)
+        if cut is None:
+            # contribution(term_idf, w, L, avg) >= need  <=>  norm(L) <= x
+            x = (term_idf * (w * (K1 + 1.0)) / need - w) / K1
+            cut = longest[w] = avg * (x - 1.0 + B) / B * (1.0 + 1e-9) + 1e-6
+        if lengths[d - offset] <= cut:
+            keep.append(d)
+    return keep
 
 
 def _count_matches(skipped: list[tuple[Block, list[list[Block]]]]) -> int:
@@ -208,14 +239,19 @@ def _live_count(blocks: list[Block]) -> int:
 
 
 def _bounded_blocks(
-    lists: list[list[Block]], r: int, idfs: list[float], minlen: int, avg: float
+    lists: list[list[Block]], r: int, idfs: list[float], avg: float
 ) -> list[tuple[float, Block, list[list[Block]]]]:
     """The driver's blocks with their score bound (-1: cannot match) and, per term, the
-    blocks covering their docnum range; best bound first."""
+    blocks covering their docnum range; best bound first.
+
+    A document of the driver block is no shorter than the block's shortest, nor than
+    the shortest of the other term's block it is in: each term's part of the bound
+    is its block maximum ``wtf`` at the longer of the two."""
     out = []
     starts = [0] * len(lists)
     for block in lists[r]:
-        bound = contribution(idfs[r], block.max_wtf, minlen, avg)
+        shortest = block.min_len
+        bound = contribution(idfs[r], block.max_wtf, shortest, avg)
         others: list[list[Block]] = [[] for _ in lists]
         for i, bl in enumerate(lists):
             if i == r:
@@ -230,7 +266,7 @@ def _bounded_blocks(
             if not others[i]:
                 bound = -1.0
                 break
-            bound += contribution(idfs[i], max(b.max_wtf for b in others[i]), minlen, avg)
+            bound += max(contribution(idfs[i], b.max_wtf, max(shortest, b.min_len), avg) for b in others[i])
         out.append((bound, block, others))
     out.sort(key=lambda item: -item[0])
     return out

@@ -5,7 +5,8 @@ One job per module, imports only downward (each from the ones above it):
 * :mod:`.schema` - the Whoosh schema and the field groups (posting, phrase);
 * :mod:`.fastpath` - postings from :func:`yasearch.analysis.analyze_positions`
   instead of Whoosh's analyzer chain (same terms and positions, ~5x faster);
-* :mod:`.codec` - Whoosh codec and posting-pool tweaks for write speed;
+* :mod:`.codec` - Whoosh codec tweaks for write speed;
+* :mod:`.segwriter` - a Whoosh segment writer that keeps postings per term and writes blocks whole;
 * :mod:`.impact` - the impact postings (term -> BM25 wtf) a block at a time, for top-k;
 * :mod:`.docvalues` - per-segment host and language arrays (facets without stored fields);
 * :mod:`.reader` - :class:`ReadView`, one reader thread's view of a commit;

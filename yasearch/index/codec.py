@@ -1,11 +1,10 @@
-"""Whoosh codec and posting-pool tweaks for write speed (the on-disk format stays Whoosh's)."""
+"""Whoosh codec tweaks for write speed (the on-disk format stays Whoosh's)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from whoosh.codec.whoosh3 import W3Codec
-from whoosh.writing import PostingPool
 
 
 def fast_codec() -> Any:
@@ -24,17 +23,4 @@ def fast_codec() -> Any:
     codec = W3Codec(compression=0)
     codec.length_stats = False
     return codec
-
-
-class FastPool(PostingPool):
-    """Whoosh's posting pool without per-posting type asserts and with cheaper size accounting.
-
-    (``fieldnames`` is not maintained: only Whoosh's multiprocessing writer reads it.)
-    """
-
-    def add(self, item: tuple[str, bytes, int, float, bytes | None]) -> None:
-        self.currentsize += 140 + 2 * len(item[1]) + len(item[4] or b"")
-        if self.currentsize > self.limit:
-            self.save()
-        self.current.append(item)
 

@@ -16,13 +16,17 @@ from __future__ import annotations
 import copyreg
 import pickle
 import threading
+from array import array
 from typing import Any
 
 from whoosh.fields import TEXT, Schema
 from whoosh.formats import Frequency, Positions
 from whoosh.system import pack_uint
 
-from yasearch.analysis import analyze, analyze_positions, is_legacy_analyzer, is_standard_analyzer, make_analyzer
+from yasearch.analysis import (
+    _TERM_CACHE, TOKEN_RE, _has_parts, _token_terms, analyze, is_legacy_analyzer, is_standard_analyzer, make_analyzer,
+    parts_of, term_of,
+)
 from yasearch.ranking import DEFAULT_WEIGHTS, TEXT_FIELDS, document_length as _ranking_document_length
 from yasearch.ranking import postings_for_document, prior_bits, url_text
 from yasearch.records import IN_ANCHOR, IN_URL, Document
@@ -40,18 +44,66 @@ def fast_analysis_ok() -> bool:
 
 _local = threading.local()
 
+#: One analyzed text: (number of terms, term -> its positions in order).
+Grouped = tuple[int, dict[str, list[int]]]
 
-def _analyzed(text: str) -> tuple[list[str], Any]:
-    """analyze_positions with a per-thread memo of the last few texts (one document's fields)."""
-    memo: dict[str, tuple[list[str], Any]] | None = getattr(_local, "memo", None)
+
+def _grouped(text: str) -> Grouped:
+    """analyze_positions grouped by term, with a per-thread memo of the last few
+    texts (one document's fields: its postings, its length and its impact weights
+    all come from one analysis)."""
+    memo: dict[str, Grouped] | None = getattr(_local, "memo", None)
     if memo is None:
         memo = _local.memo = {}
     hit = memo.get(text)
     if hit is None:
         if len(memo) >= 16:
             memo.clear()
-        hit = memo[text] = analyze_positions(text)
+        hit = memo[text] = _group(text)
     return hit
+
+
+def _group(text: str) -> Grouped:
+    """:func:`analyze_positions` of ``text`` grouped by term, in one loop over the tokens
+    (the same terms, positions and order; tests/test_fast_index.py compares them)."""
+    poses: dict[str, list[int]] = {}
+    get = poses.get
+    n = 0
+    pos = -1
+    if not _has_parts(text):
+        for i, term in enumerate(_token_terms(text)):
+            if term:
+                pos = i if pos < 0 else pos + 1
+                lst = get(term)
+                if lst is None:
+                    poses[term] = [pos]
+                else:
+                    lst.append(pos)
+                n += 1
+        return n, poses
+    cache = _TERM_CACHE.get
+    for i, tok in enumerate(TOKEN_RE.findall(text)):
+        term = cache(tok)
+        if term is None:
+            term = term_of(tok)
+        if not term:
+            continue
+        pos = i if pos < 0 else pos + 1
+        lst = get(term)
+        if lst is None:
+            poses[term] = [pos]
+        else:
+            lst.append(pos)
+        n += 1
+        if "." in tok or "_" in tok:
+            for part in parts_of(tok):
+                lst = get(part)
+                if lst is None:
+                    poses[part] = [pos]
+                else:
+                    lst.append(pos)
+                n += 1
+    return n, poses
 
 
 def forget_analyzed() -> None:
@@ -75,25 +127,43 @@ class FastText(TEXT):
     def index(self, value: Any, **kwargs: Any) -> Any:
         if not isinstance(value, str) or kwargs:
             return TEXT.index(self, value, **kwargs)
-        terms, positions = _analyzed(value)
-        fmt = self.format
-        fb = fmt.field_boost
-        if type(fmt) is Positions:
-            poses: dict[str, list[int]] = {}
-            for pos, term in zip(positions, terms):
-                lst = poses.get(term)
-                if lst is None:
-                    poses[term] = [pos]
-                else:
-                    lst.append(pos)
-            return [
-                (term.encode("utf-8"), len(lst), len(lst) * fb, _encode_positions(lst))
-                for term, lst in poses.items()
-            ]
-        freqs: dict[str, int] = {}
-        for term in terms:
-            freqs[term] = freqs.get(term, 0) + 1
-        return [(term.encode("utf-8"), n, n * fb, pack_uint(n)) for term, n in freqs.items()]
+        fb = self.format.field_boost
+        poses = _grouped(value)[1]
+        if type(self.format) is Positions:
+            return [(term.encode("utf-8"), len(lst), len(lst) * fb, _encode_positions(lst))
+                    for term, lst in poses.items()]
+        return [(term.encode("utf-8"), len(lst), len(lst) * fb, pack_uint(len(lst))) for term, lst in poses.items()]
+
+    def index_into(self, value: str, docnum: int, terms: dict[str, Any]) -> tuple[int, int]:
+        """Add the postings of ``value`` to a segment writer's pool for one field
+        (term -> (docnums, weights, values), see :class:`yasearch.index.segwriter.TermPool`),
+        keyed by the term as ``str``; returns (the field length, bytes added, roughly)."""
+        fb = self.format.field_boost
+        n, poses = _grouped(value)
+        positions = type(self.format) is Positions
+        encode = _encode_positions if positions else _encode_frequency
+        single = _SINGLE_POSITIONS
+        once = pack_uint(1)
+        nbytes = 0
+        for term, lst in poses.items():
+            entry = terms.get(term)
+            if entry is None:
+                entry = terms[term] = (array("I"), array("f"), [])
+                nbytes += 400
+            entry[0].append(docnum)
+            if len(lst) == 1:
+                entry[1].append(fb)
+                value = single.get(lst[0]) if positions else once
+                entry[2].append(encode(lst) if value is None else value)
+            else:
+                entry[1].append(len(lst) * fb)
+                entry[2].append(encode(lst))
+        return n, nbytes + 16 * len(poses) + 4 * n
+
+
+def _encode_frequency(poslist: list[int]) -> bytes:
+    """whoosh.formats.Frequency's value: the count."""
+    return pack_uint(len(poslist))
 
 
 def _encode_positions(poslist: list[int]) -> bytes:
@@ -137,7 +207,7 @@ def document_length(doc: Document) -> int:
     """ranking.document_length, computed with the writer's (memoized) fast analysis."""
     if not fast_analysis_ok():
         return _ranking_document_length(doc)
-    return sum(len(_analyzed(getattr(doc, name) or "")[0]) for name, _ in TEXT_FIELDS)
+    return sum(_grouped(getattr(doc, name) or "")[0] for name, _ in TEXT_FIELDS)
 
 
 def impact_weights(doc: Document) -> dict[str, float]:
@@ -150,11 +220,14 @@ def impact_weights(doc: Document) -> dict[str, float]:
     tf: dict[str, int] = {}
     flags: dict[str, int] = {}
     for name, flag in TEXT_FIELDS:
-        terms = _analyzed(getattr(doc, name) or "")[0]
-        for term in terms:
-            tf[term] = tf.get(term, 0) + 1
+        poses = _grouped(getattr(doc, name) or "")[1]
+        if not tf:
+            tf = {term: len(lst) for term, lst in poses.items()}
+        else:
+            for term, lst in poses.items():
+                tf[term] = tf.get(term, 0) + len(lst)
         if flag:
-            for term in set(terms):
+            for term in poses:
                 flags[term] = flags.get(term, 0) | flag
     for term in set(analyze(url_text(doc.url))):
         flags[term] = flags.get(term, 0) | IN_URL

@@ -22,7 +22,7 @@ from whoosh.reading import TermNotFound
 from whoosh.searching import Searcher
 
 from yasearch.index.docvalues import DocValues
-from yasearch.index.impact import has_impact
+from yasearch.index.impact import has_impact, open_block_index
 from yasearch.index.schema import POSTING_FIELDS, PRIOR_FIELD, TF_FIELDS
 from yasearch.ranking import CollectionStats
 from yasearch.records import PRIOR_SHIFT, DocRecord, Posting
@@ -76,6 +76,7 @@ class ReadView:
         self._pairs_memo_size = 0
         self._df: dict[str, int] = {}
         self._total_length: int | None = None
+        self._block_indexes: dict[int, Any] = {}
 
     def refreshed(self, ix: Any, generation: int) -> "ReadView":
         """This view moved to the latest commit.
@@ -88,12 +89,20 @@ class ReadView:
             old = self.searcher
             self.searcher = ix.searcher()
             self.generation = generation
+            self._close_block_indexes()
             self._setup()
             old.close()
         return self
 
     def close(self) -> None:
+        self._close_block_indexes()
         self.searcher.close()
+
+    def _close_block_indexes(self) -> None:
+        for index in self._block_indexes.values():
+            if index is not None:
+                index.close()
+        self._block_indexes = {}
 
     # ---- basic lookups
 
@@ -211,6 +220,17 @@ class ReadView:
     def has_impact(self) -> bool:
         """The index has impact postings (created since they exist; see :mod:`.impact`)."""
         return has_impact(self.reader) and self.reader.doc_count_all() > 0
+
+    def segment_lengths(self, leaf: Any) -> Any:
+        """Document lengths of one segment by segment-local docnum (shared, built once per segment)."""
+        return self._docvalues.lengths(leaf)
+
+    def block_index(self, leaf: Any) -> Any:
+        """The segment's impact block index (:func:`.impact.open_block_index`), opened once per view."""
+        key = id(leaf)
+        if key not in self._block_indexes:
+            self._block_indexes[key] = open_block_index(leaf)
+        return self._block_indexes[key]
 
     def min_length(self, leaf: Any) -> int:
         """The shortest document length in a segment (deleted ones included: a lower bound)."""

@@ -23,12 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from whoosh.index import TOC, LockError
-from whoosh.writing import IndexWriter
 
 from yasearch.analysis import WORD_PAIR_BODY_CHARS, word_pairs
-from yasearch.index.codec import FastPool, fast_codec
+from yasearch.index.codec import fast_codec
 from yasearch.index.fastpath import document_length, fast_schema, forget_analyzed, impact_weights
 from yasearch.index.schema import IMPACT_FIELD, MAX_STORED_BODY_CHARS, host_parts
+from yasearch.index.segwriter import FastSegmentWriter
 from yasearch.ranking import prior_class, url_text
 from yasearch.records import Document
 
@@ -99,21 +99,20 @@ class WriterState:
         self.limitmb = limitmb
         self.commit_batch = commit_batch
         self.on_durable = on_durable
-        self.writer: IndexWriter | None = None
+        self.writer: FastSegmentWriter | None = None
         self.added: dict[str, None] = {}  # doc ids updated in the open writer
         self.dirty = False  # the open writer has changes (adds or deletes)
         self.pending: list[WriteOp] = []  # adds and deletes in the open writer, to redo after a fault
 
-    def _w(self) -> IndexWriter:
+    def _w(self) -> FastSegmentWriter:
         if self.writer is None:
             try:
-                self.writer = self.ix.writer(limitmb=self.limitmb, timeout=10.0, codec=fast_codec())
+                self.writer = FastSegmentWriter(self.ix, limitmb=self.limitmb, timeout=10.0, codec=fast_codec())
             except LockError as e:
                 raise RuntimeError(
                     f"Whoosh index at {self.ix.storage.folder} is locked by another live process"
                 ) from e
             self.writer.schema = fast_schema(self.writer.schema)
-            self.writer.pool = FastPool(self.writer._tempstorage, self.writer.newsegment, limitmb=self.limitmb)
         return self.writer
 
     def commit(self, out: WriteOutcome) -> None:
@@ -159,7 +158,8 @@ class WriterState:
             self.pending.append(op)
             self.added[op.doc.doc_id] = None
             self.dirty = True
-            if len(self.added) >= self.commit_batch:
+            # the open writer holds its postings in memory until it commits
+            if len(self.added) >= self.commit_batch or writer.pool_bytes > self.limitmb * 1024 * 1024:
                 self.commit(out)
         elif op.kind == "delete":
             if op.key in self.added:
