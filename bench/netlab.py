@@ -36,6 +36,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from yasearch.procpool import pid_alive
+
 REPO = Path(__file__).resolve().parent.parent
 SHIM = REPO / "bench" / "wanshim"
 PREFIX = "ysl-"
@@ -61,16 +63,6 @@ def unavailable(nat: bool = False) -> str | None:
     return None
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def clean_stale() -> None:
     """Delete namespaces and the root-side link of labs whose process is gone."""
     out = _ip("netns", "list", check=False).stdout
@@ -79,12 +71,12 @@ def clean_stale() -> None:
         if not name.startswith(PREFIX):
             continue
         owner = name[len(PREFIX):].split("-")[0].split("x")[0]
-        if owner.isdigit() and not _alive(int(owner)):
+        if owner.isdigit() and not pid_alive(int(owner)):
             _ip("netns", "del", name, check=False)
     for line in _ip("-o", "link", "show", check=False).stdout.splitlines():
         dev = line.split(":")[1].strip().split("@")[0] if ":" in line else ""
         owner = dev[3:].split("x")[0]
-        if dev.startswith("ysl") and owner.isdigit() and not _alive(int(owner)):
+        if dev.startswith("ysl") and owner.isdigit() and not pid_alive(int(owner)):
             _ip("link", "del", dev, check=False)
 
 

@@ -20,7 +20,8 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 
 
-def _owner_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (one we may not signal counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -34,7 +35,7 @@ def _watch_owner(pid: int) -> None:
     try:
         fd = os.pidfd_open(pid)
     except (AttributeError, OSError):
-        while _owner_alive(pid):
+        while pid_alive(pid):
             time.sleep(1.0)
     else:
         select.select([fd], [], [])  # readable once the process has exited
@@ -42,7 +43,7 @@ def _watch_owner(pid: int) -> None:
 
 
 def _worker_init(owner: int) -> None:
-    if not _owner_alive(owner):
+    if not pid_alive(owner):
         os._exit(0)
     threading.Thread(target=_watch_owner, args=(owner,), name="owner-watch", daemon=True).start()
 
