@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from whoosh.query import Term
-
-from yasearch.analysis import word_pairs
+from yasearch.suggest import following_words
 
 PAGES = {
     "/": '<html><head><title>Library</title></head><body><p>Modules: <a href="/json">json</a>, '
@@ -24,11 +22,12 @@ async def suggest(http, peer, q: str, **params: str) -> list[str]:
         return (await r.json())["suggestions"]
 
 
-def test_word_pairs_pair_words_and_identifier_parts() -> None:
-    pairs = word_pairs(["JSON encoder and decoder", "Use json.dumps(obj) to write"])
-    assert "json encoder" in pairs and "json dumps" in pairs
-    assert not any(p.endswith(" and") or p.startswith("and ") for p in pairs)  # stopwords pair with nothing
-    assert len(word_pairs(["w%d x%d " % (i, i) for i in range(500)], limit=7)) == 7
+def test_the_next_word_follows_the_previous_word_directly() -> None:
+    text = "Use json.dumps(obj) and JSON decoders. The json module: dumps. json and data"
+    assert following_words(text, "json", "d") == {"dumps", "decoders"}  # "json.dumps": an identifier's parts pair
+    assert following_words(text, "json", "a") == set()  # stopwords never complete; "json and" pairs nothing
+    assert following_words("big data data model", "data", "da") == {"data"}  # overlapping pairs are all seen
+    assert following_words("a Very LONG address", "veri", "lo") == {"long"}  # the previous word by its term
 
 
 async def test_completions_follow_the_word_before(peer, http, crawl_site) -> None:
@@ -48,5 +47,4 @@ async def test_completions_forget_removed_pages(peer, http, crawl_site) -> None:
     assert "zebra crossing" in await suggest(http, peer, "zebra cr")
     assert await peer.remove_url(url + "/zebra")
     await peer.index.flush()
-    assert await peer.index.run_read(lambda v: not v.docnums(Term("next_words", "zebra crossing")))
     assert await suggest(http, peer, "zebra cr") == []

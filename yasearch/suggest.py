@@ -7,16 +7,18 @@ it (``zeb``), or when indexed text never has the typed start after that word,
 the last word is completed from the words of indexed titles:
 ``["zebra", "zebras", ...]``.
 
-**Next words.** At indexing time every document contributes up to
-``analysis.MAX_WORD_PAIRS`` "word next-word" pairs of its title, headings,
-description and first ``analysis.WORD_PAIR_BODY_CHARS`` characters of body
-(``analysis.word_pairs``: the first word analyzed, so ``JSON`` and ``json``
-agree; the next word as written; dotted identifiers pair their parts, so
-``json.dumps`` gives "json dumps") to the index field ``next_words``. A
-completion looks up the pairs starting with "<term of the previous word>
-<typed prefix>" (Whoosh ``expand_prefix``, at most MAX_SCANNED_TERMS), ranks
-them by how many documents have them, and confirms the best have live
-documents (Whoosh's df counts deleted documents until a merge).
+**Next words** are read from indexed text when asked for, not from a table
+built at indexing time (a table of "word next-word" pairs cost indexing ~30 %:
+most pairs are distinct terms). For ``json de`` the stored text of up to
+NEXT_WORD_DOCS live documents with the term of ``json`` is read (those with it
+in the title, then those where it is most frequent among the first
+NEXT_WORD_SCAN with it in the body; at most NEXT_WORD_CHARS of each body), and
+every word starting with ``de`` that directly follows a word with that term
+(separated by whitespace, or by the dot of an identifier: ``json.dumps`` gives
+"json dumps"; a stopword never completes) counts once per document. The words
+found in the most documents come first. The cost is bounded whatever the index
+size; the candidates are a sample when the previous word is in more documents
+than that.
 
 **Single words**, how and why:
 
@@ -48,8 +50,6 @@ import threading
 from collections import Counter
 from typing import TYPE_CHECKING
 
-from whoosh.query import Term
-
 from yasearch.analysis import TOKEN_RE, analyze, term_of
 
 if TYPE_CHECKING:
@@ -66,6 +66,11 @@ MAX_SCANNED_TERMS = 2000
 MAX_SAMPLED_STEMS = 100
 #: Documents whose titles are read to find a stem's surface words.
 SAMPLE_DOCS = 6
+#: Documents whose stored text is read for the words following the previous word,
+#: body postings looked at to pick them, and body characters read of each.
+NEXT_WORD_DOCS = 24
+NEXT_WORD_SCAN = 512
+NEXT_WORD_CHARS = 20_000
 FORMS_CACHE_MAX = 20_000
 RESULTS_CACHE_MAX = 5_000
 
@@ -126,23 +131,14 @@ class Suggester:
         return words
 
     def _next_words(self, view: "ReadView", context: str, prefix: str, limit: int) -> list[str]:
-        """Words starting with ``prefix`` that follow the word whose term is ``context``
-        in indexed text, by the number of live documents where they do."""
-        start = f"{context} {prefix}"
-        found: list[tuple[int, str]] = []
-        for scanned, raw in enumerate(view.reader.expand_prefix("next_words", start)):
-            if scanned >= MAX_SCANNED_TERMS:
-                break
-            key = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-            found.append((view.reader.doc_frequency("next_words", key), key))
-        found.sort(key=lambda nk: (-nk[0], nk[1]))
-        words: list[str] = []
-        for _n, key in found[: MAX_SAMPLED_STEMS]:
-            if view.docnums(Term("next_words", key)):  # a live document still has it
-                words.append(key.split(" ", 1)[1])
-                if len(words) >= limit:
-                    break
-        return words
+        """Words starting with ``prefix`` that follow a word whose term is ``context``
+        in the stored text of a few live documents with ``context``, by the number
+        of those documents where they do."""
+        found: Counter[str] = Counter()
+        for texts in view.text_samples(context, NEXT_WORD_DOCS, NEXT_WORD_SCAN, NEXT_WORD_CHARS):
+            found.update({w for text in texts for w in following_words(text, context, prefix)})
+        ranked = sorted(found.items(), key=lambda wn: (-wn[1], wn[0]))
+        return [w for w, _n in ranked[:limit]]
 
     def _rank(self, view: "ReadView", prefix: str, limit: int) -> list[str]:
         stems = analyze(prefix)
@@ -183,3 +179,25 @@ class Suggester:
                 self._forms.clear()
             self._forms[stem] = (view.generation, forms)
         return forms
+
+
+def following_words(text: str, context: str, prefix: str) -> set[str]:
+    """Lowercased words of ``text`` starting with ``prefix`` that directly follow a
+    word whose analyzed term is ``context`` (after whitespace, or after the dot of
+    a dotted identifier); stopwords are not words here.
+
+    The text is searched for the start of ``context`` (a word's Porter stem
+    differs from it only in the last two letters), a literal that Python's
+    regex engine finds fast, and each hit's word is confirmed by its term."""
+    low = text.lower()
+    start = re.escape(context[: max(1, len(context) - 2)])
+    out: set[str] = set()
+    for m in re.finditer(start + r"\w*(?=(?:\s+|\.)(" + re.escape(prefix) + r"\w*))", low):
+        at = m.start()
+        if at and (low[at - 1].isalnum() or low[at - 1] == "_"):
+            continue  # inside a longer word
+        if term_of(m.group()) == context:
+            word = m.group(1)
+            if term_of(word):
+                out.add(word)
+    return out

@@ -466,6 +466,32 @@ class ReadView:
                     break
         return found
 
+    def text_samples(self, term: str, n: int, scan: int, chars: int) -> list[tuple[str, str, str]]:
+        """Stored text (title, description, the first ``chars`` of body) of up to
+        ``n`` live documents with ``term``: those with it in the title first, then,
+        among the first ``scan`` documents with it in the body, those where it is
+        most frequent. Bounded: at most ``scan`` postings and ``n`` stored records read."""
+        picked: list[int] = []
+        for docnum, _w in self._pairs("title", term):
+            picked.append(docnum)
+            if len(picked) >= n // 2:
+                break
+        seen = set(picked)
+        body: list[tuple[float, int]] = []
+        for docnum, weight in self._pairs("body", term):
+            if docnum not in seen:
+                body.append((-weight, docnum))
+            if len(body) >= scan:
+                break
+        body.sort()
+        picked += [docnum for _w, docnum in body[: n - len(picked)]]
+        texts = []
+        for docnum in picked:
+            fields = self.stored(docnum)
+            body_text = fields.get("body", "") or ""
+            texts.append((fields.get("title", "") or "", fields.get("description", "") or "", body_text[:chars]))
+        return texts
+
     def title_samples(self, term: str, n: int) -> list[str]:
         """Stored titles of up to ``n`` live documents with ``term`` in the title."""
         titles: list[str] = []

@@ -76,7 +76,6 @@ def make_schema() -> Schema:
         url=ID(stored=True, sortable=True),
         url_terms=TEXT(analyzer=analyzer, phrase=False),
         anchor=TEXT(analyzer=analyzer, phrase=False),
-        next_words=KEYWORD(commas=True),
         prior=ID(),
         host=ID(stored=True),
         host_parts=KEYWORD(lowercase=True),
@@ -95,7 +94,7 @@ def added_fields() -> dict[str, FieldType]:
     """Fields added to the schema after indexes were first written: an index
     opened without them gets them (:func:`missing_fields`), empty for old documents."""
     schema = make_schema()
-    return {name: schema[name] for name in ("anchor", "next_words", "prior")}
+    return {name: schema[name] for name in ("anchor", "prior")}
 
 
 def missing_fields(schema: Schema) -> dict[str, FieldType]:

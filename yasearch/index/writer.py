@@ -24,7 +24,6 @@ from typing import Any
 
 from whoosh.index import TOC, LockError
 
-from yasearch.analysis import WORD_PAIR_BODY_CHARS, word_pairs
 from yasearch.index.codec import fast_codec
 from yasearch.index.fastpath import document_length, fast_schema, forget_analyzed, impact_weights
 from yasearch.index.schema import IMPACT_FIELD, MAX_STORED_BODY_CHARS, host_parts
@@ -50,7 +49,6 @@ def whoosh_fields(doc: Document, impact: bool = True) -> dict[str, Any]:
         "description": doc.description or "",
         "anchor": doc.anchor or "",
         "prior": str(prior_class(doc.inlinks)),
-        "next_words": ",".join(word_pairs((doc.title, doc.headings, doc.description, doc.body[:WORD_PAIR_BODY_CHARS]))),
         "language": doc.language or "",
         "crawled_at": float(doc.crawled_at or 0.0),
         "length": document_length(doc),
