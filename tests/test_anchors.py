@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from whoosh import index as whoosh_index
@@ -111,6 +112,19 @@ async def test_the_store_counts_each_source_once_and_is_bounded(tmp_path: Path) 
             await store.page(f"m{i}", [f"m{i}"], {"t": f"name{i}"})
         assert await store.inlinks("t") == MAX_SOURCES_PER_TARGET
         assert len((await store.text("t")).split("\n")) == MAX_TEXTS
+    finally:
+        await store.close()
+
+
+async def test_pages_that_arrive_together_share_one_transaction_in_order(tmp_path: Path) -> None:
+    store = AnchorStore(tmp_path / "anchors.db")
+    begins: list[str] = []
+    await store._sql.run(lambda c: c.set_trace_callback(lambda sql: begins.append(sql) if sql.startswith("BEGIN") else None))
+    try:
+        sources = [store.page(f"s{i}", [f"s{i}"], {"t": f"name{i}"}) for i in range(30)]
+        got = await asyncio.gather(*sources, store.page("t", ["t"], {}))
+        assert len(begins) <= 2  # one trip to the database thread for the lot, not 31
+        assert got[-1] == ("\n".join(f"name{i}" for i in sorted(range(30), key=lambda i: f"name{i}")[:MAX_TEXTS]), 30)
     finally:
         await store.close()
 
