@@ -25,6 +25,7 @@ TRICKY = [
     "running runs ran runner easily fairly",
     "tab\tand\nnewline\r\nand\u00a0nbsp\u2003em",
     "\x00nul\x00bytes",
+    "dump and json.dumps then dump_it, dumps and json_dump.json",  # parts also whole words, before and after
 ]
 
 
