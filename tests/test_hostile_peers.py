@@ -171,11 +171,12 @@ async def test_a_peer_announcing_2_53_documents_cannot_move_n(make_network, craw
 
 async def test_a_170_term_query_asks_for_at_most_16_terms(net) -> None:
     searcher = net["searcher"]
+    searcher.global_search.hedge_after = 60.0  # no hedged second asks, however slow a loaded machine answers
     before = searcher.transport.requests + searcher.p2p.local_calls
     words = " ".join(f"word{i}" for i in range(170))
     await searcher.search(words)
     asked = searcher.transport.requests + searcher.p2p.local_calls - before
-    assert asked <= 16 * 2, asked  # df and (at most) postings per term, no hedging on loopback
+    assert asked <= 16 * 2, asked  # df and (at most) postings per term
 
 
 async def test_an_oversized_or_inflating_reply_is_a_failed_peer(make_peer, aiohttp_server) -> None:
