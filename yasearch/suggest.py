@@ -51,6 +51,7 @@ from collections import Counter
 from typing import TYPE_CHECKING
 
 from yasearch.analysis import TOKEN_RE, analyze, term_of
+from yasearch.index.samples import text_samples, title_samples, title_terms
 
 if TYPE_CHECKING:
     from yasearch.index import LocalIndex, ReadView
@@ -135,7 +136,7 @@ class Suggester:
         in the stored text of a few live documents with ``context``, by the number
         of those documents where they do."""
         found: Counter[str] = Counter()
-        for texts in view.text_samples(context, NEXT_WORD_DOCS, NEXT_WORD_SCAN, NEXT_WORD_CHARS):
+        for texts in text_samples(view, context, NEXT_WORD_DOCS, NEXT_WORD_SCAN, NEXT_WORD_CHARS):
             found.update({w for text in texts for w in following_words(text, context, prefix)})
         ranked = sorted(found.items(), key=lambda wn: (-wn[1], wn[0]))
         return [w for w, _n in ranked[:limit]]
@@ -147,7 +148,7 @@ class Suggester:
             probes.append(stems[0])  # "happy" is indexed as "happi"
         # the typed word may have run past its stem ("computi" -> "comput")
         shorter = [prefix[:i] for i in range(len(prefix) - 1, 1, -1)]
-        candidates = view.title_terms(probes, MAX_SCANNED_TERMS, exact=shorter)
+        candidates = title_terms(view, probes, MAX_SCANNED_TERMS, exact=shorter)
         ranked = sorted(candidates.items(), key=lambda kv: (-kv[1], kv[0]))
         scores: dict[str, float] = {}
         for sampled, (stem, df) in enumerate(ranked):
@@ -170,7 +171,7 @@ class Suggester:
         if hit is not None and hit[0] == view.generation:
             return hit[1]
         forms: Counter[str] = Counter()
-        for title in view.title_samples(stem, SAMPLE_DOCS):
+        for title in title_samples(view, stem, SAMPLE_DOCS):
             for tok in TOKEN_RE.findall(title):
                 if term_of(tok) == stem:
                     forms[tok.lower()] += 1

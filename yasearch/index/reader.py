@@ -260,6 +260,10 @@ class ReadView:
         for block in self._pair_blocks(fieldname, term):
             yield from block
 
+    def live_pairs(self, fieldname: str, term: str) -> Iterator[tuple[int, float]]:
+        """(docnum, weight) of every live posting of ``term`` in ``fieldname``, in docnum order."""
+        return self._pairs(fieldname, term)
+
     def _pair_blocks(self, fieldname: str, term: str) -> Iterator[Iterable[tuple[int, float]]]:
         """:meth:`_pairs` a posting block at a time.
 
@@ -436,67 +440,3 @@ class ReadView:
             avg_length=self.avg_length(),
             df={term: self.df(term) for term in dict.fromkeys(terms)},
         )
-
-    # ---- suggestions (see yasearch.suggest)
-
-    def title_terms(self, prefixes: Iterable[str], max_terms: int, exact: Iterable[str] = ()) -> dict[str, int]:
-        """Analyzed title terms starting with any of ``prefixes`` (and those of
-        ``exact`` that exist), with their title df.
-
-        At most ``max_terms`` terms are expanded in all. The df comes from
-        Whoosh's term info, which still counts deleted documents until their
-        segment is merged; callers confirm liveness with :meth:`title_samples`.
-        """
-        found: dict[str, int] = {}
-        for term in exact:
-            if term and term not in found:
-                df = self.reader.doc_frequency("title", term)
-                if df:
-                    found[term] = df
-        budget = max_terms
-        for prefix in dict.fromkeys(prefixes):
-            if not prefix or budget <= 0:
-                continue
-            for raw in self.reader.expand_prefix("title", prefix):
-                term = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-                if term not in found:
-                    found[term] = self.reader.doc_frequency("title", term)
-                budget -= 1
-                if budget <= 0:
-                    break
-        return found
-
-    def text_samples(self, term: str, n: int, scan: int, chars: int) -> list[tuple[str, str, str]]:
-        """Stored text (title, description, the first ``chars`` of body) of up to
-        ``n`` live documents with ``term``: those with it in the title first, then,
-        among the first ``scan`` documents with it in the body, those where it is
-        most frequent. Bounded: at most ``scan`` postings and ``n`` stored records read."""
-        picked: list[int] = []
-        for docnum, _w in self._pairs("title", term):
-            picked.append(docnum)
-            if len(picked) >= n // 2:
-                break
-        seen = set(picked)
-        body: list[tuple[float, int]] = []
-        for docnum, weight in self._pairs("body", term):
-            if docnum not in seen:
-                body.append((-weight, docnum))
-            if len(body) >= scan:
-                break
-        body.sort()
-        picked += [docnum for _w, docnum in body[: n - len(picked)]]
-        texts = []
-        for docnum in picked:
-            fields = self.stored(docnum)
-            body_text = fields.get("body", "") or ""
-            texts.append((fields.get("title", "") or "", fields.get("description", "") or "", body_text[:chars]))
-        return texts
-
-    def title_samples(self, term: str, n: int) -> list[str]:
-        """Stored titles of up to ``n`` live documents with ``term`` in the title."""
-        titles: list[str] = []
-        for docnum, _w in self._pairs("title", term):
-            titles.append(self.stored(docnum).get("title", "") or "")
-            if len(titles) >= n:
-                break
-        return titles
