@@ -50,6 +50,14 @@ class Block:
     _pairs: dict[int, float] | None = None
     #: A lower bound of the block's documents' lengths (its shortest, or the segment's).
     min_len: int = 0
+    #: (wtf, length) pairs such that every posting of the block has a wtf no larger and a
+    #: length no shorter than one of them (its Pareto-best postings; :func:`frontier`).
+    #: None: only (``max_wtf``, ``min_len``) is known.
+    pairs: tuple[tuple[float, int], ...] | None = None
+
+    def best(self) -> tuple[tuple[float, int], ...]:
+        """The pairs bounding the block's postings (see ``pairs``)."""
+        return self.pairs or ((self.max_wtf, self.min_len),)
 
     def load(self) -> dict[int, float]:
         """docnum -> wtf of the block's live postings."""
@@ -78,14 +86,53 @@ class Block:
 #: Extension of a segment's block index file.
 BLOCKS_EXT = ".ybk"
 
+#: Marks the frontier section that follows the block arrays in a version 2 record.
+FRONTIER_MARK = b"\xffPF2"
 
-def encode_blocks(lasts: array, maxes: array, minlens: array, counts: array, places: array) -> bytes:
+#: At most this many (wtf, length) pairs bound a block (:func:`frontier`).
+MAX_PAIRS = 8
+
+
+def frontier(wtfs: Any, lengths: Any) -> list[tuple[float, int]]:
+    """The Pareto-best (wtf, length) pairs of one block's postings, highest wtf first:
+    every posting has a wtf no larger and a length no shorter than one of them.
+
+    BM25 rises with wtf and falls with length, so the block's best score for any
+    idf and average length is the best of these pairs' scores. Beyond
+    :data:`MAX_PAIRS`, neighbours are merged into (larger wtf, shorter length):
+    still a bound, only looser."""
+    out: list[tuple[float, int]] = []
+    shortest = None
+    for w, n in sorted(zip(wtfs, lengths), key=lambda p: (-p[0], p[1])):
+        if shortest is None or n < shortest:
+            out.append((w, n))
+            shortest = n
+    while len(out) > MAX_PAIRS:
+        merged = [(a[0], b[1]) for a, b in zip(out[0::2], out[1::2])]
+        out = merged + out[len(merged) * 2 :]
+    return out
+
+
+def encode_blocks(lasts: array, maxes: array, minlens: array, counts: array, places: array,
+                  frontiers: list[list[tuple[float, int]]] | None = None) -> bytes:
     """One term's block index record: the number of blocks, then each array whole
-    (last docnum 'I', max wtf 'f', shortest document 'I', count 'I', place 'Q'; native order)."""
-    return len(lasts).to_bytes(4, "little") + b"".join(a.tobytes() for a in (lasts, maxes, minlens, counts, places))
+    (last docnum 'I', max wtf 'f', shortest document 'I', count 'I', place 'Q'; native order).
+
+    Version 2 (with ``frontiers``, one per block) appends :data:`FRONTIER_MARK`, the
+    number of pairs of each block ('B'), then every pair's wtf ('f') and length ('I').
+    Version 1 records (no mark) end after the five arrays; a version 1 reader ignores
+    the appended section."""
+    out = len(lasts).to_bytes(4, "little") + b"".join(a.tobytes() for a in (lasts, maxes, minlens, counts, places))
+    if frontiers is None:
+        return out
+    sizes = array("B", [len(f) for f in frontiers])
+    wtfs = array("f", [w for f in frontiers for w, _n in f])
+    lengths = array("I", [n for f in frontiers for _w, n in f])
+    return out + FRONTIER_MARK + sizes.tobytes() + wtfs.tobytes() + lengths.tobytes()
 
 
 def decode_blocks(raw: bytes) -> tuple[array, array, array, array, array]:
+    """The five block arrays of a record (either version)."""
     n = int.from_bytes(raw[:4], "little")
     out = []
     at = 4
@@ -96,6 +143,29 @@ def decode_blocks(raw: bytes) -> tuple[array, array, array, array, array]:
         at += size
         out.append(a)
     return out[0], out[1], out[2], out[3], out[4]
+
+
+def decode_frontiers(raw: bytes) -> list[tuple[tuple[float, int], ...]] | None:
+    """Each block's (wtf, length) pairs of a version 2 record; None for a version 1 record."""
+    n = int.from_bytes(raw[:4], "little")
+    at = 4 + 24 * n
+    if raw[at : at + len(FRONTIER_MARK)] != FRONTIER_MARK:
+        return None
+    at += len(FRONTIER_MARK)
+    sizes = array("B")
+    sizes.frombytes(raw[at : at + n])
+    at += n
+    total = sum(sizes)
+    wtfs, lengths = array("f"), array("I")
+    wtfs.frombytes(raw[at : at + 4 * total])
+    lengths.frombytes(raw[at + 4 * total : at + 8 * total])
+    pairs = list(zip(wtfs, lengths))
+    out = []
+    start = 0
+    for size in sizes:
+        out.append(tuple(pairs[start : start + size]))
+        start += size
+    return out
 
 
 def open_block_index(leaf: Any) -> Any:
@@ -135,11 +205,12 @@ def term_blocks(leaf: Any, offset: int, term: str, index: Any = None, min_len: i
         return []
     if raw is not None and type(m) is W3LeafMatcher and not m._byteids:
         lasts, maxes, minlens, counts, places = decode_blocks(raw)
+        fronts: Any = decode_frontiers(raw) or [None] * len(lasts)
         blocks = []
         previous = -1
-        for last, top, shortest, count, place in zip(lasts, maxes, minlens, counts, places):
+        for last, top, shortest, count, place, pairs in zip(lasts, maxes, minlens, counts, places, fronts):
             blocks.append(Block(offset + previous + 1, offset + last, count, top, m, place, offset, deleted,
-                                min_len=shortest))
+                                min_len=shortest, pairs=pairs))
             previous = last
         return blocks
     if type(m) is not W3LeafMatcher or m._byteids:
