@@ -22,6 +22,7 @@ candidate set Whoosh computed.
 from __future__ import annotations
 
 import heapq
+from bisect import bisect_left
 from typing import Any
 
 from yasearch.index import ReadView
@@ -124,43 +125,37 @@ def top_k_blocks(view: ReadView, terms: list[str], k: int) -> tuple[int, bool, l
     heap: list[float] = []  # the k best scores so far (min-heap)
     kept: list[tuple[float, int]] = []
     matches = visited = driver_total = 0
-    pruned = False
     skipped: list[tuple[Block, list[list[Block]]]] = []  # driver blocks not visited, with their partners
+    unchecked: list[tuple[Block, list[list[Block]]]] = []  # visited, but not every partner block read
     for leaf, offset, blocks in segments:
         lengths = view.segment_lengths(leaf)
         lists = [blocks[t] for t in terms]
         r = min(range(len(terms)), key=lambda i: sum(b.count for b in lists[i]))
         driver_total += sum(b.count for b in lists[r])
         bounded = _bounded_blocks(lists, r, idfs, avg)
-        for n, (bound, block, others) in enumerate(bounded):
+        for n, (bound, own, block, others) in enumerate(bounded):
             if bound < 0:  # another term has no posting in this block's range
                 continue
             if len(heap) >= k and bound * (1.0 + 1e-9) < heap[0]:
-                pruned = True
-                skipped += [(b, o) for bd, b, o in bounded[n:] if bd >= 0]
+                skipped += [(b, o) for bd, _own, b, o in bounded[n:] if bd >= 0]
                 break
             visited += block.count
             pairs = block.load()
-            per_term: list[dict[int, float]] = []
-            docs = set(pairs)
-            for i in range(len(terms)):
-                if i == r:
-                    per_term.append(pairs)
-                    continue
-                merged: dict[int, float] = {}
-                for b in others[i]:
-                    merged.update(b.load())
-                per_term.append(merged)
-                docs.intersection_update(merged)
-            matches += len(docs)
-            if len(heap) >= k and avg > 0 and len(docs) > 8:
-                docs = _long_enough_dropped(docs, pairs, lengths, offset, idfs[r], avg,
-                                            heap[0] - (bound - contribution(idfs[r], block.max_wtf, block.min_len, avg)))
+            if len(heap) >= k and avg > 0:
+                docs, per_term, counted = _survivors(pairs, others, r, idfs, avg, lengths, offset, heap[0],
+                                                     bound - own, block.min_len)
+            else:
+                docs, per_term = _intersection(pairs, others, r)
+                counted = len(docs)
+            if counted is not None:
+                matches += counted
+            else:  # counted at the end (exactly or estimated)
+                unchecked.append((block, others))
             for d in docs:
                 length = lengths[d - offset]
                 s = 0.0
                 for i, term_idf in enumerate(idfs):
-                    s += contribution(term_idf, per_term[i][d], length, avg)
+                    s += contribution(term_idf, pairs[d] if i == r else per_term[i][d], length, avg)
                 if len(heap) < k:
                     heapq.heappush(heap, s)
                 elif s > heap[0]:
@@ -171,10 +166,10 @@ def top_k_blocks(view: ReadView, terms: list[str], k: int) -> tuple[int, bool, l
                 kept.append((s, d))
     if len(terms) == 1:
         total, estimated = df[terms[0]], False
-    elif pruned and driver_total <= EXACT_TOTAL_POSTINGS:
-        total, estimated = matches + _count_matches(skipped), False
-    elif pruned and visited:
-        total, estimated = max(matches, round(matches * driver_total / visited)), True
+    elif (skipped or unchecked) and driver_total <= EXACT_TOTAL_POSTINGS:
+        total, estimated = matches + _count_matches(skipped + unchecked), False
+    elif skipped or unchecked:
+        total, estimated = matches + round(sum(_expected_matches(b, o) for b, o in skipped + unchecked)), True
     else:
         total, estimated = matches, False
     if k <= 0 or not heap:
@@ -185,6 +180,70 @@ def top_k_blocks(view: ReadView, terms: list[str], k: int) -> tuple[int, bool, l
     return total, estimated, [(d, i, -neg) for neg, i, d in ranked]
 
 
+def _intersection(pairs: dict[int, float], others: list[list[Block]], r: int) -> tuple[Any, list[Any]]:
+    """The driver block's documents that every other term holds, with each term's
+    docnum -> wtf (every partner block read whole)."""
+    docs = set(pairs)
+    per_term: list[Any] = []
+    for i, partners in enumerate(others):
+        merged: dict[int, float] = {}
+        if i != r:
+            for b in partners:
+                merged.update(b.load())
+            docs.intersection_update(merged)
+        per_term.append(merged)
+    return docs, per_term
+
+
+def _survivors(pairs: dict[int, float], others: list[list[Block]], r: int, idfs: list[float], avg: float,
+               lengths: Any, offset: int, kth: float, rest: float, shortest: int) -> tuple[Any, list[Any], int | None]:
+    """The driver block's matches that may still reach the ``kth`` score, with each
+    term's docnum -> wtf, and the number of the block's matches if every partner block
+    was read (None: not known).
+
+    First by the driving term's own contribution (:func:`_long_enough_dropped`, the
+    others adding ``rest`` at most); then by the bound of the partner blocks each
+    remaining document falls in. Only the partner blocks holding a remaining
+    document are read."""
+    docs = _long_enough_dropped(pairs, pairs, lengths, offset, idfs[r], avg, kth - rest)
+    if not docs:
+        return docs, [], None
+    cut = kth * (1.0 - 1e-9) - 1e-12
+    tops = [[_best_score(idfs[i], b.best(), shortest, avg) for b in bl] if i != r else [] for i, bl in enumerate(others)]
+    lasts = [[b.last for b in bl] for bl in others]
+    needed: list[set[int]] = [set() for _ in others]
+    keep = []
+    for d in docs:
+        ub = contribution(idfs[r], pairs[d], lengths[d - offset], avg)
+        places = []
+        for i, bl in enumerate(others):
+            if i != r:
+                j = bisect_left(lasts[i], d)
+                if j == len(bl):  # beyond the term's last block: not a match
+                    break
+                places.append((i, j))
+                ub += tops[i][j]
+        else:
+            if ub >= cut:
+                keep.append(d)
+                for i, j in places:
+                    needed[i].add(j)
+    per_term: list[Any] = []
+    whole = True
+    for i, bl in enumerate(others):
+        merged: dict[int, float] = {}
+        if i != r:
+            whole = whole and len(needed[i]) == len(bl)
+            for j in needed[i]:
+                merged.update(bl[j].load())
+        per_term.append(merged)
+    if whole:  # every partner block was read: count the block's matches exactly
+        matched = set(pairs)
+        for i, merged in enumerate(per_term):
+            if i != r:
+                matched.intersection_update(merged)
+        return matched.intersection(keep), per_term, len(matched)
+    return [d for d in keep if all(d in m for i, m in enumerate(per_term) if i != r)], per_term, None
 def _long_enough_dropped(docs: Any, pairs: dict[int, float], lengths: Any, offset: int, term_idf: float,
                          avg: float, need: float) -> Any:
     """The documents of ``docs`` whose driving term alone can still score ``need``
@@ -227,6 +286,17 @@ def _count_matches(skipped: list[tuple[Block, list[list[Block]]]]) -> int:
     return n
 
 
+def _expected_matches(block: Block, others: list[list[Block]]) -> float:
+    """An estimate of a driver block's matches from counts alone: its postings times each
+    other term's share of the docnums its covering blocks span."""
+    n = float(block.count)
+    for partners in others:
+        if partners:
+            span = max(1, partners[-1].last - partners[0].first + 1)
+            n *= min(1.0, sum(b.count for b in partners) / span)
+    return n
+
+
 def _live_count(blocks: list[Block]) -> int:
     """Live postings of a term in a segment: block counts minus deleted documents'."""
     n = 0
@@ -240,18 +310,19 @@ def _live_count(blocks: list[Block]) -> int:
 
 def _bounded_blocks(
     lists: list[list[Block]], r: int, idfs: list[float], avg: float
-) -> list[tuple[float, Block, list[list[Block]]]]:
-    """The driver's blocks with their score bound (-1: cannot match) and, per term, the
-    blocks covering their docnum range; best bound first.
+) -> list[tuple[float, float, Block, list[list[Block]]]]:
+    """The driver's blocks with their score bound (-1: cannot match), the driving term's
+    part of it and, per term, the blocks covering their docnum range; best bound first.
 
-    A document of the driver block is no shorter than the block's shortest, nor than
-    the shortest of the other term's block it is in: each term's part of the bound
-    is its block maximum ``wtf`` at the longer of the two."""
+    Each term's part is the best score of its block's (wtf, length) pairs
+    (:meth:`Block.best`: every posting has a wtf no larger and a length no shorter
+    than one of them); a document of the driver block is no shorter than the block's
+    shortest, so the other terms' pairs are scored at the longer of the two."""
     out = []
     starts = [0] * len(lists)
     for block in lists[r]:
         shortest = block.min_len
-        bound = contribution(idfs[r], block.max_wtf, shortest, avg)
+        own = bound = _best_score(idfs[r], block.best(), shortest, avg)
         others: list[list[Block]] = [[] for _ in lists]
         for i, bl in enumerate(lists):
             if i == r:
@@ -266,7 +337,13 @@ def _bounded_blocks(
             if not others[i]:
                 bound = -1.0
                 break
-            bound += max(contribution(idfs[i], b.max_wtf, max(shortest, b.min_len), avg) for b in others[i])
-        out.append((bound, block, others))
+            bound += max(_best_score(idfs[i], b.best(), shortest, avg) for b in others[i])
+        out.append((bound, own, block, others))
     out.sort(key=lambda item: -item[0])
     return out
+
+
+def _best_score(term_idf: float, pairs: tuple[tuple[float, int], ...], shortest: int, avg: float) -> float:
+    """The best contribution of a block whose postings are bounded by ``pairs``, for
+    documents no shorter than ``shortest``."""
+    return max(contribution(term_idf, w, n if n > shortest else shortest, avg) for w, n in pairs)

@@ -44,7 +44,7 @@ from whoosh.system import pack_int, pack_long, pack_ushort
 from whoosh.util.numeric import length_to_byte
 from whoosh.writing import SegmentWriter
 
-from yasearch.index.impact import BLOCKS_EXT, encode_blocks, frontier
+from yasearch.index.impact import BLOCKS_EXT, DENSE_MIN_DOCS, DENSE_SHARE, dense_weights, encode_blocks, frontier
 from yasearch.index.schema import IMPACT_FIELD, ImpactField
 
 #: One term's postings from one source: (field, term bytes, docnums, weights, values).
@@ -205,7 +205,9 @@ def write_terms(fieldwriter: Any, schema: Any, items: Iterator[TermPostings], bl
         total = 0.0
         top: Any = 0
         at = pos + len(WHOOSH3_HEADER_MAGIC)
-        indexed = headers and n > limit  # a single block's header comes with the term's matcher
+        # a single block's header comes with the term's matcher; a dense term needs a record anyway
+        dense = headers and len(lengths) >= DENSE_MIN_DOCS and n * DENSE_SHARE >= len(lengths)
+        indexed = headers and (n > limit or dense)
         if indexed:
             lasts, maxes, minlens, counts, places = array("I"), array("f"), array("I"), array("I"), array("Q")
             fronts = []
@@ -245,7 +247,8 @@ def write_terms(fieldwriter: Any, schema: Any, items: Iterator[TermPostings], bl
         blob = b"".join(chunks)
         write(blob)
         if indexed:
-            blocks.add(tbytes, encode_blocks(lasts, maxes, minlens, counts, places, fronts))
+            blocks.add(tbytes, encode_blocks(lasts, maxes, minlens, counts, places, fronts,
+                                             dense_weights(ids, weights, len(lengths)) if dense else None))
         tindex_add(fieldkey + tbytes, _TERMINFO.pack(False, total, n, 0, _NO_LENGTH, top, ids[0], ids[-1])
                    + pack_long(pos) + pack_int(len(blob)))
         pos += len(blob)
