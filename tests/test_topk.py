@@ -90,7 +90,21 @@ async def engine(ix: LocalIndex, q: str, limit: int, offset: int):
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-async def test_top_k_equals_exhaustive_scoring_on_random_indexes(index, seed):
+async def test_top_k_equals_exhaustive_scoring_on_random_indexes(index, seed, monkeypatch):
+    from yasearch import topk
+
+    paths = {"dense": 0, "blocks": 0}  # both ways of scoring a segment are checked
+
+    def counted(name, key):
+        real = getattr(topk, name)
+
+        def wrapper(*a, **kw):
+            paths[key] += 1
+            return real(*a, **kw)
+        monkeypatch.setattr(topk, name, wrapper)
+
+    counted("_dense_segment", "dense")
+    counted("_bounded_blocks", "blocks")
     await fill_randomly(index, seed)
     rng = random.Random(seed * 100)
     queries = [" ".join(rng.sample(WORDS, rng.randint(1, 3))) for _ in range(40)]
@@ -111,6 +125,7 @@ async def test_top_k_equals_exhaustive_scoring_on_random_indexes(index, seed):
                 assert total == want_total, q
         matched += want_total > 0
     assert matched > len(queries) // 2  # the queries did find things
+    assert paths["dense"] > 10 and paths["blocks"] > 10, paths
 
 
 async def test_ties_are_broken_by_doc_id_like_rank(index):

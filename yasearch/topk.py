@@ -25,8 +25,10 @@ import heapq
 from bisect import bisect_left
 from typing import Any
 
+import numpy as np
+
 from yasearch.index import ReadView
-from yasearch.index.impact import Block, term_blocks
+from yasearch.index.impact import Block, term_postings
 from yasearch.ranking import B, DEFAULT_WEIGHTS, K1, CollectionStats, FieldWeights, bm25_scores, contribution, idf, rank
 
 
@@ -113,11 +115,12 @@ def top_k_blocks(view: ReadView, terms: list[str], k: int) -> tuple[int, bool, l
     for leaf, offset in view.leaves:
         index = view.block_index(leaf)
         minlen = view.min_length(leaf)  # bounds the blocks the block index does not cover
-        blocks = {t: term_blocks(leaf, offset, t, index, minlen) for t in terms}
+        got = {t: term_postings(leaf, offset, t, index, minlen) for t in terms}
+        blocks = {t: bl for t, (bl, _dense) in got.items()}
         for t, bl in blocks.items():
             df[t] += _live_count(bl)
         if all(blocks.values()):
-            segments.append((leaf, offset, blocks))
+            segments.append((leaf, offset, blocks, [got[t][1] for t in terms]))
     if not terms or not all(df.values()):
         return 0, False, []
     n_docs, avg = view.n_docs, max(0.0, view.avg_length())
@@ -125,11 +128,14 @@ def top_k_blocks(view: ReadView, terms: list[str], k: int) -> tuple[int, bool, l
     heap: list[float] = []  # the k best scores so far (min-heap)
     kept: list[tuple[float, int]] = []
     matches = visited = driver_total = 0
-    skipped: list[tuple[Block, list[list[Block]]]] = []  # driver blocks not visited, with their partners
-    unchecked: list[tuple[Block, list[list[Block]]]] = []  # visited, but not every partner block read
-    for leaf, offset, blocks in segments:
+    skipped: list[Any] = []  # driver blocks not visited, with their partners (blocks, dense sections)
+    unchecked: list[Any] = []  # visited, but not every partner block read
+    for leaf, offset, blocks, dense in segments:
         lengths = view.segment_lengths(leaf)
         lists = [blocks[t] for t in terms]
+        if all(d is not None for d in dense):  # every term is in many documents: score all at once
+            matches += _dense_segment(dense, lists[0][0]._deleted, lengths, offset, idfs, avg, k, heap, kept)
+            continue
         r = min(range(len(terms)), key=lambda i: sum(b.count for b in lists[i]))
         driver_total += sum(b.count for b in lists[r])
         bounded = _bounded_blocks(lists, r, idfs, avg)
@@ -137,20 +143,20 @@ def top_k_blocks(view: ReadView, terms: list[str], k: int) -> tuple[int, bool, l
             if bound < 0:  # another term has no posting in this block's range
                 continue
             if len(heap) >= k and bound * (1.0 + 1e-9) < heap[0]:
-                skipped += [(b, o) for bd, _own, b, o in bounded[n:] if bd >= 0]
+                skipped += [(b, o, dense, offset) for bd, _own, b, o in bounded[n:] if bd >= 0]
                 break
             visited += block.count
             pairs = block.load()
             if len(heap) >= k and avg > 0:
                 docs, per_term, counted = _survivors(pairs, others, r, idfs, avg, lengths, offset, heap[0],
-                                                     bound - own, block.min_len)
+                                                     bound - own, block.min_len, dense)
             else:
-                docs, per_term = _intersection(pairs, others, r)
+                docs, per_term = _intersection(pairs, others, r, dense, offset)
                 counted = len(docs)
             if counted is not None:
                 matches += counted
             else:  # counted at the end (exactly or estimated)
-                unchecked.append((block, others))
+                unchecked.append((block, others, dense, offset))
             for d in docs:
                 length = lengths[d - offset]
                 s = 0.0
@@ -169,7 +175,7 @@ def top_k_blocks(view: ReadView, terms: list[str], k: int) -> tuple[int, bool, l
     elif (skipped or unchecked) and driver_total <= EXACT_TOTAL_POSTINGS:
         total, estimated = matches + _count_matches(skipped + unchecked), False
     elif skipped or unchecked:
-        total, estimated = matches + round(sum(_expected_matches(b, o) for b, o in skipped + unchecked)), True
+        total, estimated = matches + round(sum(_expected_matches(b, o) for b, o, _d, _o in skipped + unchecked)), True
     else:
         total, estimated = matches, False
     if k <= 0 or not heap:
@@ -180,49 +186,111 @@ def top_k_blocks(view: ReadView, terms: list[str], k: int) -> tuple[int, bool, l
     return total, estimated, [(d, i, -neg) for neg, i, d in ranked]
 
 
-def _intersection(pairs: dict[int, float], others: list[list[Block]], r: int) -> tuple[Any, list[Any]]:
+def _dense_segment(dense: list[bytes], deleted: Any, lengths: Any, offset: int, idfs: list[float], avg: float,
+                   k: int, heap: list[float], kept: list[tuple[float, int]]) -> int:
+    """Every match of a segment where each term has a dense section (one byte per
+    document, :func:`yasearch.index.impact.dense_weights`), scored at once with numpy:
+    the documents that may enter the top ``k`` are pushed on ``heap``/``kept``, scored
+    again one by one with :func:`contribution` (the scores kept are that function's,
+    to the bit). Returns the number of matches (exact)."""
+    arrays = [np.frombuffer(b, dtype=np.uint8) for b in dense]
+    mask = arrays[0] != 0
+    for a in arrays[1:]:
+        mask &= a != 0
+    if deleted:
+        mask[np.fromiter(deleted, dtype=np.int64, count=len(deleted))] = False
+    ids = np.flatnonzero(mask)
+    count = len(ids)
+    if not count or k <= 0:
+        return count
+    norm: Any = 1.0
+    if avg > 0:
+        norm = 1.0 - B + B * (np.frombuffer(lengths, dtype=np.uint64)[ids] / avg)
+    scores = np.zeros(count)
+    for a, term_idf in zip(arrays, idfs):
+        wtf = a[ids] * 0.5
+        scores += term_idf * (wtf * (K1 + 1.0)) / (wtf + K1 * norm)
+    floor = float(np.partition(scores, count - k)[count - k]) if count > k else float("-inf")
+    if len(heap) >= k:
+        floor = max(floor, heap[0])
+    floor -= 1e-9 * abs(floor) + 1e-12  # numpy's sums may round apart from contribution's
+    for d in ids[scores >= floor].tolist():
+        length = lengths[d]
+        s = 0.0
+        for b, term_idf in zip(dense, idfs):
+            s += contribution(term_idf, b[d] * 0.5, length, avg)
+        if len(heap) < k:
+            heapq.heappush(heap, s)
+        elif s > heap[0]:
+            heapq.heapreplace(heap, s)
+        elif s < heap[0]:
+            continue
+        kept.append((s, d + offset))
+    return count
+
+
+def _from_dense(docs: Any, dense: bytes, offset: int) -> dict[int, float]:
+    """docnum -> wtf of the ``docs`` a term's dense section holds."""
+    return {d: v * 0.5 for d in docs if (v := dense[d - offset])}
+
+
+def _intersection(pairs: dict[int, float], others: list[list[Block]], r: int, dense: list[Any],
+                  offset: int) -> tuple[Any, list[Any]]:
     """The driver block's documents that every other term holds, with each term's
-    docnum -> wtf (every partner block read whole)."""
+    docnum -> wtf (every partner block read whole, or looked up in its dense section)."""
     docs = set(pairs)
     per_term: list[Any] = []
     for i, partners in enumerate(others):
         merged: dict[int, float] = {}
         if i != r:
-            for b in partners:
-                merged.update(b.load())
+            if dense[i] is not None:
+                merged = _from_dense(docs, dense[i], offset)
+            else:
+                for b in partners:
+                    merged.update(b.load())
             docs.intersection_update(merged)
         per_term.append(merged)
     return docs, per_term
 
 
 def _survivors(pairs: dict[int, float], others: list[list[Block]], r: int, idfs: list[float], avg: float,
-               lengths: Any, offset: int, kth: float, rest: float, shortest: int) -> tuple[Any, list[Any], int | None]:
+               lengths: Any, offset: int, kth: float, rest: float, shortest: int,
+               dense: list[Any]) -> tuple[Any, list[Any], int | None]:
     """The driver block's matches that may still reach the ``kth`` score, with each
     term's docnum -> wtf, and the number of the block's matches if every partner block
     was read (None: not known).
 
     First by the driving term's own contribution (:func:`_long_enough_dropped`, the
-    others adding ``rest`` at most); then by the bound of the partner blocks each
-    remaining document falls in. Only the partner blocks holding a remaining
-    document are read."""
+    others adding ``rest`` at most); then, per remaining document, by the exact
+    contribution of each term with a dense section and the bound of the other terms'
+    blocks it falls in. Only the partner blocks holding a remaining document are read."""
     docs = _long_enough_dropped(pairs, pairs, lengths, offset, idfs[r], avg, kth - rest)
     if not docs:
         return docs, [], None
     cut = kth * (1.0 - 1e-9) - 1e-12
-    tops = [[_best_score(idfs[i], b.best(), shortest, avg) for b in bl] if i != r else [] for i, bl in enumerate(others)]
+    tops = [[_best_score(idfs[i], b.best(), shortest, avg) for b in bl] if i != r and dense[i] is None else []
+            for i, bl in enumerate(others)]
     lasts = [[b.last for b in bl] for bl in others]
     needed: list[set[int]] = [set() for _ in others]
     keep = []
     for d in docs:
-        ub = contribution(idfs[r], pairs[d], lengths[d - offset], avg)
+        length = lengths[d - offset]
+        ub = contribution(idfs[r], pairs[d], length, avg)
         places = []
         for i, bl in enumerate(others):
-            if i != r:
-                j = bisect_left(lasts[i], d)
-                if j == len(bl):  # beyond the term's last block: not a match
+            if i == r:
+                continue
+            if dense[i] is not None:
+                v = dense[i][d - offset]
+                if not v:
                     break
-                places.append((i, j))
-                ub += tops[i][j]
+                ub += contribution(idfs[i], v * 0.5, length, avg)
+                continue
+            j = bisect_left(lasts[i], d)
+            if j == len(bl):  # beyond the term's last block: not a match
+                break
+            places.append((i, j))
+            ub += tops[i][j]
         else:
             if ub >= cut:
                 keep.append(d)
@@ -233,17 +301,19 @@ def _survivors(pairs: dict[int, float], others: list[list[Block]], r: int, idfs:
     for i, bl in enumerate(others):
         merged: dict[int, float] = {}
         if i != r:
-            whole = whole and len(needed[i]) == len(bl)
-            for j in needed[i]:
-                merged.update(bl[j].load())
+            if dense[i] is not None:
+                merged = _from_dense(keep, dense[i], offset)
+            else:
+                whole = whole and len(needed[i]) == len(bl)
+                for j in needed[i]:
+                    merged.update(bl[j].load())
         per_term.append(merged)
     if whole:  # every partner block was read: count the block's matches exactly
-        matched = set(pairs)
-        for i, merged in enumerate(per_term):
-            if i != r:
-                matched.intersection_update(merged)
+        matched, _ = _intersection(pairs, others, r, dense, offset)
         return matched.intersection(keep), per_term, len(matched)
     return [d for d in keep if all(d in m for i, m in enumerate(per_term) if i != r)], per_term, None
+
+
 def _long_enough_dropped(docs: Any, pairs: dict[int, float], lengths: Any, offset: int, term_idf: float,
                          avg: float, need: float) -> Any:
     """The documents of ``docs`` whose driving term alone can still score ``need``
@@ -271,13 +341,16 @@ def _long_enough_dropped(docs: Any, pairs: dict[int, float], lengths: Any, offse
     return keep
 
 
-def _count_matches(skipped: list[tuple[Block, list[list[Block]]]]) -> int:
+def _count_matches(skipped: list[Any]) -> int:
     """Documents of the skipped driver blocks that hold every term (ids only, no scores)."""
     n = 0
-    for block, others in skipped:
+    for block, others, dense, offset in skipped:
         docs = set(block.load())
-        for partners in others:
+        for i, partners in enumerate(others):
             if partners:
+                if dense[i] is not None:
+                    docs = {d for d in docs if dense[i][d - offset]}
+                    continue
                 ids: set[int] = set()
                 for b in partners:
                     ids.update(b.load())
