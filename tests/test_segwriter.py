@@ -157,3 +157,26 @@ def test_segments_without_a_block_index_are_read_header_by_header(tmp_path: Path
         leaf, offset = next(iter(r.leaf_readers()))
         assert open_block_index(leaf) is None
         assert term_blocks(leaf, offset, "alpha", None, 7)[0].min_len == 7
+
+
+def test_a_blocks_pairs_bound_every_posting_and_give_its_best_score_exactly() -> None:
+    from yasearch.index.impact import frontier
+    from yasearch.ranking import contribution
+
+    rng = random.Random(3)
+    merged = 0
+    for _ in range(300):
+        n = rng.randint(1, 128)
+        wtfs = [rng.choice([1.0, 2.0, 3.5, 4.0, 8.5, 40.0]) + rng.randint(0, 30) for _ in range(n)]
+        lengths = [rng.randint(1, 5000) for _ in range(n)]
+        pairs = frontier(wtfs, lengths)
+        assert 1 <= len(pairs) <= MAX_PAIRS
+        assert all(any(w <= pw and n >= pn for pw, pn in pairs) for w, n in zip(wtfs, lengths))
+        best = max(contribution(1.7, w, n, 900.0) for w, n in zip(wtfs, lengths))
+        bound = max(contribution(1.7, w, n, 900.0) for w, n in pairs)
+        if all((w, n) in set(zip(wtfs, lengths)) for w, n in pairs):
+            assert bound == best  # the Pareto-best postings themselves: exact
+        else:
+            merged += 1
+            assert bound >= best
+    assert merged > 0  # long frontiers were merged into looser pairs
