@@ -11,7 +11,8 @@ from whoosh.writing import OPTIMIZE, SegmentWriter
 
 from yasearch.index.codec import fast_codec
 from yasearch.index.fastpath import fast_schema, forget_analyzed
-from yasearch.index.impact import DENSE_SHARE, MAX_PAIRS, open_block_index, term_blocks, term_postings
+from yasearch.index.impact import (DENSE_SHARE, MAX_PAIRS, dense_section, open_block_index, term_blocks,
+                                   term_postings)
 from yasearch.index.schema import IMPACT_FIELD, make_schema
 from yasearch.index.segwriter import FastSegmentWriter
 from yasearch.index.writer import WriteOp, WriterState, whoosh_fields
@@ -138,6 +139,7 @@ def test_block_index_holds_each_impact_blocks_header_and_shortest_document(tmp_p
                         assert b.pairs is not None and max(w for w, _n in b.pairs) == b.max_wtf
                         checked += 1
                 _blocks, dense = term_postings(leaf, offset, term, index)
+                assert dense_section(index, term) == dense  # the short way to the same bytes
                 n_docs = leaf.doc_count_all()
                 df = sum(1 for bl in fast for _d in bl.load())
                 if df * DENSE_SHARE >= n_docs and not leaf.has_deletions():  # one byte per document: 2 * wtf

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from yasearch.index import ReadView
-from yasearch.index.impact import Block, term_postings
+from yasearch.index.impact import Block, dense_section, term_postings
 from yasearch.ranking import B, DEFAULT_WEIGHTS, K1, CollectionStats, FieldWeights, bm25_scores, contribution, idf, rank
 
 
@@ -114,13 +114,20 @@ def top_k_blocks(view: ReadView, terms: list[str], k: int) -> tuple[int, bool, l
     df = dict.fromkeys(terms, 0)
     for leaf, offset in view.leaves:
         index = view.block_index(leaf)
+        dense = [dense_section(index, t) for t in terms]
+        if all(d is not None for d in dense):  # no block needed: counts from the dense sections
+            deleted = leaf.deleted_docs_set or None  # as the matchers do
+            for t, section in zip(terms, dense):
+                df[t] += _dense_count(section, deleted)
+            segments.append((leaf, offset, None, dense, deleted))
+            continue
         minlen = view.min_length(leaf)  # bounds the blocks the block index does not cover
         got = {t: term_postings(leaf, offset, t, index, minlen) for t in terms}
         blocks = {t: bl for t, (bl, _dense) in got.items()}
         for t, bl in blocks.items():
             df[t] += _live_count(bl)
         if all(blocks.values()):
-            segments.append((leaf, offset, blocks, [got[t][1] for t in terms]))
+            segments.append((leaf, offset, blocks, [got[t][1] for t in terms], None))
     if not terms or not all(df.values()):
         return 0, False, []
     n_docs, avg = view.n_docs, max(0.0, view.avg_length())
@@ -130,12 +137,12 @@ def top_k_blocks(view: ReadView, terms: list[str], k: int) -> tuple[int, bool, l
     matches = visited = driver_total = 0
     skipped: list[Any] = []  # driver blocks not visited, with their partners (blocks, dense sections)
     unchecked: list[Any] = []  # visited, but not every partner block read
-    for leaf, offset, blocks, dense in segments:
+    for leaf, offset, blocks, dense, deleted in segments:
         lengths = view.segment_lengths(leaf)
-        lists = [blocks[t] for t in terms]
-        if all(d is not None for d in dense):  # every term is in many documents: score all at once
-            matches += _dense_segment(dense, lists[0][0]._deleted, lengths, offset, idfs, avg, k, heap, kept)
+        if blocks is None:  # every term is in many documents: score all at once
+            matches += _dense_segment(dense, deleted, lengths, offset, idfs, avg, k, heap, kept)
             continue
+        lists = [blocks[t] for t in terms]
         r = min(range(len(terms)), key=lambda i: sum(b.count for b in lists[i]))
         driver_total += sum(b.count for b in lists[r])
         bounded = _bounded_blocks(lists, r, idfs, avg)
@@ -232,6 +239,12 @@ def _dense_segment(dense: list[bytes], deleted: Any, lengths: Any, offset: int, 
 def _from_dense(docs: Any, dense: bytes, offset: int) -> dict[int, float]:
     """docnum -> wtf of the ``docs`` a term's dense section holds."""
     return {d: v * 0.5 for d in docs if (v := dense[d - offset])}
+
+
+def _dense_count(section: bytes, deleted: Any) -> int:
+    """Live documents holding a term, from its dense section."""
+    n = len(section) - section.count(0)
+    return n - sum(1 for d in deleted if section[d]) if deleted else n
 
 
 def _intersection(pairs: dict[int, float], others: list[list[Block]], r: int, dense: list[Any],

@@ -196,6 +196,19 @@ def decode_extra(raw: bytes) -> tuple[list[tuple[tuple[float, int], ...]] | None
     return fronts, dense
 
 
+def dense_section(index: Any, term: str) -> bytes | None:
+    """The term's dense section in a segment's block index (None: none, or no index)."""
+    raw = None if index is None else index.get(term.encode("utf-8"))
+    if raw is None:
+        return None
+    n = int.from_bytes(raw[:4], "little")
+    at = 4 + 24 * n
+    if raw[at : at + len(FRONTIER_MARK)] == FRONTIER_MARK:
+        at += len(FRONTIER_MARK)
+        at += n + 8 * sum(raw[at : at + n])
+    return raw[at + len(DENSE_MARK) :] if raw[at : at + len(DENSE_MARK)] == DENSE_MARK else None
+
+
 def open_block_index(leaf: Any) -> Any:
     """The block index of one segment, None if it has none (see the module docstring)."""
     segment = leaf.segment()
