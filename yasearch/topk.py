@@ -100,14 +100,20 @@ def top_k_blocks(view: ReadView, terms: list[str], k: int) -> tuple[int, bool, l
     """Like :func:`top_k` for a word query, over the impact postings with block-max pruning.
 
     Returns (number of matches, whether that number is an estimate, the best ``k``).
-    Per segment, the rarest term's blocks drive: each gets an upper bound (every
-    term's largest ``wtf`` in the blocks covering its docnum range, at the
-    segment's shortest document length) and blocks are visited best bound first;
-    once a bound is below the k-th score found, no remaining block can place a
-    document in the top k and the search stops. A multi-term query then counts
-    the matches of the skipped blocks by ids alone while its rarest term has at
-    most :data:`EXACT_TOTAL_POSTINGS` postings, and extrapolates from the visited
-    blocks beyond that.
+    A segment where every term has a dense section (a byte per document: the term
+    is in a quarter of them or more, :mod:`yasearch.index.impact`) is scored whole
+    with numpy (:func:`_dense_segment`): near-tied scores of common words leave
+    block bounds nothing to prune there. In the other segments the rarest term's
+    blocks drive: each gets an upper bound (each term's best score from its
+    blocks' Pareto-best (wtf, length) pairs, :meth:`Block.best`) and blocks are
+    visited best bound first; once a bound is below the k-th score found, no
+    remaining block can place a document in the top k and the search stops. In a
+    visited block, documents that cannot reach the k-th score are dropped before
+    the other terms' blocks are read (:func:`_survivors`), and a term with a dense
+    section is looked up per document. A multi-term query then counts the matches
+    of the blocks it skipped or did not read whole by ids alone while its rarest
+    term has at most :data:`EXACT_TOTAL_POSTINGS` postings in those segments, and
+    estimates them from the block counts beyond that (:func:`_expected_matches`).
     """
     terms = list(dict.fromkeys(terms))
     segments = []

@@ -13,7 +13,10 @@ hold a **block index** (``<segment>.ybk``, inside the compound segment file):
 per impact term of more than one block, every block's last docnum, maximum
 ``wtf``, shortest document (``length``), posting count and place in the postings
 file, in one record (a term of one block has its header read with its matcher,
-and is bounded by the segment's shortest document). A
+and is bounded by the segment's shortest document). Version 2 records
+(:func:`encode_blocks`) add each block's Pareto-best (wtf, length) pairs and, for
+a term in at least a quarter of the segment's documents, a **dense section**: a
+byte per document, twice its wtf (:func:`dense_weights`). A
 query then reads one record per term and segment instead of walking every block
 header (which grew with the term's document frequency), and bounds each block by
 its own shortest document instead of the segment's. Segments without it (written
