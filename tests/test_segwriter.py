@@ -182,3 +182,11 @@ def test_a_blocks_pairs_bound_every_posting_and_give_its_best_score_exactly() ->
             merged += 1
             assert bound >= best
     assert merged > 0  # long frontiers were merged into looser pairs
+
+
+def test_a_dense_section_is_twice_each_wtf_or_none_when_a_wtf_does_not_fit_a_byte() -> None:
+    from yasearch.index.impact import dense_weights
+
+    assert dense_weights([0, 2, 5], [1.0, 3.5, 127.5], 6) == bytes([2, 0, 7, 0, 0, 255])
+    assert dense_weights([1], [1.25], 3) is None  # not a multiple of 0.5
+    assert dense_weights([1], [128.0], 3) is None  # beyond a byte
