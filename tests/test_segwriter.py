@@ -11,7 +11,8 @@ from whoosh.writing import OPTIMIZE, SegmentWriter
 
 from yasearch.index.codec import fast_codec
 from yasearch.index.fastpath import fast_schema, forget_analyzed
-from yasearch.index.impact import open_block_index, term_blocks
+from yasearch.index.impact import (DENSE_SHARE, MAX_PAIRS, dense_section, open_block_index, term_blocks,
+                                   term_postings)
 from yasearch.index.schema import IMPACT_FIELD, make_schema
 from yasearch.index.segwriter import FastSegmentWriter
 from yasearch.index.writer import WriteOp, WriterState, whoosh_fields
@@ -111,7 +112,7 @@ def test_block_index_holds_each_impact_blocks_header_and_shortest_document(tmp_p
     commits = [[("add", _doc(rng, n)) for n in range(300)], [("add", _doc(rng, n)) for n in range(300, 340)],
                [("delete", f"d{n:03d}") for n in range(300, 340, 7)]]
     ix = _build(tmp_path, FastSegmentWriter, commits)
-    checked = 0
+    checked = dense_terms = 0
     with ix.reader() as r:
         for leaf, offset in r.leaf_readers():
             index = open_block_index(leaf)
@@ -129,11 +130,27 @@ def test_block_index_holds_each_impact_blocks_header_and_shortest_document(tmp_p
                     assert b.load() == s.load()
                     live = [int(lengths[d - offset]) for d in b.load()]
                     assert all(b.min_len <= n for n in live)
+                    # every posting is dominated by one of the block's pairs (at most MAX_PAIRS)
+                    assert len(b.best()) <= MAX_PAIRS
+                    assert all(any(w <= pw and int(lengths[d - offset]) >= pn for pw, pn in b.best())
+                               for d, w in b.load().items())
                     if not leaf.has_deletions() and len(fast) > 1:  # one block: no record, the header
                         assert b.min_len == min(live)
+                        assert b.pairs is not None and max(w for w, _n in b.pairs) == b.max_wtf
                         checked += 1
+                _blocks, dense = term_postings(leaf, offset, term, index)
+                assert dense_section(index, term) == dense  # the short way to the same bytes
+                n_docs = leaf.doc_count_all()
+                df = sum(1 for bl in fast for _d in bl.load())
+                if df * DENSE_SHARE >= n_docs and not leaf.has_deletions():  # one byte per document: 2 * wtf
+                    assert dense is not None and len(dense) == n_docs
+                    postings = {d: w for bl in fast for d, w in bl.load().items()}
+                    assert {d + offset: v / 2 for d, v in enumerate(dense) if v} == postings
+                    dense_terms += 1
+                elif df * DENSE_SHARE < n_docs:
+                    assert dense is None
             index.close()
-    assert checked > 20
+    assert checked > 20 and dense_terms > 5
 
 
 def test_segments_without_a_block_index_are_read_header_by_header(tmp_path: Path) -> None:
@@ -142,3 +159,34 @@ def test_segments_without_a_block_index_are_read_header_by_header(tmp_path: Path
         leaf, offset = next(iter(r.leaf_readers()))
         assert open_block_index(leaf) is None
         assert term_blocks(leaf, offset, "alpha", None, 7)[0].min_len == 7
+
+
+def test_a_blocks_pairs_bound_every_posting_and_give_its_best_score_exactly() -> None:
+    from yasearch.index.impact import frontier
+    from yasearch.ranking import contribution
+
+    rng = random.Random(3)
+    merged = 0
+    for _ in range(300):
+        n = rng.randint(1, 128)
+        wtfs = [rng.choice([1.0, 2.0, 3.5, 4.0, 8.5, 40.0]) + rng.randint(0, 30) for _ in range(n)]
+        lengths = [rng.randint(1, 5000) for _ in range(n)]
+        pairs = frontier(wtfs, lengths)
+        assert 1 <= len(pairs) <= MAX_PAIRS
+        assert all(any(w <= pw and n >= pn for pw, pn in pairs) for w, n in zip(wtfs, lengths))
+        best = max(contribution(1.7, w, n, 900.0) for w, n in zip(wtfs, lengths))
+        bound = max(contribution(1.7, w, n, 900.0) for w, n in pairs)
+        if all((w, n) in set(zip(wtfs, lengths)) for w, n in pairs):
+            assert bound == best  # the Pareto-best postings themselves: exact
+        else:
+            merged += 1
+            assert bound >= best
+    assert merged > 0  # long frontiers were merged into looser pairs
+
+
+def test_a_dense_section_is_twice_each_wtf_or_none_when_a_wtf_does_not_fit_a_byte() -> None:
+    from yasearch.index.impact import dense_weights
+
+    assert dense_weights([0, 2, 5], [1.0, 3.5, 127.5], 6) == bytes([2, 0, 7, 0, 0, 255])
+    assert dense_weights([1], [1.25], 3) is None  # not a multiple of 0.5
+    assert dense_weights([1], [128.0], 3) is None  # beyond a byte

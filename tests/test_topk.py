@@ -90,7 +90,21 @@ async def engine(ix: LocalIndex, q: str, limit: int, offset: int):
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-async def test_top_k_equals_exhaustive_scoring_on_random_indexes(index, seed):
+async def test_top_k_equals_exhaustive_scoring_on_random_indexes(index, seed, monkeypatch):
+    from yasearch import topk
+
+    paths = {"dense": 0, "blocks": 0}  # both ways of scoring a segment are checked
+
+    def counted(name, key):
+        real = getattr(topk, name)
+
+        def wrapper(*a, **kw):
+            paths[key] += 1
+            return real(*a, **kw)
+        monkeypatch.setattr(topk, name, wrapper)
+
+    counted("_dense_segment", "dense")
+    counted("_bounded_blocks", "blocks")
     await fill_randomly(index, seed)
     rng = random.Random(seed * 100)
     queries = [" ".join(rng.sample(WORDS, rng.randint(1, 3))) for _ in range(40)]
@@ -111,6 +125,7 @@ async def test_top_k_equals_exhaustive_scoring_on_random_indexes(index, seed):
                 assert total == want_total, q
         matched += want_total > 0
     assert matched > len(queries) // 2  # the queries did find things
+    assert paths["dense"] > 10 and paths["blocks"] > 10, paths
 
 
 async def test_ties_are_broken_by_doc_id_like_rank(index):
@@ -196,3 +211,29 @@ async def test_totals_are_exact_up_to_a_bound_then_estimated_and_flagged(index, 
     for (et, e_est, er), (xt, _x_est, xr) in zip(estimated, exact):
         assert er == xr
         assert et == xt or (e_est and et >= len(er))
+
+
+@pytest.mark.parametrize("layout", ["v1", "no records"])
+async def test_older_block_index_layouts_give_the_same_top_k(index, layout, monkeypatch):
+    """Indexes written before the block index's version 2 (no Pareto pairs, no dense
+    sections) or without records are still read, and still give exhaustive scoring's page."""
+    from yasearch.index import impact, segwriter
+
+    if layout == "v1":  # the five block arrays only
+        encode = segwriter.encode_blocks
+        monkeypatch.setattr(segwriter, "encode_blocks", lambda *a: encode(*a[:5]))
+    else:  # an empty block index: every term's block headers are read one by one
+        write = segwriter.write_terms
+        monkeypatch.setattr(segwriter, "write_terms", lambda fw, schema, items, blocks=None, lengths=():
+                            write(fw, schema, items))
+    await fill_randomly(index, 9)
+    extras = await index.run_read(lambda v: [impact.decode_extra(raw) for leaf, _o in v.leaves
+                                             if (ix := v.block_index(leaf)) is not None
+                                             for _k, raw in ix.items()])
+    assert all(e == (None, None) for e in extras) and (layout != "v1" or extras)
+    rng = random.Random(9)
+    for q in [" ".join(rng.sample(WORDS, rng.randint(1, 3))) for _ in range(25)]:
+        want_total, want = await reference(index, q, 10, 0)
+        total, is_estimate, got = await engine(index, q, 10, 0)
+        assert got == want, q
+        assert is_estimate or total == want_total

@@ -22,10 +22,13 @@ candidate set Whoosh computed.
 from __future__ import annotations
 
 import heapq
+from bisect import bisect_left
 from typing import Any
 
+import numpy as np
+
 from yasearch.index import ReadView
-from yasearch.index.impact import Block, term_blocks
+from yasearch.index.impact import Block, dense_section, term_postings
 from yasearch.ranking import B, DEFAULT_WEIGHTS, K1, CollectionStats, FieldWeights, bm25_scores, contribution, idf, rank
 
 
@@ -97,26 +100,40 @@ def top_k_blocks(view: ReadView, terms: list[str], k: int) -> tuple[int, bool, l
     """Like :func:`top_k` for a word query, over the impact postings with block-max pruning.
 
     Returns (number of matches, whether that number is an estimate, the best ``k``).
-    Per segment, the rarest term's blocks drive: each gets an upper bound (every
-    term's largest ``wtf`` in the blocks covering its docnum range, at the
-    segment's shortest document length) and blocks are visited best bound first;
-    once a bound is below the k-th score found, no remaining block can place a
-    document in the top k and the search stops. A multi-term query then counts
-    the matches of the skipped blocks by ids alone while its rarest term has at
-    most :data:`EXACT_TOTAL_POSTINGS` postings, and extrapolates from the visited
-    blocks beyond that.
+    A segment where every term has a dense section (a byte per document: the term
+    is in a quarter of them or more, :mod:`yasearch.index.impact`) is scored whole
+    with numpy (:func:`_dense_segment`): near-tied scores of common words leave
+    block bounds nothing to prune there. In the other segments the rarest term's
+    blocks drive: each gets an upper bound (each term's best score from its
+    blocks' Pareto-best (wtf, length) pairs, :meth:`Block.best`) and blocks are
+    visited best bound first; once a bound is below the k-th score found, no
+    remaining block can place a document in the top k and the search stops. In a
+    visited block, documents that cannot reach the k-th score are dropped before
+    the other terms' blocks are read (:func:`_survivors`), and a term with a dense
+    section is looked up per document. A multi-term query then counts the matches
+    of the blocks it skipped or did not read whole by ids alone while its rarest
+    term has at most :data:`EXACT_TOTAL_POSTINGS` postings in those segments, and
+    estimates them from the block counts beyond that (:func:`_expected_matches`).
     """
     terms = list(dict.fromkeys(terms))
     segments = []
     df = dict.fromkeys(terms, 0)
     for leaf, offset in view.leaves:
         index = view.block_index(leaf)
+        dense = [dense_section(index, t) for t in terms]
+        if all(d is not None for d in dense):  # no block needed: counts from the dense sections
+            deleted = leaf.deleted_docs_set or None  # as the matchers do
+            for t, section in zip(terms, dense):
+                df[t] += _dense_count(section, deleted)
+            segments.append((leaf, offset, None, dense, deleted))
+            continue
         minlen = view.min_length(leaf)  # bounds the blocks the block index does not cover
-        blocks = {t: term_blocks(leaf, offset, t, index, minlen) for t in terms}
+        got = {t: term_postings(leaf, offset, t, index, minlen) for t in terms}
+        blocks = {t: bl for t, (bl, _dense) in got.items()}
         for t, bl in blocks.items():
             df[t] += _live_count(bl)
         if all(blocks.values()):
-            segments.append((leaf, offset, blocks))
+            segments.append((leaf, offset, blocks, [got[t][1] for t in terms], None))
     if not terms or not all(df.values()):
         return 0, False, []
     n_docs, avg = view.n_docs, max(0.0, view.avg_length())
@@ -124,43 +141,40 @@ def top_k_blocks(view: ReadView, terms: list[str], k: int) -> tuple[int, bool, l
     heap: list[float] = []  # the k best scores so far (min-heap)
     kept: list[tuple[float, int]] = []
     matches = visited = driver_total = 0
-    pruned = False
-    skipped: list[tuple[Block, list[list[Block]]]] = []  # driver blocks not visited, with their partners
-    for leaf, offset, blocks in segments:
+    skipped: list[Any] = []  # driver blocks not visited, with their partners (blocks, dense sections)
+    unchecked: list[Any] = []  # visited, but not every partner block read
+    for leaf, offset, blocks, dense, deleted in segments:
         lengths = view.segment_lengths(leaf)
+        if blocks is None:  # every term is in many documents: score all at once
+            matches += _dense_segment(dense, deleted, lengths, offset, idfs, avg, k, heap, kept)
+            continue
         lists = [blocks[t] for t in terms]
         r = min(range(len(terms)), key=lambda i: sum(b.count for b in lists[i]))
         driver_total += sum(b.count for b in lists[r])
         bounded = _bounded_blocks(lists, r, idfs, avg)
-        for n, (bound, block, others) in enumerate(bounded):
+        for n, (bound, own, block, others) in enumerate(bounded):
             if bound < 0:  # another term has no posting in this block's range
                 continue
             if len(heap) >= k and bound * (1.0 + 1e-9) < heap[0]:
-                pruned = True
-                skipped += [(b, o) for bd, b, o in bounded[n:] if bd >= 0]
+                skipped += [(b, o, dense, offset) for bd, _own, b, o in bounded[n:] if bd >= 0]
                 break
             visited += block.count
             pairs = block.load()
-            per_term: list[dict[int, float]] = []
-            docs = set(pairs)
-            for i in range(len(terms)):
-                if i == r:
-                    per_term.append(pairs)
-                    continue
-                merged: dict[int, float] = {}
-                for b in others[i]:
-                    merged.update(b.load())
-                per_term.append(merged)
-                docs.intersection_update(merged)
-            matches += len(docs)
-            if len(heap) >= k and avg > 0 and len(docs) > 8:
-                docs = _long_enough_dropped(docs, pairs, lengths, offset, idfs[r], avg,
-                                            heap[0] - (bound - contribution(idfs[r], block.max_wtf, block.min_len, avg)))
+            if len(heap) >= k and avg > 0:
+                docs, per_term, counted = _survivors(pairs, others, r, idfs, avg, lengths, offset, heap[0],
+                                                     bound - own, block.min_len, dense)
+            else:
+                docs, per_term = _intersection(pairs, others, r, dense, offset)
+                counted = len(docs)
+            if counted is not None:
+                matches += counted
+            else:  # counted at the end (exactly or estimated)
+                unchecked.append((block, others, dense, offset))
             for d in docs:
                 length = lengths[d - offset]
                 s = 0.0
                 for i, term_idf in enumerate(idfs):
-                    s += contribution(term_idf, per_term[i][d], length, avg)
+                    s += contribution(term_idf, pairs[d] if i == r else per_term[i][d], length, avg)
                 if len(heap) < k:
                     heapq.heappush(heap, s)
                 elif s > heap[0]:
@@ -171,10 +185,10 @@ def top_k_blocks(view: ReadView, terms: list[str], k: int) -> tuple[int, bool, l
                 kept.append((s, d))
     if len(terms) == 1:
         total, estimated = df[terms[0]], False
-    elif pruned and driver_total <= EXACT_TOTAL_POSTINGS:
-        total, estimated = matches + _count_matches(skipped), False
-    elif pruned and visited:
-        total, estimated = max(matches, round(matches * driver_total / visited)), True
+    elif (skipped or unchecked) and driver_total <= EXACT_TOTAL_POSTINGS:
+        total, estimated = matches + _count_matches(skipped + unchecked), False
+    elif skipped or unchecked:
+        total, estimated = matches + round(sum(_expected_matches(b, o) for b, o, _d, _o in skipped + unchecked)), True
     else:
         total, estimated = matches, False
     if k <= 0 or not heap:
@@ -183,6 +197,140 @@ def top_k_blocks(view: ReadView, terms: list[str], k: int) -> tuple[int, bool, l
     doc_id = view.doc_id_of
     ranked = sorted((-s, doc_id(d), d) for s, d in kept if s >= kth)[:k]
     return total, estimated, [(d, i, -neg) for neg, i, d in ranked]
+
+
+def _dense_segment(dense: list[bytes], deleted: Any, lengths: Any, offset: int, idfs: list[float], avg: float,
+                   k: int, heap: list[float], kept: list[tuple[float, int]]) -> int:
+    """Every match of a segment where each term has a dense section (one byte per
+    document, :func:`yasearch.index.impact.dense_weights`), scored at once with numpy:
+    the documents that may enter the top ``k`` are pushed on ``heap``/``kept``, scored
+    again one by one with :func:`contribution` (the scores kept are that function's,
+    to the bit). Returns the number of matches (exact)."""
+    arrays = [np.frombuffer(b, dtype=np.uint8) for b in dense]
+    mask = arrays[0] != 0
+    for a in arrays[1:]:
+        mask &= a != 0
+    if deleted:
+        mask[np.fromiter(deleted, dtype=np.int64, count=len(deleted))] = False
+    ids = np.flatnonzero(mask)
+    count = len(ids)
+    if not count or k <= 0:
+        return count
+    norm: Any = 1.0
+    if avg > 0:
+        norm = 1.0 - B + B * (np.frombuffer(lengths, dtype=np.uint64)[ids] / avg)
+    scores = np.zeros(count)
+    for a, term_idf in zip(arrays, idfs):
+        wtf = a[ids] * 0.5
+        scores += term_idf * (wtf * (K1 + 1.0)) / (wtf + K1 * norm)
+    floor = float(np.partition(scores, count - k)[count - k]) if count > k else float("-inf")
+    if len(heap) >= k:
+        floor = max(floor, heap[0])
+    floor -= 1e-9 * abs(floor) + 1e-12  # numpy's sums may round apart from contribution's
+    for d in ids[scores >= floor].tolist():
+        length = lengths[d]
+        s = 0.0
+        for b, term_idf in zip(dense, idfs):
+            s += contribution(term_idf, b[d] * 0.5, length, avg)
+        if len(heap) < k:
+            heapq.heappush(heap, s)
+        elif s > heap[0]:
+            heapq.heapreplace(heap, s)
+        elif s < heap[0]:
+            continue
+        kept.append((s, d + offset))
+    return count
+
+
+def _from_dense(docs: Any, dense: bytes, offset: int) -> dict[int, float]:
+    """docnum -> wtf of the ``docs`` a term's dense section holds."""
+    return {d: v * 0.5 for d in docs if (v := dense[d - offset])}
+
+
+def _dense_count(section: bytes, deleted: Any) -> int:
+    """Live documents holding a term, from its dense section."""
+    n = len(section) - section.count(0)
+    return n - sum(1 for d in deleted if section[d]) if deleted else n
+
+
+def _intersection(pairs: dict[int, float], others: list[list[Block]], r: int, dense: list[Any],
+                  offset: int) -> tuple[Any, list[Any]]:
+    """The driver block's documents that every other term holds, with each term's
+    docnum -> wtf (every partner block read whole, or looked up in its dense section)."""
+    docs = set(pairs)
+    per_term: list[Any] = []
+    for i, partners in enumerate(others):
+        merged: dict[int, float] = {}
+        if i != r:
+            if dense[i] is not None:
+                merged = _from_dense(docs, dense[i], offset)
+            else:
+                for b in partners:
+                    merged.update(b.load())
+            docs.intersection_update(merged)
+        per_term.append(merged)
+    return docs, per_term
+
+
+def _survivors(pairs: dict[int, float], others: list[list[Block]], r: int, idfs: list[float], avg: float,
+               lengths: Any, offset: int, kth: float, rest: float, shortest: int,
+               dense: list[Any]) -> tuple[Any, list[Any], int | None]:
+    """The driver block's matches that may still reach the ``kth`` score, with each
+    term's docnum -> wtf, and the number of the block's matches if every partner block
+    was read (None: not known).
+
+    First by the driving term's own contribution (:func:`_long_enough_dropped`, the
+    others adding ``rest`` at most); then, per remaining document, by the exact
+    contribution of each term with a dense section and the bound of the other terms'
+    blocks it falls in. Only the partner blocks holding a remaining document are read."""
+    docs = _long_enough_dropped(pairs, pairs, lengths, offset, idfs[r], avg, kth - rest)
+    if not docs:
+        return docs, [], None
+    cut = kth * (1.0 - 1e-9) - 1e-12
+    tops = [[_best_score(idfs[i], b.best(), shortest, avg) for b in bl] if i != r and dense[i] is None else []
+            for i, bl in enumerate(others)]
+    lasts = [[b.last for b in bl] for bl in others]
+    needed: list[set[int]] = [set() for _ in others]
+    keep = []
+    for d in docs:
+        length = lengths[d - offset]
+        ub = contribution(idfs[r], pairs[d], length, avg)
+        places = []
+        for i, bl in enumerate(others):
+            if i == r:
+                continue
+            if dense[i] is not None:
+                v = dense[i][d - offset]
+                if not v:
+                    break
+                ub += contribution(idfs[i], v * 0.5, length, avg)
+                continue
+            j = bisect_left(lasts[i], d)
+            if j == len(bl):  # beyond the term's last block: not a match
+                break
+            places.append((i, j))
+            ub += tops[i][j]
+        else:
+            if ub >= cut:
+                keep.append(d)
+                for i, j in places:
+                    needed[i].add(j)
+    per_term: list[Any] = []
+    whole = True
+    for i, bl in enumerate(others):
+        merged: dict[int, float] = {}
+        if i != r:
+            if dense[i] is not None:
+                merged = _from_dense(keep, dense[i], offset)
+            else:
+                whole = whole and len(needed[i]) == len(bl)
+                for j in needed[i]:
+                    merged.update(bl[j].load())
+        per_term.append(merged)
+    if whole:  # every partner block was read: count the block's matches exactly
+        matched, _ = _intersection(pairs, others, r, dense, offset)
+        return matched.intersection(keep), per_term, len(matched)
+    return [d for d in keep if all(d in m for i, m in enumerate(per_term) if i != r)], per_term, None
 
 
 def _long_enough_dropped(docs: Any, pairs: dict[int, float], lengths: Any, offset: int, term_idf: float,
@@ -212,18 +360,32 @@ def _long_enough_dropped(docs: Any, pairs: dict[int, float], lengths: Any, offse
     return keep
 
 
-def _count_matches(skipped: list[tuple[Block, list[list[Block]]]]) -> int:
+def _count_matches(skipped: list[Any]) -> int:
     """Documents of the skipped driver blocks that hold every term (ids only, no scores)."""
     n = 0
-    for block, others in skipped:
+    for block, others, dense, offset in skipped:
         docs = set(block.load())
-        for partners in others:
+        for i, partners in enumerate(others):
             if partners:
+                if dense[i] is not None:
+                    docs = {d for d in docs if dense[i][d - offset]}
+                    continue
                 ids: set[int] = set()
                 for b in partners:
                     ids.update(b.load())
                 docs &= ids
         n += len(docs)
+    return n
+
+
+def _expected_matches(block: Block, others: list[list[Block]]) -> float:
+    """An estimate of a driver block's matches from counts alone: its postings times each
+    other term's share of the docnums its covering blocks span."""
+    n = float(block.count)
+    for partners in others:
+        if partners:
+            span = max(1, partners[-1].last - partners[0].first + 1)
+            n *= min(1.0, sum(b.count for b in partners) / span)
     return n
 
 
@@ -240,18 +402,19 @@ def _live_count(blocks: list[Block]) -> int:
 
 def _bounded_blocks(
     lists: list[list[Block]], r: int, idfs: list[float], avg: float
-) -> list[tuple[float, Block, list[list[Block]]]]:
-    """The driver's blocks with their score bound (-1: cannot match) and, per term, the
-    blocks covering their docnum range; best bound first.
+) -> list[tuple[float, float, Block, list[list[Block]]]]:
+    """The driver's blocks with their score bound (-1: cannot match), the driving term's
+    part of it and, per term, the blocks covering their docnum range; best bound first.
 
-    A document of the driver block is no shorter than the block's shortest, nor than
-    the shortest of the other term's block it is in: each term's part of the bound
-    is its block maximum ``wtf`` at the longer of the two."""
+    Each term's part is the best score of its block's (wtf, length) pairs
+    (:meth:`Block.best`: every posting has a wtf no larger and a length no shorter
+    than one of them); a document of the driver block is no shorter than the block's
+    shortest, so the other terms' pairs are scored at the longer of the two."""
     out = []
     starts = [0] * len(lists)
     for block in lists[r]:
         shortest = block.min_len
-        bound = contribution(idfs[r], block.max_wtf, shortest, avg)
+        own = bound = _best_score(idfs[r], block.best(), shortest, avg)
         others: list[list[Block]] = [[] for _ in lists]
         for i, bl in enumerate(lists):
             if i == r:
@@ -266,7 +429,13 @@ def _bounded_blocks(
             if not others[i]:
                 bound = -1.0
                 break
-            bound += max(contribution(idfs[i], b.max_wtf, max(shortest, b.min_len), avg) for b in others[i])
-        out.append((bound, block, others))
+            bound += max(_best_score(idfs[i], b.best(), shortest, avg) for b in others[i])
+        out.append((bound, own, block, others))
     out.sort(key=lambda item: -item[0])
     return out
+
+
+def _best_score(term_idf: float, pairs: tuple[tuple[float, int], ...], shortest: int, avg: float) -> float:
+    """The best contribution of a block whose postings are bounded by ``pairs``, for
+    documents no shorter than ``shortest``."""
+    return max(contribution(term_idf, w, n if n > shortest else shortest, avg) for w, n in pairs)

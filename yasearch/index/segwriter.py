@@ -44,7 +44,7 @@ from whoosh.system import pack_int, pack_long, pack_ushort
 from whoosh.util.numeric import length_to_byte
 from whoosh.writing import SegmentWriter
 
-from yasearch.index.impact import BLOCKS_EXT, encode_blocks
+from yasearch.index.impact import BLOCKS_EXT, DENSE_MIN_DOCS, DENSE_SHARE, dense_weights, encode_blocks, frontier
 from yasearch.index.schema import IMPACT_FIELD, ImpactField
 
 #: One term's postings from one source: (field, term bytes, docnums, weights, values).
@@ -173,8 +173,8 @@ def write_terms(fieldwriter: Any, schema: Any, items: Iterator[TermPostings], bl
 
     With ``blocks`` (a :class:`whoosh.filedb.filetables.HashWriter`), each impact term's
     block headers go there too, with each block's shortest document by ``lengths``
-    (docnum -> document length) and its place in the postings file
-    (:func:`yasearch.index.impact.encode_blocks`)."""
+    (docnum -> document length), its Pareto-best (wtf, length) pairs and its place in
+    the postings file (:func:`yasearch.index.impact.encode_blocks`, version 2)."""
     current = None
     postfile = fieldwriter._postfile
     pos = postfile.tell()
@@ -205,8 +205,12 @@ def write_terms(fieldwriter: Any, schema: Any, items: Iterator[TermPostings], bl
         total = 0.0
         top: Any = 0
         at = pos + len(WHOOSH3_HEADER_MAGIC)
-        if headers:
+        # a single block's header comes with the term's matcher; a dense term needs a record anyway
+        dense = headers and len(lengths) >= DENSE_MIN_DOCS and n * DENSE_SHARE >= len(lengths)
+        indexed = headers and (n > limit or dense)
+        if indexed:
             lasts, maxes, minlens, counts, places = array("I"), array("f"), array("I"), array("I"), array("Q")
+            fronts = []
         for start in range(0, n, limit):
             end = min(n, start + limit)
             bids = ids[start:end]
@@ -231,17 +235,20 @@ def write_terms(fieldwriter: Any, schema: Any, items: Iterator[TermPostings], bl
             total += sum(bw)
             if block_top > top:
                 top = block_top
-            if headers:
+            if indexed:
+                blens = list(map(lengths.__getitem__, bids)) if lengths else [0] * (end - start)
                 lasts.append(bids[-1])
                 maxes.append(hi)
-                minlens.append(min(map(lengths.__getitem__, bids)) if lengths else 0)
+                minlens.append(min(blens))
                 counts.append(end - start)
                 places.append(at)
+                fronts.append(frontier(bw, blens))
             at += 4 + size
         blob = b"".join(chunks)
         write(blob)
-        if headers and len(lasts) > 1:  # a single block's header comes with the term's matcher
-            blocks.add(tbytes, encode_blocks(lasts, maxes, minlens, counts, places))
+        if indexed:
+            blocks.add(tbytes, encode_blocks(lasts, maxes, minlens, counts, places, fronts,
+                                             dense_weights(ids, weights, len(lengths)) if dense else None))
         tindex_add(fieldkey + tbytes, _TERMINFO.pack(False, total, n, 0, _NO_LENGTH, top, ids[0], ids[-1])
                    + pack_long(pos) + pack_int(len(blob)))
         pos += len(blob)
