@@ -23,6 +23,7 @@ from whoosh.searching import Searcher
 
 from yasearch.index.docvalues import DocValues
 from yasearch.index.impact import has_impact, open_block_index
+from yasearch.index.passages import PassageColumns, Passages
 from yasearch.index.schema import POSTING_FIELDS, PRIOR_FIELD, TF_FIELDS
 from yasearch.ranking import CollectionStats
 from yasearch.records import PRIOR_SHIFT, DocRecord, Posting
@@ -77,6 +78,7 @@ class ReadView:
         self._df: dict[str, int] = {}
         self._total_length: int | None = None
         self._block_indexes: dict[int, Any] = {}
+        self._passage_columns = PassageColumns(self._leaves)
 
     def refreshed(self, ix: Any, generation: int) -> "ReadView":
         """This view moved to the latest commit.
@@ -136,11 +138,27 @@ class ReadView:
     def docnum_of(self, doc_id: str) -> int | None:
         return self.searcher.document_number(doc_id=doc_id)
 
-    def stored(self, docnum: int) -> dict[str, Any]:
+    def display(self, docnum: int) -> dict[str, Any]:
+        """A document's stored record (url, title, description, ...): small, but documents
+        written before stored passages (:mod:`.passages`) have their body in it too."""
         return self.searcher.stored_fields(docnum)
 
+    def passages(self, docnum: int) -> Passages | None:
+        """The stored body of a document as :class:`~.passages.Passages`, None for a
+        document written before they existed (its body is in :meth:`display`)."""
+        return self._passage_columns.of(docnum)
+
+    def stored(self, docnum: int) -> dict[str, Any]:
+        """Every stored field, the stored body (joined passages, if any) under ``body``."""
+        f = self.display(docnum)
+        if "body" not in f:
+            p = self.passages(docnum)
+            if p is not None:
+                f = dict(f, body=p.join())
+        return f
+
     def record(self, docnum: int) -> DocRecord:
-        f = self.stored(docnum)
+        f = self.display(docnum)
         return DocRecord(
             doc_id=f["doc_id"],
             url=f["url"],
@@ -470,7 +488,7 @@ class ReadView:
         """Stored titles of up to ``n`` live documents with ``term`` in the title."""
         titles: list[str] = []
         for docnum, _w in self._pairs("title", term):
-            titles.append(self.stored(docnum).get("title", "") or "")
+            titles.append(self.display(docnum).get("title", "") or "")
             if len(titles) >= n:
                 break
         return titles
