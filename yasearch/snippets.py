@@ -11,10 +11,10 @@ so a snippet word is exactly an index token.
 A document stored as passages (:mod:`yasearch.index.passages`: the body cut
 into windows of ~8,000 characters, each compressed alone, with a filter of the
 terms each holds) gets its snippet from :func:`passage_snippet`, which reads
-only passages whose filter admits a query term, and no more of them once a
-window holds every query term the passages can hold (or, after the first hit,
-:data:`SCAN_LIMIT` characters were read): the cost is a few passages whatever
-the size of the page.
+the passages whose filters admit the most query terms first and at most
+:data:`MAX_PASSAGES_READ` of them (plus a neighbour when the window it shows
+crosses a passage's edge): the cost is a few passages whatever the size of the
+page.
 
 The HTML form escapes every piece of page text with :func:`html.escape`; the
 only markup in it is our own ``<mark>``, so it is safe to embed.
@@ -38,6 +38,9 @@ MAX_HITS = 1000
 #: stops after the first stretch that yields a window holding every query term,
 #: so a snippet costs about the same on a 20 KB page and on a 1 MB one.
 SCAN_CHARS = 16_000
+#: A body stored as passages: at most this many are searched for hits
+#: (:func:`passage_snippet`), those whose term filters admit the most query terms.
+MAX_PASSAGES_READ = 4
 #: Once some hit is found, the search for a window with every term goes no
 #: further than this; before the first hit it goes on to the end of the text.
 SCAN_LIMIT = 48_000
@@ -289,31 +292,28 @@ class PassageSource(Protocol):
 
 
 def _passage_hits(source: PassageSource, terms: frozenset[str], max_chars: int) -> list[_Hit]:
-    """Hits in the passages that may hold a query term, in order (offsets in the body),
-    until a window holds every term some passage may hold, the passages end, or (once
-    there is a hit) :data:`SCAN_LIMIT` characters were read."""
+    """Hits (offsets in the body, in order) of the passages read: those whose filter
+    admits the most query terms first (the earliest first among equals), until a
+    window holds as many distinct terms as the best passage may, no passage left can
+    do better than the window found, or :data:`MAX_PASSAGES_READ` passages were read."""
     if len(source) == 1:
         return _scan_hits(source.text(0), terms, max_chars)
     possible = [source.may_hold(i, terms) for i in range(len(source))]
-    reachable = len(frozenset().union(*possible))
+    order = sorted((i for i, admitted in enumerate(possible) if admitted), key=lambda i: (-len(possible[i]), i))
     hits: list[_Hit] = []
-    read = 0
-    for i, admitted in enumerate(possible):
-        if not admitted:
-            continue
-        text = source.text(i)
-        read += len(text)
-        found = _find_hits(text, admitted)
+    best = 0  # distinct terms of the best window so far
+    for read, i in enumerate(order):
+        if read >= MAX_PASSAGES_READ or len(possible[i]) <= best:
+            break
+        found = _find_hits(source.text(i), possible[i])
         if found:
             base = source.start(i)
             hits += [_Hit(h.start + base, h.end + base, h.terms) for h in found]
-            if len(hits) >= MAX_HITS:
-                break
+            hits.sort(key=lambda h: h.start)
             _j, inside = _best_window(hits, max_chars)
-            if len(frozenset().union(*(h.terms for h in inside))) >= reachable:
+            best = len(frozenset().union(*(h.terms for h in inside)))
+            if best >= len(possible[order[0]]) or len(hits) >= MAX_HITS:
                 break
-        if hits and read >= SCAN_LIMIT:
-            break
     return hits[:MAX_HITS]
 
 
