@@ -34,7 +34,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from typing import Any
 
-from yasearch.analysis import TOKEN_RE, parts_of, term_of
+from yasearch.analysis import _TERM_CACHE, TOKEN_RE, parts_of, term_of
 
 VERSION = 1
 #: The schema's column of passage records (:class:`yasearch.index.schema.PassagesField`).
@@ -70,12 +70,19 @@ def term_hash(term: str) -> int:
 
 def term_filter(text: str) -> array:
     """The sorted distinct :func:`term_hash` of the terms :func:`yasearch.analysis.analyze`
-    finds in ``text`` (computed over its distinct tokens)."""
+    finds in ``text`` (computed over its distinct tokens, with both memos read inline:
+    this runs over every stored passage of a long page)."""
+    term_get = _TERM_CACHE.get
+    hash_get = _HASHES.get
     hashes: set[int] = set()
+    add = hashes.add
     for tok in set(TOKEN_RE.findall(text)):
-        term = term_of(tok)
+        term = term_get(tok)
+        if term is None:
+            term = term_of(tok)
         if term:
-            hashes.add(term_hash(term))
+            h = hash_get(term)
+            add(term_hash(term) if h is None else h)
             if "." in tok or "_" in tok:
                 hashes.update(term_hash(part) for part in parts_of(tok))
     return array("H", sorted(hashes))
