@@ -342,8 +342,8 @@ def main(argv: list[str] | None = None) -> int:
     add_report_args(ap, "also write the figures as JSON to this file")
     ap.add_argument("--growth", metavar="SIZES", default="",
                     help="also time queries on directly indexed sites of these sizes, e.g. 600,6000,60000")
-    ap.add_argument("--big", type=int, default=0, metavar="N",
-                    help="with --growth: also a site of N pages of 100 KB-1 MB")
+    ap.add_argument("--big", default="", metavar="SIZES",
+                    help="also sites of these numbers of pages of 100 KB-1 MB, e.g. 300,3000")
     ap.add_argument("--growth-only", action="store_true", help="skip the crawl benchmark, run --growth only")
     ap.add_argument("--keep", type=Path, help="with --growth: keep the indexes in this directory and reuse them")
     ap.add_argument("--no-check", action="store_true", help="with --growth: do not compare with exhaustive scoring")
@@ -353,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
 
         sizes = [int(x) for x in args.growth.split(",") if x.strip()]
         rows = growth.run(sizes, queries=args.queries, seed=args.seed, workers=args.workers, keep=args.keep,
-                          big=args.big, check=not args.no_check)
+                          big=[int(x) for x in args.big.split(",") if x.strip()], check=not args.no_check)
         print()
         print(growth.table(rows))
         if args.json:

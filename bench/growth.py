@@ -12,8 +12,11 @@ it for display) with exhaustive scoring of every match; queries of stopwords onl
 (answered as a phrase from stored text) are not checked.
 
 ``python -m bench crawl --growth 600,6000,60000 [--keep DIR]`` runs it after the
-crawl benchmark; ``--growth-only`` skips the crawl. With ``--keep DIR`` the
-indexes are kept there and reused by the next run with the same sizes.
+crawl benchmark; ``--growth-only`` skips the crawl; ``--big 300,3000`` adds sites
+of pages of 100 KB-1 MB. With ``--keep DIR`` the indexes are kept there and
+reused by the next run with the same sizes. Each row also gives the CPU time of
+the process per query (all threads: steadier than wall time on a shared machine)
+and the index's size on disk.
 """
 
 from __future__ import annotations
@@ -145,11 +148,14 @@ async def _time_queries(directory: Path, qs: list[str], warm: list[str], check: 
             await search_local(index, parse_query(q))
         lat: list[float] = []
         estimated = mismatched = unchecked = 0
+        cpu = 0.0
         for q in qs:
             parsed = parse_query(q)
+            c = time.process_time()
             t = time.perf_counter()
             resp = await search_local(index, parsed)
             lat.append((time.perf_counter() - t) * 1000.0)
+            cpu += time.process_time() - c
             estimated += bool(getattr(resp, "total_estimated", False))  # absent before top-k
             if check and (parsed.stopword_phrase or build_query(parsed) is None):
                 unchecked += 1  # only stopwords: answered as a phrase from stored text, not by top-k
@@ -160,7 +166,9 @@ async def _time_queries(directory: Path, qs: list[str], warm: list[str], check: 
         lat.sort()
         out = {"docs": index.doc_count(), "queries": len(qs), "p50_ms": round(statistics.median(lat), 2),
                "p95_ms": round(lat[min(len(lat) - 1, int(round(0.95 * len(lat))) - 1)], 2),
-               "max_ms": round(lat[-1], 2), "estimated_totals": estimated}
+               "max_ms": round(lat[-1], 2), "cpu_ms_per_query": round(cpu * 1000.0 / max(1, len(qs)), 2),
+               "estimated_totals": estimated,
+               "disk_mb": round(sum(f.stat().st_size for f in directory.iterdir() if f.is_file()) / 2**20, 1)}
         if check:
             out["top10_mismatches"] = mismatched
             out["unchecked_stopword_queries"] = unchecked
@@ -181,16 +189,16 @@ def _differs(view: Any, parsed: Any, q: Any) -> bool:
 
 
 def run(sizes: list[int], *, queries: int = 100, seed: int = 42, workers: int = 2, keep: Path | None = None,
-        big: int = 0, check: bool = True) -> list[dict[str, Any]]:
-    """One row per site: ``sizes`` sites of ~20 KB pages, then (``big`` > 0) one of ``big`` 100 KB-1 MB pages."""
+        big: int | list[int] = 0, check: bool = True) -> list[dict[str, Any]]:
+    """One row per site: ``sizes`` sites of ~20 KB pages, then one of each ``big`` (a size or a
+    list of sizes) pages of 100 KB-1 MB."""
     import tempfile
 
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="yasearch-growth-") as tmp:
         root = keep or Path(tmp)
         specs: list[tuple[int, tuple[int, int] | None]] = [(n, None) for n in sizes]
-        if big > 0:
-            specs.append((big, BIG_PAGES))
+        specs += [(n, BIG_PAGES) for n in ([big] if isinstance(big, int) else big) if n > 0]
         for pages, page_sizes in specs:
             name = f"{pages}" + ("-big" if page_sizes else "")
             rng = random.Random(seed)
@@ -208,9 +216,11 @@ def run(sizes: list[int], *, queries: int = 100, seed: int = 42, workers: int = 
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    lines = ["| site | documents | query p50 | p95 | max | top-10 = exhaustive |", "|---|---|---|---|---|---|"]
+    lines = ["| site | documents | query p50 | p95 | max | CPU per query | disk | top-10 = exhaustive |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         checked = r["queries"] - r.get("unchecked_stopword_queries", 0)
         same = "-" if "top10_mismatches" not in r else f"{checked - r['top10_mismatches']}/{checked}"
-        lines.append(f"| {r['site']} | {r['docs']} | {r['p50_ms']} ms | {r['p95_ms']} ms | {r['max_ms']} ms | {same} |")
+        lines.append(f"| {r['site']} | {r['docs']} | {r['p50_ms']} ms | {r['p95_ms']} ms | {r['max_ms']} ms "
+                     f"| {r.get('cpu_ms_per_query', '-')} ms | {r.get('disk_mb', '-')} MB | {same} |")
     return "\n".join(lines)

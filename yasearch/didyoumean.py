@@ -56,8 +56,7 @@ def surface_form(view: ReadView, term: str) -> str:
     """A word as pages spell it that analyzes to ``term`` (lowercased), else ``term``."""
     docs = view.docnums(Or([Term(f, term) for f in DICTIONARY_FIELDS]))
     for d in sorted(docs)[:3]:
-        f = view.stored(d)
-        text = (f.get("title") or "") + " " + (f.get("body") or "")[:_SURFACE_CHARS]
+        text = (view.display(d).get("title") or "") + " " + view.body_prefix(d, _SURFACE_CHARS)
         for m in TOKEN_RE.finditer(text):
             tok = m.group(0)
             if term_of(tok) == term:

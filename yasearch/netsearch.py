@@ -49,7 +49,7 @@ from yasearch.ranking import CollectionStats, bm25_scores, rank
 from yasearch.records import DocRecord, Posting, SearchHit, SearchResponse
 from yasearch.relax import should_relax
 from yasearch.resultcheck import ResultChecker
-from yasearch.search import build_query, search_local
+from yasearch.search import build_query, search_local, stored_snippet
 from yasearch.snippets import make_snippet
 from yasearch.wire import MAX_LOOKUP_TERMS, MAX_VERIFY_DOCS, LookupRequest, VerifyRequest
 
@@ -275,9 +275,9 @@ class GlobalSearch:
             hits: dict[str, SearchHit] = {}
             info: dict[str, Info] = {}
             for d in docnums:
-                f = view.stored(d)
+                f = view.display(d)
                 info[f["doc_id"]] = (f["url"], f.get("host", ""), f.get("description", ""), int(f.get("length", 0)))
-                plain, marked = make_snippet(f.get("body", ""), terms, fallback=f.get("description", ""))
+                plain, marked = stored_snippet(view, d, f, terms)
                 hits[f["doc_id"]] = SearchHit(
                     url=f["url"],
                     title=f.get("title") or f["url"],

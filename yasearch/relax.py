@@ -142,6 +142,9 @@ async def relax_with(
 #: page (measured: 180 ms for 600 pages of 20 KB when every page was read).
 STOPWORD_SCAN_DOCS = 2_000
 STOPWORD_MATCHES = 100
+#: Characters of each stored body looked at: all of an ordinary page (one stored
+#: passage), the start of a long one (a phrase further in is not found).
+STOPWORD_BODY_CHARS = 24_000
 
 
 def stopword_view(view: ReadView, words: list[str]) -> tuple[list[tuple[str, float]], dict[str, int]]:
@@ -150,7 +153,8 @@ def stopword_view(view: ReadView, words: list[str]) -> tuple[list[tuple[str, flo
 
     Score: 3 for the phrase in the title, plus its occurrences in the text. At
     most :data:`STOPWORD_SCAN_DOCS` documents are read, and only until
-    :data:`STOPWORD_MATCHES` hold the phrase.
+    :data:`STOPWORD_MATCHES` hold the phrase; of each body, the first
+    :data:`STOPWORD_BODY_CHARS` characters.
     """
     phrase = re.compile(r"(?<!\w)" + r"\W+".join(re.escape(w) for w in words) + r"(?!\w)", re.IGNORECASE)
     scores: dict[str, float] = {}
@@ -158,8 +162,8 @@ def stopword_view(view: ReadView, words: list[str]) -> tuple[list[tuple[str, flo
     for i, d in enumerate(view.reader.all_doc_ids()):
         if i >= STOPWORD_SCAN_DOCS:
             break
-        f = view.stored(d)
-        score = 3.0 * bool(phrase.search(f.get("title") or "")) + len(phrase.findall(f.get("body") or ""))
+        f = view.display(d)
+        score = 3.0 * bool(phrase.search(f.get("title") or "")) + len(phrase.findall(view.body_prefix(d, STOPWORD_BODY_CHARS)))
         if score:
             scores[f["doc_id"]] = score
             by_id[f["doc_id"]] = d

@@ -37,7 +37,7 @@ from yasearch.records import SearchHit, SearchResponse
 from yasearch.dedupe import WINDOW, arrange, mark_more_from_host
 from yasearch.didyoumean import did_you_mean
 from yasearch.relax import RELAX_BELOW, relaxed_terms, relaxed_view, should_relax, stopword_view
-from yasearch.snippets import make_snippet
+from yasearch.snippets import make_snippet, passage_snippet
 from yasearch.topk import top_k, top_k_blocks
 
 _TERM_FIELDS = tuple(name for name, _ in POSTING_FIELDS)
@@ -117,14 +117,19 @@ def _filter_docnums(view: ReadView, parsed: ParsedQuery) -> tuple[set[int] | Non
     return allowed, (view.docnums(negative) if negative is not None else set())
 
 
-def _snippet(stored: dict[str, Any], terms: list[str]) -> tuple[str, str]:
-    """(plain, html) snippet of a stored document: its body, else its description."""
-    return make_snippet(stored.get("body", ""), terms, fallback=stored.get("description", ""))
+def stored_snippet(view: ReadView, docnum: int, fields: dict[str, Any], terms: list[str]) -> tuple[str, str]:
+    """(plain, html) snippet of a document: from its stored passages (only those it
+    needs), else from the body in its stored record (documents written before
+    passages), else from its description."""
+    passages = view.passages(docnum)
+    if passages is not None:
+        return passage_snippet(passages, terms, fallback=fields.get("description", ""))
+    return make_snippet(fields.get("body", ""), terms, fallback=fields.get("description", ""))
 
 
-def _hit(view: ReadView, docnum: int, score: float, terms: list[str], stored: Any = None) -> SearchHit:
-    f: dict[str, Any] = (stored or view.stored)(docnum)
-    plain, marked = _snippet(f, terms)
+def _hit(view: ReadView, docnum: int, score: float, terms: list[str], display: Any = None) -> SearchHit:
+    f: dict[str, Any] = (display or view.display)(docnum)
+    plain, marked = stored_snippet(view, docnum, f, terms)
     return SearchHit(
         url=f["url"],
         title=f.get("title") or f["url"],
@@ -186,14 +191,15 @@ def _page(
     if facets:
         counted = cached_facets(view, _facet_key(parsed),
                                 lambda: view_facets(view, (by_id[doc] for doc, _score in ranked[:FACET_CANDIDATES])))
-    stored = lru_cache(maxsize=None)(view.stored)  # read once for proximity, duplicates and the hit
+    # the stored record (no body since passages exist), read once for proximity, duplicates and the hit
+    display = lru_cache(maxsize=None)(view.display)
     folded: dict[str, list[str]] = {}
     if terms:
-        info = lru_cache(maxsize=None)(lambda doc: _display_info(stored(by_id[doc])))
+        info = lru_cache(maxsize=None)(lambda doc: _display_info(display(by_id[doc])))
         ranked = boost_lead_proximity(ranked, lambda doc: info(doc)[2], terms, offset + limit)
         ranked = arrange(ranked, info, offset + limit, folded)
     page = ranked[offset : offset + limit]
-    hits = [_hit(view, by_id[doc], score, terms, stored) for doc, score in page]
+    hits = [_hit(view, by_id[doc], score, terms, display) for doc, score in page]
     mark_more_from_host(hits, folded)
     return len(ranked), hits, counted
 
@@ -270,6 +276,6 @@ async def verify_documents(
             q = And([phrase_anywhere(p) for p in phrases]) if len(phrases) > 1 else phrase_anywhere(phrases[0])
             ok = view.docnums(q)
             docnums = {d: n for d, n in docnums.items() if n in ok}
-        return {d: {"snippet": _snippet(view.stored(n), terms)[0]} for d, n in docnums.items()}
+        return {d: {"snippet": stored_snippet(view, n, view.display(n), terms)[0]} for d, n in docnums.items()}
 
     return await index.run_read(run)

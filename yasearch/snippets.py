@@ -8,6 +8,14 @@ term), and only those are confirmed with the analyzer, once per distinct word.
 Words are cut with the analyzer's own token pattern (:data:`~yasearch.analysis.TOKEN_RE`),
 so a snippet word is exactly an index token.
 
+A document stored as passages (:mod:`yasearch.index.passages`: the body cut
+into windows of ~8,000 characters, each compressed alone, with a filter of the
+terms each holds) gets its snippet from :func:`passage_snippet`, which reads
+the passages whose filters admit the most query terms first and at most
+:data:`MAX_PASSAGES_READ` of them (plus a neighbour when the window it shows
+crosses a passage's edge): the cost is a few passages whatever the size of the
+page.
+
 The HTML form escapes every piece of page text with :func:`html.escape`; the
 only markup in it is our own ``<mark>``, so it is safe to embed.
 """
@@ -18,6 +26,7 @@ import html
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from yasearch.analysis import TOKEN_RE, analyze
 
@@ -29,6 +38,9 @@ MAX_HITS = 1000
 #: stops after the first stretch that yields a window holding every query term,
 #: so a snippet costs about the same on a 20 KB page and on a 1 MB one.
 SCAN_CHARS = 16_000
+#: A body stored as passages: at most this many are searched for hits
+#: (:func:`passage_snippet`), those whose term filters admit the most query terms.
+MAX_PASSAGES_READ = 4
 #: Once some hit is found, the search for a window with every term goes no
 #: further than this; before the first hit it goes on to the end of the text.
 SCAN_LIMIT = 48_000
@@ -186,9 +198,12 @@ def _snap_end(text: str, pos: int, floor: int) -> int:
     return cut if cut > floor else pos
 
 
-def _render(text: str, start: int, end: int, hits: Iterable[_Hit]) -> tuple[str, str]:
-    lead = ELLIPSIS if start > 0 and text[:start].strip() else ""
-    tail = ELLIPSIS if end < len(text) and text[end:].strip() else ""
+def _render(text: str, start: int, end: int, hits: Iterable[_Hit], before: bool = False,
+            after: bool = False) -> tuple[str, str]:
+    """``text[start:end]`` with ``hits`` marked; ``before``/``after``: more of the page
+    precedes/follows ``text`` (it is a piece of the body)."""
+    lead = ELLIPSIS if before or (start > 0 and text[:start].strip()) else ""
+    tail = ELLIPSIS if after or (end < len(text) and text[end:].strip()) else ""
     plain_parts: list[str] = []
     html_parts: list[str] = []
     pos = start
@@ -218,7 +233,8 @@ def _render(text: str, start: int, end: int, hits: Iterable[_Hit]) -> tuple[str,
     return lead + plain + tail, html.escape(lead) + body_html + html.escape(tail)
 
 
-def _window_snippet(text: str, hits: list[_Hit], max_chars: int) -> tuple[str, str]:
+def _window_snippet(text: str, hits: list[_Hit], max_chars: int, before: bool = False,
+                    after: bool = False) -> tuple[str, str]:
     i, inside = _best_window(hits, max_chars)
     first, last = hits[i], inside[-1]
     spare = max(0, max_chars - (last.end - first.start))
@@ -227,14 +243,14 @@ def _window_snippet(text: str, hits: list[_Hit], max_chars: int) -> tuple[str, s
     if start + max_chars < last.end:  # snapping must not push the last hit out
         start = lo
     end = _snap_end(text, start + max_chars, last.end)
-    return _render(text, start, end, inside)
+    return _render(text, start, end, inside, before, after)
 
 
-def _leading_snippet(text: str, max_chars: int) -> tuple[str, str]:
+def _leading_snippet(text: str, max_chars: int, after: bool = False) -> tuple[str, str]:
     stripped = text.lstrip()
     offset = len(text) - len(stripped)
     end = _snap_end(text, offset + max_chars, offset)
-    return _render(text, offset, end, [])
+    return _render(text, offset, end, [], False, after)
 
 
 def make_snippet(
@@ -262,3 +278,67 @@ def make_snippet(
             return _window_snippet(fallback, fb_hits, max_chars)
         return _leading_snippet(fallback, max_chars)
     return _leading_snippet(text, max_chars)
+
+
+class PassageSource(Protocol):
+    """A stored body as passages (what :class:`yasearch.index.passages.Passages` offers)."""
+
+    def __len__(self) -> int: ...
+    def start(self, i: int) -> int: ...
+    def index_of(self, offset: int) -> int: ...
+    def text(self, i: int) -> str: ...
+    def join(self, first: int = 0, last: int | None = None) -> str: ...
+    def may_hold(self, i: int, terms: Iterable[str]) -> frozenset[str]: ...
+
+
+def _passage_hits(source: PassageSource, terms: frozenset[str], max_chars: int) -> list[_Hit]:
+    """Hits (offsets in the body, in order) of the passages read: those whose filter
+    admits the most query terms first (the earliest first among equals), until a
+    window holds as many distinct terms as the best passage may, no passage left can
+    do better than the window found, or :data:`MAX_PASSAGES_READ` passages were read."""
+    if len(source) == 1:
+        return _scan_hits(source.text(0), terms, max_chars)
+    possible = [source.may_hold(i, terms) for i in range(len(source))]
+    order = sorted((i for i, admitted in enumerate(possible) if admitted), key=lambda i: (-len(possible[i]), i))
+    hits: list[_Hit] = []
+    best = 0  # distinct terms of the best window so far
+    for read, i in enumerate(order):
+        if read >= MAX_PASSAGES_READ or len(possible[i]) <= best:
+            break
+        found = _find_hits(source.text(i), possible[i])
+        if found:
+            base = source.start(i)
+            hits += [_Hit(h.start + base, h.end + base, h.terms) for h in found]
+            hits.sort(key=lambda h: h.start)
+            _j, inside = _best_window(hits, max_chars)
+            best = len(frozenset().union(*(h.terms for h in inside)))
+            if best >= len(possible[order[0]]) or len(hits) >= MAX_HITS:
+                break
+    return hits[:MAX_HITS]
+
+
+def passage_snippet(
+    source: PassageSource, query_terms: Iterable[str], max_chars: int = 240, *, fallback: str = ""
+) -> tuple[str, str]:
+    """:func:`make_snippet` of a body stored as passages, reading only the passages
+    that may hold a query term (see :func:`_passage_hits`) and those the chosen
+    window touches."""
+    terms = frozenset(query_terms)
+    hits = _passage_hits(source, terms, max_chars) if len(source) else []
+    if hits:
+        i, inside = _best_window(hits, max_chars)
+        first, last = hits[i], inside[-1]
+        a = source.index_of(first.start - max_chars)
+        b = source.index_of(last.end + max_chars)
+        base = source.start(a)
+        local = [_Hit(h.start - base, h.end - base, h.terms) for h in inside]
+        return _window_snippet(source.join(a, b), local, max_chars, a > 0, b < len(source) - 1)
+    if fallback and fallback.strip():
+        fb_hits = _find_hits(fallback, terms)
+        if fb_hits:
+            return _window_snippet(fallback, fb_hits, max_chars)
+        return _leading_snippet(fallback, max_chars)
+    if not len(source):
+        return _leading_snippet("", max_chars)
+    last = 1 if len(source) > 1 and len(source.text(0).strip()) < max_chars else 0
+    return _leading_snippet(source.join(0, last), max_chars, last < len(source) - 1)

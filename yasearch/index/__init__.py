@@ -2,6 +2,7 @@
 
 One job per module, imports only downward (each from the ones above it):
 
+* :mod:`.passages` - the stored body as passages compressed one by one, with per-passage term filters;
 * :mod:`.schema` - the Whoosh schema and the field groups (posting, phrase);
 * :mod:`.fastpath` - postings from :func:`yasearch.analysis.analyze_positions`
   instead of Whoosh's analyzer chain (same terms and positions, ~5x faster);

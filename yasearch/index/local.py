@@ -38,7 +38,7 @@ from whoosh.query import Term
 
 from yasearch.index.docvalues import DocValues
 from yasearch.index.reader import ReadView
-from yasearch.index.schema import make_schema, missing_fields
+from yasearch.index.schema import make_schema, missing_fields, retire_stored_body
 from yasearch.index.writer import (
     WriteOp,
     WriteOutcome,
@@ -169,6 +169,7 @@ class LocalIndex:
             writer = ix.writer(timeout=10.0)
             for name, fieldtype in missing_fields(ix.schema).items():
                 writer.add_field(name, fieldtype)
+            retire_stored_body(writer.schema)
             writer.commit()
             ix = whoosh_index.open_dir(str(self.directory))
         self._synced = set(os.listdir(self.directory))

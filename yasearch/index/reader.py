@@ -23,6 +23,7 @@ from whoosh.searching import Searcher
 
 from yasearch.index.docvalues import DocValues
 from yasearch.index.impact import has_impact, open_block_index
+from yasearch.index.passages import PassageColumns, Passages
 from yasearch.index.schema import POSTING_FIELDS, PRIOR_FIELD, TF_FIELDS
 from yasearch.ranking import CollectionStats
 from yasearch.records import PRIOR_SHIFT, DocRecord, Posting
@@ -77,6 +78,7 @@ class ReadView:
         self._df: dict[str, int] = {}
         self._total_length: int | None = None
         self._block_indexes: dict[int, Any] = {}
+        self._passage_columns = PassageColumns(self._leaves)
 
     def refreshed(self, ix: Any, generation: int) -> "ReadView":
         """This view moved to the latest commit.
@@ -136,11 +138,37 @@ class ReadView:
     def docnum_of(self, doc_id: str) -> int | None:
         return self.searcher.document_number(doc_id=doc_id)
 
-    def stored(self, docnum: int) -> dict[str, Any]:
+    def display(self, docnum: int) -> dict[str, Any]:
+        """A document's stored record (url, title, description, ...): small, but documents
+        written before stored passages (:mod:`.passages`) have their body in it too."""
         return self.searcher.stored_fields(docnum)
 
+    def passages(self, docnum: int) -> Passages | None:
+        """The stored body of a document as :class:`~.passages.Passages`, None for a
+        document written before they existed (its body is in :meth:`display`)."""
+        return self._passage_columns.of(docnum)
+
+    def body_prefix(self, docnum: int, chars: int) -> str:
+        """At least the first ``chars`` characters of the stored body (all of it when
+        shorter), decompressing only the passages that hold them."""
+        p = self.passages(docnum)
+        if p is None:
+            return (self.display(docnum).get("body") or "")[:chars]
+        if not len(p):
+            return ""
+        return p.join(0, p.index_of(chars - 1))[:chars]
+
+    def stored(self, docnum: int) -> dict[str, Any]:
+        """Every stored field, the stored body (joined passages, if any) under ``body``."""
+        f = self.display(docnum)
+        if "body" not in f:
+            p = self.passages(docnum)
+            if p is not None:
+                f = dict(f, body=p.join())
+        return f
+
     def record(self, docnum: int) -> DocRecord:
-        f = self.stored(docnum)
+        f = self.display(docnum)
         return DocRecord(
             doc_id=f["doc_id"],
             url=f["url"],

@@ -61,9 +61,8 @@ def text_samples(view: ReadView, term: str, n: int, scan: int, chars: int) -> li
     picked += [docnum for _w, docnum in body[: n - len(picked)]]
     texts = []
     for docnum in picked:
-        fields = view.stored(docnum)
-        body_text = fields.get("body", "") or ""
-        texts.append((fields.get("title", "") or "", fields.get("description", "") or "", body_text[:chars]))
+        fields = view.display(docnum)
+        texts.append((fields.get("title", "") or "", fields.get("description", "") or "", view.body_prefix(docnum, chars)))
     return texts
 
 
@@ -71,7 +70,7 @@ def title_samples(view: ReadView, term: str, n: int) -> list[str]:
     """Stored titles of up to ``n`` live documents with ``term`` in the title."""
     titles: list[str] = []
     for docnum, _w in view.live_pairs("title", term):
-        titles.append(view.stored(docnum).get("title", "") or "")
+        titles.append(view.display(docnum).get("title", "") or "")
         if len(titles) >= n:
             break
     return titles

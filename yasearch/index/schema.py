@@ -8,16 +8,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from whoosh.fields import ID, KEYWORD, NUMERIC, TEXT, FieldType, Schema
+from whoosh.columns import VarBytesColumn
+from whoosh.fields import COLUMN, ID, KEYWORD, NUMERIC, TEXT, FieldType, Schema
 from whoosh.formats import Existence
 
 from yasearch.analysis import make_analyzer
+from yasearch.index.passages import FIELD as PASSAGES_FIELD
+from yasearch.index.passages import encode as encode_passages
 from yasearch.ranking import TEXT_FIELDS
 from yasearch.records import IN_ANCHOR, IN_URL
 
 #: Stored body is capped: it is only kept for snippets, and a few huge pages
 #: would otherwise dominate the index size.
 MAX_STORED_BODY_CHARS = 100_000
+
 
 #: Whoosh fields that make up a posting, with the flag each sets. ``url_terms``
 #: and ``anchor`` (the link texts of inlinks, :mod:`yasearch.anchors`) only set
@@ -68,6 +72,25 @@ class ImpactField(FieldType):
         return False
 
 
+class PassagesField(COLUMN):
+    """The stored body as passages (:mod:`yasearch.index.passages`): one record
+    per document in a column of its own, so that the stored record (title, url,
+    description, ...) stays small and a snippet decompresses only the passages
+    it reads. The value given to the writer is the body; the stored part is
+    capped at :data:`MAX_STORED_BODY_CHARS`."""
+
+    def __init__(self) -> None:
+        super().__init__(VarBytesColumn())
+
+    def to_column_value(self, value: Any) -> bytes:
+        if isinstance(value, bytes):
+            return value
+        return encode_passages((value or "")[:MAX_STORED_BODY_CHARS])
+
+    def from_column_value(self, value: Any) -> Any:
+        return value
+
+
 def make_schema() -> Schema:
     """The Whoosh schema. Analyzed fields all use the one shared analyzer."""
     analyzer = make_analyzer()
@@ -81,12 +104,14 @@ def make_schema() -> Schema:
         host_parts=KEYWORD(lowercase=True),
         title=TEXT(analyzer=analyzer, phrase=True, stored=True),
         headings=TEXT(analyzer=analyzer, phrase=True),
-        body=TEXT(analyzer=analyzer, phrase=True, stored=True),
+        # the stored body is in PASSAGES_FIELD (indexes before it: stored=True here)
+        body=TEXT(analyzer=analyzer, phrase=True),
         description=TEXT(analyzer=analyzer, phrase=True, stored=True),
         language=ID(stored=True),
         crawled_at=NUMERIC(numtype=float, bits=64, stored=True),
         length=NUMERIC(numtype=int, bits=64, stored=True, sortable=True),
         impact=ImpactField(),
+        **{PASSAGES_FIELD: PassagesField()},
     )
 
 
@@ -94,12 +119,19 @@ def added_fields() -> dict[str, FieldType]:
     """Fields added to the schema after indexes were first written: an index
     opened without them gets them (:func:`missing_fields`), empty for old documents."""
     schema = make_schema()
-    return {name: schema[name] for name in ("anchor", "prior")}
+    return {name: schema[name] for name in ("anchor", "prior", PASSAGES_FIELD)}
 
 
 def missing_fields(schema: Schema) -> dict[str, FieldType]:
     """The :func:`added_fields` ``schema`` lacks (an index written before they existed)."""
     return {name: f for name, f in added_fields().items() if name not in schema}
+
+
+def retire_stored_body(schema: Schema) -> None:
+    """Once an index has :data:`PASSAGES_FIELD`, documents written from then on keep
+    their body there only (documents written before keep theirs in the stored record)."""
+    if PASSAGES_FIELD in schema and "body" in schema:
+        schema["body"].stored = False
 
 
 def host_parts(host: str) -> list[str]:

@@ -46,6 +46,8 @@ def whoosh_fields(doc: Document, impact: bool = True) -> dict[str, Any]:
         "body": doc.body or "",
         # Whoosh stores "_stored_<field>" instead of the indexed value.
         "_stored_body": (doc.body or "")[:MAX_STORED_BODY_CHARS],
+        # the stored body as passages (schema.PassagesField caps it), kept out of the stored record
+        "passages": doc.body or "",
         "description": doc.description or "",
         "anchor": doc.anchor or "",
         "prior": str(prior_class(doc.inlinks)),
