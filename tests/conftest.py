@@ -5,7 +5,6 @@ JSON-error check, peer configs, static sites) are in tests/peerutil.py."""
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -157,7 +156,7 @@ def crawl_site(static_site: Callable[..., Awaitable[StaticSite]]) -> Callable[..
     """Factory: ``url = await crawl_site(peer, pages, **spec)`` serves ``pages`` on a
     local site, has ``peer`` crawl it from ``/`` (depth 50, up to 100 pages, no
     delay unless ``spec`` says otherwise) and waits for the job; returns the site's
-    URL (after the anchor-text re-indexing that follows a job). ``host="localhost"`` addresses the site by that name (a second host);
+    URL (once the peer has settled: re-indexing, publishing). ``host="localhost"`` addresses the site by that name (a second host);
     ``seeds=[paths]`` replaces the start page."""
 
     async def crawl(peer: Peer, pages: dict[str, str], *, host: str = "127.0.0.1",
@@ -167,9 +166,10 @@ def crawl_site(static_site: Callable[..., Awaitable[StaticSite]]) -> Callable[..
         spec = {"depth": 50, "max_pages": 100, "delay": 0.0, **spec}
         job = await peer.start_crawl(CrawlSpec(urls=[url + s for s in seeds], **spec))
         await peer.jobs.wait(job.id)
-        # pages whose anchor text grew during the crawl are indexed again in the background:
-        # let that finish, or rankings may change between two requests of a test
-        await asyncio.gather(*peer.jobs.pending_tasks())
+        # pages whose anchor text grew during the crawl are indexed again, and postings are
+        # published, in the background: let that finish, or a ranking may change between two
+        # requests of a test (a global search reads the published postings)
+        await peer.settle()
         return url
 
     return crawl
