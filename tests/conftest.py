@@ -233,7 +233,8 @@ async def make_index(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Lo
 @pytest.fixture
 def prior_on() -> Iterator[float]:
     """The link-graph prior (off by default, see yasearch.ranking.FieldWeights) switched on
-    at 0.5 in this process for one test: its in-process peers and indexes use it."""
+    at 0.5 in this process for one test: its in-process peers and indexes use it (with
+    the writer thread: a writer process imports its own default)."""
     from yasearch.ranking import DEFAULT_WEIGHTS
 
     old = DEFAULT_WEIGHTS.prior

@@ -108,10 +108,12 @@ async def test_a_full_disk_degrades_the_peer_which_recovers_when_space_returns(s
         await server.stop()
 
 
-async def test_the_index_survives_a_full_disk_and_a_restart(small_fs: Path) -> None:
+@pytest.mark.parametrize("writer_process", [False, True], ids=["writer-thread", "writer-process"])
+async def test_the_index_survives_a_full_disk_and_a_restart(small_fs: Path, writer_process: bool) -> None:
     """Documents added while the disk is full are committed after it frees, and the
-    failed commits left no files behind that keep the disk full."""
-    ix = LocalIndex(small_fs, commit_interval=0.05, commit_batch=2)
+    failed commits left no files behind that keep the disk full (the writer process
+    hands its faults to the index as the writer thread does)."""
+    ix = LocalIndex(small_fs, commit_interval=0.05, commit_batch=2, writer_process=writer_process)
     await ix.open()
     try:
         filler = fill(small_fs)

@@ -12,7 +12,11 @@ child), the same batching and commits, the same one-document-per-doc_id rule
 (``update_document`` on the unique ``doc_id``), and the same crash safety (a
 commit is an atomic TOC rename, fsynced by the child before it reports the
 commit). Readers stay in the parent: Whoosh opens the newest TOC on disk for
-every new searcher. If the child dies, ``apply`` raises and the index reports
+every new searcher. An I/O fault in the child (a full disk) comes back as the
+same :class:`~yasearch.index.writer.WriterFault` the writer thread raises (what
+got done, and the ops to apply again, named by the numbers the parent gave
+them), so the index degrades and retries alike. If the child dies, ``apply``
+raises and the index reports
 its writer failed, as when the writer thread raises.
 """
 
@@ -23,7 +27,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from yasearch.index.writer import WriteOp, WriteOutcome, WriterState, sync_new_files
+from yasearch.index.writer import WriteOp, WriteOutcome, WriterFault, WriterState, sync_new_files
 
 
 def _serve(conn: Any, directory: str, limitmb: int, commit_batch: int, fsync: bool) -> None:
@@ -40,6 +44,8 @@ def _serve(conn: Any, directory: str, limitmb: int, commit_batch: int, fsync: bo
             synced = sync_new_files(path, synced)
 
     state = WriterState(ix, limitmb, commit_batch, durable)
+    #: id of each op in the open writer -> the parent's number for it (to name unsettled ops)
+    seq_of: dict[int, int] = {}
     try:
         while True:
             try:
@@ -49,15 +55,25 @@ def _serve(conn: Any, directory: str, limitmb: int, commit_batch: int, fsync: bo
             if msg is None:  # abort
                 state.abort()
                 break
-            ops = [WriteOp(kind, doc=doc, key=key) for kind, doc, key in msg]
+            ops = [WriteOp(kind, doc=doc, key=key) for _seq, kind, doc, key in msg]
+            seq_of.update((id(op), seq) for op, (seq, *_rest) in zip(ops, msg))
+            index_of = {id(op): i for i, op in enumerate(ops)}
             try:
                 out = state.apply(ops)
+            except WriterFault as f:  # a full disk: the open writer is gone, the parent retries
+                results = [(index_of[id(op)], r) for op, r in f.outcome.results]
+                err = f.error
+                conn.send(("fault", err.errno, err.strerror or str(err), f.outcome.commits, results,
+                           [seq_of[id(op)] for op in f.unsettled]))
+                seq_of.clear()
+                continue
             except Exception as e:  # noqa: BLE001 - reported to the parent, which fails the index
                 conn.send(("error", repr(e)))
                 state.abort()
                 break
-            index_of = {id(op): i for i, op in enumerate(ops)}
             pending = state.writer is not None and state.dirty
+            if not state.pending:
+                seq_of.clear()  # nothing of earlier batches can be unsettled any more
             conn.send(("ok", out.commits, [(index_of[id(op)], r) for op, r in out.results], ix.doc_count(), pending))
     finally:
         ix.close()
@@ -83,18 +99,38 @@ class ProcessWriter:
         #: Mirrors of WriterState's: an uncommitted change is pending in the child.
         self.writer: Any = None
         self.dirty = False
+        #: ops sent since the child's writer was last empty, by number: the child names
+        #: those a fault leaves unsettled (they may be of earlier batches)
+        self._sent: dict[int, WriteOp] = {}
+        self._seq = 0
 
     def apply(self, ops: list[WriteOp]) -> WriteOutcome:
+        """The child applies ``ops``; an I/O fault there is raised here as the same
+        :class:`WriterFault` (what got done, the ops to apply again), and the child
+        goes on with a fresh writer, as the writer thread does."""
+        batch = []
+        for op in ops:
+            self._seq += 1
+            self._sent[self._seq] = op
+            batch.append((self._seq, op.kind, op.doc, op.key))
         try:
-            self._conn.send([(op.kind, op.doc, op.key) for op in ops])
+            self._conn.send(batch)
             reply = self._conn.recv()
         except (EOFError, OSError) as e:
             raise WriterProcessError(f"the index writer process exited (code {self._proc.exitcode})") from e
+        if reply[0] == "fault":
+            _fault, errno, strerror, commits, results, unsettled = reply
+            sent, self._sent = self._sent, {}
+            self.writer, self.dirty = None, False
+            outcome = WriteOutcome(commits=commits, results=[(ops[i], r) for i, r in results])
+            raise WriterFault(OSError(errno, strerror), outcome, [sent[s] for s in unsettled])
         if reply[0] != "ok":
             raise WriterProcessError(f"the index writer process failed: {reply[1]}")
         _ok, commits, results, self.doc_count, pending = reply
         self.dirty = pending
         self.writer = True if pending else None
+        if not pending:
+            self._sent.clear()
         return WriteOutcome(commits=commits, results=[(ops[i], r) for i, r in results])
 
     def abort(self) -> None:
