@@ -108,11 +108,12 @@ async def test_a_query_of_stopwords_is_answered_as_a_phrase(index: LocalIndex) -
             make_doc("https://a.org/hamlet", "Hamlet", "To be, or not to be, that is the question"),
             make_doc("https://a.org/title", "To be or not to be", "a famous line"),
             make_doc("https://a.org/other", "Other", "not to be confused with or to be seen"),
+            make_doc("https://a.org/inside", "Inside", "Unto be or not to bed: words that only hold the phrase"),
         ],
     )
     res = await search_local(index, parse_query("to be or not to be"), limit=10)
-    assert [h.url for h in res.results] == ["https://a.org/title", "https://a.org/hamlet"]
-    assert (await search_local(index, parse_query("the"), limit=10)).total == 1
+    assert [h.url for h in res.results] == ["https://a.org/title", "https://a.org/hamlet"]  # whole words only
+    assert (await search_local(index, parse_query("the"), limit=10)).total == 2
 
 
 async def test_an_unknown_word_gets_did_you_mean_from_the_dictionary(index: LocalIndex) -> None:

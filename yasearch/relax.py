@@ -156,14 +156,25 @@ def stopword_view(view: ReadView, words: list[str]) -> tuple[list[tuple[str, flo
     :data:`STOPWORD_MATCHES` hold the phrase; of each body, the first
     :data:`STOPWORD_BODY_CHARS` characters.
     """
-    phrase = re.compile(r"(?<!\w)" + r"\W+".join(re.escape(w) for w in words) + r"(?!\w)", re.IGNORECASE)
+    # on lowercased text, the phrase starts with a literal the regex engine finds fast
+    # (IGNORECASE made the scan ~9x slower); the word boundary before it is checked here
+    phrase = re.compile(r"\W+".join(re.escape(w.lower()) for w in words) + r"(?!\w)")
+
+    def count(text: str) -> int:
+        low = text.lower()
+        n = 0
+        for m in phrase.finditer(low):
+            before = low[m.start() - 1] if m.start() else " "
+            n += not (before.isalnum() or before == "_")
+        return n
+
     scores: dict[str, float] = {}
     by_id: dict[str, int] = {}
     for i, d in enumerate(view.reader.all_doc_ids()):
         if i >= STOPWORD_SCAN_DOCS:
             break
         f = view.display(d)
-        score = 3.0 * bool(phrase.search(f.get("title") or "")) + len(phrase.findall(view.body_prefix(d, STOPWORD_BODY_CHARS)))
+        score = 3.0 * bool(count(f.get("title") or "")) + count(view.body_prefix(d, STOPWORD_BODY_CHARS))
         if score:
             scores[f["doc_id"]] = score
             by_id[f["doc_id"]] = d
