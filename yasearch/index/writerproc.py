@@ -1,6 +1,6 @@
 """The index writer in a process of its own, out of the event loop's GIL.
 
-Whoosh's writer is pure Python: ~6 ms of CPU per 20 KB page, in a thread that
+Whoosh's writer is pure Python: ~4-5 ms of CPU per 20 KB page, in a thread that
 shares the GIL with the event loop (fetching, the crawl loop, SQLite, aiohttp),
 so indexing and crawling took turns on one core. :class:`ProcessWriter` runs
 the same :class:`~yasearch.index.writer.WriterState` in a child process and
@@ -16,8 +16,8 @@ every new searcher. An I/O fault in the child (a full disk) comes back as the
 same :class:`~yasearch.index.writer.WriterFault` the writer thread raises (what
 got done, and the ops to apply again, named by the numbers the parent gave
 them), so the index degrades and retries alike. If the child dies, ``apply``
-raises and the index reports
-its writer failed, as when the writer thread raises.
+raises and the index reports its writer failed, as when the writer thread
+raises.
 """
 
 from __future__ import annotations
