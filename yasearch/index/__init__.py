@@ -2,6 +2,7 @@
 
 One job per module, imports only downward (each from the ones above it):
 
+* :mod:`.mapped` - segment files read in place from their memory map (Whoosh copied each one it opened);
 * :mod:`.passages` - the stored body as passages compressed one by one, with per-passage term filters;
 * :mod:`.schema` - the Whoosh schema and the field groups (posting, phrase);
 * :mod:`.fastpath` - postings from :func:`yasearch.analysis.analyze_positions`
@@ -16,6 +17,7 @@ One job per module, imports only downward (each from the ones above it):
 * :mod:`.local` - the :class:`LocalIndex` facade the rest of yasearch uses.
 """
 
+from yasearch.index import mapped  # noqa: F401 - installed before any segment is opened
 from yasearch.index.local import IndexClosedError, IndexDegradedError, IndexDirectoryError, LocalIndex
 from yasearch.index.reader import ReadView
 from yasearch.index.schema import (
