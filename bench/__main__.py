@@ -17,6 +17,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "[--pages N] [--growth] [--big] [--no-scrapy] [--no-phases] [--json FILE] [--strict]",
         "crawl + index a generated local site, Scrapy as the reference, query latency as the index grows",
     ),
+    "qcpu": (
+        "bench.qcpu",
+        "PAGES DIR [--big] [--rounds N] [--profile N]",
+        "CPU time per local query in one thread on an index kept by crawl --growth --keep",
+    ),
     "network": (
         "bench.network",
         "[--peers N] [--pages N] [--queries N] [--json FILE] [--strict]",

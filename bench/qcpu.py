@@ -1,6 +1,6 @@
 """CPU time per local query, in one thread, on an index kept by ``bench crawl --growth ... --keep DIR``.
 
-``python -m bench.qcpu PAGES DIR [--big] [--rounds N] [--profile N]`` runs the
+``python -m bench qcpu PAGES DIR [--big] [--rounds N] [--profile N]`` runs the
 growth benchmark's 100 queries (same seed, same sampled pages) ``N`` times
 straight through :func:`yasearch.search._search_view` (no event loop, no reader
 pool) and prints wall p50/p95 and the CPU time of each query, word queries and
@@ -24,7 +24,7 @@ from bench.growth import BIG_PAGES, QUERY_PAGES, _site_texts, query_set
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m bench.qcpu", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m bench qcpu", description=__doc__.split("\n")[0])
     ap.add_argument("pages", type=int, help="pages of the site the index was built from")
     ap.add_argument("directory", type=Path, help="the index directory (e.g. DIR/3000-big)")
     ap.add_argument("--big", action="store_true", help="the site of pages of 100 KB-1 MB")
