@@ -32,7 +32,7 @@ class ViewFile:
     __slots__ = ("_buf", "_pos", "_size", "closed")
 
     def __init__(self, buf: Any) -> None:
-        self._buf = memoryview(buf).cast("B") if not isinstance(buf, bytes) else memoryview(buf)
+        self._buf = memoryview(buf).cast("B")
         self._pos = 0
         self._size = len(self._buf)
         self.closed = False
